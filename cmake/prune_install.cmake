@@ -1,0 +1,30 @@
+# prune_install.cmake: install rules and the CMake package (pruneConfig.cmake + an
+# ARCH_INDEPENDENT version file). Each target goes into an export file of its own, so
+# that pruneConfig.cmake loads a target only when its dependency is found on the
+# consumer's machine (prune::prune always; prune::eigen with Eigen3, ...).
+set(PRUNE_CMAKE_DIR "${CMAKE_INSTALL_DATADIR}/cmake/prune")
+
+foreach(component prune io eigen xtensor bert)
+  if(TARGET prune_${component})
+    set(extra)
+    if(component STREQUAL "bert")
+      set(extra prune_blas)
+    endif()
+    install(TARGETS prune_${component} ${extra} EXPORT prune-${component}
+            FILE_SET HEADERS DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+    install(EXPORT prune-${component} NAMESPACE prune:: DESTINATION ${PRUNE_CMAKE_DIR}
+            FILE prune-${component}-targets.cmake)
+  endif()
+endforeach()
+if(TARGET prune_torch)  # its dependency is found again by pruneConfig.cmake
+  get_target_property(torch_headers prune_torch HEADER_SET)
+  install(FILES ${torch_headers} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/prune/adapters)
+endif()
+
+configure_package_config_file(cmake/pruneConfig.cmake.in "${PROJECT_BINARY_DIR}/pruneConfig.cmake"
+                              INSTALL_DESTINATION ${PRUNE_CMAKE_DIR})
+write_basic_package_version_file("${PROJECT_BINARY_DIR}/pruneConfigVersion.cmake"
+                                 COMPATIBILITY SameMinorVersion ARCH_INDEPENDENT)
+install(FILES "${PROJECT_BINARY_DIR}/pruneConfig.cmake" "${PROJECT_BINARY_DIR}/pruneConfigVersion.cmake"
+        DESTINATION ${PRUNE_CMAKE_DIR})
+install(FILES LICENSE DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/prune)

@@ -1,0 +1,23 @@
+# prune_warnings.cmake: build settings for the project's own binaries (tests, examples,
+# benchmarks), never for the INTERFACE targets that consumers link.
+#   PRUNE_WARNINGS_AS_ERRORS  -Wall -Wextra -Wpedantic -Werror
+#   PRUNE_SANITIZE            e.g. "address,undefined" (ASan + UBSan, LSan included)
+#   PRUNE_NATIVE              -march=native for speed on the machine that runs them
+option(PRUNE_WARNINGS_AS_ERRORS "Warnings are errors in the project's own binaries" OFF)
+set(PRUNE_SANITIZE "" CACHE STRING "Sanitizers for the project's own binaries (e.g. address,undefined)")
+option(PRUNE_NATIVE "Compile the project's own binaries with -march=native" ON)
+
+function(prune_binary_settings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
+  if(PRUNE_WARNINGS_AS_ERRORS)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(PRUNE_NATIVE)
+    target_compile_options(${target} PRIVATE -march=native)
+  endif()
+  if(PRUNE_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${PRUNE_SANITIZE} -fno-omit-frame-pointer
+                                             -fno-sanitize-recover=all)
+    target_link_options(${target} PRIVATE -fsanitize=${PRUNE_SANITIZE})
+  endif()
+endfunction()

@@ -1,0 +1,10 @@
+// prune/prune.hpp: the umbrella header of the core library (standard library only):
+// element types, views and adapter traits, masks, selection, schedules, the search loop.
+// Adapters (Eigen, xtensor, torch), file formats and the reference BERT have headers of
+// their own.
+#pragma once
+
+#include <prune/element.hpp>
+#include <prune/error.hpp>
+#include <prune/mask.hpp>
+#include <prune/tensor.hpp>
