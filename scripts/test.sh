@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The test command of README.md (and of CI): on a fresh Debian 12 machine it installs what
+# is missing, then builds and runs every test twice:
+#   1. the `release` preset: warnings are errors, every public header compiles on its own,
+#      ctest runs the whole suite (PyTorch oracles, consumer projects, compile-fail tests);
+#   2. the `asan` preset: the same suite (without libtorch) under ASan + UBSan + LeakSanitizer;
+# and, when the fuzz targets exist and clang is present, runs each one for a bounded time.
+# Usage: scripts/test.sh [--no-asan] [--no-fuzz]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+run_asan=1
+run_fuzz=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-asan) run_asan=0 ;;
+    --no-fuzz) run_fuzz=0 ;;
+    *) echo "scripts/test.sh: unknown option '$arg' (expected --no-asan or --no-fuzz)" >&2; exit 2 ;;
+  esac
+done
+
+bash scripts/setup.sh
+
+step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)" >&2; }
+
+step "release build (warnings as errors)"
+cmake --preset release
+cmake --build --preset release
+step "every public header compiles on its own"
+cmake --build --preset release --target all_verify_interface_header_sets
+step "release tests"
+ctest --preset release
+
+if [ "$run_asan" = 1 ]; then
+  step "ASan + UBSan build"
+  cmake --preset asan
+  cmake --build --preset asan
+  step "ASan + UBSan + LeakSanitizer tests"
+  ctest --preset asan
+fi
+
+if [ "$run_fuzz" = 1 ] && [ -x fuzz/run.sh ]; then
+  step "fuzzing, bounded"
+  fuzz/run.sh "${PRUNE_FUZZ_SECONDS:-30}"
+fi
+step "all tests passed"
