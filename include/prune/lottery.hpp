@@ -1,0 +1,129 @@
+// prune/lottery.hpp: the "random" and "bad" structure subnetworks of "When BERT Plays the
+// Lottery", built from the "good" mask that s-pruning found.
+//
+// Heads and MLPs are handled separately, each with its own kept / total counts:
+//   random_structure(good, seed)                 each component kept independently with
+//                                                probability kept/total (size matches on average)
+//   random_structure(good, seed, exact_size)     a uniform sample of exactly `kept` components
+//   bad_structure(good, seed)                    if more survived than were pruned: every pruned
+//                                                component plus a random top-up of good ones;
+//                                                else a random sample of `kept` pruned components
+// Randomness is a SplitMix64 stream of the seed (its own stream for heads and for MLPs), so
+// masks are bit-identical on every platform and standard library.
+// Element-mask (m-pruning) random and bad subnetworks are random_scores / inverted_magnitude
+// scores (<prune/importance/scores.hpp>) selected at the good mask's count (<prune/select.hpp>).
+#pragma once
+
+#include <prune/error.hpp>
+#include <prune/mask.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <utility>
+#include <string>
+#include <vector>
+
+namespace prune {
+
+/// How random_structure sizes its sample.
+enum class sample_size {
+    expected,  ///< each component kept independently with probability kept/total (the paper's)
+    exact,     ///< exactly as many components as the good mask keeps
+};
+
+namespace detail {
+
+/// SplitMix64: a tiny portable generator (same stream everywhere).
+class splitmix64 {
+public:
+    /// A stream for a seed and a stream index.
+    explicit splitmix64(std::uint64_t seed, std::uint64_t stream = 0) noexcept
+        : state_(seed ^ (0xD1B54A32D192ED03ull * (stream + 1))) {}
+    /// The next 64 random bits.
+    std::uint64_t next() noexcept {
+        std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    }
+    /// A uniform double in [0, 1) (53 random bits).
+    double uniform() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+    /// A uniform integer in [0, n), n > 0 (rejection sampling, no modulo bias).
+    std::uint64_t below(std::uint64_t n) noexcept {
+        PRUNE_ASSERT(n > 0);
+        const std::uint64_t limit = ~std::uint64_t{0} - (~std::uint64_t{0} % n);
+        std::uint64_t x = next();
+        while (x >= limit) x = next();
+        return x % n;
+    }
+
+private:
+    std::uint64_t state_;
+};
+
+/// k indices sampled uniformly without replacement from `pool` (partial Fisher-Yates), in pool order of draw.
+inline std::vector<std::size_t> sample_without_replacement(std::vector<std::size_t> pool, std::size_t k,
+                                                           splitmix64& rng) {
+    PRUNE_ASSERT(k <= pool.size());
+    for (std::size_t i = 0; i < k; ++i) {
+        const std::size_t j = i + static_cast<std::size_t>(rng.below(pool.size() - i));
+        std::swap(pool[i], pool[j]);
+    }
+    pool.resize(k);
+    return pool;
+}
+
+/// The random group mask with the layout of `good` (see random_structure).
+inline group_mask random_groups(const group_mask& good, splitmix64& rng, sample_size size) {
+    group_mask result = good;
+    const std::size_t total = good.total();
+    const std::size_t kept = good.count_kept();
+    if (size == sample_size::expected) {
+        const double p = total == 0 ? 0.0 : static_cast<double>(kept) / static_cast<double>(total);
+        for (std::size_t i = 0; i < total; ++i) result.set_flat(i, rng.uniform() < p);
+        return result;
+    }
+    std::vector<std::size_t> all(total);
+    std::iota(all.begin(), all.end(), std::size_t{0});
+    for (std::size_t i = 0; i < total; ++i) result.set_flat(i, false);
+    for (std::size_t i : sample_without_replacement(std::move(all), kept, rng)) result.set_flat(i, true);
+    return result;
+}
+
+/// The bad group mask of `good` (see bad_structure): always exactly good.count_kept() kept.
+inline group_mask bad_groups(const group_mask& good, splitmix64& rng) {
+    std::vector<std::size_t> survived, pruned;
+    for (std::size_t i = 0; i < good.total(); ++i) (good.kept_flat(i) ? survived : pruned).push_back(i);
+    group_mask result = good;
+    for (std::size_t i = 0; i < good.total(); ++i) result.set_flat(i, false);
+    if (survived.size() > pruned.size()) {
+        for (std::size_t i : pruned) result.set_flat(i, true);
+        const std::size_t top_up = survived.size() - pruned.size();
+        for (std::size_t i : sample_without_replacement(std::move(survived), top_up, rng)) result.set_flat(i, true);
+    } else {
+        const std::size_t k = survived.size();
+        for (std::size_t i : sample_without_replacement(std::move(pruned), k, rng)) result.set_flat(i, true);
+    }
+    return result;
+}
+
+}  // namespace detail
+
+/// The random subnetwork of a good structure mask: heads and MLPs sampled separately, with
+/// probability kept/total each (sample_size::expected) or exactly the good counts (sample_size::exact).
+[[nodiscard]] inline structure_mask random_structure(const structure_mask& good, std::uint64_t seed,
+                                                     sample_size size = sample_size::expected) {
+    detail::splitmix64 head_rng(seed, 1), mlp_rng(seed, 2);
+    return {detail::random_groups(good.heads, head_rng, size), detail::random_groups(good.mlps, mlp_rng, size)};
+}
+
+/// The bad subnetwork of a good structure mask (heads and MLPs separately, each of the good size):
+/// if more survived than were pruned, all pruned components plus a random top-up of good ones;
+/// otherwise a random sample of the pruned components.
+[[nodiscard]] inline structure_mask bad_structure(const structure_mask& good, std::uint64_t seed) {
+    detail::splitmix64 head_rng(seed, 3), mlp_rng(seed, 4);
+    return {detail::bad_groups(good.heads, head_rng), detail::bad_groups(good.mlps, mlp_rng)};
+}
+
+}  // namespace prune
