@@ -1,0 +1,459 @@
+// prune/io/atomic.hpp: outputs that appear whole or not at all.
+//
+// `atomic_file` writes to a hidden temporary file in the target's directory, fsyncs
+// it and renames it over the target on `commit()`; destroyed uncommitted (an
+// exception, an early return) it removes the temporary. `write_file_atomically` does
+// that for a buffer in one call. `output_directory` stages a whole output directory
+// (a model, a report, masks) in a hidden sibling directory and moves it into place on
+// `commit()`, replacing an existing directory: the old one is renamed aside, the new
+// one renamed in, the old one removed. A reader therefore sees the previous output
+// or the new one, never a mixture.
+//
+// Interruption: every temporary path is registered in a small process-wide registry
+// while it exists. `remove_staging_on_signal()` installs SIGINT/SIGTERM handlers that
+// delete the registered temporaries and then re-raise the signal with its default
+// action, so an interrupted binary leaves the previous output intact (or none) and no
+// staging debris. Binaries call it once at the start of main.
+#pragma once
+
+#include <prune/error.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>  // renameat2 (glibc, _GNU_SOURCE)
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace prune::io {
+
+namespace detail {
+
+/// The process-wide list of temporary paths to delete when SIGINT/SIGTERM arrives.
+/// Fixed-size storage so the signal handler touches no allocator.
+class staging_registry {
+public:
+    static constexpr std::size_t slots = 64;        ///< at most this many live temporaries are tracked
+    static constexpr std::size_t max_path = 4096;   ///< longer paths are not tracked
+
+    /// The single instance.
+    static staging_registry& instance() noexcept {
+        static staging_registry registry;
+        return registry;
+    }
+
+    /// Tracks a path; returns its slot, or -1 when the registry is full or the path too long.
+    int add(const std::filesystem::path& path) noexcept {
+        const std::string& text = path.native();
+        if (text.size() + 1 > max_path) {
+            return -1;
+        }
+        for (std::size_t i = 0; i < slots; ++i) {
+            int expected = free_slot;
+            if (state_[i].compare_exchange_strong(expected, writing)) {
+                std::memcpy(paths_[i], text.c_str(), text.size() + 1);
+                state_[i].store(used);
+                return static_cast<int>(i);
+            }
+        }
+        return -1;
+    }
+
+    /// Stops tracking a slot returned by add (no-op for -1).
+    void remove(int slot) noexcept {
+        if (slot >= 0) {
+            state_[static_cast<std::size_t>(slot)].store(free_slot);
+        }
+    }
+
+    /// Deletes every tracked path (files, or directories recursively). Async-signal-tolerant:
+    /// only POSIX calls, no allocation beyond what opendir does.
+    void remove_all_now() noexcept {
+        for (std::size_t i = 0; i < slots; ++i) {
+            int expected = used;
+            if (state_[i].compare_exchange_strong(expected, writing)) {
+                remove_tree(paths_[i]);
+                state_[i].store(free_slot);
+            }
+        }
+    }
+
+private:
+    static constexpr int free_slot = 0;
+    static constexpr int writing = 1;
+    static constexpr int used = 2;
+
+    static void remove_tree(const char* path) noexcept {
+        struct stat info {};
+        if (::lstat(path, &info) != 0) {
+            return;
+        }
+        if (S_ISDIR(info.st_mode)) {
+            if (DIR* dir = ::opendir(path)) {
+                char child[max_path];
+                while (const dirent* entry = ::readdir(dir)) {
+                    if (std::strcmp(entry->d_name, ".") == 0 || std::strcmp(entry->d_name, "..") == 0) {
+                        continue;
+                    }
+                    const std::size_t a = std::strlen(path);
+                    const std::size_t b = std::strlen(entry->d_name);
+                    if (a + b + 2 > sizeof(child)) {
+                        continue;
+                    }
+                    std::memcpy(child, path, a);
+                    child[a] = '/';
+                    std::memcpy(child + a + 1, entry->d_name, b + 1);
+                    remove_tree(child);
+                }
+                ::closedir(dir);
+            }
+            ::rmdir(path);
+        } else {
+            ::unlink(path);
+        }
+    }
+
+    std::atomic<int> state_[slots]{};
+    char paths_[slots][max_path]{};
+};
+
+/// A registry slot held for the lifetime of a temporary path.
+class staging_ticket {
+public:
+    staging_ticket() = default;
+    explicit staging_ticket(const std::filesystem::path& path) : slot_(staging_registry::instance().add(path)) {}
+    staging_ticket(staging_ticket&& other) noexcept : slot_(std::exchange(other.slot_, -1)) {}
+    staging_ticket& operator=(staging_ticket&& other) noexcept {
+        if (this != &other) {
+            release();
+            slot_ = std::exchange(other.slot_, -1);
+        }
+        return *this;
+    }
+    staging_ticket(const staging_ticket&) = delete;
+    staging_ticket& operator=(const staging_ticket&) = delete;
+    ~staging_ticket() { release(); }
+    void release() noexcept {
+        staging_registry::instance().remove(slot_);
+        slot_ = -1;
+    }
+
+private:
+    int slot_ = -1;
+};
+
+/// The C error text of errno value e.
+inline std::string errno_text(int e) { return std::error_code(e, std::generic_category()).message(); }
+
+/// A random hidden sibling name: "<dir>/.<name>.<tag>-<random>".
+inline std::filesystem::path hidden_sibling(const std::filesystem::path& target, std::string_view tag) {
+    static std::atomic<std::uint64_t> counter{0};
+    std::random_device device;
+    const std::uint64_t salt = (std::uint64_t{device()} << 32) ^ device() ^ (counter.fetch_add(1) << 48) ^
+                               static_cast<std::uint64_t>(::getpid());
+    static constexpr char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    std::string suffix;
+    std::uint64_t v = salt;
+    for (int i = 0; i < 10; ++i) {
+        suffix += digits[v % 36];
+        v /= 36;
+    }
+    const std::filesystem::path parent = target.parent_path();
+    const std::string name = "." + target.filename().string() + "." + std::string(tag) + "-" + suffix;
+    return parent.empty() ? std::filesystem::path(name) : parent / name;
+}
+
+/// fsyncs a directory so a rename inside it is durable (best effort).
+inline void sync_directory(const std::filesystem::path& dir) noexcept {
+    const std::filesystem::path d = dir.empty() ? std::filesystem::path(".") : dir;
+    const int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+    }
+}
+
+/// The signal handler: deletes the staging paths, then dies of the signal as usual.
+extern "C" inline void remove_staging_and_reraise(int signal_number) {
+    staging_registry::instance().remove_all_now();
+    std::signal(signal_number, SIG_DFL);
+    std::raise(signal_number);
+}
+
+}  // namespace detail
+
+/// Installs SIGINT/SIGTERM handlers that delete every live staging file or directory,
+/// then let the signal terminate the process as it would have. Call once from main.
+inline void remove_staging_on_signal() {
+    struct sigaction action {};
+    action.sa_handler = detail::remove_staging_and_reraise;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESETHAND;
+    for (int s : {SIGINT, SIGTERM}) {
+        if (::sigaction(s, &action, nullptr) != 0) {
+            throw io_error("prune::io::remove_staging_on_signal: sigaction failed: " + detail::errno_text(errno));
+        }
+    }
+}
+
+/// Deletes every live staging path now (what the signal handler does); for tests and custom handlers.
+inline void remove_staging_now() noexcept { detail::staging_registry::instance().remove_all_now(); }
+
+/// A file written under a temporary name and renamed over its target on commit().
+/// Move-only; an uncommitted file's temporary is removed on destruction.
+class atomic_file {
+public:
+    /// Creates the temporary beside `target`; io_error when the directory is not writable.
+    explicit atomic_file(std::filesystem::path target) : target_(std::move(target)) {
+        if (target_.filename().empty()) {
+            throw io_error("prune::io: cannot write '" + target_.string() + "': not a file name");
+        }
+        for (int attempt = 0; attempt < 16 && fd_ < 0; ++attempt) {
+            temporary_ = detail::hidden_sibling(target_, "tmp");
+            fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            if (fd_ < 0 && errno != EEXIST) {
+                const int e = errno;
+                throw io_error("prune::io: cannot create a temporary file in '" +
+                               (target_.parent_path().empty() ? std::string(".") : target_.parent_path().string()) +
+                               "' to write '" + target_.string() + "': " + detail::errno_text(e));
+            }
+        }
+        if (fd_ < 0) {
+            throw io_error("prune::io: cannot create a unique temporary file beside '" + target_.string() + "'");
+        }
+        ticket_ = detail::staging_ticket(temporary_);
+    }
+
+    atomic_file(atomic_file&& other) noexcept
+        : target_(std::move(other.target_)),
+          temporary_(std::move(other.temporary_)),
+          fd_(std::exchange(other.fd_, -1)),
+          committed_(std::exchange(other.committed_, true)),
+          ticket_(std::move(other.ticket_)) {}
+    atomic_file& operator=(atomic_file&&) = delete;
+    atomic_file(const atomic_file&) = delete;
+    atomic_file& operator=(const atomic_file&) = delete;
+
+    /// Removes the temporary unless committed.
+    ~atomic_file() { discard(); }
+
+    /// Appends bytes; io_error on a failed write (disk full, ...).
+    void write(std::span<const std::byte> bytes) {
+        PRUNE_ASSERT(fd_ >= 0);
+        const auto* p = reinterpret_cast<const char*>(bytes.data());
+        std::size_t left = bytes.size();
+        while (left > 0) {
+            const ssize_t n = ::write(fd_, p, left);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                const int e = errno;
+                throw io_error("prune::io: writing '" + target_.string() + "' failed: " + detail::errno_text(e));
+            }
+            p += n;
+            left -= static_cast<std::size_t>(n);
+        }
+    }
+
+    /// Appends the characters of a string.
+    void write(std::string_view text) { write(std::as_bytes(std::span<const char>(text.data(), text.size()))); }
+
+    /// fsyncs, closes and renames the temporary over the target.
+    void commit() {
+        PRUNE_ASSERT(fd_ >= 0);
+        if (::fsync(fd_) != 0) {
+            const int e = errno;
+            throw io_error("prune::io: fsync of '" + target_.string() + "' failed: " + detail::errno_text(e));
+        }
+        const int fd = std::exchange(fd_, -1);
+        if (::close(fd) != 0) {
+            const int e = errno;
+            throw io_error("prune::io: closing '" + target_.string() + "' failed: " + detail::errno_text(e));
+        }
+        if (::rename(temporary_.c_str(), target_.c_str()) != 0) {
+            const int e = errno;
+            throw io_error("prune::io: cannot rename the temporary onto '" + target_.string() +
+                           "': " + detail::errno_text(e));
+        }
+        committed_ = true;
+        ticket_.release();
+        detail::sync_directory(target_.parent_path());
+    }
+
+    /// The path the file will have once committed.
+    [[nodiscard]] const std::filesystem::path& target() const noexcept { return target_; }
+    /// The temporary path being written.
+    [[nodiscard]] const std::filesystem::path& temporary() const noexcept { return temporary_; }
+
+private:
+    void discard() noexcept {
+        if (fd_ >= 0) {
+            ::close(fd_);
+            fd_ = -1;
+        }
+        if (!committed_ && !temporary_.empty()) {
+            ::unlink(temporary_.c_str());
+        }
+        committed_ = true;
+        ticket_.release();
+    }
+
+    std::filesystem::path target_;
+    std::filesystem::path temporary_;
+    int fd_ = -1;
+    bool committed_ = false;
+    detail::staging_ticket ticket_;
+};
+
+/// Writes bytes to path atomically (temporary, fsync, rename); nothing is left on failure.
+inline void write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes) {
+    atomic_file file(path);
+    file.write(bytes);
+    file.commit();
+}
+
+/// Writes a string to path atomically (temporary, fsync, rename); nothing is left on failure.
+inline void write_file_atomically(const std::filesystem::path& path, std::string_view text) {
+    atomic_file file(path);
+    file.write(text);
+    file.commit();
+}
+
+/// An output directory staged in a hidden sibling and moved into place by commit().
+/// Write files into path() (plain writes are fine: the whole directory appears at once).
+/// Destroyed uncommitted, the staging directory and everything in it are removed.
+class output_directory {
+public:
+    /// Creates "<parent>/.<name>.staging-XXXX"; io_error when the parent is missing or unwritable.
+    explicit output_directory(std::filesystem::path target) : target_(std::move(target)) {
+        while (!target_.empty() && target_.filename().empty()) {  // "out/" -> "out"
+            target_ = target_.parent_path();
+        }
+        if (target_.empty() || target_.filename() == "." || target_.filename() == "..") {
+            throw io_error("prune::io: '" + target_.string() + "' cannot be an output directory (expected a name)");
+        }
+        std::error_code ec;
+        if (std::filesystem::exists(target_, ec) && !std::filesystem::is_directory(target_, ec)) {
+            throw io_error("prune::io: output '" + target_.string() + "' exists and is not a directory");
+        }
+        const std::filesystem::path parent = target_.parent_path().empty() ? "." : target_.parent_path();
+        if (!std::filesystem::is_directory(parent, ec)) {
+            throw io_error("prune::io: cannot create output '" + target_.string() + "': the parent directory '" +
+                           parent.string() + "' does not exist");
+        }
+        for (int attempt = 0; attempt < 16; ++attempt) {
+            staging_ = detail::hidden_sibling(target_, "staging");
+            if (::mkdir(staging_.c_str(), 0755) == 0) {
+                ticket_ = detail::staging_ticket(staging_);
+                return;
+            }
+            if (errno != EEXIST) {
+                const int e = errno;
+                staging_.clear();
+                throw io_error("prune::io: cannot create output '" + target_.string() + "': '" + parent.string() +
+                               "' is not writable (" + detail::errno_text(e) + ")");
+            }
+        }
+        staging_.clear();
+        throw io_error("prune::io: cannot create a unique staging directory beside '" + target_.string() + "'");
+    }
+
+    output_directory(output_directory&& other) noexcept
+        : target_(std::move(other.target_)),
+          staging_(std::move(other.staging_)),
+          committed_(std::exchange(other.committed_, true)),
+          ticket_(std::move(other.ticket_)) {}
+    output_directory& operator=(output_directory&&) = delete;
+    output_directory(const output_directory&) = delete;
+    output_directory& operator=(const output_directory&) = delete;
+
+    /// Removes the staging directory unless committed.
+    ~output_directory() { discard(); }
+
+    /// The staging directory: write the outputs here.
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return staging_; }
+    /// A file inside the staging directory.
+    [[nodiscard]] std::filesystem::path operator/(const std::filesystem::path& name) const { return staging_ / name; }
+    /// Where the directory appears after commit().
+    [[nodiscard]] const std::filesystem::path& target() const noexcept { return target_; }
+    /// True once commit() succeeded.
+    [[nodiscard]] bool committed() const noexcept { return committed_; }
+
+    /// Moves the staging directory into place, replacing an existing target directory.
+    void commit() {
+        PRUNE_ASSERT(!committed_ && !staging_.empty());
+        std::error_code ec;
+        if (std::filesystem::exists(std::filesystem::symlink_status(target_, ec))) {
+            // Linux: swap the two directories in one step; the old output then sits at the
+            // (still registered) staging path and is removed below.
+            if (::renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, target_.c_str(), RENAME_EXCHANGE) == 0) {
+                committed_ = true;
+                detail::sync_directory(target_.parent_path());
+                std::filesystem::remove_all(staging_, ec);  // best effort: the new output is in place
+                ticket_.release();
+                return;
+            }
+            if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+                const int e = errno;
+                throw io_error("prune::io: cannot replace '" + target_.string() + "': " + detail::errno_text(e));
+            }
+            // No RENAME_EXCHANGE on this file system: move the old directory aside first.
+            const std::filesystem::path old = detail::hidden_sibling(target_, "old");
+            if (::rename(target_.c_str(), old.c_str()) != 0) {
+                const int e = errno;
+                throw io_error("prune::io: cannot move the previous '" + target_.string() +
+                               "' aside: " + detail::errno_text(e));
+            }
+            if (::rename(staging_.c_str(), target_.c_str()) != 0) {
+                const int e = errno;
+                ::rename(old.c_str(), target_.c_str());  // put the previous output back
+                throw io_error("prune::io: cannot move the output into '" + target_.string() +
+                               "': " + detail::errno_text(e));
+            }
+            committed_ = true;
+            ticket_.release();
+            detail::sync_directory(target_.parent_path());
+            std::filesystem::remove_all(old, ec);
+            return;
+        }
+        if (::rename(staging_.c_str(), target_.c_str()) != 0) {
+            const int e = errno;
+            throw io_error("prune::io: cannot move the output into '" + target_.string() +
+                           "': " + detail::errno_text(e));
+        }
+        committed_ = true;
+        ticket_.release();
+        detail::sync_directory(target_.parent_path());
+    }
+
+private:
+    void discard() noexcept {
+        if (!committed_ && !staging_.empty()) {
+            std::error_code ec;
+            std::filesystem::remove_all(staging_, ec);
+        }
+        committed_ = true;
+        ticket_.release();
+    }
+
+    std::filesystem::path target_;
+    std::filesystem::path staging_;
+    bool committed_ = false;
+    detail::staging_ticket ticket_;
+};
+
+}  // namespace prune::io
