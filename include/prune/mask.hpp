@@ -11,11 +11,14 @@
 #include <prune/tensor.hpp>
 
 #include <algorithm>
+#include <array>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -172,67 +175,129 @@ struct unsigned_of_width<8> {
     using type = std::uint64_t;
 };
 
-/// Zeroes the pruned elements of a contiguous run in logical order.
+/// Zeroes the elements of a block of 64 whose bit is 0 (bit j: element j), branch-free.
 template <element T>
-void apply_contiguous(std::span<const std::uint64_t> words, std::span<T> data) noexcept {
+inline void apply_word(std::uint64_t bits, T* block) noexcept {
     using U = typename unsigned_of_width<sizeof(T)>::type;
-    const std::size_t n = data.size();
-    const std::size_t full_words = n / element_mask::word_bits;
-    auto* bytes = reinterpret_cast<unsigned char*>(data.data());
-    for (std::size_t w = 0; w < full_words; ++w) {
-        const std::uint64_t bits = words[w];
-        if (bits == ~std::uint64_t{0}) {
-            continue;
-        }
-        unsigned char* block = bytes + w * element_mask::word_bits * sizeof(T);
-        if (bits == 0) {
-            std::memset(block, 0, element_mask::word_bits * sizeof(T));
-            continue;
-        }
-        U lanes[element_mask::word_bits];
-        std::memcpy(lanes, block, sizeof(lanes));
-        for (std::size_t j = 0; j < element_mask::word_bits; ++j) {
-            lanes[j] &= static_cast<U>(U{0} - static_cast<U>((bits >> j) & 1u));
-        }
-        std::memcpy(block, lanes, sizeof(lanes));
+    constexpr std::size_t n = element_mask::word_bits;
+    if (bits == ~std::uint64_t{0}) {
+        return;
     }
-    for (std::size_t i = full_words * element_mask::word_bits; i < n; ++i) {
-        if (!((words[i / element_mask::word_bits] >> (i % element_mask::word_bits)) & 1u)) {
-            data[i] = std::remove_const_t<T>{};
+    if (bits == 0) {
+        std::memset(static_cast<void*>(block), 0, n * sizeof(T));
+        return;
+    }
+    U lanes[n];
+    std::memcpy(lanes, static_cast<const void*>(block), sizeof(lanes));
+    for (std::size_t j = 0; j < n; ++j) {
+        lanes[j] &= static_cast<U>(U{0} - static_cast<U>((bits >> j) & 1u));
+    }
+    std::memcpy(static_cast<void*>(block), lanes, sizeof(lanes));
+}
+
+/// Zeroes the first `count` (< 64) elements of a block whose bit is 0.
+template <element T>
+inline void apply_partial_word(std::uint64_t bits, T* block, std::size_t count) noexcept {
+    for (std::size_t j = 0; j < count; ++j) {
+        if (!((bits >> j) & 1u)) {
+            block[j] = T{};
         }
     }
 }
 
-}  // namespace detail
+/// Zeroes the pruned elements of a contiguous run in logical order.
+template <element T>
+void apply_contiguous(std::span<const std::uint64_t> words, std::span<T> data) noexcept {
+    const std::size_t n = data.size();
+    const std::size_t full_words = n / element_mask::word_bits;
+    for (std::size_t w = 0; w < full_words; ++w) {
+        apply_word(words[w], data.data() + w * element_mask::word_bits);
+    }
+    if (n % element_mask::word_bits != 0) {
+        apply_partial_word(words[full_words], data.data() + full_words * element_mask::word_bits,
+                           n % element_mask::word_bits);
+    }
+}
 
-namespace detail {
-/// Zeroes, in a view, every element the mask prunes; throws shape_error on a size mismatch.
+/// `count` (<= 64) bits of a packed bit array starting at bit `first`, in the low bits.
+[[nodiscard]] inline std::uint64_t bits_at(std::span<const std::uint64_t> words, std::size_t first,
+                                           std::size_t count) noexcept {
+    const std::size_t w = first / element_mask::word_bits;
+    const std::size_t offset = first % element_mask::word_bits;
+    std::uint64_t value = words[w] >> offset;
+    if (offset != 0 && offset + count > element_mask::word_bits) {
+        value |= words[w + 1] << (element_mask::word_bits - offset);
+    }
+    return count == element_mask::word_bits ? value : value & ((std::uint64_t{1} << count) - 1u);
+}
+
+/// Transposes a 64x64 bit matrix in place: bit j of row i goes to bit i of row j.
+inline void transpose_bits(std::array<std::uint64_t, 64>& rows) noexcept {
+    std::uint64_t low = 0x00000000FFFFFFFFull;
+    for (std::size_t j = 32; j != 0; j >>= 1, low ^= (low << j)) {
+        for (std::size_t k = 0; k < 64; k = ((k | j) + 1) & ~j) {
+            const std::uint64_t t = ((rows[k] >> j) ^ rows[k | j]) & low;
+            rows[k] ^= t << j;
+            rows[k | j] ^= t;
+        }
+    }
+}
+
+/// Applies a logical (row-major) mask to a column-major rows x cols matrix: 64x64 tiles of
+/// the mask are transposed into storage order, then applied branch-free column by column.
+template <element T>
+void apply_column_major(std::span<const std::uint64_t> words, T* data, std::size_t rows, std::size_t cols) noexcept {
+    constexpr std::size_t tile = element_mask::word_bits;
+    std::array<std::uint64_t, tile> bits{};
+    for (std::size_t c0 = 0; c0 < cols; c0 += tile) {
+        const std::size_t nc = std::min(tile, cols - c0);
+        for (std::size_t r0 = 0; r0 < rows; r0 += tile) {
+            const std::size_t nr = std::min(tile, rows - r0);
+            for (std::size_t i = 0; i < tile; ++i) {
+                bits[i] = i < nr ? bits_at(words, (r0 + i) * cols + c0, nc) : 0;
+            }
+            transpose_bits(bits);  // bits[j]: rows r0.. of column c0 + j
+            for (std::size_t j = 0; j < nc; ++j) {
+                T* column = data + (c0 + j) * rows + r0;
+                if (nr == tile) {
+                    apply_word(bits[j], column);
+                } else {
+                    apply_partial_word(bits[j], column, nr);
+                }
+            }
+        }
+    }
+}
+
+/// True when a mask of shape `mask` may be applied to a tensor of shape `tensor`: the same
+/// shape, or the same number of elements when either is rank 0 or 1 (a flat mask or tensor).
+[[nodiscard]] inline bool mask_fits(const prune::shape& mask, const prune::shape& tensor) noexcept {
+    if (mask == tensor) {
+        return true;
+    }
+    return (mask.rank() <= 1 || tensor.rank() <= 1) && mask.numel() == tensor.numel();
+}
+
+/// Zeroes, in a view, every element the mask prunes; throws shape_error when the shapes do not fit.
 template <element T>
     requires(!std::is_const_v<T>)
 void apply_to_view(const element_mask& mask, const tensor_view<T>& tensor) {
-    if (mask.size() != tensor.size() || !(mask.extents().numel() == tensor.extents().numel())) {
-        throw shape_error("prune::apply: mask of shape " + mask.extents().to_string() +
-                          " does not fit a tensor of shape " + tensor.extents().to_string());
+    if (!mask_fits(mask.extents(), tensor.extents())) {
+        throw shape_error("prune::apply: a mask of shape " + mask.extents().to_string() +
+                          " does not fit a tensor of shape " + tensor.extents().to_string() +
+                          " (expected the same shape, or the same number of elements when either is rank 1)");
     }
     if (tensor.is_logically_contiguous()) {
-        detail::apply_contiguous(mask.words(), tensor.data());
+        apply_contiguous(mask.words(), tensor.data());
         return;
     }
     const std::span<T> data = tensor.data();
     const prune::shape& extents = tensor.extents();
-    if (extents.rank() == 2) {  // column-major matrix: walk storage, index the mask logically
-        const std::size_t rows = extents[0];
-        const std::size_t cols = extents[1];
-        for (std::size_t c = 0; c < cols; ++c) {
-            for (std::size_t r = 0; r < rows; ++r) {
-                if (!mask.kept(r * cols + c)) {
-                    data[c * rows + r] = T{};
-                }
-            }
-        }
+    if (extents.rank() == 2) {
+        apply_column_major(mask.words(), data.data(), extents[0], extents[1]);
         return;
     }
-    for (std::size_t i = 0; i < mask.size(); ++i) {
+    for (std::size_t i = 0; i < mask.size(); ++i) {  // column-major of rank > 2
         if (!mask.kept(i)) {
             data[tensor.storage_index(i)] = T{};
         }
@@ -241,11 +306,17 @@ void apply_to_view(const element_mask& mask, const tensor_view<T>& tensor) {
 
 }  // namespace detail
 
-/// Zeroes, in any adapted tensor (or view), every element the mask prunes; throws
-/// shape_error when the mask's size differs from the tensor's.
+/// Zeroes, in any adapted tensor (or view), every element the mask prunes. The mask must
+/// have the tensor's shape (or its number of elements, when either is rank 1); otherwise
+/// throws shape_error.
 template <class Tensor>
 void apply(const element_mask& mask, Tensor&& tensor) {
-    detail::apply_to_view(mask, view(tensor));
+    visit_view(tensor, [&mask](auto tensor_view) {
+        static_assert(!std::is_const_v<typename decltype(tensor_view)::element_type>,
+                      "prune::apply: the tensor is const (or a view of const elements); a mask is applied "
+                      "in place, so it needs mutable elements");
+        detail::apply_to_view(mask, tensor_view);
+    });
 }
 
 /// One keep-flag per group (head, MLP) per layer; per-layer group counts may differ.
@@ -257,7 +328,6 @@ public:
     /// A mask with groups_per_layer[l] groups in layer l, all kept (or all pruned).
     explicit group_mask(std::span<const std::size_t> groups_per_layer, bool kept = true) {
         offsets_.reserve(groups_per_layer.size() + 1);
-        offsets_.push_back(0);
         for (std::size_t g : groups_per_layer) {
             offsets_.push_back(offsets_.back() + g);
         }
@@ -301,7 +371,7 @@ public:
     }
 
     /// The number of layers.
-    [[nodiscard]] std::size_t layers() const noexcept { return offsets_.empty() ? 0 : offsets_.size() - 1; }
+    [[nodiscard]] std::size_t layers() const noexcept { return offsets_.size() - 1; }
     /// The number of groups in layer l.
     [[nodiscard]] std::size_t groups(std::size_t l) const noexcept {
         PRUNE_ASSERT(l < layers());
@@ -330,6 +400,7 @@ public:
     }
     /// The number of kept groups in layer l.
     [[nodiscard]] std::size_t count_kept(std::size_t l) const noexcept {
+        PRUNE_ASSERT(l < layers());
         return static_cast<std::size_t>(
             std::count(flags_.begin() + static_cast<std::ptrdiff_t>(offsets_[l]),
                        flags_.begin() + static_cast<std::ptrdiff_t>(offsets_[l + 1]), 1));
@@ -386,7 +457,7 @@ private:
         }
     }
 
-    std::vector<std::size_t> offsets_;  // offsets_[l] = first flat index of layer l
+    std::vector<std::size_t> offsets_{0};  // offsets_[l] = first flat index of layer l; back() = total
     std::vector<std::uint8_t> flags_;   // 1 = kept
 };
 
@@ -398,11 +469,10 @@ struct structure_mask {
     [[nodiscard]] friend bool operator==(const structure_mask&, const structure_mask&) = default;
 };
 
-/// Zeroes, along `axis` of a tensor split into groups(layer) equal blocks, the blocks of the
-/// pruned groups of `layer` (e.g. Q rows: axis 0; attention-output columns: axis 1).
-template <class Tensor>
-void apply_groups(const group_mask& mask, std::size_t layer, Tensor&& tensor, std::size_t axis) {
-    auto v = view(tensor);
+namespace detail {
+/// apply_groups on a view.
+template <element T>
+void apply_groups_to_view(const group_mask& mask, std::size_t layer, const tensor_view<T>& v, std::size_t axis) {
     const prune::shape& extents = v.extents();
     if (layer >= mask.layers() || axis >= extents.rank()) {
         throw shape_error("prune::apply_groups: layer " + std::to_string(layer) + " / axis " +
@@ -430,7 +500,20 @@ void apply_groups(const group_mask& mask, std::size_t layer, Tensor&& tensor, st
             }
         }
     }
-    detail::apply_to_view(expanded, v);
+    apply_to_view(expanded, v);
+}
+}  // namespace detail
+
+/// Zeroes, along `axis` of a tensor split into groups(layer) equal blocks, the blocks of the
+/// pruned groups of `layer` (e.g. Q rows: axis 0; attention-output columns: axis 1).
+template <class Tensor>
+void apply_groups(const group_mask& mask, std::size_t layer, Tensor&& tensor, std::size_t axis) {
+    visit_view(tensor, [&](auto tensor_view) {
+        static_assert(!std::is_const_v<typename decltype(tensor_view)::element_type>,
+                      "prune::apply_groups: the tensor is const (or a view of const elements); a mask is "
+                      "applied in place, so it needs mutable elements");
+        detail::apply_groups_to_view(mask, layer, tensor_view, axis);
+    });
 }
 
 }  // namespace prune

@@ -9,7 +9,9 @@
 // column-major Eigen matrix and a row-major torch tensor of the same shape.
 //
 // The primary `tensor_traits<T>` is disabled. Using a type that has no adapter fails
-// to compile with a message naming the type and the headers that adapt it.
+// to compile with a message naming the type and the header that adapts it. A tensor
+// whose element type is known only at run time (torch::Tensor) has traits with
+// `visit(t, f)` instead of `view(t)`; `visit_view(t, f)` reaches every adapted tensor.
 #pragma once
 
 #include <prune/element.hpp>
@@ -23,6 +25,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace prune {
@@ -193,20 +196,66 @@ struct tensor_traits {
 /// True when T (cv-ref stripped) has an enabled tensor_traits specialisation.
 template <class T>
 concept adapted_tensor = !requires { tensor_traits<std::remove_cvref_t<T>>::disabled; } &&
-                         requires(T& t) { tensor_traits<std::remove_cvref_t<T>>::view(t); };
+                         requires(std::remove_cvref_t<T>& t) { tensor_traits<std::remove_cvref_t<T>>::view(t); };
+
+/// True when T has a runtime-typed adapter: its element type is known only at run time
+/// (torch::Tensor), so its traits offer `visit(t, f)` (calls f with the view of the actual
+/// element type, or throws dtype_error) instead of `view(t)`. Reach it through visit_view.
+template <class T>
+concept runtime_typed_tensor = !requires { tensor_traits<std::remove_cvref_t<T>>::disabled; } &&
+                               requires { tensor_traits<std::remove_cvref_t<T>>::runtime_typed; };
 
 namespace detail {
 template <class>
 inline constexpr bool dependent_false = false;
 
-/// Instantiated only for a type with no adapter; the compiler's message names T.
+/// Looks like an Eigen dense object (Matrix, Array, Map, Block, expression, ...).
+template <class T>
+concept looks_like_eigen = requires {
+    typename T::Scalar;
+    T::RowsAtCompileTime;
+    T::ColsAtCompileTime;
+};
+
+/// Looks like an xtensor expression (container, adaptor, view, function, ...).
+template <class T>
+concept looks_like_xtensor = requires {
+    typename T::expression_tag;
+    typename T::shape_type;
+    typename T::value_type;
+};
+
+/// Looks like a torch::Tensor (at::Tensor).
+template <class T>
+concept looks_like_torch = requires(const T& t) {
+    t.scalar_type();
+    t.is_contiguous();
+    t.data_ptr();
+};
+
+/// Instantiated only for a type with no adapter; the compiler's message names T (in
+/// "required from ... no_tensor_traits_for<T>") and the header that adapts its family.
 template <class T>
 struct no_tensor_traits_for {
-    static_assert(dependent_false<T>,
-                  "prune: this type has no prune::tensor_traits<T> specialisation. Include the adapter "
-                  "header for its library (<prune/adapters/eigen.hpp>, <prune/adapters/xtensor.hpp>, "
-                  "<prune/adapters/torch.hpp>) or specialise prune::tensor_traits<T> yourself "
-                  "(see <prune/tensor.hpp>).");
+    static_assert(!looks_like_eigen<T> || dependent_false<T>,
+                  "prune: no prune::tensor_traits<T> for this Eigen type (named in "
+                  "no_tensor_traits_for<T> above). Include <prune/adapters/eigen.hpp>, which adapts "
+                  "Eigen::Matrix, Array, Map and Ref of float, double, Eigen::half and Eigen::bfloat16; "
+                  "evaluate expressions (blocks, products, transposes) into a Matrix or Array first.");
+    static_assert(!looks_like_xtensor<T> || dependent_false<T>,
+                  "prune: no prune::tensor_traits<T> for this xtensor type (named in "
+                  "no_tensor_traits_for<T> above). Include <prune/adapters/xtensor.hpp>, which adapts "
+                  "xt::xarray, xt::xtensor and xt::adapt-ed buffers of float, double, prune::half and "
+                  "prune::bfloat16; evaluate views and expressions (xt::eval) first.");
+    static_assert(!looks_like_torch<T> || dependent_false<T>,
+                  "prune: no prune::tensor_traits<T> for this torch type (named in "
+                  "no_tensor_traits_for<T> above). Include <prune/adapters/torch.hpp> and link prune::torch.");
+    static_assert(looks_like_eigen<T> || looks_like_xtensor<T> || looks_like_torch<T> || dependent_false<T>,
+                  "prune: this type (named in no_tensor_traits_for<T> above) has no prune::tensor_traits<T> "
+                  "specialisation. Include the adapter header of its library (<prune/adapters/eigen.hpp>, "
+                  "<prune/adapters/xtensor.hpp>, <prune/adapters/torch.hpp>), or specialise "
+                  "prune::tensor_traits<T> yourself with `static tensor_view<E> view(T&)` "
+                  "(see <prune/tensor.hpp>); E is float, double, prune::half or prune::bfloat16.");
     using type = void;
 };
 }  // namespace detail
@@ -222,6 +271,27 @@ template <class T>
         } else {
             return traits::view(tensor);
         }
+    } else {
+        if constexpr (runtime_typed_tensor<T>) {
+            static_assert(detail::dependent_false<T>,
+                          "prune::view: this tensor's element type is known only at run time (e.g. "
+                          "torch::Tensor); use prune::visit_view(t, f) or the adapter's typed view "
+                          "(prune::torch_view<E>(t)).");
+        } else {
+            return typename detail::no_tensor_traits_for<std::remove_cvref_t<T>>::type();
+        }
+    }
+}
+
+/// Calls f with the view of any adapted tensor and returns what f returns; for a
+/// runtime-typed tensor (torch::Tensor) f is called with the view of its actual element
+/// type, so f must accept a tensor_view of every element type (a generic lambda).
+template <class T, class F>
+decltype(auto) visit_view(T& tensor, F&& f) {
+    if constexpr (adapted_tensor<T>) {
+        return std::forward<F>(f)(prune::view(tensor));
+    } else if constexpr (runtime_typed_tensor<T>) {
+        return tensor_traits<std::remove_cvref_t<T>>::visit(tensor, std::forward<F>(f));
     } else {
         return typename detail::no_tensor_traits_for<std::remove_cvref_t<T>>::type();
     }
