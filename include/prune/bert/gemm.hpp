@@ -1,0 +1,124 @@
+// prune/bert/gemm.hpp: the one matrix product the BERT forward pass is made of,
+// C = alpha * A B^T + beta * C with A [M, K], B [N, K] and C [M, N] row-major (B is a
+// weight in HF's [out, in] orientation), single-threaded: the caller splits the work.
+//
+// Back-ends: OpenBLAS's sgemm through CBLAS (when the build found it: PRUNE_HAVE_CBLAS)
+// and Eigen's own product. The forward pass runs OpenBLAS at one thread per call and
+// threads over row blocks itself (see docs/bert.md for the measurements behind this).
+#pragma once
+
+#include <prune/error.hpp>
+
+#include <prune/bert/eigen.hpp>
+
+#if defined(PRUNE_HAVE_CBLAS)
+#include <cblas.h>
+#endif
+
+namespace prune::bert {
+
+/// Which library computes the matrix products.
+enum class gemm_backend {
+    blas,   ///< OpenBLAS sgemm via CBLAS (falls back to eigen when unavailable)
+    eigen,  ///< Eigen's own GEMM
+};
+
+/// True when the build has a CBLAS (OpenBLAS) to call.
+[[nodiscard]] constexpr bool have_blas() noexcept {
+#if defined(PRUNE_HAVE_CBLAS)
+    return true;
+#else
+    return false;
+#endif
+}
+
+/// Makes OpenBLAS run each call on the calling thread only (the pool threads above it).
+inline void blas_single_threaded() noexcept {
+#if defined(PRUNE_HAVE_CBLAS)
+    openblas_set_num_threads(1);
+#endif
+}
+
+/// Lets OpenBLAS thread its own calls over `threads` threads.
+inline void blas_threads(int threads) noexcept {
+#if defined(PRUNE_HAVE_CBLAS)
+    openblas_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+}
+
+/// C[M, N] = alpha * A[M, K] * B[N, K]^T + beta * C (row-major, leading dimensions lda, ldb, ldc).
+inline void gemm_nt(gemm_backend backend, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+                    int ldb, float beta, float* c, int ldc) {
+    if (m <= 0 || n <= 0) {
+        return;
+    }
+    if (k <= 0) {
+        using map = Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+                               Eigen::OuterStride<>>;
+        map cm(c, m, n, Eigen::OuterStride<>(ldc));
+        if (beta == 0.0f) {
+            cm.setZero();
+        } else {
+            cm *= beta;
+        }
+        return;
+    }
+#if defined(PRUNE_HAVE_CBLAS)
+    if (backend == gemm_backend::blas) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+#else
+    (void)backend;
+#endif
+    using const_map = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+                                 Eigen::OuterStride<>>;
+    using map = Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+                           Eigen::OuterStride<>>;
+    const_map am(a, m, k, Eigen::OuterStride<>(lda));
+    const_map bm(b, n, k, Eigen::OuterStride<>(ldb));
+    map cm(c, m, n, Eigen::OuterStride<>(ldc));
+    if (beta == 0.0f) {
+        cm.noalias() = alpha * am * bm.transpose();
+    } else {
+        if (beta != 1.0f) {
+            cm *= beta;
+        }
+        cm.noalias() += alpha * am * bm.transpose();
+    }
+}
+
+/// C[M, N] = alpha * A[M, K] * B[K, N] + beta * C (row-major), used for probabilities x values.
+inline void gemm_nn(gemm_backend backend, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+                    int ldb, float beta, float* c, int ldc) {
+    if (m <= 0 || n <= 0) {
+        return;
+    }
+#if defined(PRUNE_HAVE_CBLAS)
+    if (backend == gemm_backend::blas && k > 0) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+#else
+    (void)backend;
+#endif
+    using const_map = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+                                 Eigen::OuterStride<>>;
+    using map = Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+                           Eigen::OuterStride<>>;
+    map cm(c, m, n, Eigen::OuterStride<>(ldc));
+    if (beta == 0.0f) {
+        cm.setZero();
+    } else if (beta != 1.0f) {
+        cm *= beta;
+    }
+    if (k > 0) {
+        const_map am(a, m, k, Eigen::OuterStride<>(lda));
+        const_map bm(b, k, n, Eigen::OuterStride<>(ldb));
+        cm.noalias() += alpha * am * bm;
+    }
+}
+
+}  // namespace prune::bert
