@@ -9,6 +9,11 @@ option(PRUNE_NATIVE "Compile the project's own binaries with -march=native" ON)
 
 function(prune_binary_settings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+    # GCC 12 reports -Wrestrict inside libstdc++'s std::string operator+ at -O2/-O3, a false
+    # positive (GCC bug 105329, fixed in GCC 13).
+    target_compile_options(${target} PRIVATE -Wno-restrict)
+  endif()
   if(PRUNE_WARNINGS_AS_ERRORS)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

@@ -1,0 +1,418 @@
+// examples/lottery/report.hpp: turns the lottery experiment's results into its outputs:
+// report.md (the paper's table, surviving structure, sparsity, seed stability, and one
+// plain paragraph per finding of the paper saying whether this run reproduces it),
+// report.json (every number, the configuration and the seeds) and SVG heatmaps.
+// Everything is written into a directory the caller stages (prune::io::output_directory).
+#pragma once
+
+#include "results.hpp"
+
+#include <prune/heatmap.hpp>
+#include <prune/stability.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace lottery {
+
+/// Tolerances of the findings, stated in the report.
+struct finding_rules {
+    double keep_ratio = 0.9;       ///< pruned good must keep this fraction of the full score
+    double close = 0.02;           ///< "close": within this much (absolute), or one std of the seeds if larger
+};
+
+/// One finding of the paper and whether this run reproduces it.
+struct finding {
+    std::string claim;     ///< what the paper found
+    std::string verdict;   ///< "holds", "partly holds", "does not hold"
+    std::string evidence;  ///< the numbers behind the verdict, per task
+};
+
+namespace detail {
+inline std::string number(double value, int decimals = 3) {
+    if (std::isnan(value)) {
+        return "n/a";
+    }
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "%.*f", decimals, value);
+    return buffer;
+}
+inline std::string mean_std(const summary& s) {
+    if (s.n == 0) {
+        return "n/a";
+    }
+    return number(s.mean) + " ± " + number(s.std);
+}
+inline std::string verdict_of(std::size_t held, std::size_t total) {
+    if (total > 0 && held == total) {
+        return "holds";
+    }
+    return held == 0 ? "does not hold" : "partly holds";
+}
+inline double tolerance(const finding_rules& rules, std::initializer_list<summary> parts) {
+    double tol = rules.close;
+    for (const summary& s : parts) {
+        tol = std::max(tol, s.std);
+    }
+    return tol;
+}
+inline const char* yes_no(bool value) { return value ? "yes" : "no"; }
+}  // namespace detail
+
+/// Evaluates the paper's three findings on the results.
+inline std::vector<finding> evaluate_findings(const std::vector<task_result>& tasks, const finding_rules& rules = {}) {
+    std::vector<finding> findings;
+    {
+        finding f;
+        f.claim = "Pruned \"good\" subnetworks keep at least " + detail::number(rules.keep_ratio * 100, 0) +
+                  "% of the full model's dev score without retraining (by construction of the search).";
+        std::size_t held = 0, total = 0;
+        for (const task_result& task : tasks) {
+            const summary full = summarise(seed_values(task, "full"));
+            for (const std::string& method : methods) {
+                const summary good = summarise(seed_values(task, subnetwork_key(method, "good", "pruned")));
+                const bool ok = good.mean >= rules.keep_ratio * full.mean - 1e-12;
+                held += ok ? 1 : 0;
+                ++total;
+                f.evidence += "- " + task.name + ", " + method + "-pruning: pruned good " + detail::number(good.mean) +
+                              " vs " + detail::number(rules.keep_ratio) + " x full " + detail::number(full.mean) +
+                              " = " + detail::number(rules.keep_ratio * full.mean) + ": " + detail::yes_no(ok) + "\n";
+            }
+        }
+        f.verdict = detail::verdict_of(held, total);
+        findings.push_back(f);
+    }
+    {
+        finding f;
+        f.claim = "Re-fine-tuned m-pruning \"good\" subnetworks reach the full model's score, while the random and "
+                  "\"bad\" ones of the same size fall clearly short.";
+        std::size_t held = 0;
+        for (const task_result& task : tasks) {
+            const summary full = summarise(seed_values(task, "full"));
+            const summary good = summarise(seed_values(task, "m.good.refit"));
+            const summary random = summarise(seed_values(task, "m.random.refit"));
+            const summary bad = summarise(seed_values(task, "m.bad.refit"));
+            const double tol = detail::tolerance(rules, {full, good, random, bad});
+            const bool good_close = good.mean >= full.mean - tol;
+            const bool random_short = random.mean < good.mean - tol;
+            const bool bad_short = bad.mean < good.mean - tol;
+            const bool ok = good_close && random_short && bad_short;
+            held += ok ? 1 : 0;
+            f.evidence += "- " + task.name + ": full " + detail::number(full.mean) + ", good " +
+                          detail::number(good.mean) + " (close: " + detail::yes_no(good_close) + "), random " +
+                          detail::number(random.mean) + " (short: " + detail::yes_no(random_short) + "), bad " +
+                          detail::number(bad.mean) + " (short: " + detail::yes_no(bad_short) + "); tolerance " +
+                          detail::number(tol) + "\n";
+        }
+        f.verdict = detail::verdict_of(held, tasks.size());
+        findings.push_back(f);
+    }
+    {
+        finding f;
+        f.claim = "Re-fine-tuned s-pruning subnetworks score alike whether they are \"good\", random or \"bad\" "
+                  "(all tickets are winning).";
+        std::size_t held = 0;
+        for (const task_result& task : tasks) {
+            const summary good = summarise(seed_values(task, "s.good.refit"));
+            const summary random = summarise(seed_values(task, "s.random.refit"));
+            const summary bad = summarise(seed_values(task, "s.bad.refit"));
+            const double tol = detail::tolerance(rules, {good, random, bad});
+            const double spread = std::max({good.mean, random.mean, bad.mean}) -
+                                  std::min({good.mean, random.mean, bad.mean});
+            const bool ok = spread <= tol;
+            held += ok ? 1 : 0;
+            f.evidence += "- " + task.name + ": good " + detail::number(good.mean) + ", random " +
+                          detail::number(random.mean) + ", bad " + detail::number(bad.mean) + "; spread " +
+                          detail::number(spread) + " vs tolerance " + detail::number(tol) + ": " +
+                          detail::yes_no(ok) + "\n";
+        }
+        f.verdict = detail::verdict_of(held, tasks.size());
+        findings.push_back(f);
+    }
+    return findings;
+}
+
+/// The fraction of the given runs that keep each group (NaN-free; ragged layouts allowed).
+inline std::vector<std::vector<double>> survival(const std::vector<const prune::group_mask*>& runs) {
+    std::vector<std::vector<double>> fraction;
+    if (runs.empty()) {
+        return fraction;
+    }
+    const prune::group_mask& first = *runs.front();
+    fraction.resize(first.layers());
+    for (std::size_t l = 0; l < first.layers(); ++l) {
+        fraction[l].assign(first.groups(l), 0.0);
+        for (const prune::group_mask* run : runs) {
+            for (std::size_t g = 0; g < first.groups(l); ++g) {
+                fraction[l][g] += run->kept(l, g) ? 1.0 / static_cast<double>(runs.size()) : 0.0;
+            }
+        }
+    }
+    return fraction;
+}
+
+/// Seed stability of the s-good head masks of a task: Krippendorff's alpha (NaN if undefined).
+inline double head_alpha(const task_result& task) {
+    std::vector<prune::group_mask> masks;
+    for (const seed_result& seed : task.seeds) {
+        masks.push_back(seed.heads);
+    }
+    return masks.size() < 2 ? std::nan("") : prune::mask_agreement(masks);
+}
+
+namespace detail {
+inline std::vector<std::string> numbered(const std::string& prefix, std::size_t n) {
+    std::vector<std::string> labels;
+    for (std::size_t i = 0; i < n; ++i) {
+        labels.push_back(prefix + std::to_string(i));
+    }
+    return labels;
+}
+inline std::size_t widest(const std::vector<std::vector<double>>& rows) {
+    std::size_t width = 0;
+    for (const auto& row : rows) {
+        width = std::max(width, row.size());
+    }
+    return width;
+}
+inline void write_text(const std::filesystem::path& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+    if (!out) {
+        throw prune::io_error("cannot write " + path.string());
+    }
+}
+inline nlohmann::json history_json(const std::vector<history_step>& history) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const history_step& h : history) {
+        rows.push_back({{"step", h.step}, {"sparsity", h.sparsity}, {"metric", h.metric}, {"passed", h.passed}});
+    }
+    return rows;
+}
+}  // namespace detail
+
+/// The heatmaps of a run: name (file stem) -> heatmap.
+inline std::vector<std::pair<std::string, prune::heatmap>> heatmaps(const std::vector<task_result>& tasks) {
+    std::vector<std::pair<std::string, prune::heatmap>> maps;
+    std::vector<const prune::group_mask*> all_heads;
+    for (const task_result& task : tasks) {
+        std::vector<const prune::group_mask*> heads;
+        for (const seed_result& seed : task.seeds) {
+            heads.push_back(&seed.heads);
+            all_heads.push_back(&seed.heads);
+        }
+        prune::heatmap map;
+        map.title = "Heads kept by s-pruning, " + task.name + " (" + std::to_string(task.seeds.size()) + " seeds)";
+        map.values = survival(heads);
+        map.row_labels = detail::numbered("layer ", map.values.size());
+        map.column_labels = detail::numbered("head ", detail::widest(map.values));
+        map.legend = "fraction of seeds";
+        maps.emplace_back("heads-" + task.name, map);
+    }
+    if (!all_heads.empty()) {
+        prune::heatmap map;
+        map.title = "Heads kept by s-pruning, all tasks and seeds (" + std::to_string(all_heads.size()) + " runs)";
+        map.values = survival(all_heads);
+        map.row_labels = detail::numbered("layer ", map.values.size());
+        map.column_labels = detail::numbered("head ", detail::widest(map.values));
+        map.legend = "fraction of runs";
+        maps.emplace_back("heads-all", map);
+    }
+    {
+        prune::heatmap map;
+        map.title = "MLPs kept by s-pruning (fraction of seeds)";
+        map.legend = "fraction of seeds";
+        for (const task_result& task : tasks) {
+            std::vector<const prune::group_mask*> mlps;
+            for (const seed_result& seed : task.seeds) {
+                mlps.push_back(&seed.mlps);
+            }
+            std::vector<double> row;
+            for (const auto& layer : survival(mlps)) {
+                row.push_back(layer.empty() ? std::nan("") : layer.front());
+            }
+            map.row_labels.push_back(task.name);
+            map.values.push_back(row);
+        }
+        map.column_labels = detail::numbered("layer ", detail::widest(map.values));
+        maps.emplace_back("mlps", map);
+    }
+    for (const task_result& task : tasks) {
+        prune::heatmap map;
+        map.title = "Weights pruned by m-pruning, " + task.name + " (mean over seeds)";
+        map.legend = "fraction pruned";
+        map.column_labels = layer_matrices;
+        std::size_t layers = 0;
+        for (const seed_result& seed : task.seeds) {
+            layers = std::max(layers, seed.m_sparsity.size());
+        }
+        map.values.assign(layers, std::vector<double>(layer_matrices.size(), 0.0));
+        for (std::size_t l = 0; l < layers; ++l) {
+            for (std::size_t m = 0; m < layer_matrices.size(); ++m) {
+                std::vector<double> values;
+                for (const seed_result& seed : task.seeds) {
+                    if (l < seed.m_sparsity.size() && m < seed.m_sparsity[l].size()) {
+                        values.push_back(seed.m_sparsity[l][m]);
+                    }
+                }
+                map.values[l][m] = summarise(values).mean;
+            }
+        }
+        map.row_labels = detail::numbered("layer ", layers);
+        maps.emplace_back("m-sparsity-" + task.name, map);
+    }
+    return maps;
+}
+
+/// report.md: the table, structure and sparsity, stability, findings.
+inline std::string markdown(const std::vector<task_result>& tasks, const nlohmann::json& configuration,
+                            const std::vector<finding>& findings, double wall_seconds) {
+    using detail::mean_std;
+    std::string md = "# When BERT plays the lottery: this run\n\n";
+    md += "Tasks: " + std::to_string(tasks.size()) + "; seeds per task: " +
+          std::to_string(tasks.empty() ? 0 : tasks.front().seeds.size()) + "; wall time " +
+          detail::number(wall_seconds / 60.0, 1) + " min. Scores are dev-set " +
+          "metrics, mean ± sample std over seeds. Configuration: `report.json`.\n\n";
+    md += "## Dev scores\n\n| subnetwork |";
+    for (const task_result& task : tasks) {
+        md += " " + task.name + " (" + task.metric + ") |";
+    }
+    md += "\n|---|";
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+        md += "---|";
+    }
+    md += "\n| majority baseline |";
+    for (const task_result& task : tasks) {
+        md += " " + detail::number(task.majority) + " |";
+    }
+    md += "\n| full model |";
+    for (const task_result& task : tasks) {
+        md += " " + mean_std(summarise(seed_values(task, "full"))) + " |";
+    }
+    md += "\n";
+    for (const std::string& method : methods) {
+        for (const std::string& variant : variants) {
+            for (const std::string& stage : stages) {
+                md += "| " + method + "-pruning, " + variant + ", " +
+                      (stage == "pruned" ? "pruned" : "re-fine-tuned") + " |";
+                for (const task_result& task : tasks) {
+                    md += " " + mean_std(summarise(seed_values(task, subnetwork_key(method, variant, stage)))) + " |";
+                }
+                md += "\n";
+            }
+        }
+    }
+    md += "\n## What survives\n\n| task | heads kept (s-good) | MLPs kept (s-good) | weights pruned (m-good) | "
+          "head-mask agreement over seeds (Krippendorff's alpha) |\n|---|---|---|---|---|\n";
+    for (const task_result& task : tasks) {
+        std::vector<double> heads, mlps, sparsity;
+        std::size_t total_heads = 0, total_mlps = 0;
+        for (const seed_result& seed : task.seeds) {
+            heads.push_back(static_cast<double>(seed.heads.count_kept()));
+            mlps.push_back(static_cast<double>(seed.mlps.count_kept()));
+            total_heads = seed.heads.total();
+            total_mlps = seed.mlps.total();
+            if (seed.prunable_weights > 0 && seed.pruned_weights.count("good")) {
+                sparsity.push_back(static_cast<double>(seed.pruned_weights.at("good")) /
+                                   static_cast<double>(seed.prunable_weights));
+            }
+        }
+        const summary h = summarise(heads), m = summarise(mlps), s = summarise(sparsity);
+        md += "| " + task.name + " | " + detail::number(h.mean, 1) + " ± " + detail::number(h.std, 1) + " of " +
+              std::to_string(total_heads) + " | " + detail::number(m.mean, 1) + " ± " + detail::number(m.std, 1) +
+              " of " + std::to_string(total_mlps) + " | " + detail::number(100 * s.mean, 1) + "% ± " +
+              detail::number(100 * s.std, 1) + " | " + detail::number(head_alpha(task)) + " |\n";
+    }
+    md += "\nHeatmaps: `heads-<task>.svg`, `heads-all.svg`, `mlps.svg`, `m-sparsity-<task>.svg`.\n\n";
+    md += "## Findings of the paper, checked on this run\n\n";
+    for (const finding& f : findings) {
+        md += "**" + f.claim + "** This run: **" + f.verdict + "**.\n\n" + f.evidence + "\n";
+    }
+    md += "Rules: \"close\" means within " + detail::number(finding_rules{}.close) +
+          " absolute, or one seed standard deviation when that is larger; \"falls short\" means below the good "
+          "subnetwork by more than that.\n";
+    (void)configuration;
+    return md;
+}
+
+/// report.json: every number, the configuration and the seeds.
+inline nlohmann::json to_json(const std::vector<task_result>& tasks, const nlohmann::json& configuration,
+                              const std::vector<finding>& findings, double wall_seconds) {
+    nlohmann::json root;
+    root["configuration"] = configuration;
+    root["wall_seconds"] = wall_seconds;
+    root["tasks"] = nlohmann::json::array();
+    for (const task_result& task : tasks) {
+        nlohmann::json t;
+        t["name"] = task.name;
+        t["metric"] = task.metric;
+        t["majority"] = task.majority;
+        t["train_size"] = task.train_size;
+        t["dev_size"] = task.dev_size;
+        t["head_alpha"] = std::isnan(head_alpha(task)) ? nlohmann::json(nullptr) : nlohmann::json(head_alpha(task));
+        t["seeds"] = nlohmann::json::array();
+        for (const seed_result& seed : task.seeds) {
+            nlohmann::json s;
+            s["seed"] = seed.seed;
+            s["full"] = seed.full;
+            s["scores"] = seed.scores;
+            s["heads"] = seed.heads.to_rows();
+            std::vector<int> mlps;
+            for (const auto& row : seed.mlps.to_rows()) {
+                mlps.push_back(row.empty() ? 0 : row.front());
+            }
+            s["mlps"] = mlps;
+            s["kept_heads"] = seed.kept_heads;
+            s["kept_mlps"] = seed.kept_mlps;
+            s["pruned_weights"] = seed.pruned_weights;
+            s["prunable_weights"] = seed.prunable_weights;
+            s["m_sparsity"] = seed.m_sparsity;
+            s["s_history"] = detail::history_json(seed.s_history);
+            s["m_history"] = detail::history_json(seed.m_history);
+            s["refit_m_zeros_held"] = seed.refit_m_zeros_held;
+            s["seconds"] = seed.seconds;
+            t["seeds"].push_back(s);
+        }
+        nlohmann::json summary_json;
+        for (const std::string key : {"full"}) {
+            const summary x = summarise(seed_values(task, key));
+            summary_json[key] = {{"mean", x.mean}, {"std", x.std}, {"n", x.n}};
+        }
+        for (const std::string& method : methods) {
+            for (const std::string& variant : variants) {
+                for (const std::string& stage : stages) {
+                    const std::string key = subnetwork_key(method, variant, stage);
+                    const summary x = summarise(seed_values(task, key));
+                    summary_json[key] = {{"mean", x.mean}, {"std", x.std}, {"n", x.n}};
+                }
+            }
+        }
+        t["summary"] = summary_json;
+        root["tasks"].push_back(t);
+    }
+    root["findings"] = nlohmann::json::array();
+    for (const finding& f : findings) {
+        root["findings"].push_back({{"claim", f.claim}, {"verdict", f.verdict}, {"evidence", f.evidence}});
+    }
+    return root;
+}
+
+/// Writes report.md, report.json and every heatmap SVG into `directory`.
+inline void write_report(const std::filesystem::path& directory, const std::vector<task_result>& tasks,
+                         const nlohmann::json& configuration, double wall_seconds) {
+    const std::vector<finding> findings = evaluate_findings(tasks);
+    detail::write_text(directory / "report.md", markdown(tasks, configuration, findings, wall_seconds));
+    detail::write_text(directory / "report.json", to_json(tasks, configuration, findings, wall_seconds).dump(2) + "\n");
+    for (const auto& [name, map] : heatmaps(tasks)) {
+        detail::write_text(directory / (name + ".svg"), prune::to_svg(map));
+    }
+}
+
+}  // namespace lottery
