@@ -10,6 +10,9 @@ the reference Rust implementation writes it) on top of torch tensors.
       OUTDIR/reference.safetensors      one tensor of every dtype, special values included
       OUTDIR/sharded/                   model.safetensors.index.json + two shards
       OUTDIR/expected.json              per tensor: dtype, shape, raw bits, float32 bits (torch's conversion)
+  safetensors_reference.py masks OUTDIR
+      OUTDIR/masks.safetensors          element masks (U8 and BOOL) of random 0/1 values
+      OUTDIR/masks.json                 the same masks as nested lists of 0/1
   safetensors_reference.py read FILE OUT_JSON
       decodes FILE with this script's own parser and torch.frombuffer, checks the
       reference's layout rules (padding, no gaps, alignment) and writes what it found
@@ -129,6 +132,21 @@ def write(outdir):
         json.dump(expected, f)
 
 
+def masks(outdir):
+    os.makedirs(outdir, exist_ok=True)
+    g = torch.Generator().manual_seed(7)
+    tensors = {
+        "bert.encoder.layer.0.attention.self.query.weight": (torch.rand(4, 6, generator=g) > 0.3).to(torch.uint8),
+        "bert.encoder.layer.0.intermediate.dense.bias": (torch.rand(70, generator=g) > 0.5).to(torch.uint8),
+        "classifier.weight": torch.rand(2, 3, 5, generator=g) > 0.5,  # BOOL
+    }
+    with open(os.path.join(outdir, "masks.safetensors"), "wb") as f:
+        f.write(serialize(tensors))
+    with open(os.path.join(outdir, "masks.json"), "w") as f:
+        json.dump({n: {"shape": list(t.shape), "values": t.to(torch.uint8).reshape(-1).tolist()}
+                   for n, t in tensors.items()}, f)
+
+
 def read(path, out):
     with open(path, "rb") as f:
         data = f.read()
@@ -165,6 +183,8 @@ def read(path, out):
 if __name__ == "__main__":
     if sys.argv[1] == "write":
         write(sys.argv[2])
+    elif sys.argv[1] == "masks":
+        masks(sys.argv[2])
     elif sys.argv[1] == "read":
         read(sys.argv[2], sys.argv[3])
     else:

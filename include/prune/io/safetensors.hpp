@@ -26,6 +26,7 @@
 #include <prune/element.hpp>
 #include <prune/error.hpp>
 #include <prune/io/atomic.hpp>
+#include <prune/io/json.hpp>
 #include <prune/tensor.hpp>
 
 #include <nlohmann/json.hpp>
@@ -248,43 +249,8 @@ inline bool multiply(std::size_t a, std::size_t b, std::size_t& out) noexcept {
     return !__builtin_mul_overflow(a, b, &out);
 }
 
-/// Parses JSON text, rejecting duplicate keys at any depth; format_error naming `what`.
-inline nlohmann::ordered_json parse_json_strict(std::string_view text, const std::string& what) {
-    using json = nlohmann::ordered_json;
-    std::vector<std::set<std::string>> keys;  // the keys seen in each open object
-    std::string duplicate;
-    auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
-        switch (event) {
-            case json::parse_event_t::object_start: keys.emplace_back(); break;
-            case json::parse_event_t::object_end:
-                if (!keys.empty()) {
-                    keys.pop_back();
-                }
-                break;
-            case json::parse_event_t::key:
-                if (!keys.empty() && !keys.back().insert(parsed.get<std::string>()).second && duplicate.empty()) {
-                    duplicate = parsed.get<std::string>();
-                }
-                break;
-            default: break;
-        }
-        return true;
-    };
-    json result;
-    try {
-        result = json::parse(text.begin(), text.end(), callback);
-    } catch (const json::exception& e) {
-        throw format_error("prune::io: " + what + " is not valid JSON: " + e.what());
-    }
-    if (!duplicate.empty()) {
-        throw format_error("prune::io: " + what + " has the key '" + duplicate +
-                           "' more than once (expected unique names)");
-    }
-    return result;
-}
-
 /// Reads a non-negative integer that fits in size_t, or throws format_error with `what`.
-inline std::size_t read_size(const nlohmann::ordered_json& value, const std::string& what) {
+inline std::size_t read_size(const json& value, const std::string& what) {
     if (!value.is_number_unsigned()) {
         throw format_error("prune::io: " + what + " is " + value.dump() + " (expected a non-negative integer)");
     }
@@ -317,7 +283,7 @@ inline parsed_header parse_header(std::span<const std::byte> file, const std::st
     result.data_start = 8 + static_cast<std::size_t>(header_length);
     const std::size_t data_size = file.size() - result.data_start;
     const std::string_view text(reinterpret_cast<const char*>(file.data()) + 8, static_cast<std::size_t>(header_length));
-    const nlohmann::ordered_json header = parse_json_strict(text, in + ": the header");
+    const json header = parse_json(text, in + ": the header");
     if (!header.is_object()) {
         throw format_error("prune::io: " + in + ": the header is a JSON " + std::string(header.type_name()) +
                            " (expected an object)");
@@ -560,7 +526,7 @@ namespace detail {
 /// The name -> shard file list of a model.safetensors.index.json, in index order.
 /// Shard names must be plain relative paths that stay inside the directory.
 inline std::vector<std::pair<std::string, std::string>> parse_index(std::string_view text, const std::string& where) {
-    const auto index = parse_json_strict(text, "index " + where);
+    const auto index = parse_json(text, "index " + where);
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
         throw format_error("prune::io: index " + where +
                            " has no \"weight_map\" object (expected {\"weight_map\": {tensor: shard file}})");
@@ -584,13 +550,6 @@ inline std::vector<std::pair<std::string, std::string>> parse_index(std::string_
         entries.emplace_back(name, file);
     }
     return entries;
-}
-
-/// Reads a whole (small) text file; io_error when unreadable.
-inline std::string read_text_file(const std::filesystem::path& path) {
-    const file_bytes bytes = file_bytes::map(path);
-    const auto span = bytes.bytes();
-    return std::string(reinterpret_cast<const char*>(span.data()), span.size());
 }
 
 }  // namespace detail
@@ -679,7 +638,7 @@ private:
         checkpoint result;
         result.name_ = index_path.string();
         const auto entries =
-            detail::parse_index(detail::read_text_file(index_path), "'" + index_path.string() + "'");
+            detail::parse_index(read_text_file(index_path), "'" + index_path.string() + "'");
         const std::filesystem::path directory = index_path.parent_path();
         std::map<std::string, std::size_t> shard_numbers;
         for (const auto& [name, file] : entries) {
@@ -773,18 +732,18 @@ public:
 
     /// The header bytes (length prefix + padded JSON) of the file write() produces.
     [[nodiscard]] std::string header() const {
-        nlohmann::ordered_json json = nlohmann::ordered_json::object();
+        json header_json = json::object();
         if (!metadata_.empty()) {
-            json["__metadata__"] = metadata_;
+            header_json["__metadata__"] = metadata_;
         }
         std::size_t offset = 0;
         for (std::size_t i : data_order()) {
             const entry& e = entries_[i];
             const std::size_t size = e.data().size();
-            json[e.name] = {{"dtype", dtype_name(e.type)}, {"shape", e.shape}, {"data_offsets", {offset, offset + size}}};
+            header_json[e.name] = {{"dtype", dtype_name(e.type)}, {"shape", e.shape}, {"data_offsets", {offset, offset + size}}};
             offset += size;
         }
-        std::string text = json.dump();
+        std::string text = header_json.dump();
         text.append((8 - text.size() % 8) % 8, ' ');
         std::string result(8, '\0');
         const std::uint64_t length = text.size();

@@ -1,0 +1,166 @@
+// prune/io/json.hpp: reading JSON (configs, mask files, indexes, data lines) with
+// errors that say where and what was expected.
+//
+// `parse_json` parses text with nlohmann::ordered_json (keys keep their file order) and
+// rejects duplicate keys at any depth; every failure is a `prune::format_error` that
+// names the source. `read_json_file` does the same for a file (io_error when it cannot
+// be read). The `as_*` accessors convert one value and, when it has the wrong type or
+// range, throw a format_error naming the value's location ("config.json: hidden_size")
+// and the type expected.
+#pragma once
+
+#include <prune/error.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <set>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace prune::io {
+
+/// The JSON type used throughout prune::io (keys in file order).
+using json = nlohmann::ordered_json;
+
+/// Parses JSON text; format_error naming `where` on a syntax error or a duplicate key.
+[[nodiscard]] inline json parse_json(std::string_view text, const std::string& where) {
+    std::vector<std::set<std::string>> keys;  // the keys seen in each open object
+    std::string duplicate;
+    auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
+        switch (event) {
+            case json::parse_event_t::object_start: keys.emplace_back(); break;
+            case json::parse_event_t::object_end:
+                if (!keys.empty()) {
+                    keys.pop_back();
+                }
+                break;
+            case json::parse_event_t::key:
+                if (!keys.empty() && !keys.back().insert(parsed.get<std::string>()).second && duplicate.empty()) {
+                    duplicate = parsed.get<std::string>();
+                }
+                break;
+            default: break;
+        }
+        return true;
+    };
+    json result;
+    try {
+        result = json::parse(text.begin(), text.end(), callback);
+    } catch (const json::exception& e) {
+        throw format_error("prune::io: " + where + " is not valid JSON: " + e.what());
+    }
+    if (!duplicate.empty()) {
+        throw format_error("prune::io: " + where + " has the key '" + duplicate +
+                           "' more than once (expected unique keys)");
+    }
+    return result;
+}
+
+/// Reads a whole file as text; io_error naming it when it cannot be read.
+[[nodiscard]] inline std::string read_text_file(const std::filesystem::path& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+        throw io_error("prune::io: cannot read '" + path.string() + "': it is a directory");
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        const int e = errno;
+        throw io_error("prune::io: cannot open '" + path.string() + "': " +
+                       std::error_code(e, std::generic_category()).message());
+    }
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) {
+        throw io_error("prune::io: reading '" + path.string() + "' failed");
+    }
+    return text;
+}
+
+/// Reads and parses a JSON file: io_error when unreadable, format_error when malformed.
+[[nodiscard]] inline json read_json_file(const std::filesystem::path& path) {
+    return parse_json(read_text_file(path), "'" + path.string() + "'");
+}
+
+/// A short description of a value for messages: its JSON text, cut to 40 characters.
+[[nodiscard]] inline std::string describe_json(const json& value) {
+    std::string text = value.dump();
+    if (text.size() > 40) {
+        text = text.substr(0, 37) + "...";
+    }
+    return text;
+}
+
+/// The member `key` of an object; format_error "<where>: missing '<key>'" when absent or not an object.
+[[nodiscard]] inline const json& require_member(const json& object, const std::string& key, const std::string& where) {
+    if (!object.is_object()) {
+        throw format_error("prune::io: " + where + " is " + describe_json(object) + " (expected a JSON object)");
+    }
+    const auto it = object.find(key);
+    if (it == object.end()) {
+        throw format_error("prune::io: " + where + " has no '" + key + "'");
+    }
+    return *it;
+}
+
+/// A non-negative integer that fits in size_t; format_error naming `where` otherwise.
+[[nodiscard]] inline std::size_t as_size(const json& value, const std::string& where) {
+    if (!value.is_number_unsigned() ||
+        value.get<std::uint64_t>() > std::numeric_limits<std::size_t>::max()) {
+        throw format_error("prune::io: " + where + " is " + describe_json(value) +
+                           " (expected a non-negative integer)");
+    }
+    return static_cast<std::size_t>(value.get<std::uint64_t>());
+}
+
+/// An integer within int64; format_error naming `where` otherwise (2.0 is not an integer).
+[[nodiscard]] inline std::int64_t as_int(const json& value, const std::string& where) {
+    if (value.is_number_integer() && !value.is_number_unsigned()) {
+        return value.get<std::int64_t>();
+    }
+    if (value.is_number_unsigned() && value.get<std::uint64_t>() <= static_cast<std::uint64_t>(
+                                                                         std::numeric_limits<std::int64_t>::max())) {
+        return static_cast<std::int64_t>(value.get<std::uint64_t>());
+    }
+    throw format_error("prune::io: " + where + " is " + describe_json(value) + " (expected an integer)");
+}
+
+/// Any JSON number as double; format_error naming `where` otherwise.
+[[nodiscard]] inline double as_double(const json& value, const std::string& where) {
+    if (!value.is_number()) {
+        throw format_error("prune::io: " + where + " is " + describe_json(value) + " (expected a number)");
+    }
+    return value.get<double>();
+}
+
+/// A string; format_error naming `where` otherwise.
+[[nodiscard]] inline std::string as_string(const json& value, const std::string& where) {
+    if (!value.is_string()) {
+        throw format_error("prune::io: " + where + " is " + describe_json(value) + " (expected a string)");
+    }
+    return value.get<std::string>();
+}
+
+/// A boolean; format_error naming `where` otherwise.
+[[nodiscard]] inline bool as_bool(const json& value, const std::string& where) {
+    if (!value.is_boolean()) {
+        throw format_error("prune::io: " + where + " is " + describe_json(value) + " (expected true or false)");
+    }
+    return value.get<bool>();
+}
+
+/// An array; format_error naming `where` otherwise.
+[[nodiscard]] inline const json& as_array(const json& value, const std::string& where) {
+    if (!value.is_array()) {
+        throw format_error("prune::io: " + where + " is " + describe_json(value) + " (expected an array)");
+    }
+    return value;
+}
+
+}  // namespace prune::io

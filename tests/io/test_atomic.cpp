@@ -1,0 +1,171 @@
+// Tests for prune/io/atomic.hpp: atomic files and staged output directories leave the
+// previous output or the new one, never a mixture and never debris, including when
+// the process is killed by SIGTERM/SIGINT mid-way (a forked child is killed for real).
+#include <prune/io/atomic.hpp>
+
+#include "test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <fstream>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace prune;
+using namespace prune::io;
+using prune_test::read_bytes;
+using prune_test::temp_dir;
+
+TEST_CASE("write_file_atomically replaces the file whole") {
+    temp_dir dir;
+    write_file_atomically(dir / "a.txt", std::string_view("first"));
+    CHECK(read_bytes(dir / "a.txt") == "first");
+    write_file_atomically(dir / "a.txt", std::string_view("second, longer"));
+    CHECK(read_bytes(dir / "a.txt") == "second, longer");
+    const std::vector<std::byte> bytes = {std::byte{0}, std::byte{255}};
+    write_file_atomically(dir / "b.bin", std::span<const std::byte>(bytes));
+    CHECK(read_bytes(dir / "b.bin") == std::string("\0\xff", 2));
+    CHECK(dir.listing() == std::vector<std::string>{"a.txt", "b.bin"});
+}
+
+TEST_CASE("an uncommitted atomic_file leaves the old file and no temporary") {
+    temp_dir dir;
+    write_file_atomically(dir / "model.bin", std::string_view("old"));
+    {
+        atomic_file file(dir / "model.bin");
+        file.write(std::string_view("half of the new"));
+        CHECK(std::filesystem::exists(file.temporary()));
+        CHECK(file.temporary().parent_path() == dir.path());
+        CHECK(file.temporary().filename().string().front() == '.');
+        // destroyed without commit (as when an exception unwinds)
+    }
+    CHECK(read_bytes(dir / "model.bin") == "old");
+    CHECK(dir.listing() == std::vector<std::string>{"model.bin"});
+}
+
+TEST_CASE("unwritable destinations are io_errors and leave nothing") {
+    temp_dir dir;
+    CHECK_THROWS_SAYS(write_file_atomically(dir / "no" / "such" / "x", std::string_view("x")), io_error,
+                      "cannot create a temporary file");
+    prune_test::write_bytes(dir / "plain", "file");
+    CHECK_THROWS_AS(write_file_atomically(dir / "plain" / "x", std::string_view("x")), io_error);
+    CHECK_THROWS_SAYS(output_directory(dir / "missing" / "out"), io_error, "does not exist");
+    CHECK_THROWS_SAYS(output_directory(dir / "plain"), io_error, "is not a directory");
+    CHECK_THROWS_SAYS(output_directory("/proc/prune-cannot-write-here"), io_error, "is not writable");
+    if (::geteuid() != 0) {  // root ignores permission bits
+        std::filesystem::create_directory(dir / "ro");
+        std::filesystem::permissions(dir / "ro", std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
+        CHECK_THROWS_SAYS(output_directory(dir / "ro" / "out"), io_error, "is not writable");
+        CHECK_THROWS_AS(write_file_atomically(dir / "ro" / "x", std::string_view("x")), io_error);
+    }
+    const auto listing = dir.listing();
+    CHECK((listing == std::vector<std::string>{"plain"} || listing == std::vector<std::string>{"plain", "ro"}));
+}
+
+TEST_CASE("output_directory appears whole on commit and replaces the previous one") {
+    temp_dir dir;
+    const auto target = dir / "out";
+    {
+        output_directory out(target);
+        prune_test::write_bytes(out / "a.txt", "1");
+        CHECK_FALSE(std::filesystem::exists(target));
+        out.commit();
+        CHECK(out.committed());
+    }
+    CHECK(read_bytes(target / "a.txt") == "1");
+    {
+        output_directory out(target);
+        prune_test::write_bytes(out / "b.txt", "2");
+        CHECK(read_bytes(target / "a.txt") == "1");  // the previous output is intact until commit
+        out.commit();
+    }
+    CHECK_FALSE(std::filesystem::exists(target / "a.txt"));  // replaced, not merged
+    CHECK(read_bytes(target / "b.txt") == "2");
+    CHECK(dir.listing() == std::vector<std::string>{"out"});
+    {
+        output_directory out(dir / "out/");  // a trailing slash names the same directory
+        prune_test::write_bytes(out / "c.txt", "3");
+        // not committed: an exception in the middle of writing
+    }
+    CHECK(read_bytes(target / "b.txt") == "2");
+    CHECK(dir.listing() == std::vector<std::string>{"out"});
+}
+
+namespace {
+
+/// Forks a child that runs body(ready_fd): it starts writing outputs, then calls
+/// signal_ready_and_wait(ready_fd); the parent then sends the signal.
+/// Returns the child's wait status after sending `signal_number`.
+template <class Body>
+int kill_midway(int signal_number, Body body) {
+    int pipe_fds[2];
+    REQUIRE(::pipe(pipe_fds) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::close(pipe_fds[0]);
+        try {
+            remove_staging_on_signal();
+            body(pipe_fds[1]);
+        } catch (...) {
+            ::_exit(3);
+        }
+        ::_exit(4);  // body returns only on failure
+    }
+    ::close(pipe_fds[1]);
+    char ready = 0;
+    const ssize_t n = ::read(pipe_fds[0], &ready, 1);
+    ::close(pipe_fds[0]);
+    REQUIRE(n == 1);
+    ::kill(child, signal_number);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    return status;
+}
+
+/// In the child: tell the parent we are mid-way, then wait for the signal.
+void signal_ready_and_wait(int fd) {
+    const char c = 'r';
+    if (::write(fd, &c, 1) != 1) {
+        ::_exit(5);
+    }
+    for (;;) {
+        ::pause();
+    }
+}
+
+}  // namespace
+
+TEST_CASE("SIGTERM or SIGINT mid-way leaves the previous output intact and no staging debris") {
+    const int signal_number = GENERATE(SIGTERM, SIGINT);
+    temp_dir dir;
+    const auto target = dir / "model";
+    std::filesystem::create_directory(target);
+    prune_test::write_bytes(target / "weights.bin", "previous");
+    prune_test::write_bytes(dir / "report.json", "{\"previous\": true}");
+
+    const int status = kill_midway(signal_number, [&](int ready_fd) {
+        output_directory out(target);
+        prune_test::write_bytes(out / "weights.bin", "half-written new");
+        atomic_file report(dir / "report.json");
+        report.write(std::string_view("{\"new\":"));
+        signal_ready_and_wait(ready_fd);
+    });
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == signal_number);  // the process still dies of the signal
+    CHECK(read_bytes(target / "weights.bin") == "previous");
+    CHECK(read_bytes(dir / "report.json") == "{\"previous\": true}");
+    CHECK(dir.listing() == std::vector<std::string>{"model", "report.json"});
+}
+
+TEST_CASE("remove_staging_now deletes live staging paths") {
+    temp_dir dir;
+    output_directory out(dir / "out");
+    std::filesystem::create_directories(out / "nested" / "deeper");
+    prune_test::write_bytes(out / "nested" / "deeper" / "x", "x");
+    atomic_file file(dir / "f");
+    remove_staging_now();
+    CHECK(dir.listing().empty());
+}
