@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -45,14 +46,28 @@ namespace prune {
 struct select_options {
     /// Worker threads (0 = std::thread::hardware_concurrency()); the result never depends on it.
     unsigned threads = 1;
-    /// The most memory spent on collecting the threshold bin; beyond it a third streaming pass is made.
+    /// The most memory spent on collecting the elements near the threshold; beyond it more passes are made.
     std::size_t buffer_bytes = std::size_t{8} << 20;
+    /// Try the sampled method first (false: histogram passes only; the result is the same).
+    bool sampling = true;
+    /// Let the sampled method keep one copy of the masks (1 bit per element) so that it can prune
+    /// while it counts and undo on a miss: one streaming pass instead of two.
+    bool speculate = true;
+};
+
+/// Which internal method a selection used (the masks never depend on it).
+enum class selection_method {
+    trivial,              ///< k = 0 or k = all candidates: no score was read
+    sampled,              ///< sample, count-and-collect pass, prune pass
+    histogram_collect,    ///< 16-bit histogram pass, prune-and-collect pass
+    histogram_three_pass, ///< two 16-bit histogram passes and a prune pass (bounded memory)
 };
 
 /// What one selection did.
 struct selection_result {
     std::size_t candidates = 0;  ///< elements still kept before the selection
     std::size_t pruned = 0;      ///< elements pruned by it (exactly k)
+    selection_method method = selection_method::trivial;  ///< how (for tests and benchmarks)
 };
 
 /// k = round(amount * candidates), ties to even (Python's round, as torch); throws value_error
@@ -161,7 +176,8 @@ public:
     /// A selector over scores[t] / masks[t]; score sources see tensor index first_index + t.
     selector(std::span<const score_source> scores, std::span<element_mask> masks, const select_options& options,
              std::size_t first_index = 0)
-        : scores_(scores), masks_(masks), buffer_bytes_(options.buffer_bytes), first_index_(first_index) {
+        : scores_(scores), masks_(masks), buffer_bytes_(options.buffer_bytes), sampling_(options.sampling),
+          speculate_(options.speculate), first_index_(first_index) {
         if (scores.size() != masks.size()) {
             throw shape_error("prune::select: " + std::to_string(scores.size()) + " score sources for " +
                               std::to_string(masks.size()) + " masks (expected one mask per tensor)");
@@ -175,6 +191,9 @@ public:
                 blocks_.push_back({t, b, std::min(select_block, n - b)});
             }
             offsets_.push_back(offsets_.back() + n);
+        }
+        if (scores.size() >= (std::size_t{1} << 32)) {
+            throw value_error("prune::select: more than 2^32 tensors in one selection");
         }
         if (offsets_.back() > select_max_total) {
             throw value_error("prune::select: " + std::to_string(offsets_.back()) +
@@ -205,6 +224,18 @@ public:
         if (k == 0) {
             return result;
         }
+        if (k == result.candidates) {  // everything still kept goes
+            for (element_mask& m : masks_) {
+                std::span<std::uint64_t> words = m.words_mutable();
+                std::fill(words.begin(), words.end(), std::uint64_t{0});
+            }
+            return result;
+        }
+        if (sampling_ && sampled_path(k, result.candidates)) {
+            result.method = selection_method::sampled;
+            return result;
+        }
+        result.method = selection_method::histogram_collect;
         // pass 1: histogram of the upper 16 bits, one per thread slice
         std::vector<key_histogram> upper(threads_);
         run_threads(threads_, [&](unsigned t) { histogram_pass(t, upper[t], false, 0); });
@@ -224,6 +255,7 @@ public:
         if (in_bin * sizeof(std::uint64_t) <= buffer_bytes_) {
             collect_path(upper, static_cast<std::uint32_t>(bin), needed);
         } else {
+            result.method = selection_method::histogram_three_pass;
             three_pass_path(static_cast<std::uint32_t>(bin), needed);
         }
         return result;
@@ -346,6 +378,235 @@ private:
         });
     }
 
+    /// An element's (key, tensor, index); ordered as the tie rule orders elements.
+    struct keyed_position {
+        std::uint32_t key;     ///< the score key
+        std::uint32_t tensor;  ///< the tensor's position
+        std::uint64_t index;   ///< the logical index in the tensor
+        friend bool operator<(const keyed_position& a, const keyed_position& b) noexcept {
+            if (a.key != b.key) {
+                return a.key < b.key;
+            }
+            return a.tensor != b.tensor ? a.tensor < b.tensor : a.index < b.index;
+        }
+    };
+
+    /// The sampled method: a strided sample of candidate keys brackets the k-th key in a window
+    /// [low, high]; pass A counts the candidates below `low` and collects those inside the window;
+    /// when the window holds the k-th key (checked exactly) and fits the buffer, pass B prunes
+    /// everything below `low` and the window's (k - below) smallest go by nth_element. Returns false
+    /// (having changed nothing) when the window missed or overflowed.
+    bool sampled_path(std::uint64_t k, std::uint64_t candidates) {
+        // the sample: runs of `run` consecutive elements every `stride` elements (cache- and TLB-friendly)
+        const std::size_t total = offsets_.back();
+        constexpr std::size_t sample_target = std::size_t{1} << 19;
+        constexpr std::size_t run = 32;
+        const std::size_t stride = std::max<std::size_t>(run, total / (sample_target / run) / run * run);
+        const std::size_t runs = (total + stride - 1) / stride;
+        std::vector<std::uint32_t> sample(runs * run, ~std::uint32_t{0});
+        const unsigned sample_threads = runs < 256 ? 1u : threads_;
+        run_threads(sample_threads, [&](unsigned t) {
+            const std::size_t first = runs * t / sample_threads;
+            const std::size_t last = runs * (t + 1) / sample_threads;
+            std::size_t tensor = 0;
+            for (std::size_t r = first; r < last; ++r) {
+                const std::size_t position = r * stride;
+                while (offsets_[tensor + 1] <= position) {
+                    ++tensor;
+                }
+                const std::size_t index = position - offsets_[tensor];
+                const std::size_t n = std::min(run, scores_[tensor].size() - index);  // stays inside the tensor
+                std::uint32_t* keys = sample.data() + r * run;
+                scores_[tensor].fill_keys(first_index_ + tensor, index, std::span<std::uint32_t>(keys, n));
+                for (std::size_t j = 0; j < n; ++j) {
+                    keys[j] = masks_[tensor].kept(index + j) ? std::min(keys[j], ~std::uint32_t{0} - 1)
+                                                             : ~std::uint32_t{0};  // ~0 = not a candidate
+                }
+                for (std::size_t j = n; j < run; ++j) {
+                    keys[j] = ~std::uint32_t{0};
+                }
+            }
+        });
+        const auto sampled_end = std::partition(sample.begin(), sample.end(),
+                                                [](std::uint32_t key) { return key != ~std::uint32_t{0}; });
+        const std::size_t count = static_cast<std::size_t>(sampled_end - sample.begin());
+        if (count < 64) {
+            return false;
+        }
+        const double q = static_cast<double>(k) / static_cast<double>(candidates);
+        const double spread = 5.0 * std::sqrt(static_cast<double>(count) * q * (1.0 - q)) + 2.0;
+        const double centre = q * static_cast<double>(count);
+        const auto rank = [&](double r) {
+            return static_cast<std::size_t>(std::clamp(r, 0.0, static_cast<double>(count - 1)));
+        };
+        const std::size_t rank_low = rank(centre - spread);
+        const std::size_t rank_high = rank(centre + spread);
+        std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(rank_low), sampled_end);
+        std::uint32_t low = sample[rank_low];
+        std::nth_element(sample.begin() + static_cast<std::ptrdiff_t>(rank_low),
+                         sample.begin() + static_cast<std::ptrdiff_t>(rank_high), sampled_end);
+        std::uint32_t high = sample[rank_high];
+        if (rank_low == 0) {
+            low = 0;  // nothing is below the window
+        }
+        if (rank_high == count - 1) {
+            high = ~std::uint32_t{0} - 1;
+        }
+        std::vector<std::uint32_t>().swap(sample);
+        const std::uint32_t width = high - low;
+
+        // speculation: keep a copy of the masks, prune below the window already in pass A
+        std::vector<std::uint64_t> backup;
+        if (speculate_) {
+            std::size_t words = 0;
+            for (const element_mask& m : masks_) {
+                words += m.words().size();
+            }
+            backup.reserve(words);
+            for (const element_mask& m : masks_) {
+                backup.insert(backup.end(), m.words().begin(), m.words().end());
+            }
+        }
+        const bool prune_now = speculate_;
+
+        // pass A: count below the window, collect inside it (and, speculating, prune below it)
+        const std::size_t capacity = std::min<std::size_t>(buffer_bytes_ / sizeof(keyed_position), candidates);
+        std::unique_ptr<keyed_position[]> window(new keyed_position[capacity]);  // pages touched only when used
+        std::atomic<std::size_t> used{0};
+        std::atomic<bool> overflow{false};
+        std::vector<std::uint64_t> below(threads_, 0);
+        run_threads(threads_, [&](unsigned t) {
+            constexpr std::size_t stage_size = 256;
+            std::array<keyed_position, stage_size> stage;
+            std::size_t staged = 0;
+            auto flush = [&] {
+                const std::size_t at = used.fetch_add(staged);
+                if (at + staged > capacity) {
+                    overflow.store(true);
+                } else {
+                    std::copy(stage.begin(), stage.begin() + static_cast<std::ptrdiff_t>(staged), window.get() + at);
+                }
+                staged = 0;
+            };
+            std::uint64_t count_below = 0;
+            for_each_chunk(t, [&](std::size_t tensor, std::size_t begin, std::span<const std::uint32_t> chunk_keys,
+                                  std::span<std::uint64_t> words) {
+                if (overflow.load(std::memory_order_relaxed)) {
+                    return;
+                }
+                const std::uint32_t* keys = chunk_keys.data();
+                for (std::size_t w = 0; w < words.size(); ++w) {
+                    const std::uint64_t word = words[w];
+                    if (word == 0) {
+                        continue;
+                    }
+                    const std::uint32_t* k = keys + w * 64;
+                    const std::size_t m = std::min<std::size_t>(64, chunk_keys.size() - w * 64);
+                    const std::uint64_t prune = less_bits(k, m, low) & word;
+                    count_below += static_cast<std::uint64_t>(std::popcount(prune));
+                    if (prune_now) {
+                        words[w] = word & ~prune;
+                    }
+                    std::uint64_t inside = within_bits(k, m, low, width) & word;
+                    while (inside != 0) {
+                        const int j = std::countr_zero(inside);
+                        inside &= inside - 1;
+                        stage[staged++] = {k[j], static_cast<std::uint32_t>(tensor), begin + w * 64 + static_cast<std::size_t>(j)};
+                        if (staged == stage_size) {
+                            flush();
+                        }
+                    }
+                }
+            });
+            if (staged > 0) {
+                flush();
+            }
+            below[t] = count_below;
+        });
+        std::uint64_t below_total = 0;
+        for (std::uint64_t b : below) {
+            below_total += b;
+        }
+        const std::size_t in_window = used.load();
+        if (overflow.load() || in_window > capacity || below_total > k || k > below_total + in_window) {
+            if (prune_now) {  // undo
+                const std::uint64_t* from = backup.data();
+                for (element_mask& m : masks_) {
+                    std::span<std::uint64_t> words = m.words_mutable();
+                    std::copy(from, from + words.size(), words.begin());
+                    from += words.size();
+                }
+            }
+            return false;  // the masks are as they were
+        }
+        std::vector<std::uint64_t>().swap(backup);
+        const std::uint64_t needed = k - below_total;
+
+        // pass B: prune everything below the window, then the window's smallest
+        if (below_total > 0 && !prune_now) {
+            run_threads(threads_, [&](unsigned t) {
+                for_each_chunk(t, [&](std::size_t, std::size_t, std::span<const std::uint32_t> keys,
+                                      std::span<std::uint64_t> words) {
+                    for (std::size_t w = 0; w < words.size(); ++w) {
+                        if (words[w] != 0) {
+                            const std::size_t m = std::min<std::size_t>(64, keys.size() - w * 64);
+                            words[w] &= ~less_bits(keys.data() + w * 64, m, low);
+                        }
+                    }
+                });
+            });
+        }
+        if (needed > 0) {
+            keyed_position* nth = window.get() + (needed - 1);
+            std::nth_element(window.get(), nth, window.get() + in_window);
+            for (keyed_position* it = window.get(); it != nth + 1; ++it) {
+                masks_[it->tensor].set(it->index, false);
+            }
+        }
+        return true;
+    }
+
+    /// Bit j set when low <= keys[j] <= low + width (m <= 64).
+    static std::uint64_t within_bits(const std::uint32_t* __restrict keys, std::size_t m, std::uint32_t low,
+                                     std::uint32_t width) noexcept {
+        if (m == 64) {
+            std::uint32_t low_half = 0;
+            std::uint32_t high_half = 0;
+            for (std::uint32_t j = 0; j < 32; ++j) {
+                low_half |= static_cast<std::uint32_t>(keys[j] - low <= width) << j;
+            }
+            for (std::uint32_t j = 0; j < 32; ++j) {
+                high_half |= static_cast<std::uint32_t>(keys[32 + j] - low <= width) << j;
+            }
+            return low_half | (static_cast<std::uint64_t>(high_half) << 32);
+        }
+        std::uint64_t bits = 0;
+        for (std::size_t j = 0; j < m; ++j) {
+            bits |= static_cast<std::uint64_t>(keys[j] - low <= width) << j;
+        }
+        return bits;
+    }
+
+    /// Bit j set when keys[j] < limit (m <= 64).
+    static std::uint64_t less_bits(const std::uint32_t* __restrict keys, std::size_t m, std::uint32_t limit) noexcept {
+        if (m == 64) {
+            std::uint32_t low_half = 0;
+            std::uint32_t high_half = 0;
+            for (std::uint32_t j = 0; j < 32; ++j) {
+                low_half |= static_cast<std::uint32_t>(keys[j] < limit) << j;
+            }
+            for (std::uint32_t j = 0; j < 32; ++j) {
+                high_half |= static_cast<std::uint32_t>(keys[32 + j] < limit) << j;
+            }
+            return low_half | (static_cast<std::uint64_t>(high_half) << 32);
+        }
+        std::uint64_t bits = 0;
+        for (std::size_t j = 0; j < m; ++j) {
+            bits |= static_cast<std::uint64_t>(keys[j] < limit) << j;
+        }
+        return bits;
+    }
+
     /// Fast path: prune below the bin, collect the bin's candidates, nth_element, scatter.
     void collect_path(const std::vector<key_histogram>& upper, std::uint32_t bin, std::uint64_t needed) {
         std::vector<std::size_t> start(threads_ + 1, 0);
@@ -443,6 +704,8 @@ private:
     std::span<const score_source> scores_;
     std::span<element_mask> masks_;
     std::size_t buffer_bytes_;
+    bool sampling_;
+    bool speculate_;
     std::size_t first_index_;
     std::vector<std::size_t> offsets_;
     std::vector<select_block_range> blocks_;

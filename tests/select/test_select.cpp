@@ -87,15 +87,27 @@ TEST_CASE("global selection equals the brute-force sort on mixed types with many
     const mixed_model model(11);
     const auto scores = model.magnitudes();
     for (unsigned threads : {1u, 2u, 3u, 7u}) {
-        for (std::size_t buffer : {std::size_t{8} << 20, std::size_t{0}}) {
-            INFO("threads " << threads << ", buffer " << buffer);
+        for (std::size_t buffer : {std::size_t{8} << 20, std::size_t{0}})
+        for (int variant = 0; variant < 3; ++variant) {
+            const bool sampling = variant < 2;
+            const bool speculate = variant == 0;
+            INFO("threads " << threads << ", buffer " << buffer << ", sampling " << sampling << ", speculate "
+                            << speculate);
             auto ours = model.full_masks();
             auto expected = model.full_masks();
             for (int step = 0; step < 6; ++step) {
                 const std::size_t k = prune::count_to_prune(0.2, total_kept(expected));
                 prune_test::reference_prune(scores, expected, k);
-                const auto r = prune::prune_global(scores, ours, 0.2, {threads, buffer});
+                const auto r = prune::prune_global(scores, ours, 0.2, {threads, buffer, sampling, speculate});
                 CHECK(r.pruned == k);
+                // the options reach every internal method: sampled when allowed and the buffer is
+                // big; histogram collect with a big buffer; three passes with none
+                if (!sampling) {
+                    CHECK(r.method == (buffer == 0 ? prune::selection_method::histogram_three_pass
+                                                   : prune::selection_method::histogram_collect));
+                } else if (buffer > 0) {
+                    CHECK(r.method == prune::selection_method::sampled);
+                }
                 REQUIRE(ours == expected);
             }
         }
@@ -111,15 +123,33 @@ TEST_CASE("the k smallest of user-given, inverted and random scores equal the br
     scores.push_back(prune::inverted_magnitude(model.b));
     scores.push_back(prune::random_scores(prune::shape{5000}, 42));
     for (unsigned threads : {1u, 2u}) {
-        for (std::size_t buffer : {std::size_t{8} << 20, std::size_t{0}}) {
+        for (std::size_t buffer : {std::size_t{8} << 20, std::size_t{0}})
+        for (bool sampling : {true, false}) {
             std::vector<element_mask> ours = {element_mask({40000}), element_mask({1234}), element_mask({5000})};
             auto expected = ours;
             for (std::size_t k : {1u, 1000u, 7777u, 20000u}) {
                 prune_test::reference_prune(scores, expected, k);
-                prune::prune_smallest(scores, ours, k, {threads, buffer});
+                prune::prune_smallest(scores, ours, k, {threads, buffer, sampling});
                 REQUIRE(ours == expected);
             }
         }
+    }
+}
+
+TEST_CASE("a speculative miss is undone: the fallback sees the masks as they were", "[select]") {
+    // 60000 equal scores and a 1-byte buffer: the sampled window overflows after pass A has
+    // already pruned below it; the masks must come back and the histogram path decide.
+    std::vector<float> w(60000, 1.0f);
+    for (std::size_t i = 0; i < 5000; ++i) w[i * 12] = 0.5f;  // 5000 smaller ones spread out
+    const std::vector<score_source> scores = {prune::magnitude(w)};
+    for (std::size_t k : {std::size_t{4000}, std::size_t{5000}, std::size_t{7000}}) {
+        std::vector<element_mask> ours = {element_mask({60000})};
+        ours[0].set(7, false);
+        auto expected = ours;
+        prune_test::reference_prune(scores, expected, k);
+        const auto r = prune::prune_smallest(scores, ours, k, {2, 1, true, true});
+        CHECK(r.method != prune::selection_method::sampled);
+        CHECK(ours == expected);
     }
 }
 
@@ -134,10 +164,11 @@ TEST_CASE("tie rule: smallest score first, then earlier tensor, then smaller fla
     const std::vector<std::vector<std::uint8_t>> expected_b = {
         {1, 0, 1}, {1, 0, 1}, {1, 0, 1}, {1, 0, 1}, {1, 0, 1}, {0, 0, 1}, {0, 0, 0}};
     for (unsigned threads : {1u, 2u}) {
-        for (std::size_t buffer : {std::size_t{1} << 20, std::size_t{0}}) {
+        for (std::size_t buffer : {std::size_t{1} << 20, std::size_t{0}})
+        for (bool sampling : {true, false}) {
             for (std::size_t k = 1; k <= 7; ++k) {
                 std::vector<element_mask> masks = {element_mask({4}), element_mask({3})};
-                prune::prune_smallest(scores, masks, k, {threads, buffer});
+                prune::prune_smallest(scores, masks, k, {threads, buffer, sampling});
                 INFO("k = " << k);
                 CHECK(masks[0].to_bytes() == expected_a[k - 1]);
                 CHECK(masks[1].to_bytes() == expected_b[k - 1]);
@@ -293,10 +324,13 @@ TEST_CASE("masks are bit-identical on any thread count (many blocks, random and 
         }
         std::vector<element_mask> first;
         for (unsigned threads : {1u, 2u, 3u, 4u, 8u, 13u}) {
-            for (std::size_t buffer : {std::size_t{8} << 20, std::size_t{0}}) {
+            for (std::size_t buffer : {std::size_t{8} << 20, std::size_t{0}})
+            for (int variant = 0; variant < 3; ++variant) {
+                const bool sampling = variant < 2;
+                const bool speculate = variant == 0;
                 std::vector<element_mask> masks = {element_mask({300000}), element_mask({50000})};
                 for (int step = 0; step < 4; ++step) {
-                    prune::prune_global(scores, masks, 0.15, {threads, buffer});
+                    prune::prune_global(scores, masks, 0.15, {threads, buffer, sampling, speculate});
                 }
                 if (first.empty()) {
                     first = masks;
@@ -306,7 +340,7 @@ TEST_CASE("masks are bit-identical on any thread count (many blocks, random and 
                     }
                     REQUIRE(masks == expected);
                 } else {
-                    INFO("threads " << threads << " buffer " << buffer);
+                    INFO("threads " << threads << " buffer " << buffer << " variant " << variant);
                     REQUIRE(masks == first);
                 }
             }

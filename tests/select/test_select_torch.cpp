@@ -83,11 +83,14 @@ TEST_CASE("global L1 magnitude masks are bit-identical to torch's global_unstruc
     };
 
     for (unsigned threads : {1u, 2u, 3u}) {
-        for (std::size_t buffer : {std::size_t{8} << 20, std::size_t{0}}) {
-            INFO("threads " << threads << ", buffer " << buffer);
+        for (std::size_t buffer : {std::size_t{8} << 20, std::size_t{0}})
+        for (int variant = 0; variant < 3; ++variant) {
+            const bool sampling = variant < 2;
+            const bool speculate = variant == 0;
+            INFO("threads " << threads << ", buffer " << buffer << ", variant " << variant);
             auto masks = fresh();
             for (int step = 1; step <= 7; ++step) {
-                prune::prune_global(scores, masks, 0.1, {threads, buffer});
+                prune::prune_global(scores, masks, 0.1, {threads, buffer, sampling, speculate});
                 if (step == 1 || step == 3 || step == 7) {
                     for (std::size_t t = 0; t < shapes.size(); ++t) {
                         INFO("step " << step << ", tensor " << t);
