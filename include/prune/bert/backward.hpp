@@ -1,0 +1,849 @@
+// prune/bert/backward.hpp: the training pass of the reference BERT -- a forward pass that
+// records what it needs (with dropout in training mode) and the backward pass for
+// cross-entropy (or MSE when num_labels == 1): gradients of every parameter and of the head
+// and MLP gates, per example and per batch.
+//
+// The forward pass is Hugging Face's BertForSequenceClassification with dropout where HF puts
+// it: after the embedding LayerNorm, on the attention probabilities (the head gate multiplies
+// them after dropout), after the attention-output dense and the MLP's output dense (before
+// the residual add; the MLP gate multiplies the dropped-out output) and on the pooled [CLS]
+// before the classifier. Dropout draws are a counter-based hash of (seed, site, element), so
+// a pass is reproducible and the backward pass recomputes the masks instead of storing them.
+//
+// Everything is templated on the weights type: prune::bert::weights (float, the model) or
+// basic_weights<double> (for finite-difference tests; `cast_weights<double>(w)`), which have
+// the same members. Float products go to OpenBLAS (when the build found it) and use its
+// threads; double products use Eigen.
+//
+// Gate gradients: sequences in a packed batch do not interact, so with loss_reduction::sum
+// the gradient of each sequence's own loss L(x_b) with respect to every gate is read off the
+// same backward pass (per_example rows); loss_reduction::mean divides everything by B.
+// Head gate gradients: dL/dxi[l][h] = sum over the sequence's tokens of <ctx_h(t), dL/dctx_h(t)>
+// (ctx the ungated context, dctx the gradient of the gated one); MLP gate: the same with the
+// dropped-out MLP output and the gradient of the LayerNorm input.
+//
+// The `training_workspace` grows only: once it has seen the largest batch, a pass allocates
+// nothing (the importance pass over a dev set relies on this).
+#pragma once
+
+// GCC 12 reports false "(may be) used uninitialized" warnings inside Eigen's AVX-512 packet
+// transposes when Eigen's float/double GEMM is instantiated with -march=native (see
+// prune/bert/eigen.hpp); they must be silenced before Eigen is first included.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <prune/bert/eigen.hpp>
+#include <prune/bert/batch.hpp>
+#include <prune/bert/config.hpp>
+#include <prune/bert/kernels.hpp>
+#include <prune/bert/weights.hpp>
+#include <prune/error.hpp>
+
+#include <Eigen/Core>
+
+#if defined(PRUNE_HAVE_CBLAS)
+#include <cblas.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace prune::bert {
+
+// ------------------------------------------------------------------------------------------
+// A scalar-generic mirror of `weights` (for double-precision gradient checks).
+
+/// A row-major matrix of scalar S.
+template <class S>
+using basic_matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+/// A column vector of scalar S.
+template <class S>
+using basic_vector = Eigen::Matrix<S, Eigen::Dynamic, 1>;
+
+/// A dense layer of scalar S (as prune::bert::linear).
+template <class S>
+struct basic_linear {
+    basic_matrix<S> weight;  ///< [out, in]
+    basic_vector<S> bias;    ///< [out]
+};
+/// LayerNorm parameters of scalar S.
+template <class S>
+struct basic_layer_norm {
+    basic_vector<S> weight;  ///< gamma
+    basic_vector<S> bias;    ///< beta
+};
+/// One encoder layer of scalar S (as prune::bert::layer_weights).
+template <class S>
+struct basic_layer {
+    int heads = 0;                   ///< kept heads
+    int head_size = 0;               ///< width of one head
+    std::vector<int> head_ids;       ///< original head indices
+    basic_linear<S> qkv;             ///< [3A, hidden]
+    basic_linear<S> attention_output;  ///< [hidden, A]
+    basic_layer_norm<S> attention_norm;  ///< attention LayerNorm
+    basic_linear<S> intermediate;    ///< [ffn, hidden]
+    basic_linear<S> output;          ///< [hidden, ffn]
+    basic_layer_norm<S> output_norm;  ///< output LayerNorm
+    /// Kept heads x head size.
+    [[nodiscard]] int attention_width() const { return heads * head_size; }
+    /// Feed-forward width.
+    [[nodiscard]] int ffn() const { return static_cast<int>(intermediate.weight.rows()); }
+};
+/// Every parameter, scalar S (as prune::bert::weights).
+template <class S>
+struct basic_weights {
+    config cfg;                                ///< shape
+    basic_matrix<S> word_embeddings;           ///< [vocab, hidden]
+    basic_matrix<S> position_embeddings;       ///< [positions, hidden]
+    basic_matrix<S> token_type_embeddings;     ///< [types, hidden]
+    basic_layer_norm<S> embedding_norm;        ///< embedding LayerNorm
+    std::vector<basic_layer<S>> layers;        ///< encoder layers
+    basic_linear<S> pooler;                    ///< [hidden, hidden]
+    basic_linear<S> classifier;                ///< [labels, hidden]
+};
+
+/// Calls f(tensor) for every parameter matrix / vector of a weights-like object, in a fixed order.
+template <class W, class F>
+void for_each_tensor(W& w, F&& f) {
+    f(w.word_embeddings);
+    f(w.position_embeddings);
+    f(w.token_type_embeddings);
+    f(w.embedding_norm.weight);
+    f(w.embedding_norm.bias);
+    for (auto& L : w.layers) {
+        f(L.qkv.weight);
+        f(L.qkv.bias);
+        f(L.attention_output.weight);
+        f(L.attention_output.bias);
+        f(L.attention_norm.weight);
+        f(L.attention_norm.bias);
+        f(L.intermediate.weight);
+        f(L.intermediate.bias);
+        f(L.output.weight);
+        f(L.output.bias);
+        f(L.output_norm.weight);
+        f(L.output_norm.bias);
+    }
+    f(w.pooler.weight);
+    f(w.pooler.bias);
+    f(w.classifier.weight);
+    f(w.classifier.bias);
+}
+
+/// A copy of float weights in scalar S.
+template <class S>
+[[nodiscard]] basic_weights<S> cast_weights(const weights& w) {
+    basic_weights<S> out;
+    out.cfg = w.cfg;
+    out.word_embeddings = w.word_embeddings.cast<S>();
+    out.position_embeddings = w.position_embeddings.cast<S>();
+    out.token_type_embeddings = w.token_type_embeddings.cast<S>();
+    out.embedding_norm = {w.embedding_norm.weight.cast<S>(), w.embedding_norm.bias.cast<S>()};
+    for (const auto& L : w.layers) {
+        basic_layer<S> b;
+        b.heads = L.heads;
+        b.head_size = L.head_size;
+        b.head_ids = L.head_ids;
+        b.qkv = {L.qkv.weight.cast<S>(), L.qkv.bias.cast<S>()};
+        b.attention_output = {L.attention_output.weight.cast<S>(), L.attention_output.bias.cast<S>()};
+        b.attention_norm = {L.attention_norm.weight.cast<S>(), L.attention_norm.bias.cast<S>()};
+        b.intermediate = {L.intermediate.weight.cast<S>(), L.intermediate.bias.cast<S>()};
+        b.output = {L.output.weight.cast<S>(), L.output.bias.cast<S>()};
+        b.output_norm = {L.output_norm.weight.cast<S>(), L.output_norm.bias.cast<S>()};
+        out.layers.push_back(std::move(b));
+    }
+    out.pooler = {w.pooler.weight.cast<S>(), w.pooler.bias.cast<S>()};
+    out.classifier = {w.classifier.weight.cast<S>(), w.classifier.bias.cast<S>()};
+    return out;
+}
+
+/// A zero-filled object with the shapes of w (for gradients).
+template <class W>
+[[nodiscard]] W zeros_like(const W& w) {
+    W out = w;
+    for_each_tensor(out, [](auto& t) { t.setZero(); });
+    return out;
+}
+
+// ------------------------------------------------------------------------------------------
+// Options, gates, labels.
+
+/// How the per-example losses are combined into the batch loss.
+enum class loss_reduction {
+    mean,  ///< the batch mean (training, per-batch importance)
+    sum,   ///< the sum: every per-example gate gradient is that example's own dL(x)/dxi
+};
+
+/// How one training pass runs.
+struct training_options {
+    bool dropout = false;            ///< training mode: apply dropout
+    float hidden_dropout = 0.1f;     ///< hidden_dropout_prob (embeddings, dense outputs, pooled)
+    float attention_dropout = 0.1f;  ///< attention_probs_dropout_prob
+    std::uint64_t seed = 0;          ///< dropout stream (use a new one per step)
+    loss_reduction reduction = loss_reduction::mean;  ///< mean or sum of the per-example losses
+    bool parameter_gradients = true;  ///< false: only the gate gradients (importance)
+};
+
+/// Head and MLP gate values for the training pass (empty = all 1); heads[l][h] over kept heads.
+struct gate_values {
+    std::vector<std::vector<double>> heads;  ///< heads[l][h]
+    std::vector<double> mlps;                ///< mlps[l]
+    /// The gate of head h of layer l.
+    [[nodiscard]] double head(std::size_t l, std::size_t h) const {
+        return heads.empty() || heads[l].empty() ? 1.0 : heads[l][h];
+    }
+    /// The gate of layer l's MLP.
+    [[nodiscard]] double mlp(std::size_t l) const { return mlps.empty() ? 1.0 : mlps[l]; }
+};
+
+/// The targets of a batch: class indices (num_labels > 1) or values (num_labels == 1).
+struct batch_labels {
+    std::span<const int> classes;   ///< class per sequence (classification)
+    std::span<const float> values;  ///< target per sequence (regression)
+};
+
+/// The gate gradients of the last pass. Row b of the per-example arrays belongs to sequence b.
+struct gate_gradients {
+    std::size_t total_heads = 0;       ///< heads over all layers (flat: layers in order)
+    std::size_t layers = 0;            ///< MLP gates
+    std::size_t sequences = 0;         ///< rows
+    std::vector<double> heads_by_example;  ///< [sequences x total_heads] (capacity grows only)
+    std::vector<double> mlps_by_example;   ///< [sequences x layers]
+    /// Example b's head gate gradients (flat).
+    [[nodiscard]] std::span<const double> heads(std::size_t b) const {
+        return {heads_by_example.data() + b * total_heads, total_heads};
+    }
+    /// Example b's MLP gate gradients.
+    [[nodiscard]] std::span<const double> mlps(std::size_t b) const {
+        return {mlps_by_example.data() + b * layers, layers};
+    }
+    /// The batch's gradient of head flat index i (sum over examples).
+    [[nodiscard]] double head_total(std::size_t i) const {
+        double s = 0.0;
+        for (std::size_t b = 0; b < sequences; ++b) s += heads_by_example[b * total_heads + i];
+        return s;
+    }
+    /// The batch's gradient of MLP l.
+    [[nodiscard]] double mlp_total(std::size_t l) const {
+        double s = 0.0;
+        for (std::size_t b = 0; b < sequences; ++b) s += mlps_by_example[b * layers + l];
+        return s;
+    }
+};
+
+namespace detail {
+
+/// Grow-only buffer of S.
+template <class S>
+struct grow_buffer {
+    std::vector<S> data;  ///< storage
+    /// At least n elements (zeroed when `zero`).
+    S* get(std::size_t n, bool zero = false) {
+        if (data.size() < n) data.resize(n);
+        if (zero) std::fill(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n), S{});
+        return data.data();
+    }
+};
+
+/// C[m,n] = alpha * op(A) op(B) + beta * C, row-major; op = transpose when the flag is set.
+template <class S>
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, int lda, const S* b, int ldb, S beta,
+          S* c, int ldc) {
+    if (m <= 0 || n <= 0) return;
+    using mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    using cmap = Eigen::Map<const mat, 0, Eigen::OuterStride<>>;
+    using map = Eigen::Map<mat, 0, Eigen::OuterStride<>>;
+    map cm(c, m, n, Eigen::OuterStride<>(ldc));
+    if (k <= 0) {
+        if (beta == S{0}) cm.setZero(); else cm *= beta;
+        return;
+    }
+#if defined(PRUNE_HAVE_CBLAS)
+    // Small float products stay in Eigen (OpenBLAS's threading overhead dominates them).
+    if constexpr (std::is_same_v<S, float>) {
+        if (static_cast<double>(m) * n * k >= 2097152.0) {
+            cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n,
+                        k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+    } else if constexpr (std::is_same_v<S, double>) {
+        cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+                    alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+#endif
+    if (beta == S{0}) cm.setZero(); else if (beta != S{1}) cm *= beta;
+    const cmap am = trans_a ? cmap(a, k, m, Eigen::OuterStride<>(lda)) : cmap(a, m, k, Eigen::OuterStride<>(lda));
+    const cmap bm = trans_b ? cmap(b, n, k, Eigen::OuterStride<>(ldb)) : cmap(b, k, n, Eigen::OuterStride<>(ldb));
+    if (trans_a && trans_b) cm.noalias() += alpha * am.transpose() * bm.transpose();
+    else if (trans_a) cm.noalias() += alpha * am.transpose() * bm;
+    else if (trans_b) cm.noalias() += alpha * am * bm.transpose();
+    else cm.noalias() += alpha * am * bm;
+}
+
+/// 53-bit uniform in [0, 1) from a counter-based hash of (seed, site, index).
+inline double dropout_uniform(std::uint64_t seed, std::uint64_t site, std::uint64_t index) noexcept {
+    auto mix = [](std::uint64_t z) {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    };
+    const std::uint64_t stream = mix(seed + 0x9E3779B97F4A7C15ull * (site + 1));
+    return static_cast<double>(mix(stream + 0xD1B54A32D192ED03ull * (index + 1)) >> 11) * 0x1.0p-53;
+}
+
+/// Dropout sites (per layer l: 4 l + kind; embeddings and pooled have their own).
+enum : std::uint64_t { site_embedding = 0, site_pooled = 1, site_layer_base = 2 };
+/// The site id of a layer's dropout (kind 0: attention probs, 1: attention output, 2: MLP output).
+inline std::uint64_t layer_site(std::size_t l, int kind) { return site_layer_base + 3 * l + static_cast<std::uint64_t>(kind); }
+
+/// The dropout scale (0 or 1 / (1 - p)) of element `index` at `site`; 1 when dropout is off.
+template <class S>
+S dropout_scale(const training_options& o, float p, std::uint64_t site, std::uint64_t index) noexcept {
+    if (!o.dropout || p <= 0.0f) return S{1};
+    return dropout_uniform(o.seed, site, index) < static_cast<double>(p) ? S{0} : S{1} / (S{1} - static_cast<S>(p));
+}
+
+/// GELU (erf form) in scalar S: float uses the vectorisable approximation of the forward pass.
+template <class S>
+S gelu(S x) noexcept {
+    if constexpr (std::is_same_v<S, float>) return kernels::gelu(x);
+    else return S{0.5} * x * (S{1} + std::erf(x * S{0.70710678118654752440}));
+}
+/// d GELU / dx in scalar S.
+template <class S>
+S gelu_derivative(S x) noexcept {
+    if constexpr (std::is_same_v<S, float>) return kernels::gelu_derivative(x);
+    else return S{0.5} * (S{1} + std::erf(x * S{0.70710678118654752440})) + x * S{0.39894228040143267794} * std::exp(S{-0.5} * x * x);
+}
+
+/// y = LN(x) row-wise; records xhat and rstd.
+template <class S>
+void layer_norm_forward(const S* x, S* y, S* xhat, S* rstd, const S* gamma, const S* beta, int n, S eps) {
+    S mean = 0;
+    for (int i = 0; i < n; ++i) mean += x[i];
+    mean /= static_cast<S>(n);
+    S var = 0;
+    for (int i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+    var /= static_cast<S>(n);
+    const S r = S{1} / std::sqrt(var + eps);
+    *rstd = r;
+    for (int i = 0; i < n; ++i) {
+        xhat[i] = (x[i] - mean) * r;
+        y[i] = xhat[i] * gamma[i] + beta[i];
+    }
+}
+
+/// dx = LN backward of dy (one row); accumulates dgamma, dbeta when not null.
+template <class S>
+void layer_norm_backward(const S* dy, const S* xhat, S rstd, const S* gamma, S* dx, S* dgamma, S* dbeta, int n) {
+    S mean_g = 0, mean_gx = 0;
+    for (int i = 0; i < n; ++i) {
+        const S g = dy[i] * gamma[i];
+        mean_g += g;
+        mean_gx += g * xhat[i];
+        if (dgamma != nullptr) {
+            dgamma[i] += dy[i] * xhat[i];
+            dbeta[i] += dy[i];
+        }
+    }
+    mean_g /= static_cast<S>(n);
+    mean_gx /= static_cast<S>(n);
+    for (int i = 0; i < n; ++i) dx[i] = rstd * (dy[i] * gamma[i] - mean_g - xhat[i] * mean_gx);
+}
+
+}  // namespace detail
+
+/// Grow-only memory of the training pass for scalar S (one pass at a time).
+template <class S>
+class training_workspace {
+public:
+    /// The loss of the last pass (reduced as requested).
+    [[nodiscard]] double loss() const noexcept { return loss_; }
+    /// Per-example losses of the last pass.
+    [[nodiscard]] std::span<const double> example_losses() const noexcept { return {example_loss_.data(), batch_}; }
+    /// The logits of the last pass: [B, labels] row-major.
+    [[nodiscard]] std::span<const S> logits() const noexcept {
+        return {logits_.data.data(), batch_ * static_cast<std::size_t>(labels_)};
+    }
+    /// The gate gradients of the last pass.
+    [[nodiscard]] const gate_gradients& gates() const noexcept { return gates_; }
+
+    /// Per-layer recorded activations (internal).
+    struct layer_record {
+        detail::grow_buffer<S> input, qkv, probs, probs_dropped, context, context_gated, attn_hat, attn_rstd, attn_out,
+            inter_pre, inter_act, mlp_out, out_hat, out_rstd;
+    };
+
+private:
+    template <class W>
+    friend double train_pass(const W&, const packed_batch&, const batch_labels&, const gate_values*,
+                             training_workspace<typename decltype(W::word_embeddings)::Scalar>&, W*,
+                             const training_options&);
+
+    std::vector<layer_record> layers_;
+    detail::grow_buffer<S> emb_hat_, emb_rstd_, x_, cls_, pooled_, pooled_dropped_, logits_;
+    detail::grow_buffer<S> dx_, dy_, dtmp_, dqkv_, dctx_, dffn_, dpooled_, dlogits_, dscores_, dcls_;
+    std::vector<std::int64_t> prob_offsets_;
+    std::vector<double> example_loss_;
+    gate_gradients gates_;
+    double loss_ = 0.0;
+    std::size_t batch_ = 0;
+    int labels_ = 0;
+};
+
+/// One forward + backward pass over a packed batch. Returns the loss (mean or sum over the
+/// sequences, per options.reduction), fills ws.gates() and ws.logits(), and, when `grads` is
+/// not null and options.parameter_gradients, *adds* the parameter gradients to it (shapes of w).
+/// Throws value_error / shape_error on labels, gates or batches that do not fit the model.
+template <class W>
+double train_pass(const W& w, const packed_batch& batch, const batch_labels& labels, const gate_values* gate,
+                  training_workspace<typename decltype(W::word_embeddings)::Scalar>& ws, W* grads,
+                  const training_options& o) {
+    using S = typename decltype(W::word_embeddings)::Scalar;
+    const config& cfg = w.cfg;
+    batch.validate(cfg);
+    const int B = batch.sequences();
+    if (B == 0) throw value_error("train_pass: empty batch");
+    if (w.pooler.weight.size() == 0 || w.classifier.weight.size() == 0) {
+        throw format_error("train_pass: the model has no pooler / classifier weights");
+    }
+    const int C = static_cast<int>(w.classifier.weight.rows());
+    const bool regression = C == 1;
+    if (regression ? labels.values.size() != static_cast<std::size_t>(B)
+                   : labels.classes.size() != static_cast<std::size_t>(B)) {
+        throw shape_error("train_pass: " + std::to_string(regression ? labels.values.size() : labels.classes.size()) +
+                          " labels for " + std::to_string(B) + " sequences");
+    }
+    if (!regression) {
+        for (int b = 0; b < B; ++b) {
+            const int y = labels.classes[static_cast<std::size_t>(b)];
+            if (y < 0 || y >= C) {
+                throw value_error("train_pass: label " + std::to_string(y) + " of sequence " + std::to_string(b) +
+                                  " outside [0, " + std::to_string(C) + ")");
+            }
+        }
+    }
+    const std::size_t layers = w.layers.size();
+    if (gate != nullptr) {
+        if ((!gate->heads.empty() && gate->heads.size() != layers) || (!gate->mlps.empty() && gate->mlps.size() != layers)) {
+            throw shape_error("train_pass: gates for " + std::to_string(gate->heads.size()) + " / " +
+                              std::to_string(gate->mlps.size()) + " layers, the model has " + std::to_string(layers));
+        }
+        for (std::size_t l = 0; l < gate->heads.size(); ++l) {
+            if (!gate->heads[l].empty() && gate->heads[l].size() != static_cast<std::size_t>(w.layers[l].heads)) {
+                throw shape_error("train_pass: layer " + std::to_string(l) + " has " +
+                                  std::to_string(gate->heads[l].size()) + " head gates for " +
+                                  std::to_string(w.layers[l].heads) + " heads");
+            }
+        }
+    }
+    const bool want_grads = grads != nullptr && o.parameter_gradients;
+    const int H = cfg.hidden_size;
+    const auto T = static_cast<std::size_t>(batch.tokens());
+    const auto hs = static_cast<std::size_t>(H);
+    const S eps = static_cast<S>(cfg.layer_norm_eps);
+    const float ph = o.hidden_dropout;
+    const float pa = o.attention_dropout;
+
+    ws.layers_.resize(std::max(ws.layers_.size(), layers));
+    ws.prob_offsets_.resize(static_cast<std::size_t>(B) + 1);
+    ws.prob_offsets_[0] = 0;
+    for (int b = 0; b < B; ++b) {
+        const std::int64_t len = batch.length(b);
+        ws.prob_offsets_[static_cast<std::size_t>(b) + 1] = ws.prob_offsets_[static_cast<std::size_t>(b)] + len * len;
+    }
+    const std::size_t prob_total = static_cast<std::size_t>(ws.prob_offsets_.back());
+
+    // ---------------- forward ----------------
+    S* x = ws.x_.get(T * hs);
+    S* ehat = ws.emb_hat_.get(T * hs);
+    S* erstd = ws.emb_rstd_.get(T);
+    {
+        S* e = ws.dtmp_.get(hs);
+        for (std::size_t t = 0; t < T; ++t) {
+            const auto word = w.word_embeddings.row(batch.token_ids[t]);
+            const auto pos = w.position_embeddings.row(batch.positions[t]);
+            const auto typ = w.token_type_embeddings.row(batch.token_types[t]);
+            for (int c = 0; c < H; ++c) e[c] = word(c) + pos(c) + typ(c);
+            detail::layer_norm_forward(e, x + t * hs, ehat + t * hs, erstd + t, w.embedding_norm.weight.data(),
+                                       w.embedding_norm.bias.data(), H, eps);
+            for (int c = 0; c < H; ++c) {
+                x[t * hs + static_cast<std::size_t>(c)] *=
+                    detail::dropout_scale<S>(o, ph, detail::site_embedding, t * hs + static_cast<std::size_t>(c));
+            }
+        }
+    }
+    for (std::size_t l = 0; l < layers; ++l) {
+        const auto& L = w.layers[l];
+        auto& R = ws.layers_[l];
+        const int heads = L.heads;
+        const int d = L.head_size;
+        const int A = L.attention_width();
+        const auto As = static_cast<std::size_t>(A);
+        const int F = L.ffn();
+        const auto Fs = static_cast<std::size_t>(F);
+        const S mlp_gate = static_cast<S>(gate ? gate->mlp(l) : 1.0);
+        S* in = R.input.get(T * hs);
+        std::copy(x, x + T * hs, in);
+        S* qkv = R.qkv.get(T * 3 * As);
+        S* ctx = R.context.get(T * As);
+        S* ctxg = R.context_gated.get(T * As);
+        S* probs = R.probs.get(prob_total * static_cast<std::size_t>(heads));
+        S* probs_d = R.probs_dropped.get(prob_total * static_cast<std::size_t>(heads));
+        S* sa = ws.dtmp_.get(T * hs);
+        if (A > 0) {
+            detail::gemm<S>(false, true, static_cast<int>(T), 3 * A, H, S{1}, in, H, L.qkv.weight.data(), H, S{0}, qkv,
+                            3 * A);
+            for (std::size_t t = 0; t < T; ++t)
+                for (int c = 0; c < 3 * A; ++c) qkv[t * 3 * As + static_cast<std::size_t>(c)] += L.qkv.bias(c);
+            const S scale = S{1} / std::sqrt(static_cast<S>(d));
+            for (int b = 0; b < B; ++b) {
+                const std::int64_t r0 = batch.offsets[static_cast<std::size_t>(b)];
+                const int len = batch.length(b);
+                for (int h = 0; h < heads; ++h) {
+                    const S g = static_cast<S>(gate ? gate->head(l, static_cast<std::size_t>(h)) : 1.0);
+                    const std::size_t po = static_cast<std::size_t>(ws.prob_offsets_[static_cast<std::size_t>(b)]) *
+                                               static_cast<std::size_t>(heads) +
+                                           static_cast<std::size_t>(h) * static_cast<std::size_t>(len) * static_cast<std::size_t>(len);
+                    S* P = probs + po;
+                    S* Pd = probs_d + po;
+                    const S* q = qkv + static_cast<std::size_t>(r0) * 3 * As + static_cast<std::size_t>(h * d);
+                    const S* k = q + As;
+                    const S* v = q + 2 * As;
+                    detail::gemm<S>(false, true, len, len, d, scale, q, 3 * A, k, 3 * A, S{0}, P, len);
+                    for (int i = 0; i < len; ++i) {
+                        S* row = P + static_cast<std::size_t>(i) * static_cast<std::size_t>(len);
+                        S mx = row[0];
+                        for (int j = 1; j < len; ++j) mx = std::max(mx, row[j]);
+                        S sum = 0;
+                        for (int j = 0; j < len; ++j) { row[j] = std::exp(row[j] - mx); sum += row[j]; }
+                        for (int j = 0; j < len; ++j) {
+                            row[j] /= sum;
+                            const std::size_t idx = po + static_cast<std::size_t>(i) * static_cast<std::size_t>(len) + static_cast<std::size_t>(j);
+                            Pd[static_cast<std::size_t>(i) * static_cast<std::size_t>(len) + static_cast<std::size_t>(j)] =
+                                row[j] * detail::dropout_scale<S>(o, pa, detail::layer_site(l, 0), idx);
+                        }
+                    }
+                    S* c = ctx + static_cast<std::size_t>(r0) * As + static_cast<std::size_t>(h * d);
+                    detail::gemm<S>(false, false, len, d, len, S{1}, Pd, len, v, 3 * A, S{0}, c, A);
+                    S* cg = ctxg + static_cast<std::size_t>(r0) * As + static_cast<std::size_t>(h * d);
+                    for (int i = 0; i < len; ++i)
+                        for (int j = 0; j < d; ++j) cg[static_cast<std::size_t>(i) * As + static_cast<std::size_t>(j)] = g * c[static_cast<std::size_t>(i) * As + static_cast<std::size_t>(j)];
+                }
+            }
+            detail::gemm<S>(false, true, static_cast<int>(T), H, A, S{1}, ctxg, A, L.attention_output.weight.data(), A,
+                            S{0}, sa, H);
+        } else {
+            std::fill(sa, sa + T * hs, S{0});
+        }
+        S* ahat = R.attn_hat.get(T * hs);
+        S* arstd = R.attn_rstd.get(T);
+        S* aout = R.attn_out.get(T * hs);
+        for (std::size_t t = 0; t < T; ++t) {
+            S* row = sa + t * hs;
+            for (int c = 0; c < H; ++c) {
+                const std::size_t idx = t * hs + static_cast<std::size_t>(c);
+                row[c] = in[idx] + (row[c] + L.attention_output.bias(c)) * detail::dropout_scale<S>(o, ph, detail::layer_site(l, 1), idx);
+            }
+            detail::layer_norm_forward(row, aout + t * hs, ahat + t * hs, arstd + t, L.attention_norm.weight.data(),
+                                       L.attention_norm.bias.data(), H, eps);
+        }
+        S* so = sa;  // reuse: the output LayerNorm input
+        if (F > 0) {
+            S* pre = R.inter_pre.get(T * Fs);
+            S* act = R.inter_act.get(T * Fs);
+            S* m = R.mlp_out.get(T * hs);
+            detail::gemm<S>(false, true, static_cast<int>(T), F, H, S{1}, aout, H, L.intermediate.weight.data(), H, S{0},
+                            pre, F);
+            for (std::size_t t = 0; t < T; ++t)
+                for (int c = 0; c < F; ++c) {
+                    S& p = pre[t * Fs + static_cast<std::size_t>(c)];
+                    p += L.intermediate.bias(c);
+                    act[t * Fs + static_cast<std::size_t>(c)] = detail::gelu(p);
+                }
+            detail::gemm<S>(false, true, static_cast<int>(T), H, F, S{1}, act, F, L.output.weight.data(), F, S{0}, m, H);
+            for (std::size_t t = 0; t < T; ++t)
+                for (int c = 0; c < H; ++c) {
+                    const std::size_t idx = t * hs + static_cast<std::size_t>(c);
+                    m[idx] = (m[idx] + L.output.bias(c)) * detail::dropout_scale<S>(o, ph, detail::layer_site(l, 2), idx);
+                    so[idx] = aout[idx] + mlp_gate * m[idx];
+                }
+        } else {
+            std::copy(aout, aout + T * hs, so);
+        }
+        S* ohat = R.out_hat.get(T * hs);
+        S* orstd = R.out_rstd.get(T);
+        for (std::size_t t = 0; t < T; ++t) {
+            detail::layer_norm_forward(so + t * hs, x + t * hs, ohat + t * hs, orstd + t, L.output_norm.weight.data(),
+                                       L.output_norm.bias.data(), H, eps);
+        }
+    }
+    // Head: pooled = tanh(cls Wp^T + bp), dropout, logits.
+    S* cls = ws.cls_.get(static_cast<std::size_t>(B) * hs);
+    for (int b = 0; b < B; ++b)
+        std::copy(x + static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]) * hs,
+                  x + static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]) * hs + hs, cls + static_cast<std::size_t>(b) * hs);
+    S* pooled = ws.pooled_.get(static_cast<std::size_t>(B) * hs);
+    S* pooled_d = ws.pooled_dropped_.get(static_cast<std::size_t>(B) * hs);
+    detail::gemm<S>(false, true, B, H, H, S{1}, cls, H, w.pooler.weight.data(), H, S{0}, pooled, H);
+    for (int b = 0; b < B; ++b)
+        for (int c = 0; c < H; ++c) {
+            const std::size_t idx = static_cast<std::size_t>(b) * hs + static_cast<std::size_t>(c);
+            pooled[idx] = std::tanh(pooled[idx] + w.pooler.bias(c));
+            pooled_d[idx] = pooled[idx] * detail::dropout_scale<S>(o, ph, detail::site_pooled, idx);
+        }
+    S* logits = ws.logits_.get(static_cast<std::size_t>(B) * static_cast<std::size_t>(C));
+    detail::gemm<S>(false, true, B, C, H, S{1}, pooled_d, H, w.classifier.weight.data(), H, S{0}, logits, C);
+    for (int b = 0; b < B; ++b)
+        for (int c = 0; c < C; ++c) logits[b * C + c] += w.classifier.bias(c);
+
+    // Loss and dlogits.
+    const S scale = o.reduction == loss_reduction::mean ? S{1} / static_cast<S>(B) : S{1};
+    S* dlogits = ws.dlogits_.get(static_cast<std::size_t>(B) * static_cast<std::size_t>(C));
+    if (ws.example_loss_.size() < static_cast<std::size_t>(B)) ws.example_loss_.resize(static_cast<std::size_t>(B));
+    double total = 0.0;
+    for (int b = 0; b < B; ++b) {
+        const S* z = logits + b * C;
+        S* dz = dlogits + b * C;
+        double lb = 0.0;
+        if (regression) {
+            const S diff = z[0] - static_cast<S>(labels.values[static_cast<std::size_t>(b)]);
+            lb = static_cast<double>(diff * diff);
+            dz[0] = S{2} * diff * scale;
+        } else {
+            S mx = z[0];
+            for (int c = 1; c < C; ++c) mx = std::max(mx, z[c]);
+            S sum = 0;
+            for (int c = 0; c < C; ++c) sum += std::exp(z[c] - mx);
+            const int y = labels.classes[static_cast<std::size_t>(b)];
+            lb = static_cast<double>(std::log(sum) + mx - z[y]);
+            for (int c = 0; c < C; ++c) dz[c] = (std::exp(z[c] - mx) / sum - (c == y ? S{1} : S{0})) * scale;
+        }
+        ws.example_loss_[static_cast<std::size_t>(b)] = lb;
+        total += lb;
+    }
+    ws.loss_ = o.reduction == loss_reduction::mean ? total / B : total;
+    ws.batch_ = static_cast<std::size_t>(B);
+    ws.labels_ = C;
+
+    // ---------------- backward ----------------
+    gate_gradients& gg = ws.gates_;
+    gg.layers = layers;
+    gg.total_heads = 0;
+    for (const auto& L : w.layers) gg.total_heads += static_cast<std::size_t>(L.heads);
+    gg.sequences = static_cast<std::size_t>(B);
+    if (gg.heads_by_example.size() < gg.sequences * gg.total_heads) gg.heads_by_example.resize(gg.sequences * gg.total_heads);
+    if (gg.mlps_by_example.size() < gg.sequences * layers) gg.mlps_by_example.resize(gg.sequences * layers);
+    std::fill(gg.heads_by_example.begin(), gg.heads_by_example.end(), 0.0);
+    std::fill(gg.mlps_by_example.begin(), gg.mlps_by_example.end(), 0.0);
+    // sequence of each token
+    auto sequence_of = [&](std::size_t t) {
+        return static_cast<std::size_t>(std::upper_bound(batch.offsets.begin(), batch.offsets.end(), static_cast<std::int64_t>(t)) -
+                                        batch.offsets.begin() - 1);
+    };
+
+    S* dpool = ws.dpooled_.get(static_cast<std::size_t>(B) * hs);
+    detail::gemm<S>(false, false, B, H, C, S{1}, dlogits, C, w.classifier.weight.data(), H, S{0}, dpool, H);
+    if (want_grads) {
+        detail::gemm<S>(true, false, C, H, B, S{1}, dlogits, C, pooled_d, H, S{1}, grads->classifier.weight.data(), H);
+        for (int b = 0; b < B; ++b)
+            for (int c = 0; c < C; ++c) grads->classifier.bias(c) += dlogits[b * C + c];
+    }
+    for (int b = 0; b < B; ++b)
+        for (int c = 0; c < H; ++c) {
+            const std::size_t idx = static_cast<std::size_t>(b) * hs + static_cast<std::size_t>(c);
+            dpool[idx] *= detail::dropout_scale<S>(o, ph, detail::site_pooled, idx) * (S{1} - pooled[idx] * pooled[idx]);
+        }
+    S* dcls = ws.dcls_.get(static_cast<std::size_t>(B) * hs);
+    detail::gemm<S>(false, false, B, H, H, S{1}, dpool, H, w.pooler.weight.data(), H, S{0}, dcls, H);
+    if (want_grads) {
+        detail::gemm<S>(true, false, H, H, B, S{1}, dpool, H, cls, H, S{1}, grads->pooler.weight.data(), H);
+        for (int b = 0; b < B; ++b)
+            for (int c = 0; c < H; ++c) grads->pooler.bias(c) += dpool[static_cast<std::size_t>(b) * hs + static_cast<std::size_t>(c)];
+    }
+    S* dy = ws.dy_.get(T * hs, true);  // gradient of the current layer's output
+    for (int b = 0; b < B; ++b)
+        std::copy(dcls + static_cast<std::size_t>(b) * hs, dcls + static_cast<std::size_t>(b) * hs + hs,
+                  dy + static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]) * hs);
+    S* dx = ws.dx_.get(T * hs);
+    std::size_t head_base = gg.total_heads;
+    for (std::size_t li = layers; li-- > 0;) {
+        const auto& L = w.layers[li];
+        auto& R = ws.layers_[li];
+        auto* G = want_grads ? &grads->layers[li] : nullptr;
+        const int heads = L.heads;
+        const int d = L.head_size;
+        const int A = L.attention_width();
+        const auto As = static_cast<std::size_t>(A);
+        const int F = L.ffn();
+        const auto Fs = static_cast<std::size_t>(F);
+        head_base -= static_cast<std::size_t>(heads);
+        const S mlp_gate = static_cast<S>(gate ? gate->mlp(li) : 1.0);
+        // Output LayerNorm: dso (into dx), then the MLP.
+        S* dso = dx;
+        for (std::size_t t = 0; t < T; ++t) {
+            detail::layer_norm_backward(dy + t * hs, R.out_hat.data.data() + t * hs, R.out_rstd.data[t],
+                                        L.output_norm.weight.data(), dso + t * hs, G ? G->output_norm.weight.data() : nullptr,
+                                        G ? G->output_norm.bias.data() : nullptr, H);
+        }
+        // da = dso (residual) + MLP path; dy is free now: use it for da.
+        S* da = dy;
+        std::copy(dso, dso + T * hs, da);
+        if (F > 0) {
+            const S* m = R.mlp_out.data.data();
+            for (std::size_t t = 0; t < T; ++t) {
+                double s = 0.0;
+                for (int c = 0; c < H; ++c) s += static_cast<double>(m[t * hs + static_cast<std::size_t>(c)] * dso[t * hs + static_cast<std::size_t>(c)]);
+                gg.mlps_by_example[sequence_of(t) * layers + li] += s;
+            }
+            // dM (pre-dropout) = gate * dso * dropout scale
+            S* dm = ws.dtmp_.get(T * hs);
+            for (std::size_t t = 0; t < T; ++t)
+                for (int c = 0; c < H; ++c) {
+                    const std::size_t idx = t * hs + static_cast<std::size_t>(c);
+                    dm[idx] = mlp_gate * dso[idx] * detail::dropout_scale<S>(o, ph, detail::layer_site(li, 2), idx);
+                }
+            S* dact = ws.dffn_.get(T * Fs);
+            detail::gemm<S>(false, false, static_cast<int>(T), F, H, S{1}, dm, H, L.output.weight.data(), F, S{0}, dact, F);
+            if (G) {
+                detail::gemm<S>(true, false, H, F, static_cast<int>(T), S{1}, dm, H, R.inter_act.data.data(), F, S{1},
+                                G->output.weight.data(), F);
+                for (std::size_t t = 0; t < T; ++t)
+                    for (int c = 0; c < H; ++c) G->output.bias(c) += dm[t * hs + static_cast<std::size_t>(c)];
+            }
+            const S* pre = R.inter_pre.data.data();
+            for (std::size_t i = 0; i < T * Fs; ++i) dact[i] *= detail::gelu_derivative(pre[i]);
+            detail::gemm<S>(false, false, static_cast<int>(T), H, F, S{1}, dact, F, L.intermediate.weight.data(), H, S{1}, da, H);
+            if (G) {
+                detail::gemm<S>(true, false, F, H, static_cast<int>(T), S{1}, dact, F, R.attn_out.data.data(), H, S{1},
+                                G->intermediate.weight.data(), H);
+                for (std::size_t t = 0; t < T; ++t)
+                    for (int c = 0; c < F; ++c) G->intermediate.bias(c) += dact[t * Fs + static_cast<std::size_t>(c)];
+            }
+        }
+        // Attention LayerNorm: dsa (into dx).
+        S* dsa = dx;
+        for (std::size_t t = 0; t < T; ++t) {
+            detail::layer_norm_backward(da + t * hs, R.attn_hat.data.data() + t * hs, R.attn_rstd.data[t],
+                                        L.attention_norm.weight.data(), dsa + t * hs,
+                                        G ? G->attention_norm.weight.data() : nullptr,
+                                        G ? G->attention_norm.bias.data() : nullptr, H);
+        }
+        // Residual: the layer input's gradient starts as dsa; dy becomes it.
+        S* dinput = dy;
+        std::copy(dsa, dsa + T * hs, dinput);
+        // Attention output dense (after dropout).
+        S* dd = ws.dtmp_.get(T * hs);
+        for (std::size_t t = 0; t < T; ++t)
+            for (int c = 0; c < H; ++c) {
+                const std::size_t idx = t * hs + static_cast<std::size_t>(c);
+                dd[idx] = dsa[idx] * detail::dropout_scale<S>(o, ph, detail::layer_site(li, 1), idx);
+            }
+        if (G) {
+            for (std::size_t t = 0; t < T; ++t)
+                for (int c = 0; c < H; ++c) G->attention_output.bias(c) += dd[t * hs + static_cast<std::size_t>(c)];
+        }
+        if (A > 0) {
+            S* dctx = ws.dctx_.get(T * As);
+            detail::gemm<S>(false, false, static_cast<int>(T), A, H, S{1}, dd, H, L.attention_output.weight.data(), A, S{0}, dctx, A);
+            if (G) {
+                detail::gemm<S>(true, false, H, A, static_cast<int>(T), S{1}, dd, H, R.context_gated.data.data(), A, S{1},
+                                G->attention_output.weight.data(), A);
+            }
+            S* dqkv = ws.dqkv_.get(T * 3 * As);
+            const S* qkv = R.qkv.data.data();
+            const S* ctx = R.context.data.data();
+            const S scale_qk = S{1} / std::sqrt(static_cast<S>(d));
+            for (int b = 0; b < B; ++b) {
+                const auto r0 = static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]);
+                const int len = batch.length(b);
+                const auto lens = static_cast<std::size_t>(len);
+                S* dP = ws.dscores_.get(lens * lens);
+                for (int h = 0; h < heads; ++h) {
+                    const S g = static_cast<S>(gate ? gate->head(li, static_cast<std::size_t>(h)) : 1.0);
+                    const std::size_t hd = static_cast<std::size_t>(h * d);
+                    // gate gradient: sum_t <ctx, dctx_gated>
+                    double gsum = 0.0;
+                    for (std::size_t i = 0; i < lens; ++i)
+                        for (int j = 0; j < d; ++j)
+                            gsum += static_cast<double>(ctx[(r0 + i) * As + hd + static_cast<std::size_t>(j)] *
+                                                        dctx[(r0 + i) * As + hd + static_cast<std::size_t>(j)]);
+                    gg.heads_by_example[static_cast<std::size_t>(b) * gg.total_heads + head_base + static_cast<std::size_t>(h)] += gsum;
+                    // dC (ungated) = g * dctx_gated, in place
+                    S* dc = dctx + r0 * As + hd;
+                    for (std::size_t i = 0; i < lens; ++i)
+                        for (int j = 0; j < d; ++j) dc[i * As + static_cast<std::size_t>(j)] *= g;
+                    const std::size_t po = static_cast<std::size_t>(ws.prob_offsets_[static_cast<std::size_t>(b)]) *
+                                               static_cast<std::size_t>(heads) + static_cast<std::size_t>(h) * lens * lens;
+                    const S* P = R.probs.data.data() + po;
+                    const S* Pd = R.probs_dropped.data.data() + po;
+                    const S* q = qkv + r0 * 3 * As + hd;
+                    const S* k = q + As;
+                    const S* v = q + 2 * As;
+                    S* dq = dqkv + r0 * 3 * As + hd;
+                    S* dk = dq + As;
+                    S* dv = dq + 2 * As;
+                    // dV = Pd^T dC ; dPd = dC V^T
+                    detail::gemm<S>(true, false, len, d, len, S{1}, Pd, len, dc, A, S{0}, dv, 3 * A);
+                    detail::gemm<S>(false, true, len, len, d, S{1}, dc, A, v, 3 * A, S{0}, dP, len);
+                    for (std::size_t i = 0; i < lens; ++i) {
+                        S* row = dP + i * lens;
+                        const S* prow = P + i * lens;
+                        S dot = 0;
+                        for (std::size_t j = 0; j < lens; ++j) {
+                            row[j] *= detail::dropout_scale<S>(o, pa, detail::layer_site(li, 0), po + i * lens + j);
+                            dot += row[j] * prow[j];
+                        }
+                        for (std::size_t j = 0; j < lens; ++j) row[j] = prow[j] * (row[j] - dot);
+                    }
+                    // dQ = dS K * s ; dK = dS^T Q * s
+                    detail::gemm<S>(false, false, len, d, len, scale_qk, dP, len, k, 3 * A, S{0}, dq, 3 * A);
+                    detail::gemm<S>(true, false, len, d, len, scale_qk, dP, len, q, 3 * A, S{0}, dk, 3 * A);
+                }
+            }
+            detail::gemm<S>(false, false, static_cast<int>(T), H, 3 * A, S{1}, dqkv, 3 * A, L.qkv.weight.data(), H, S{1},
+                            dinput, H);
+            if (G) {
+                detail::gemm<S>(true, false, 3 * A, H, static_cast<int>(T), S{1}, dqkv, 3 * A, R.input.data.data(), H, S{1},
+                                G->qkv.weight.data(), H);
+                for (std::size_t t = 0; t < T; ++t)
+                    for (int c = 0; c < 3 * A; ++c) G->qkv.bias(c) += dqkv[t * 3 * As + static_cast<std::size_t>(c)];
+            }
+        }
+        // dy now holds the gradient of this layer's input = the previous layer's output.
+    }
+    // Embeddings: dropout, LayerNorm, scatter.
+    if (want_grads) {
+        S* de = ws.dtmp_.get(hs);
+        for (std::size_t t = 0; t < T; ++t) {
+            for (int c = 0; c < H; ++c) {
+                const std::size_t idx = t * hs + static_cast<std::size_t>(c);
+                dy[idx] *= detail::dropout_scale<S>(o, ph, detail::site_embedding, idx);
+            }
+            detail::layer_norm_backward(dy + t * hs, ehat + t * hs, erstd[t], w.embedding_norm.weight.data(), de,
+                                        grads->embedding_norm.weight.data(), grads->embedding_norm.bias.data(), H);
+            auto word = grads->word_embeddings.row(batch.token_ids[t]);
+            auto pos = grads->position_embeddings.row(batch.positions[t]);
+            auto typ = grads->token_type_embeddings.row(batch.token_types[t]);
+            for (int c = 0; c < H; ++c) {
+                word(c) += de[c];
+                pos(c) += de[c];
+                typ(c) += de[c];
+            }
+        }
+    }
+    if (o.reduction == loss_reduction::mean) {
+        // gate gradients were accumulated from already-scaled dlogits: nothing to do.
+    }
+    return ws.loss_;
+}
+
+}  // namespace prune::bert

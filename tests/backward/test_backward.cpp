@@ -1,0 +1,225 @@
+// Tests for prune/bert/backward.hpp: central finite differences in double precision
+// (the training pass is templated on the scalar; basic_weights<double>) for every parameter
+// kind and for the head and MLP gates, with and without dropout, on full and pruned shapes;
+// per-example gate gradients against separate single-sequence passes; float vs double.
+#include <prune/bert/backward.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+using namespace prune::bert;
+
+namespace {
+config tiny_config(int labels) {
+    config c;
+    c.vocab_size = 23;
+    c.hidden_size = 8;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 2;
+    c.intermediate_size = 12;
+    c.max_position_embeddings = 16;
+    c.type_vocab_size = 2;
+    c.num_labels = labels;
+    c.layer_norm_eps = 1e-12f;
+    return c;
+}
+
+packed_batch tiny_batch() {
+    packed_batch batch;
+    const std::vector<std::vector<int>> rows{{2, 5, 7, 9, 3}, {2, 11, 4}, {2, 8, 8, 1, 6, 13}};
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+        std::vector<std::int32_t> ids(rows[r].begin(), rows[r].end()), types(ids.size(), 0), mask(ids.size(), 1);
+        for (std::size_t i = ids.size() / 2; i < ids.size(); ++i) types[i] = 1;
+        if (r == 0) mask.back() = 0;  // a padded position
+        batch.add(ids, types, mask);
+    }
+    return batch;
+}
+
+struct fd_case {
+    config cfg;
+    bool dropout;
+    gate_values gates;
+};
+
+// Checks analytic gradients of every tensor (a few sampled entries each) and of every gate.
+void check_gradients(const fd_case& k, std::uint64_t seed) {
+    const weights wf = random_weights(k.cfg, seed, 0.4f);
+    basic_weights<double> w = cast_weights<double>(wf);
+    const packed_batch batch = tiny_batch();
+    const std::vector<int> classes{1, 0, static_cast<int>(k.cfg.num_labels > 2 ? 2 : 1)};
+    const std::vector<float> values{0.5f, -1.0f, 2.0f};
+    batch_labels labels;
+    if (k.cfg.num_labels == 1) labels.values = values; else labels.classes = classes;
+    training_options o;
+    o.dropout = k.dropout;
+    o.hidden_dropout = 0.2f;
+    o.attention_dropout = 0.3f;
+    o.seed = 99;
+    training_workspace<double> ws;
+    basic_weights<double> g = zeros_like(w);
+    train_pass(w, batch, labels, &k.gates, ws, &g, o);
+    const gate_gradients gates = ws.gates();
+
+    auto loss = [&](const basic_weights<double>& ww, const gate_values& gv) {
+        training_workspace<double> w2;
+        return train_pass<basic_weights<double>>(ww, batch, labels, &gv, w2, nullptr, o);
+    };
+    const double h = 1e-6;
+    std::mt19937 rng(static_cast<unsigned>(seed));
+    std::vector<double*> params, grads_of;
+    std::vector<std::size_t> sizes;
+    for_each_tensor(w, [&](auto& t) { params.push_back(t.data()); sizes.push_back(static_cast<std::size_t>(t.size())); });
+    for_each_tensor(g, [&](auto& t) { grads_of.push_back(t.data()); });
+    int checked = 0;
+    for (std::size_t p = 0; p < params.size(); ++p) {
+        if (sizes[p] == 0) continue;
+        for (int s = 0; s < 4; ++s) {
+            std::size_t i = std::uniform_int_distribution<std::size_t>(0, sizes[p] - 1)(rng);
+            if (p == 0) i = static_cast<std::size_t>(5 * k.cfg.hidden_size + s);  // a word that occurs
+            const double saved = params[p][i];
+            params[p][i] = saved + h;
+            const double up = loss(w, k.gates);
+            params[p][i] = saved - h;
+            const double down = loss(w, k.gates);
+            params[p][i] = saved;
+            const double fd = (up - down) / (2 * h);
+            INFO("tensor " << p << " element " << i);
+            CHECK(grads_of[p][i] == Approx(fd).epsilon(1e-5).margin(1e-8));
+            ++checked;
+        }
+    }
+    CHECK(checked > 60);
+    // Gates.
+    std::size_t flat = 0;
+    for (std::size_t l = 0; l < w.layers.size(); ++l) {
+        for (int hh = 0; hh < w.layers[l].heads; ++hh, ++flat) {
+            gate_values up = k.gates, down = k.gates;
+            if (up.heads.empty()) {
+                for (const auto& L : w.layers) up.heads.emplace_back(static_cast<std::size_t>(L.heads), 1.0);
+                down = up;
+            }
+            up.heads[l][static_cast<std::size_t>(hh)] += h;
+            down.heads[l][static_cast<std::size_t>(hh)] -= h;
+            const double fd = (loss(w, up) - loss(w, down)) / (2 * h);
+            INFO("head gate " << l << "," << hh);
+            CHECK(gates.head_total(flat) == Approx(fd).epsilon(1e-5).margin(1e-9));
+        }
+        gate_values up = k.gates, down = k.gates;
+        if (up.mlps.empty()) {
+            up.mlps.assign(w.layers.size(), 1.0);
+            down = up;
+        }
+        up.mlps[l] += h;
+        down.mlps[l] -= h;
+        const double fd = (loss(w, up) - loss(w, down)) / (2 * h);
+        INFO("mlp gate " << l);
+        CHECK(gates.mlp_total(l) == Approx(fd).epsilon(1e-5).margin(1e-9));
+    }
+}
+}  // namespace
+
+TEST_CASE("finite differences: every parameter and gate, classification", "[backward]") {
+    check_gradients({tiny_config(3), false, {}}, 1);
+}
+
+TEST_CASE("finite differences with dropout on (fixed seed)", "[backward]") {
+    check_gradients({tiny_config(3), true, {}}, 2);
+}
+
+TEST_CASE("finite differences: regression (MSE), gated-off heads and MLP, fractional gates", "[backward]") {
+    gate_values gv;
+    gv.heads = {{0.0, 1.0}, {0.7, 1.0}};
+    gv.mlps = {1.0, 0.0};
+    check_gradients({tiny_config(1), false, gv}, 3);
+}
+
+TEST_CASE("finite differences: physically pruned heads and MLP", "[backward]") {
+    config c = tiny_config(2);
+    c.num_attention_heads = 4;  // head size 2
+    c.pruned_heads = {{1}, {0, 1, 2, 3}};  // layer 1 has no heads left
+    c.pruned_mlps = {true, false};
+    check_gradients({c, true, {}}, 4);
+}
+
+TEST_CASE("per-example gate gradients are each example's own dL(x)/dxi", "[backward]") {
+    const config cfg = tiny_config(3);
+    const basic_weights<double> w = cast_weights<double>(random_weights(cfg, 5, 0.4f));
+    const packed_batch batch = tiny_batch();
+    const std::vector<int> classes{1, 0, 2};
+    training_options o;
+    o.reduction = loss_reduction::sum;
+    o.parameter_gradients = false;
+    training_workspace<double> ws;
+    const double total = train_pass<basic_weights<double>>(w, batch, {classes, {}}, nullptr, ws, nullptr, o);
+    double sum = 0;
+    for (int b = 0; b < batch.sequences(); ++b) {
+        packed_batch one;
+        const auto r0 = static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]);
+        const auto n = static_cast<std::size_t>(batch.length(b));
+        std::vector<std::int32_t> ids(batch.token_ids.begin() + static_cast<std::ptrdiff_t>(r0),
+                                      batch.token_ids.begin() + static_cast<std::ptrdiff_t>(r0 + n));
+        std::vector<std::int32_t> types(batch.token_types.begin() + static_cast<std::ptrdiff_t>(r0),
+                                        batch.token_types.begin() + static_cast<std::ptrdiff_t>(r0 + n));
+        one.add(ids, types);
+        training_workspace<double> w1;
+        const int label = classes[static_cast<std::size_t>(b)];
+        sum += train_pass<basic_weights<double>>(w, one, {std::span<const int>(&label, 1), {}}, nullptr, w1, nullptr, o);
+        for (std::size_t i = 0; i < ws.gates().total_heads; ++i)
+            CHECK(ws.gates().heads(static_cast<std::size_t>(b))[i] == Approx(w1.gates().heads(0)[i]).epsilon(1e-10).margin(1e-14));
+        for (std::size_t l = 0; l < 2; ++l)
+            CHECK(ws.gates().mlps(static_cast<std::size_t>(b))[l] == Approx(w1.gates().mlps(0)[l]).epsilon(1e-10).margin(1e-14));
+    }
+    CHECK(total == Approx(sum).epsilon(1e-12));
+}
+
+TEST_CASE("the float pass agrees with the double pass", "[backward]") {
+    const config cfg = tiny_config(3);
+    const weights wf = random_weights(cfg, 6, 0.4f);
+    const basic_weights<double> wd = cast_weights<double>(wf);
+    const packed_batch batch = tiny_batch();
+    const std::vector<int> classes{1, 0, 2};
+    training_options o;
+    o.dropout = true;
+    o.seed = 3;
+    training_workspace<float> wsf;
+    training_workspace<double> wsd;
+    weights gf = zeros_like(wf);
+    basic_weights<double> gd = zeros_like(wd);
+    const double lf = train_pass(wf, batch, {classes, {}}, nullptr, wsf, &gf, o);
+    const double ld = train_pass(wd, batch, {classes, {}}, nullptr, wsd, &gd, o);
+    CHECK(lf == Approx(ld).epsilon(1e-5));
+    std::vector<float*> a;
+    std::vector<double*> b;
+    std::vector<std::size_t> n;
+    for_each_tensor(gf, [&](auto& t) { a.push_back(t.data()); n.push_back(static_cast<std::size_t>(t.size())); });
+    for_each_tensor(gd, [&](auto& t) { b.push_back(t.data()); });
+    for (std::size_t p = 0; p < a.size(); ++p) {
+        double max_abs = 0, max_err = 0;
+        for (std::size_t i = 0; i < n[p]; ++i) {
+            max_abs = std::max(max_abs, std::abs(b[p][i]));
+            max_err = std::max(max_err, std::abs(static_cast<double>(a[p][i]) - b[p][i]));
+        }
+        INFO("tensor " << p);
+        CHECK(max_err <= 1e-4 * max_abs + 1e-9);
+    }
+    for (std::size_t i = 0; i < wsd.gates().total_heads; ++i)
+        CHECK(wsf.gates().head_total(i) == Approx(wsd.gates().head_total(i)).epsilon(1e-4).margin(1e-7));
+}
+
+TEST_CASE("bad labels and gates throw", "[backward]") {
+    const config cfg = tiny_config(3);
+    const weights w = random_weights(cfg, 7);
+    const packed_batch batch = tiny_batch();
+    training_workspace<float> ws;
+    const std::vector<int> bad{0, 3, 1}, few{0, 1};
+    CHECK_THROWS_AS(train_pass(w, batch, {bad, {}}, nullptr, ws, static_cast<weights*>(nullptr), {}), prune::value_error);
+    CHECK_THROWS_AS(train_pass(w, batch, {few, {}}, nullptr, ws, static_cast<weights*>(nullptr), {}), prune::shape_error);
+    gate_values gv;
+    gv.heads = {{1.0, 1.0, 1.0}, {1.0, 1.0}};
+    const std::vector<int> ok{0, 1, 2};
+    CHECK_THROWS_AS(train_pass(w, batch, {ok, {}}, &gv, ws, static_cast<weights*>(nullptr), {}), prune::shape_error);
+}
