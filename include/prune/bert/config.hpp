@@ -229,6 +229,13 @@ struct config {
             }
             c.extra.erase("pruned_mlps");
         }
+        // Normalise: "no pruning" is the empty vector, however the file spelled it.
+        if (std::all_of(c.pruned_heads.begin(), c.pruned_heads.end(), [](const auto& r) { return r.empty(); })) {
+            c.pruned_heads.clear();
+        }
+        if (std::none_of(c.pruned_mlps.begin(), c.pruned_mlps.end(), [](bool b) { return b; })) {
+            c.pruned_mlps.clear();
+        }
         c.validate(where);
         return c;
     }

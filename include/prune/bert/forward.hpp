@@ -153,12 +153,11 @@ struct forward_options {
 class workspace {
 public:
     /// A workspace running on `threads` threads (0 = all cores) with the given GEMM back-ends
-    /// (dense layers, and the per-head attention products). Selecting blas makes OpenBLAS
+    /// (dense layers, and the per-head attention products; see gemm.hpp). Using blas makes OpenBLAS
     /// single-threaded per call, process-wide: the pool does the threading.
-    explicit workspace(int threads = 0, gemm_backend dense = gemm_backend::blas,
+    explicit workspace(int threads = 0, gemm_backend dense = gemm_backend::automatic,
                        gemm_backend attention = gemm_backend::eigen)
-        : pool_(threads), dense_(have_blas() ? dense : gemm_backend::eigen),
-          attention_(have_blas() ? attention : gemm_backend::eigen) {
+        : pool_(threads), dense_(resolve(dense)), attention_(resolve(attention)) {
         if (dense_ == gemm_backend::blas || attention_ == gemm_backend::blas) {
             blas_single_threaded();
         }

@@ -11,6 +11,8 @@
 
 #include <prune/bert/eigen.hpp>
 
+#include <string>
+
 #if defined(PRUNE_HAVE_CBLAS)
 #include <cblas.h>
 #endif
@@ -19,8 +21,9 @@ namespace prune::bert {
 
 /// Which library computes the matrix products.
 enum class gemm_backend {
-    blas,   ///< OpenBLAS sgemm via CBLAS (falls back to eigen when unavailable)
-    eigen,  ///< Eigen's own GEMM
+    automatic,  ///< blas when OpenBLAS runs kernels for this CPU's vector width, else eigen
+    blas,       ///< OpenBLAS sgemm via CBLAS (falls back to eigen when unavailable)
+    eigen,      ///< Eigen's own GEMM
 };
 
 /// True when the build has a CBLAS (OpenBLAS) to call.
@@ -30,6 +33,47 @@ enum class gemm_backend {
 #else
     return false;
 #endif
+}
+
+#if defined(PRUNE_HAVE_CBLAS)
+extern "C" char* openblas_get_corename(void);
+#endif
+
+/// The OpenBLAS kernel family in use ("SkylakeX", "Haswell", "Prescott", ...; "" without OpenBLAS).
+[[nodiscard]] inline std::string blas_core() {
+#if defined(PRUNE_HAVE_CBLAS)
+    const char* name = openblas_get_corename();
+    return name != nullptr ? std::string(name) : std::string();
+#else
+    return {};
+#endif
+}
+
+/// True when OpenBLAS uses kernels as wide as the code was compiled for. OpenBLAS 0.3.21 does
+/// not know recent CPUs (e.g. Xeon model 207) and falls back to SSE3 "Prescott" kernels, 4x
+/// slower than Eigen at -march=native; set OPENBLAS_CORETYPE=SkylakeX (or Haswell) to fix that.
+[[nodiscard]] inline bool blas_is_fast() {
+    if (!have_blas()) {
+        return false;
+    }
+    const std::string core = blas_core();
+    const bool avx512 = core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
+    const bool avx2 = avx512 || core == "Haswell" || core == "Zen" || core == "SkylakeX";
+#if defined(__AVX512F__)
+    return avx512 || avx2;
+#elif defined(__AVX2__)
+    return avx2;
+#else
+    return !core.empty();
+#endif
+}
+
+/// Resolves `automatic` to blas or eigen (and blas to eigen when there is no CBLAS).
+[[nodiscard]] inline gemm_backend resolve(gemm_backend backend) {
+    if (backend == gemm_backend::automatic) {
+        return blas_is_fast() ? gemm_backend::blas : gemm_backend::eigen;
+    }
+    return have_blas() ? backend : gemm_backend::eigen;
 }
 
 /// Makes OpenBLAS run each call on the calling thread only (the pool threads above it).
