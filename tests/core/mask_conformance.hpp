@@ -86,7 +86,7 @@ void check_masked(const Fixture& fixture, std::size_t rows, std::size_t cols, co
 
 /// The number of non-zero elements, read without prune.
 template <class Fixture>
-std::size_t count_nonzero(const Fixture& fixture, std::size_t rows, std::size_t cols) {
+std::size_t count_nonzero_elements(const Fixture& fixture, std::size_t rows, std::size_t cols) {
     std::size_t n = 0;
     for (std::size_t r = 0; r < rows; ++r) {
         for (std::size_t c = 0; c < cols; ++c) {
@@ -111,7 +111,7 @@ void run_mask_conformance() {
         const std::vector<std::uint8_t> b_bytes = random_bytes(n, seed++);
 
         Fixture probe(rows, cols, values);
-        const prune::shape extents = prune::view(probe.tensor()).extents();
+        const prune::shape extents = prune::visit_view(probe.tensor(), [](auto v) { return v.extents(); });
         if (Fixture::rank1) {
             REQUIRE(extents == prune::shape{n});
         } else {
@@ -143,7 +143,7 @@ void run_mask_conformance() {
             check_masked(fixture, rows, cols, values, [&](std::size_t i) { return a_bytes[i] != 0; });
             CHECK(a.count_kept() == a_kept);
             CHECK(a.count_pruned() == n - a_kept);
-            CHECK(count_nonzero(fixture, rows, cols) == a.count_kept());
+            CHECK(count_nonzero_elements(fixture, rows, cols) == a.count_kept());
             CHECK(a.sparsity() == Approx(static_cast<double>(n - a_kept) / static_cast<double>(n)));
             prune::apply(a, fixture.tensor());  // idempotent
             check_masked(fixture, rows, cols, values, [&](std::size_t i) { return a_bytes[i] != 0; });
@@ -154,7 +154,7 @@ void run_mask_conformance() {
             const prune::element_mask both = a & b;
             prune::apply(both, fixture.tensor());
             check_masked(fixture, rows, cols, values, [&](std::size_t i) { return a_bytes[i] && b_bytes[i]; });
-            CHECK(count_nonzero(fixture, rows, cols) == both.count_kept());
+            CHECK(count_nonzero_elements(fixture, rows, cols) == both.count_kept());
             prune::element_mask in_place = a;
             in_place &= b;
             CHECK(in_place == both);
@@ -165,7 +165,7 @@ void run_mask_conformance() {
             const prune::element_mask either = a | b;
             prune::apply(either, fixture.tensor());
             check_masked(fixture, rows, cols, values, [&](std::size_t i) { return a_bytes[i] || b_bytes[i]; });
-            CHECK(count_nonzero(fixture, rows, cols) == either.count_kept());
+            CHECK(count_nonzero_elements(fixture, rows, cols) == either.count_kept());
             prune::element_mask in_place = a;
             in_place |= b;
             CHECK(in_place == either);

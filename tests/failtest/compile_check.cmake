@@ -1,0 +1,42 @@
+# compile_check.cmake: compiles one source file with the project's compiler and asserts
+# the outcome. Run as
+#   cmake -DCOMPILER=c++ -DSOURCE=ko.cpp -DINCLUDES="dir1|dir2" -DEXPECT=fail
+#         -DPATTERNS="text1|text2" -P compile_check.cmake
+# EXPECT=pass: the file must compile (with -Wall -Wextra -Wpedantic -Werror).
+# EXPECT=fail: the file must fail to compile and the compiler's output must contain
+# every pattern (plain substrings).
+foreach(var COMPILER SOURCE EXPECT)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "compile_check.cmake: -D${var}=... is required")
+  endif()
+endforeach()
+set(flags -std=c++20 -fsyntax-only -Wall -Wextra -Wpedantic -Werror)
+if(INCLUDES)
+  string(REPLACE "|" ";" include_list "${INCLUDES}")
+  foreach(dir IN LISTS include_list)
+    list(APPEND flags "-I${dir}")
+  endforeach()
+endif()
+set(ENV{LC_ALL} C)  # plain quotes in the compiler's messages
+execute_process(COMMAND "${COMPILER}" ${flags} "${SOURCE}"
+                RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)
+if(EXPECT STREQUAL "pass")
+  if(NOT result EQUAL 0)
+    message(FATAL_ERROR "expected ${SOURCE} to compile, but it failed:\n${output}")
+  endif()
+  message(STATUS "${SOURCE} compiles, as expected")
+elseif(EXPECT STREQUAL "fail")
+  if(result EQUAL 0)
+    message(FATAL_ERROR "expected ${SOURCE} to fail to compile, but it compiled")
+  endif()
+  string(REPLACE "|" ";" pattern_list "${PATTERNS}")
+  foreach(pattern IN LISTS pattern_list)
+    string(FIND "${output}" "${pattern}" found)
+    if(found EQUAL -1)
+      message(FATAL_ERROR "${SOURCE} failed to compile, but the output lacks \"${pattern}\":\n${output}")
+    endif()
+  endforeach()
+  message(STATUS "${SOURCE} fails to compile with the expected message")
+else()
+  message(FATAL_ERROR "compile_check.cmake: EXPECT must be pass or fail, not ${EXPECT}")
+endif()
