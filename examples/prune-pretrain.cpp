@@ -1,0 +1,119 @@
+// prune-pretrain: masked-language-model pre-training of a small BERT on the text of a
+// `prune-data wordnet` directory (DIR/pretrain/train.txt: definitions and examples of the
+// train synsets only; DIR/vocab.txt), written as a Hugging Face BertForMaskedLM directory
+// (config.json, model.safetensors with bert.* and cls.predictions.*, vocab.txt), atomically.
+//
+//   prune-pretrain --data DIR --out MODEL [--layers 2 --hidden 128 --heads 2 --intermediate 512]
+//                  [--minutes M | --steps N] [--seed S]
+//
+// Same seed and --steps, same bytes. With --minutes the number of steps comes from a timed
+// trial; it is printed (and stored in the safetensors metadata) so that --steps reproduces it.
+// docs/pretraining.md has the defaults' measurements.
+#include "common/cli.hpp"
+
+#include <prune/bert/pretrain.hpp>
+#include <prune/bert/tokenizer.hpp>
+#include <prune/io/atomic.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+int main(int argc, char** argv) {
+    CLI::App app("prune-pretrain: MLM pre-training of a small BERT on a prune-data wordnet directory",
+                 "prune-pretrain");
+    std::string data_dir;
+    std::string out;
+    int layers = 2, hidden = 128, heads = 2, intermediate = 512;
+    double minutes = 0.0;
+    std::size_t steps = 0;
+    prune::bert::pretrain_options o;
+    o.seed = 0;
+    app.add_option("--data", data_dir, "output of `prune-data wordnet` (uses pretrain/train.txt and vocab.txt)")
+        ->required();
+    app.add_option("--out", out, "model directory to write (replaced atomically)")->required();
+    app.add_option("--layers", layers, "encoder layers")->capture_default_str();
+    app.add_option("--hidden", hidden, "hidden size")->capture_default_str();
+    app.add_option("--heads", heads, "attention heads")->capture_default_str();
+    app.add_option("--intermediate", intermediate, "feed-forward width")->capture_default_str();
+    auto* minutes_opt = app.add_option("--minutes", minutes, "wall-time budget (default 3.5 when --steps is absent)");
+    auto* steps_opt = app.add_option("--steps", steps, "optimiser steps (reproducible bit for bit)");
+    minutes_opt->excludes(steps_opt);
+    app.add_option("--seed", o.seed, "seed of initialisation, order, masks and dropout")->capture_default_str();
+    app.add_option("--batch-size", o.batch_size, "sequences per step")->capture_default_str();
+    app.add_option("--max-length", o.max_length, "tokens per sequence")->capture_default_str();
+    app.add_option("--lr", o.learning_rate, "peak learning rate")->capture_default_str();
+    app.add_option("--warmup", o.warmup_fraction, "share of steps warming up")->capture_default_str();
+    app.add_option("--threads", o.threads, "OpenBLAS threads")->capture_default_str();
+
+    return prune_cli::run(app, argc, argv, [&] {
+        namespace fs = std::filesystem;
+        const fs::path data(data_dir);
+        if (layers <= 0 || hidden <= 0 || heads <= 0 || intermediate <= 0 || hidden % heads != 0) {
+            throw prune::value_error("--layers/--hidden/--heads/--intermediate must be > 0 with hidden divisible by heads");
+        }
+        if (steps_opt->count() == 0 && minutes_opt->count() == 0) minutes = 3.5;
+        if (steps_opt->count() > 0 && steps == 0) throw prune::value_error("--steps must be > 0");
+        if (minutes_opt->count() > 0 && !(minutes > 0.0)) throw prune::value_error("--minutes must be > 0");
+        o.steps = steps;
+        o.minutes = minutes;
+        const fs::path vocab_txt = data / "vocab.txt";
+        const fs::path corpus_txt = data / "pretrain" / "train.txt";
+        if (!fs::is_regular_file(vocab_txt) || !fs::is_regular_file(corpus_txt)) {
+            throw prune::io_error("'" + data_dir + "' is not a prune-data wordnet directory (expected vocab.txt and " +
+                                  "pretrain/train.txt)");
+        }
+        prune::io::remove_staging_on_signal();
+        {  // fail before any work when OUT cannot be written
+            prune::io::output_directory probe(out);
+        }
+        const auto start = std::chrono::steady_clock::now();
+        auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+        const auto tok = prune::bert::tokenizer::from_file(vocab_txt);
+        const auto corpus = prune::bert::read_mlm_corpus(corpus_txt, tok, o.max_length - 2);
+        std::fprintf(stderr, "prune-pretrain: %zu lines, %zu word pieces, vocabulary %zu (%.1f s)\n",
+                     corpus.lines.size(), corpus.tokens, tok.vocab().size(), seconds());
+        auto cfg = prune::bert::pretraining_config(layers, hidden, heads, intermediate,
+                                                   static_cast<int>(tok.vocab().size()));
+        std::size_t last_print = 0;
+        double smoothed = 0.0;
+        auto report = [&](const prune::bert::pretrain_progress& p) {
+            smoothed = p.step == 1 ? p.loss : 0.95 * smoothed + 0.05 * p.loss;
+            if (p.step == 1 || p.step == p.total || p.step - last_print >= 50) {
+                last_print = p.step;
+                const double per_step = p.seconds / static_cast<double>(p.step);
+                std::fprintf(stderr,
+                             "prune-pretrain: step %zu/%zu  loss %.3f (avg %.3f)  masked acc %.3f  lr %.2e  "
+                             "%.0f s, ETA %.0f s\n",
+                             p.step, p.total, p.loss, smoothed, p.accuracy, p.lr, p.seconds,
+                             per_step * static_cast<double>(p.total - p.step));
+            }
+            return true;
+        };
+        auto result = prune::bert::pretrain(cfg, corpus, tok.vocab(), o, report);
+        const std::string command = "prune-pretrain --layers " + std::to_string(layers) + " --hidden " +
+                                    std::to_string(hidden) + " --heads " + std::to_string(heads) +
+                                    " --intermediate " + std::to_string(intermediate) + " --steps " +
+                                    std::to_string(result.planned_steps) + " --seed " + std::to_string(o.seed);
+        double tail = 0.0;
+        const std::size_t n = std::min<std::size_t>(50, result.losses.size());
+        for (std::size_t i = result.losses.size() - n; i < result.losses.size(); ++i) tail += result.losses[i];
+        tail /= static_cast<double>(n);
+        char loss_text[32];
+        std::snprintf(loss_text, sizeof loss_text, "%.4f", tail);
+        prune::bert::write_pretrained(out, result.model, result.head, vocab_txt,
+                                      {{"prune_pretrain_command", command},
+                                       {"prune_pretrain_steps", std::to_string(result.steps)},
+                                       {"prune_pretrain_mlm_loss_last50", loss_text}});
+        std::fprintf(stderr, "prune-pretrain: %zu steps, MLM loss (mean of the last %zu) %.3f; wrote %s (%.1f s)\n",
+                     result.steps, n, tail, out.c_str(), seconds());
+        if (result.steps != result.planned_steps) {
+            std::fprintf(stderr, "prune-pretrain: stopped at the time limit after %zu of %zu planned steps\n",
+                         result.steps, result.planned_steps);
+        } else if (steps == 0) {
+            std::fprintf(stderr, "prune-pretrain: reproduce with --steps %zu --seed %llu\n", result.planned_steps,
+                         static_cast<unsigned long long>(o.seed));
+        }
+    });
+}

@@ -1,0 +1,825 @@
+// prune/bert/pretrain.hpp: masked-language-model pre-training of a small BERT from scratch
+// (Hugging Face's BertForMaskedLM: the encoder, no pooler, and the MLM head of
+// <prune/bert/mlm.hpp> tied to the word embeddings), and its model directory.
+//
+// Pieces, in order:
+//  - encoder_trainer: the encoder's forward pass in training mode (dropout where HF puts it:
+//    after the embedding LayerNorm, on the attention probabilities, after the attention-output
+//    and MLP-output dense layers) and its backward pass from dloss/d(final hidden states)
+//    [tokens x hidden], adding every encoder parameter's gradient. Dropout draws are a
+//    counter-based hash of (seed, site, element), so the backward pass recomputes them.
+//    This is a stop-gap: <prune/bert/backward.hpp>'s train_pass starts its backward pass from
+//    the classifier only; once it offers an entry point from d(hidden) (docs/pretraining.md
+//    gives the signature asked for), this should use it.
+//  - parameter_adamw: AdamW over named parameter lists (encoder + MLM head), HF's form with
+//    eps outside the bias correction and decoupled weight decay skipping biases and LayerNorm
+//    weights; mlm_linear_schedule (warm-up then linear decay); global-norm clipping.
+//  - mlm_corpus: the pre-training text (DIR/pretrain/train.txt of `prune-data wordnet`, one
+//    definition or example per line) as token ids; each training sequence is [CLS] A [SEP]
+//    or, half of the time, [CLS] A [SEP] B [SEP] with token types 0 / 1 (A, B consecutive
+//    lines of the shuffled corpus), truncated longest-first to max_length.
+//  - pretrain(): the loop (seeded shuffles, masks and dropout: same seed, same bytes).
+//  - write_pretrained / read_pretrained: an HF model directory (config.json with
+//    "architectures": ["BertForMaskedLM"], model.safetensors with bert.* and cls.predictions.*,
+//    vocab.txt), written atomically.
+#pragma once
+
+#include <prune/bert/batch.hpp>
+#include <prune/bert/config.hpp>
+#include <prune/bert/gemm.hpp>
+#include <prune/bert/kernels.hpp>
+#include <prune/bert/mlm.hpp>
+#include <prune/bert/tokenizer.hpp>
+#include <prune/bert/weights.hpp>
+#include <prune/error.hpp>
+#include <prune/io/atomic.hpp>
+#include <prune/io/safetensors.hpp>
+#include <prune/lottery.hpp>
+
+#include <prune/bert/eigen.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace prune::bert {
+
+// ------------------------------------------------------------------------------------------
+// The encoder in training mode: forward, and backward from d(hidden).
+
+/// Dropout settings of a training pass.
+struct dropout_options {
+    bool enabled = true;             ///< training mode
+    float hidden = 0.1f;             ///< hidden_dropout_prob
+    float attention = 0.1f;          ///< attention_probs_dropout_prob
+    std::uint64_t seed = 0;          ///< stream of this pass (use a new one per step)
+};
+
+namespace pretrain_detail {
+
+/// Uniform in [0, 1) from a counter-based hash of (seed, site, index).
+inline float hash_uniform(std::uint64_t seed, std::uint64_t site, std::uint64_t index) noexcept {
+    auto mix = [](std::uint64_t z) {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    };
+    const std::uint64_t stream = mix(seed + 0x9E3779B97F4A7C15ull * (site + 1));
+    return static_cast<float>(mix(stream + 0xD1B54A32D192ED03ull * (index + 1)) >> 40) * 0x1.0p-24f;
+}
+
+/// Multiplies n elements by their dropout scale (0 or 1/(1-p)) at `site`, element ids first..first+n.
+inline void dropout(float* x, std::size_t n, const dropout_options& o, float p, std::uint64_t site,
+                    std::uint64_t first) noexcept {
+    if (!o.enabled || p <= 0.0f) return;
+    const float keep = 1.0f / (1.0f - p);
+    for (std::size_t i = 0; i < n; ++i) x[i] *= hash_uniform(o.seed, site, first + i) < p ? 0.0f : keep;
+}
+
+/// y = LN(x) for one row; records xhat and rstd.
+inline void layer_norm_row(const float* x, float* y, float* xhat, float* rstd, const float* gamma, const float* beta,
+                           int n, float eps) noexcept {
+    double mean = 0.0;
+    for (int i = 0; i < n; ++i) mean += x[i];
+    mean /= n;
+    double var = 0.0;
+    for (int i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+    var /= n;
+    const auto r = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+    *rstd = r;
+    const auto m = static_cast<float>(mean);
+    for (int i = 0; i < n; ++i) {
+        xhat[i] = (x[i] - m) * r;
+        y[i] = xhat[i] * gamma[i] + beta[i];
+    }
+}
+
+/// dx = LN backward of dy for one row; adds to dgamma, dbeta.
+inline void layer_norm_row_backward(const float* dy, const float* xhat, float rstd, const float* gamma, float* dx,
+                                    float* dgamma, float* dbeta, int n) noexcept {
+    float mean_g = 0.0f, mean_gx = 0.0f;
+    for (int i = 0; i < n; ++i) {
+        const float g = dy[i] * gamma[i];
+        mean_g += g;
+        mean_gx += g * xhat[i];
+        dgamma[i] += dy[i] * xhat[i];
+        dbeta[i] += dy[i];
+    }
+    mean_g /= static_cast<float>(n);
+    mean_gx /= static_cast<float>(n);
+    for (int i = 0; i < n; ++i) dx[i] = rstd * (dy[i] * gamma[i] - mean_g - xhat[i] * mean_gx);
+}
+
+/// Adds the column sums of a [rows, n] row-major block to out[n].
+inline void add_column_sums(const float* a, std::size_t rows, int n, float* out) noexcept {
+    for (std::size_t r = 0; r < rows; ++r)
+        for (int c = 0; c < n; ++c) out[c] += a[r * static_cast<std::size_t>(n) + static_cast<std::size_t>(c)];
+}
+
+/// Dropout sites: the embeddings, then 3 per layer (attention probs, attention output, MLP output).
+inline std::uint64_t site(std::size_t layer, int kind) noexcept { return 1 + 3 * layer + static_cast<std::uint64_t>(kind); }
+
+}  // namespace pretrain_detail
+
+/// Forward and backward passes of the encoder alone (no pooler, no gates), float, recording in
+/// grow-only buffers. Use: out = forward(w, batch, o); ...; backward(w, batch, o, d_out, grads).
+class encoder_trainer {
+public:
+    /// Runs the encoder in training mode (per `o`); returns the final hidden states [tokens, hidden]
+    /// row-major, valid until the next call. Throws value_error on a batch that does not fit.
+    const float* forward(const weights& w, const packed_batch& batch, const dropout_options& o) {
+        using namespace pretrain_detail;
+        const config& cfg = w.cfg;
+        batch.validate(cfg);
+        if (batch.sequences() == 0) throw value_error("encoder_trainer: empty batch");
+        const int H = cfg.hidden_size;
+        const auto hs = static_cast<std::size_t>(H);
+        const auto T = static_cast<std::size_t>(batch.tokens());
+        const float eps = cfg.layer_norm_eps;
+        tokens_ = T;
+        layers_.resize(w.layers.size());
+        prob_offsets_.assign(static_cast<std::size_t>(batch.sequences()) + 1, 0);
+        for (int b = 0; b < batch.sequences(); ++b) {
+            const auto len = static_cast<std::size_t>(batch.length(b));
+            prob_offsets_[static_cast<std::size_t>(b) + 1] = prob_offsets_[static_cast<std::size_t>(b)] + len * len;
+        }
+        x_.resize(static_cast<Eigen::Index>(T), H);
+        emb_hat_.resize(static_cast<Eigen::Index>(T), H);
+        emb_rstd_.resize(static_cast<Eigen::Index>(T));
+        std::vector<float> sum(hs);
+        for (std::size_t t = 0; t < T; ++t) {
+            const float* word = w.word_embeddings.row(batch.token_ids[t]).data();
+            const float* pos = w.position_embeddings.row(batch.positions[t]).data();
+            const float* type = w.token_type_embeddings.row(batch.token_types[t]).data();
+            for (int c = 0; c < H; ++c) sum[static_cast<std::size_t>(c)] = word[c] + pos[c] + type[c];
+            layer_norm_row(sum.data(), x_.row(static_cast<Eigen::Index>(t)).data(),
+                           emb_hat_.row(static_cast<Eigen::Index>(t)).data(), &emb_rstd_(static_cast<Eigen::Index>(t)),
+                           w.embedding_norm.weight.data(), w.embedding_norm.bias.data(), H, eps);
+        }
+        dropout(x_.data(), T * hs, o, o.hidden, 0, 0);
+        for (std::size_t l = 0; l < w.layers.size(); ++l) forward_layer(w, l, batch, o);
+        return x_.data();
+    }
+
+    /// Backward pass of the last forward() (same w, batch and o) from d_out = dloss/d(hidden)
+    /// [tokens, hidden]; *adds* every encoder parameter's gradient to `grads` (shapes of w,
+    /// pooler / classifier ignored).
+    void backward(const weights& w, const packed_batch& batch, const dropout_options& o, const float* d_out,
+                  weights& grads) {
+        using namespace pretrain_detail;
+        const int H = w.cfg.hidden_size;
+        const auto hs = static_cast<std::size_t>(H);
+        const auto T = tokens_;
+        PRUNE_ASSERT(T == static_cast<std::size_t>(batch.tokens()) && layers_.size() == w.layers.size());
+        dy_.resize(static_cast<Eigen::Index>(T), H);
+        std::copy(d_out, d_out + T * hs, dy_.data());
+        for (std::size_t l = w.layers.size(); l-- > 0;) backward_layer(w, l, batch, o, grads);
+        // Embeddings: dropout, LayerNorm, scatter.
+        dropout(dy_.data(), T * hs, o, o.hidden, 0, 0);
+        std::vector<float> de(hs);
+        for (std::size_t t = 0; t < T; ++t) {
+            const auto r = static_cast<Eigen::Index>(t);
+            layer_norm_row_backward(dy_.row(r).data(), emb_hat_.row(r).data(), emb_rstd_(r),
+                                    w.embedding_norm.weight.data(), de.data(), grads.embedding_norm.weight.data(),
+                                    grads.embedding_norm.bias.data(), H);
+            float* word = grads.word_embeddings.row(batch.token_ids[t]).data();
+            float* pos = grads.position_embeddings.row(batch.positions[t]).data();
+            float* type = grads.token_type_embeddings.row(batch.token_types[t]).data();
+            for (int c = 0; c < H; ++c) {
+                word[c] += de[static_cast<std::size_t>(c)];
+                pos[c] += de[static_cast<std::size_t>(c)];
+                type[c] += de[static_cast<std::size_t>(c)];
+            }
+        }
+    }
+
+private:
+    struct record {
+        matrix input, qkv, probs, context, attn_hat, attn_out, inter_pre, inter_act, out_hat;
+        vector attn_rstd, out_rstd;
+    };
+
+    void forward_layer(const weights& w, std::size_t l, const packed_batch& batch, const dropout_options& o) {
+        using namespace pretrain_detail;
+        const layer_weights& L = w.layers[l];
+        record& R = layers_[l];
+        const int H = w.cfg.hidden_size;
+        const auto hs = static_cast<std::size_t>(H);
+        const auto T = tokens_;
+        const auto Ti = static_cast<int>(T);
+        const int heads = L.heads, d = L.head_size, A = L.attention_width(), F = L.ffn();
+        const auto As = static_cast<std::size_t>(A);
+        const float eps = w.cfg.layer_norm_eps;
+        R.input = x_;
+        R.qkv.resize(Ti, 3 * A);
+        R.context.resize(Ti, A);
+        R.probs.resize(1, static_cast<Eigen::Index>(prob_offsets_.back() * static_cast<std::size_t>(heads)));
+        matrix& sa = scratch_;
+        sa.resize(Ti, H);
+        if (A > 0) {
+            mlm_detail::gemm<float>(false, true, Ti, 3 * A, H, 1.0f, R.input.data(), H, L.qkv.weight.data(), H, 0.0f,
+                                    R.qkv.data(), 3 * A);
+            R.qkv.rowwise() += L.qkv.bias.transpose();
+            const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+            for (int b = 0; b < batch.sequences(); ++b) {
+                const auto r0 = static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]);
+                const int len = batch.length(b);
+                const auto lens = static_cast<std::size_t>(len);
+                for (int h = 0; h < heads; ++h) {
+                    const std::size_t po = prob_offsets_[static_cast<std::size_t>(b)] * static_cast<std::size_t>(heads) +
+                                           static_cast<std::size_t>(h) * lens * lens;
+                    float* P = R.probs.data() + po;
+                    const float* q = R.qkv.data() + r0 * 3 * As + static_cast<std::size_t>(h * d);
+                    mlm_detail::gemm<float>(false, true, len, len, d, scale, q, 3 * A, q + As, 3 * A, 0.0f, P, len);
+                    for (int i = 0; i < len; ++i) kernels::softmax(P + static_cast<std::size_t>(i) * lens, len, 1.0f);
+                    const float* Pd = P;
+                    if (o.enabled && o.attention > 0.0f) {
+                        probs_dropped_.resize(static_cast<Eigen::Index>(lens * lens));
+                        std::copy(P, P + lens * lens, probs_dropped_.data());
+                        dropout(probs_dropped_.data(), lens * lens, o, o.attention, site(l, 0), po);
+                        Pd = probs_dropped_.data();
+                    }
+                    mlm_detail::gemm<float>(false, false, len, d, len, 1.0f, Pd, len, q + 2 * As, 3 * A, 0.0f,
+                                            R.context.data() + r0 * As + static_cast<std::size_t>(h * d), A);
+                }
+            }
+            mlm_detail::gemm<float>(false, true, Ti, H, A, 1.0f, R.context.data(), A, L.attention_output.weight.data(), A,
+                                    0.0f, sa.data(), H);
+        } else {
+            sa.setZero();
+        }
+        sa.rowwise() += L.attention_output.bias.transpose();
+        dropout(sa.data(), T * hs, o, o.hidden, site(l, 1), 0);
+        sa += R.input;
+        R.attn_hat.resize(Ti, H);
+        R.attn_out.resize(Ti, H);
+        R.attn_rstd.resize(Ti);
+        for (int t = 0; t < Ti; ++t) {
+            layer_norm_row(sa.row(t).data(), R.attn_out.row(t).data(), R.attn_hat.row(t).data(), &R.attn_rstd(t),
+                           L.attention_norm.weight.data(), L.attention_norm.bias.data(), H, eps);
+        }
+        matrix& so = sa;
+        if (F > 0) {
+            R.inter_pre.resize(Ti, F);
+            R.inter_act.resize(Ti, F);
+            mlm_detail::gemm<float>(false, true, Ti, F, H, 1.0f, R.attn_out.data(), H, L.intermediate.weight.data(), H,
+                                    0.0f, R.inter_pre.data(), F);
+            R.inter_pre.rowwise() += L.intermediate.bias.transpose();
+            const float* pre = R.inter_pre.data();
+            float* act = R.inter_act.data();
+            for (std::size_t i = 0, n = T * static_cast<std::size_t>(F); i < n; ++i) act[i] = kernels::gelu(pre[i]);
+            mlm_detail::gemm<float>(false, true, Ti, H, F, 1.0f, act, F, L.output.weight.data(), F, 0.0f, so.data(), H);
+            so.rowwise() += L.output.bias.transpose();
+            dropout(so.data(), T * hs, o, o.hidden, site(l, 2), 0);
+            so += R.attn_out;
+        } else {
+            so = R.attn_out;
+        }
+        R.out_hat.resize(Ti, H);
+        R.out_rstd.resize(Ti);
+        for (int t = 0; t < Ti; ++t) {
+            layer_norm_row(so.row(t).data(), x_.row(t).data(), R.out_hat.row(t).data(), &R.out_rstd(t),
+                           L.output_norm.weight.data(), L.output_norm.bias.data(), H, eps);
+        }
+    }
+
+    // dy_ holds the gradient of layer l's output on entry, of its input on exit.
+    void backward_layer(const weights& w, std::size_t l, const packed_batch& batch, const dropout_options& o,
+                        weights& grads) {
+        using namespace pretrain_detail;
+        const layer_weights& L = w.layers[l];
+        layer_weights& G = grads.layers[l];
+        const record& R = layers_[l];
+        const int H = w.cfg.hidden_size;
+        const auto hs = static_cast<std::size_t>(H);
+        const auto T = tokens_;
+        const auto Ti = static_cast<int>(T);
+        const int heads = L.heads, d = L.head_size, A = L.attention_width(), F = L.ffn();
+        const auto As = static_cast<std::size_t>(A);
+        // Output LayerNorm.
+        dx_.resize(Ti, H);
+        for (int t = 0; t < Ti; ++t) {
+            layer_norm_row_backward(dy_.row(t).data(), R.out_hat.row(t).data(), R.out_rstd(t),
+                                    L.output_norm.weight.data(), dx_.row(t).data(), G.output_norm.weight.data(),
+                                    G.output_norm.bias.data(), H);
+        }
+        matrix& da = dy_;  // residual + MLP path
+        da = dx_;
+        if (F > 0) {
+            matrix& dm = scratch_;
+            dm = dx_;
+            dropout(dm.data(), T * hs, o, o.hidden, site(l, 2), 0);
+            add_column_sums(dm.data(), T, H, G.output.bias.data());
+            mlm_detail::gemm<float>(true, false, H, F, Ti, 1.0f, dm.data(), H, R.inter_act.data(), F, 1.0f,
+                                    G.output.weight.data(), F);
+            dffn_.resize(Ti, F);
+            mlm_detail::gemm<float>(false, false, Ti, F, H, 1.0f, dm.data(), H, L.output.weight.data(), F, 0.0f,
+                                    dffn_.data(), F);
+            const float* pre = R.inter_pre.data();
+            float* dact = dffn_.data();
+            for (std::size_t i = 0, n = T * static_cast<std::size_t>(F); i < n; ++i) {
+                dact[i] *= kernels::gelu_derivative(pre[i]);
+            }
+            add_column_sums(dact, T, F, G.intermediate.bias.data());
+            mlm_detail::gemm<float>(true, false, F, H, Ti, 1.0f, dact, F, R.attn_out.data(), H, 1.0f,
+                                    G.intermediate.weight.data(), H);
+            mlm_detail::gemm<float>(false, false, Ti, H, F, 1.0f, dact, F, L.intermediate.weight.data(), H, 1.0f,
+                                    da.data(), H);
+        }
+        // Attention LayerNorm: dsa into dx_; the layer input's gradient starts as dsa.
+        for (int t = 0; t < Ti; ++t) {
+            layer_norm_row_backward(da.row(t).data(), R.attn_hat.row(t).data(), R.attn_rstd(t),
+                                    L.attention_norm.weight.data(), dx_.row(t).data(), G.attention_norm.weight.data(),
+                                    G.attention_norm.bias.data(), H);
+        }
+        dy_ = dx_;
+        matrix& dd = scratch_;
+        dd = dx_;
+        dropout(dd.data(), T * hs, o, o.hidden, site(l, 1), 0);
+        add_column_sums(dd.data(), T, H, G.attention_output.bias.data());
+        if (A == 0) return;
+        mlm_detail::gemm<float>(true, false, H, A, Ti, 1.0f, dd.data(), H, R.context.data(), A, 1.0f,
+                                G.attention_output.weight.data(), A);
+        dctx_.resize(Ti, A);
+        mlm_detail::gemm<float>(false, false, Ti, A, H, 1.0f, dd.data(), H, L.attention_output.weight.data(), A, 0.0f,
+                                dctx_.data(), A);
+        dqkv_.resize(Ti, 3 * A);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+        const bool drop = o.enabled && o.attention > 0.0f;
+        const float keep = drop ? 1.0f / (1.0f - o.attention) : 1.0f;
+        for (int b = 0; b < batch.sequences(); ++b) {
+            const auto r0 = static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]);
+            const int len = batch.length(b);
+            const auto lens = static_cast<std::size_t>(len);
+            dscores_.resize(static_cast<Eigen::Index>(lens * lens));
+            probs_dropped_.resize(static_cast<Eigen::Index>(lens * lens));
+            for (int h = 0; h < heads; ++h) {
+                const std::size_t po = prob_offsets_[static_cast<std::size_t>(b)] * static_cast<std::size_t>(heads) +
+                                       static_cast<std::size_t>(h) * lens * lens;
+                const float* P = R.probs.data() + po;
+                float* Pd = probs_dropped_.data();
+                for (std::size_t i = 0; i < lens * lens; ++i) {
+                    Pd[i] = drop ? (hash_uniform(o.seed, site(l, 0), po + i) < o.attention ? 0.0f : P[i] * keep) : P[i];
+                }
+                const std::size_t hd = static_cast<std::size_t>(h * d);
+                const float* q = R.qkv.data() + r0 * 3 * As + hd;
+                const float* k = q + As;
+                const float* v = q + 2 * As;
+                float* dq = dqkv_.data() + r0 * 3 * As + hd;
+                float* dk = dq + As;
+                float* dv = dq + 2 * As;
+                const float* dc = dctx_.data() + r0 * As + hd;
+                float* dP = dscores_.data();
+                // dV = Pd^T dC ; dPd = dC V^T
+                mlm_detail::gemm<float>(true, false, len, d, len, 1.0f, Pd, len, dc, A, 0.0f, dv, 3 * A);
+                mlm_detail::gemm<float>(false, true, len, len, d, 1.0f, dc, A, v, 3 * A, 0.0f, dP, len);
+                for (std::size_t i = 0; i < lens; ++i) {
+                    float* row = dP + i * lens;
+                    const float* prow = P + i * lens;
+                    float dot = 0.0f;
+                    for (std::size_t j = 0; j < lens; ++j) {
+                        if (drop) row[j] *= hash_uniform(o.seed, site(l, 0), po + i * lens + j) < o.attention ? 0.0f : keep;
+                        dot += row[j] * prow[j];
+                    }
+                    for (std::size_t j = 0; j < lens; ++j) row[j] = prow[j] * (row[j] - dot);
+                }
+                // dQ = dS K s ; dK = dS^T Q s
+                mlm_detail::gemm<float>(false, false, len, d, len, scale, dP, len, k, 3 * A, 0.0f, dq, 3 * A);
+                mlm_detail::gemm<float>(true, false, len, d, len, scale, dP, len, q, 3 * A, 0.0f, dk, 3 * A);
+            }
+        }
+        add_column_sums(dqkv_.data(), T, 3 * A, G.qkv.bias.data());
+        mlm_detail::gemm<float>(true, false, 3 * A, H, Ti, 1.0f, dqkv_.data(), 3 * A, R.input.data(), H, 1.0f,
+                                G.qkv.weight.data(), H);
+        mlm_detail::gemm<float>(false, false, Ti, H, 3 * A, 1.0f, dqkv_.data(), 3 * A, L.qkv.weight.data(), H, 1.0f,
+                                dy_.data(), H);
+    }
+
+    std::vector<record> layers_;
+    std::vector<std::size_t> prob_offsets_;
+    matrix x_, emb_hat_, scratch_, dy_, dx_, dffn_, dctx_, dqkv_;
+    vector emb_rstd_, probs_dropped_, dscores_;
+    std::size_t tokens_ = 0;
+};
+
+// ------------------------------------------------------------------------------------------
+// Optimiser.
+
+/// Zero-filled weights of w's shape (with a pooler / classifier only when w has them): gradients.
+[[nodiscard]] inline weights zero_gradients_like(const weights& w) {
+    weights g = allocate(w.cfg, w.has_head());
+    for (const auto& p : parameters(g)) std::fill(p.values().begin(), p.values().end(), 0.0f);
+    return g;
+}
+
+/// A parameter and its gradient (same name, same size).
+struct parameter_pair {
+    parameter value;     ///< the parameter
+    parameter gradient;  ///< its gradient
+};
+
+/// The encoder parameters of w and the MLM head, paired with their gradients (same layout).
+[[nodiscard]] inline std::vector<parameter_pair> pretraining_parameters(weights& w, mlm_head& head, weights& grads,
+                                                                        mlm_head& head_grads) {
+    std::vector<parameter_pair> out;
+    auto a = parameters(w);
+    auto b = parameters(grads);
+    PRUNE_ASSERT(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (a[i].name.find("pooler") != std::string::npos || a[i].name.rfind("classifier", 0) == 0) continue;
+        PRUNE_ASSERT(a[i].name == b[i].name && a[i].size() == b[i].size());
+        out.push_back({a[i], b[i]});
+    }
+    auto c = mlm_head_parameters(head);
+    auto d = mlm_head_parameters(head_grads);
+    for (std::size_t i = 0; i < c.size(); ++i) {
+        PRUNE_ASSERT(c[i].size() == d[i].size());
+        out.push_back({c[i], d[i]});
+    }
+    return out;
+}
+
+/// Global L2 norm of the gradients; scales them to max_norm when above it (torch's clip_grad_norm_
+/// with coefficient max_norm / (norm + 1e-6)). Returns the norm before clipping.
+inline double clip_gradients(const std::vector<parameter_pair>& params, double max_norm) {
+    double squares = 0.0;
+    for (const auto& p : params)
+        for (float g : p.gradient.values()) squares += static_cast<double>(g) * g;
+    const double norm = std::sqrt(squares);
+    const double coefficient = max_norm / (norm + 1e-6);
+    if (max_norm > 0.0 && coefficient < 1.0) {
+        for (const auto& p : params)
+            for (float& g : p.gradient.values()) g = static_cast<float>(g * coefficient);
+    }
+    return norm;
+}
+
+/// Warm-up then linear decay (HF get_linear_schedule_with_warmup): the multiplier at 0-based step.
+[[nodiscard]] inline double mlm_linear_schedule(std::size_t step, std::size_t total, std::size_t warmup) {
+    if (step < warmup) return static_cast<double>(step + 1) / static_cast<double>(warmup);
+    if (total <= warmup) return 1.0;
+    return std::max(0.0, static_cast<double>(total - step) / static_cast<double>(total - warmup));
+}
+
+/// AdamW over a fixed list of parameters (HF's transformers.AdamW form).
+class parameter_adamw {
+public:
+    /// Moments for each parameter (all zero).
+    parameter_adamw(const std::vector<parameter_pair>& params, double beta1, double beta2, double eps,
+                    double weight_decay)
+        : beta1_(beta1), beta2_(beta2), eps_(eps), weight_decay_(weight_decay) {
+        for (const auto& p : params) {
+            first_.emplace_back(p.value.size(), 0.0f);
+            second_.emplace_back(p.value.size(), 0.0f);
+        }
+    }
+    /// One update at learning rate lr; biases and LayerNorm weights are not decayed.
+    void step(const std::vector<parameter_pair>& params, double lr) {
+        PRUNE_ASSERT(params.size() == first_.size());
+        ++steps_;
+        const double c1 = 1.0 - std::pow(beta1_, static_cast<double>(steps_));
+        const double c2 = 1.0 - std::pow(beta2_, static_cast<double>(steps_));
+        const auto step_size = static_cast<float>(lr * std::sqrt(c2) / c1);
+        const auto b1 = static_cast<float>(beta1_), b2 = static_cast<float>(beta2_), eps = static_cast<float>(eps_);
+        for (std::size_t k = 0; k < params.size(); ++k) {
+            const std::string& name = params[k].value.name;
+            const bool no_decay =
+                name.find("bias") != std::string::npos || name.find("LayerNorm.weight") != std::string::npos;
+            const float decay = no_decay ? 0.0f : static_cast<float>(lr * weight_decay_);
+            float* p = params[k].value.data;
+            const float* g = params[k].gradient.data;
+            float* m = first_[k].data();
+            float* v = second_[k].data();
+            for (std::size_t i = 0, n = first_[k].size(); i < n; ++i) {
+                m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+                v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+                p[i] -= step_size * m[i] / (std::sqrt(v[i]) + eps);
+                p[i] -= decay * p[i];
+            }
+        }
+    }
+
+private:
+    double beta1_, beta2_, eps_, weight_decay_;
+    std::vector<std::vector<float>> first_, second_;
+    std::size_t steps_ = 0;
+};
+
+// ------------------------------------------------------------------------------------------
+// Corpus.
+
+/// The pre-training text as token ids (no [CLS]/[SEP]), one entry per non-empty line.
+struct mlm_corpus {
+    std::vector<std::vector<std::int32_t>> lines;  ///< word-piece ids of each line
+    std::size_t tokens = 0;                        ///< total word pieces
+};
+
+/// Tokenizes every non-empty line of `text_file` (UTF-8), keeping at most `max_pieces` pieces of a
+/// line. Throws io_error when the file cannot be read, value_error when it has no text.
+[[nodiscard]] inline mlm_corpus read_mlm_corpus(const std::filesystem::path& text_file, const tokenizer& tok,
+                                                std::size_t max_pieces = 62) {
+    std::ifstream in(text_file, std::ios::binary);
+    if (!in) throw io_error("cannot read the pre-training corpus '" + text_file.string() + "'");
+    mlm_corpus c;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        auto ids = tok.token_ids(line);
+        if (ids.empty()) continue;
+        if (ids.size() > max_pieces) ids.resize(max_pieces);
+        c.tokens += ids.size();
+        c.lines.push_back(std::move(ids));
+    }
+    if (c.lines.empty()) throw value_error("the pre-training corpus '" + text_file.string() + "' has no text");
+    return c;
+}
+
+// ------------------------------------------------------------------------------------------
+// The loop.
+
+/// Pre-training hyper-parameters (defaults: docs/pretraining.md has the measurements).
+struct pretrain_options {
+    std::size_t steps = 0;             ///< optimiser steps (0: from `minutes`)
+    double minutes = 0.0;              ///< wall budget when steps == 0: steps are estimated from a timed trial
+    std::size_t batch_size = 128;      ///< sequences per step
+    std::size_t max_length = 64;       ///< tokens per sequence, [CLS]/[SEP] included
+    double pair_probability = 0.5;     ///< share of sequences made of two lines (token types 0 / 1)
+    double learning_rate = 1e-3;       ///< peak learning rate
+    double warmup_fraction = 0.06;     ///< share of the steps warming up linearly
+    double weight_decay = 0.01;        ///< decoupled weight decay (not biases / LayerNorm weights)
+    double adam_beta1 = 0.9;           ///< AdamW beta1
+    double adam_beta2 = 0.999;         ///< AdamW beta2
+    double adam_eps = 1e-6;            ///< AdamW epsilon (BERT's)
+    double max_grad_norm = 1.0;        ///< global-norm clipping
+    float hidden_dropout = 0.1f;       ///< hidden_dropout_prob
+    float attention_dropout = 0.1f;    ///< attention_probs_dropout_prob
+    masking_options masking;           ///< 15% with 80/10/10
+    std::uint64_t seed = 0;            ///< initialisation, order, masks and dropout
+    int threads = 2;                   ///< OpenBLAS threads
+};
+
+/// Progress of the loop, reported after every step.
+struct pretrain_progress {
+    std::size_t step = 0;      ///< steps done
+    std::size_t total = 0;     ///< steps planned
+    double loss = 0.0;         ///< this step's MLM loss
+    double accuracy = 0.0;     ///< this step's masked-token accuracy
+    double lr = 0.0;           ///< learning rate used
+    double seconds = 0.0;      ///< wall time so far
+};
+
+/// What pre-training produced.
+struct pretrain_result {
+    weights model;                     ///< encoder weights (no pooler / classifier)
+    mlm_head head;                     ///< the MLM head
+    std::size_t steps = 0;             ///< steps taken
+    std::size_t planned_steps = 0;     ///< steps the schedule was made for
+    std::vector<double> losses;        ///< MLM loss of every step
+};
+
+namespace pretrain_detail {
+
+/// Builds the batch of sequences `first .. first + count` of the epoch order (wrapping).
+inline void fill_batch(const mlm_corpus& corpus, const std::vector<std::size_t>& order, std::size_t& cursor,
+                       std::size_t count, const pretrain_options& o, const vocabulary& vocab,
+                       prune::detail::splitmix64& rng, packed_batch& batch) {
+    batch.clear();
+    std::vector<std::int32_t> ids, types;
+    auto next_line = [&]() -> const std::vector<std::int32_t>& {
+        const auto& l = corpus.lines[order[cursor % order.size()]];
+        ++cursor;
+        return l;
+    };
+    const std::size_t budget = o.max_length;
+    for (std::size_t s = 0; s < count; ++s) {
+        std::vector<std::int32_t> a = next_line();
+        std::vector<std::int32_t> b;
+        const bool pair = rng.uniform() < o.pair_probability;
+        if (pair) b = next_line();
+        // longest-first truncation to the budget
+        const std::size_t specials = pair ? 3 : 2;
+        while (a.size() + b.size() + specials > budget) {
+            if (a.size() > b.size()) a.pop_back(); else b.pop_back();
+        }
+        ids.clear();
+        types.clear();
+        ids.push_back(vocab.cls_id());
+        ids.insert(ids.end(), a.begin(), a.end());
+        ids.push_back(vocab.sep_id());
+        types.assign(ids.size(), 0);
+        if (pair) {
+            ids.insert(ids.end(), b.begin(), b.end());
+            ids.push_back(vocab.sep_id());
+            types.resize(ids.size(), 1);
+        }
+        batch.add(ids, types);
+    }
+}
+
+}  // namespace pretrain_detail
+
+/// The config of a model pre-trained with these dimensions on a vocabulary of `vocab` tokens.
+[[nodiscard]] inline config pretraining_config(int layers, int hidden, int heads, int intermediate, int vocab) {
+    config cfg = config::make(layers, hidden, heads, intermediate, vocab, 2);
+    cfg.extra["architectures"] = nlohmann::json::array({"BertForMaskedLM"});
+    cfg.extra["hidden_dropout_prob"] = 0.1;
+    cfg.extra["attention_probs_dropout_prob"] = 0.1;
+    cfg.extra["initializer_range"] = 0.02;
+    cfg.extra["pad_token_id"] = 0;
+    return cfg;
+}
+
+/// Pre-trains a fresh model of shape `cfg` on `corpus` (ids from `vocab`). Everything is a
+/// function of options.seed, except that options.minutes picks the number of steps from a
+/// timed trial (the progress reports it; pass it as options.steps to reproduce bit-for-bit).
+/// `progress`, when set, is called after every step; returning false stops early.
+/// Throws value_error on bad options, a corpus or config that do not fit.
+inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, const vocabulary& vocab,
+                                const pretrain_options& o,
+                                const std::function<bool(const pretrain_progress&)>& progress = {}) {
+    cfg.validate("pretrain config");
+    if (cfg.vocab_size != static_cast<int>(vocab.size())) {
+        throw value_error("pretrain: config vocab_size " + std::to_string(cfg.vocab_size) + " but the vocabulary has " +
+                          std::to_string(vocab.size()) + " tokens");
+    }
+    if (o.steps == 0 && !(o.minutes > 0.0)) throw value_error("pretrain: give steps or a positive minutes budget");
+    if (o.batch_size == 0) throw value_error("pretrain: batch_size must be > 0");
+    if (o.max_length < 4 || static_cast<int>(o.max_length) > cfg.max_position_embeddings) {
+        throw value_error("pretrain: max_length " + std::to_string(o.max_length) + " (expected 4.." +
+                          std::to_string(cfg.max_position_embeddings) + ")");
+    }
+    if (!(o.learning_rate > 0.0)) throw value_error("pretrain: learning rate must be > 0");
+    if (corpus.lines.empty()) throw value_error("pretrain: empty corpus");
+    for (const auto& line : corpus.lines)
+        for (auto id : line)
+            if (id < 0 || id >= cfg.vocab_size) throw value_error("pretrain: corpus token id " + std::to_string(id) + " outside the vocabulary");
+    blas_threads(std::max(1, o.threads));
+
+    const std::vector<std::int32_t> specials = {vocab.pad_id(), vocab.unk_id(), vocab.cls_id(), vocab.sep_id(),
+                                                vocab.mask_id()};
+    const token_masker masker(cfg.vocab_size, specials, vocab.mask_id(), o.masking);
+    const auto start = std::chrono::steady_clock::now();
+    auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+
+    // The run itself, for `total` planned steps (stopping after `limit`).
+    using callback = std::function<bool(const pretrain_progress&)>;
+    auto run = [&](std::size_t total, std::size_t limit, const callback& report) {
+        pretrain_result r;
+        r.model = random_weights(cfg, o.seed, 0.02f, false);
+        // HF initialisation: biases 0, LayerNorm 1 / 0, matrices N(0, 0.02).
+        for (auto& p : parameters(r.model)) {
+            const bool norm = p.name.find("LayerNorm") != std::string::npos;
+            const bool bias = p.name.size() >= 4 && p.name.compare(p.name.size() - 4, 4, "bias") == 0;
+            if (norm || bias) {
+                const float v = norm && !bias ? 1.0f : 0.0f;
+                for (float& x : p.values()) x = v;
+            }
+        }
+        r.head = init_mlm_head(cfg.hidden_size, cfg.vocab_size, o.seed ^ 0x5EEDull);
+        r.planned_steps = total;
+        weights grads = allocate(cfg, false);
+        mlm_head head_grads = zero_mlm_head<float>(cfg.hidden_size, cfg.vocab_size);
+        const auto params = pretraining_parameters(r.model, r.head, grads, head_grads);
+        parameter_adamw optimizer(params, o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay);
+        const auto warmup = static_cast<std::size_t>(std::ceil(o.warmup_fraction * static_cast<double>(total)));
+        encoder_trainer encoder;
+        mlm_workspace head_ws;
+        matrix d_hidden;
+        packed_batch batch;
+        std::vector<std::size_t> order(corpus.lines.size());
+        std::size_t cursor = order.size();  // reshuffle at once
+        std::size_t epoch = 0;
+        prune::detail::splitmix64 pair_rng(o.seed, 0x5041);
+        for (std::size_t step = 0; step < limit; ++step) {
+            if (cursor + 2 * o.batch_size > order.size()) {  // new epoch: reshuffle
+                for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+                prune::detail::splitmix64 shuffle(o.seed, 0xE90C0000ull + epoch++);
+                for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle.below(i)]);
+                cursor = 0;
+            }
+            pretrain_detail::fill_batch(corpus, order, cursor, o.batch_size, o, vocab, pair_rng, batch);
+            const std::uint64_t step_seed = o.seed * 0x9E3779B97F4A7C15ull + step + 1;
+            const mlm_targets targets = masker.mask(batch, step_seed);
+            for (const auto& p : params) std::fill(p.gradient.values().begin(), p.gradient.values().end(), 0.0f);
+            dropout_options drop;
+            drop.enabled = o.hidden_dropout > 0.0f || o.attention_dropout > 0.0f;
+            drop.hidden = o.hidden_dropout;
+            drop.attention = o.attention_dropout;
+            drop.seed = step_seed ^ 0xD50Bull;
+            const float* hidden = encoder.forward(r.model, batch, drop);
+            d_hidden.resize(batch.tokens(), cfg.hidden_size);
+            const double loss = mlm_loss<float>(r.model.word_embeddings, r.head, hidden, batch.tokens(), targets.positions,
+                                                targets.labels, cfg.layer_norm_eps, head_ws, &head_grads,
+                                                &grads.word_embeddings, d_hidden.data());
+            encoder.backward(r.model, batch, drop, d_hidden.data(), grads);
+            clip_gradients(params, o.max_grad_norm);
+            const double lr = o.learning_rate * mlm_linear_schedule(step, total, warmup);
+            optimizer.step(params, lr);
+            r.losses.push_back(loss);
+            r.steps = step + 1;
+            if (report) {
+                const pretrain_progress p{step + 1, total, loss,
+                                          static_cast<double>(head_ws.correct()) / static_cast<double>(head_ws.count()),
+                                          lr, seconds()};
+                if (!report(p)) break;
+            }
+        }
+        return r;
+    };
+
+    std::size_t total = o.steps;
+    if (total == 0) {
+        // Timed trial: a few steps of the same work (discarded), then as many steps as fit.
+        const std::size_t trial = 4;
+        const auto t0 = std::chrono::steady_clock::now();
+        (void)run(1000, trial, callback{});
+        const double per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / trial;
+        const double left = o.minutes * 60.0 - seconds();
+        total = static_cast<std::size_t>(std::max(1.0, std::floor(left / (per_step * 1.03))));
+        // Stop early if the machine slows down by more than 10% against the trial.
+        const double limit = o.minutes * 60.0 * 1.1;
+        return run(total, total, [&](const pretrain_progress& p) { return (!progress || progress(p)) && p.seconds < limit; });
+    }
+    return run(total, total, progress ? progress : callback([](const pretrain_progress&) { return true; }));
+}
+
+// ------------------------------------------------------------------------------------------
+// The model directory.
+
+/// Writes an HF BertForMaskedLM directory atomically: config.json, model.safetensors (bert.*
+/// encoder tensors and cls.predictions.*; the tied decoder weight is stored once, as the word
+/// embeddings), and a copy of `vocab_txt`. Replaces `out` when it exists. io_error on failure.
+inline void write_pretrained(const std::filesystem::path& out, weights& w, mlm_head& head,
+                             const std::filesystem::path& vocab_txt,
+                             const std::map<std::string, std::string>& metadata = {}) {
+    io::output_directory staging(out);
+    io::safetensors_writer writer;
+    auto add = [&](const parameter& p) {
+        std::vector<std::size_t> shape(p.shape.begin(), p.shape.end());
+        writer.add_borrowed(p.name, io::dtype::F32, shape,
+                            std::as_bytes(std::span<const float>(p.data, p.size())));
+    };
+    for (const auto& p : parameters(w)) {
+        if (p.name.find("pooler") != std::string::npos || p.name.rfind("classifier", 0) == 0) continue;
+        add(p);
+    }
+    for (const auto& p : mlm_head_parameters(head)) add(p);
+    writer.set_metadata("format", "pt");
+    for (const auto& [k, v] : metadata) writer.set_metadata(k, v);
+    writer.write(staging / "model.safetensors");
+    {
+        std::ofstream cfg(staging / "config.json", std::ios::binary);
+        cfg << w.cfg.to_json().dump(2) << "\n";
+        if (!cfg) throw io_error("cannot write config.json into '" + staging.path().string() + "'");
+    }
+    std::error_code ec;
+    std::filesystem::copy_file(vocab_txt, staging / "vocab.txt", ec);
+    if (ec) throw io_error("cannot copy '" + vocab_txt.string() + "' into the model directory: " + ec.message());
+    staging.commit();
+}
+
+/// A pre-trained model read back: encoder weights (pooler / classifier empty) and its MLM head.
+struct pretrained_model {
+    weights model;  ///< encoder
+    mlm_head head;  ///< MLM head
+};
+
+/// Reads a directory written by write_pretrained (or any BertForMaskedLM checkpoint with the same
+/// names). format_error naming the tensor when one is missing or misshapen.
+[[nodiscard]] inline pretrained_model read_pretrained(const std::filesystem::path& dir) {
+    std::ifstream in(dir / "config.json", std::ios::binary);
+    if (!in) throw io_error("cannot read '" + (dir / "config.json").string() + "'");
+    nlohmann::json j;
+    try {
+        in >> j;
+    } catch (const std::exception& e) {
+        throw format_error((dir / "config.json").string() + ": " + e.what());
+    }
+    pretrained_model m;
+    m.model = allocate(config::from_json(j, (dir / "config.json").string()), false);
+    m.head = zero_mlm_head<float>(m.model.cfg.hidden_size, m.model.cfg.vocab_size);
+    const auto ckpt = io::checkpoint::open(dir);
+    auto load = [&](const parameter& p) {
+        if (!ckpt.contains(p.name)) throw format_error(dir.string() + ": missing tensor " + p.name);
+        const auto values = ckpt.to_float(p.name);
+        if (values.size() != p.size()) {
+            throw format_error(dir.string() + ": tensor " + p.name + " has " + std::to_string(values.size()) +
+                               " elements (expected " + std::to_string(p.size()) + ")");
+        }
+        std::copy(values.begin(), values.end(), p.data);
+    };
+    for (const auto& p : parameters(m.model)) load(p);
+    for (const auto& p : mlm_head_parameters(m.head)) load(p);
+    return m;
+}
+
+}  // namespace prune::bert
