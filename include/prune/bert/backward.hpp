@@ -37,7 +37,9 @@
 #include <prune/bert/eigen.hpp>
 #include <prune/bert/batch.hpp>
 #include <prune/bert/config.hpp>
+#include <prune/bert/gemm.hpp>
 #include <prune/bert/kernels.hpp>
+#include <prune/bert/threads.hpp>
 #include <prune/bert/weights.hpp>
 #include <prune/error.hpp>
 
@@ -48,6 +50,7 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -266,9 +269,11 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, 
         return;
     }
 #if defined(PRUNE_HAVE_CBLAS)
-    // Small float products stay in Eigen (OpenBLAS's threading overhead dominates them).
+    // Float: OpenBLAS only where its kernels are fast on this CPU (prune/bert/gemm.hpp) and the
+    // product is large; small products stay in Eigen (call overhead dominates them).
     if constexpr (std::is_same_v<S, float>) {
-        if (static_cast<double>(m) * n * k >= 2097152.0) {
+        static const bool blas_fast = resolve(gemm_backend::automatic) == gemm_backend::blas;
+        if (blas_fast && static_cast<double>(m) * n * k >= 2097152.0) {
             cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n,
                         k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
@@ -286,6 +291,61 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, 
     else if (trans_a) cm.noalias() += alpha * am.transpose() * bm;
     else if (trans_b) cm.noalias() += alpha * am * bm.transpose();
     else cm.noalias() += alpha * am * bm;
+}
+
+/// Runs body(begin, end) over size() contiguous chunks of [0, n) on the pool. Unlike
+/// thread_pool::parallel_for, the job handed to the pool captures one pointer, so no
+/// std::function ever allocates (the importance pass must not allocate per batch).
+template <class Body>
+void parallel_chunks(thread_pool& pool, std::int64_t n, Body& body) {
+    if (n <= 0) return;
+    const int parts = static_cast<int>(std::min<std::int64_t>(pool.size(), n));
+    if (parts == 1) {
+        body(std::int64_t{0}, n);
+        return;
+    }
+    struct context {
+        Body* body;
+        std::int64_t n;
+        int parts;
+    } ctx{&body, n, parts};
+    pool.run([c = &ctx](int t) {
+        if (t < c->parts) (*c->body)(c->n * t / c->parts, c->n * (t + 1) / c->parts);
+    });
+}
+
+/// Runs body(task, thread) for every task in [0, n), handed out dynamically; allocation-free.
+template <class Body>
+void parallel_tasks(thread_pool& pool, std::int64_t n, Body& body) {
+    if (n <= 0) return;
+    if (pool.size() == 1) {
+        for (std::int64_t i = 0; i < n; ++i) body(i, 0);
+        return;
+    }
+    struct context {
+        Body* body;
+        std::int64_t n;
+        std::atomic<std::int64_t> next{0};
+    } ctx{&body, n};
+    pool.run([c = &ctx](int t) {
+        for (std::int64_t i = c->next.fetch_add(1); i < c->n; i = c->next.fetch_add(1)) (*c->body)(i, t);
+    });
+}
+
+/// gemm() split over row blocks of C on the pool when the product is large (each block is an
+/// independent product; a pointer-sized capture keeps std::function from allocating).
+template <class S>
+void parallel_gemm(thread_pool& pool, bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, int lda,
+                   const S* b, int ldb, S beta, S* c, int ldc) {
+    if (pool.size() == 1 || static_cast<double>(m) * n * k < 1048576.0 || m < 4 * pool.size()) {
+        gemm<S>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    auto block = [&](std::int64_t r0, std::int64_t r1) {
+        const S* ab = trans_a ? a + r0 : a + r0 * lda;
+        gemm<S>(trans_a, trans_b, static_cast<int>(r1 - r0), n, k, alpha, ab, lda, b, ldb, beta, c + r0 * ldc, ldc);
+    };
+    parallel_chunks(pool, m, block);
 }
 
 /// 53-bit uniform in [0, 1) from a counter-based hash of (seed, site, index).
@@ -365,6 +425,14 @@ void layer_norm_backward(const S* dy, const S* xhat, S rstd, const S* gamma, S* 
 template <class S>
 class training_workspace {
 public:
+    /// A workspace whose pass runs on `threads` threads (0 = every core). With more than one
+    /// thread OpenBLAS is made single-threaded per call, process-wide: the pool does the threading.
+    explicit training_workspace(int threads = 0) : pool_(threads) {
+        if (pool_.size() > 1) blas_single_threaded();
+        scratch_.resize(static_cast<std::size_t>(pool_.size()));
+    }
+    /// The pool the pass runs on.
+    [[nodiscard]] thread_pool& pool() noexcept { return pool_; }
     /// The loss of the last pass (reduced as requested).
     [[nodiscard]] double loss() const noexcept { return loss_; }
     /// Per-example losses of the last pass.
@@ -388,9 +456,11 @@ private:
                              training_workspace<typename decltype(W::word_embeddings)::Scalar>&, W*,
                              const training_options&);
 
+    thread_pool pool_;
+    std::vector<detail::grow_buffer<S>> scratch_;  // per thread: attention score gradients
     std::vector<layer_record> layers_;
     detail::grow_buffer<S> emb_hat_, emb_rstd_, x_, cls_, pooled_, pooled_dropped_, logits_;
-    detail::grow_buffer<S> dx_, dy_, dtmp_, dqkv_, dctx_, dffn_, dpooled_, dlogits_, dscores_, dcls_;
+    detail::grow_buffer<S> dx_, dy_, dtmp_, dqkv_, dctx_, dffn_, dpooled_, dlogits_, dcls_;
     std::vector<std::int64_t> prob_offsets_;
     std::vector<double> example_loss_;
     gate_gradients gates_;
@@ -500,15 +570,17 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         S* probs_d = R.probs_dropped.get(prob_total * static_cast<std::size_t>(heads));
         S* sa = ws.dtmp_.get(T * hs);
         if (A > 0) {
-            detail::gemm<S>(false, true, static_cast<int>(T), 3 * A, H, S{1}, in, H, L.qkv.weight.data(), H, S{0}, qkv,
+            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), 3 * A, H, S{1}, in, H, L.qkv.weight.data(), H, S{0}, qkv,
                             3 * A);
             for (std::size_t t = 0; t < T; ++t)
                 for (int c = 0; c < 3 * A; ++c) qkv[t * 3 * As + static_cast<std::size_t>(c)] += L.qkv.bias(c);
             const S scale = S{1} / std::sqrt(static_cast<S>(d));
-            for (int b = 0; b < B; ++b) {
+            auto attend = [&](std::int64_t task, int) {
+                const int b = static_cast<int>(task / heads);
+                const int h = static_cast<int>(task % heads);
                 const std::int64_t r0 = batch.offsets[static_cast<std::size_t>(b)];
                 const int len = batch.length(b);
-                for (int h = 0; h < heads; ++h) {
+                {
                     const S g = static_cast<S>(gate ? gate->head(l, static_cast<std::size_t>(h)) : 1.0);
                     const std::size_t po = static_cast<std::size_t>(ws.prob_offsets_[static_cast<std::size_t>(b)]) *
                                                static_cast<std::size_t>(heads) +
@@ -538,8 +610,9 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                     for (int i = 0; i < len; ++i)
                         for (int j = 0; j < d; ++j) cg[static_cast<std::size_t>(i) * As + static_cast<std::size_t>(j)] = g * c[static_cast<std::size_t>(i) * As + static_cast<std::size_t>(j)];
                 }
-            }
-            detail::gemm<S>(false, true, static_cast<int>(T), H, A, S{1}, ctxg, A, L.attention_output.weight.data(), A,
+            };
+            detail::parallel_tasks(ws.pool_, static_cast<std::int64_t>(B) * heads, attend);
+            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), H, A, S{1}, ctxg, A, L.attention_output.weight.data(), A,
                             S{0}, sa, H);
         } else {
             std::fill(sa, sa + T * hs, S{0});
@@ -561,7 +634,7 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
             S* pre = R.inter_pre.get(T * Fs);
             S* act = R.inter_act.get(T * Fs);
             S* m = R.mlp_out.get(T * hs);
-            detail::gemm<S>(false, true, static_cast<int>(T), F, H, S{1}, aout, H, L.intermediate.weight.data(), H, S{0},
+            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), F, H, S{1}, aout, H, L.intermediate.weight.data(), H, S{0},
                             pre, F);
             for (std::size_t t = 0; t < T; ++t)
                 for (int c = 0; c < F; ++c) {
@@ -569,7 +642,7 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                     p += L.intermediate.bias(c);
                     act[t * Fs + static_cast<std::size_t>(c)] = detail::gelu(p);
                 }
-            detail::gemm<S>(false, true, static_cast<int>(T), H, F, S{1}, act, F, L.output.weight.data(), F, S{0}, m, H);
+            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), H, F, S{1}, act, F, L.output.weight.data(), F, S{0}, m, H);
             for (std::size_t t = 0; t < T; ++t)
                 for (int c = 0; c < H; ++c) {
                     const std::size_t idx = t * hs + static_cast<std::size_t>(c);
@@ -665,7 +738,7 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
     S* dcls = ws.dcls_.get(static_cast<std::size_t>(B) * hs);
     detail::gemm<S>(false, false, B, H, H, S{1}, dpool, H, w.pooler.weight.data(), H, S{0}, dcls, H);
     if (want_grads) {
-        detail::gemm<S>(true, false, H, H, B, S{1}, dpool, H, cls, H, S{1}, grads->pooler.weight.data(), H);
+        detail::parallel_gemm<S>(ws.pool_, true, false, H, H, B, S{1}, dpool, H, cls, H, S{1}, grads->pooler.weight.data(), H);
         for (int b = 0; b < B; ++b)
             for (int c = 0; c < H; ++c) grads->pooler.bias(c) += dpool[static_cast<std::size_t>(b) * hs + static_cast<std::size_t>(c)];
     }
@@ -712,18 +785,18 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                     dm[idx] = mlp_gate * dso[idx] * detail::dropout_scale<S>(o, ph, detail::layer_site(li, 2), idx);
                 }
             S* dact = ws.dffn_.get(T * Fs);
-            detail::gemm<S>(false, false, static_cast<int>(T), F, H, S{1}, dm, H, L.output.weight.data(), F, S{0}, dact, F);
+            detail::parallel_gemm<S>(ws.pool_, false, false, static_cast<int>(T), F, H, S{1}, dm, H, L.output.weight.data(), F, S{0}, dact, F);
             if (G) {
-                detail::gemm<S>(true, false, H, F, static_cast<int>(T), S{1}, dm, H, R.inter_act.data.data(), F, S{1},
+                detail::parallel_gemm<S>(ws.pool_, true, false, H, F, static_cast<int>(T), S{1}, dm, H, R.inter_act.data.data(), F, S{1},
                                 G->output.weight.data(), F);
                 for (std::size_t t = 0; t < T; ++t)
                     for (int c = 0; c < H; ++c) G->output.bias(c) += dm[t * hs + static_cast<std::size_t>(c)];
             }
             const S* pre = R.inter_pre.data.data();
             for (std::size_t i = 0; i < T * Fs; ++i) dact[i] *= detail::gelu_derivative(pre[i]);
-            detail::gemm<S>(false, false, static_cast<int>(T), H, F, S{1}, dact, F, L.intermediate.weight.data(), H, S{1}, da, H);
+            detail::parallel_gemm<S>(ws.pool_, false, false, static_cast<int>(T), H, F, S{1}, dact, F, L.intermediate.weight.data(), H, S{1}, da, H);
             if (G) {
-                detail::gemm<S>(true, false, F, H, static_cast<int>(T), S{1}, dact, F, R.attn_out.data.data(), H, S{1},
+                detail::parallel_gemm<S>(ws.pool_, true, false, F, H, static_cast<int>(T), S{1}, dact, F, R.attn_out.data.data(), H, S{1},
                                 G->intermediate.weight.data(), H);
                 for (std::size_t t = 0; t < T; ++t)
                     for (int c = 0; c < F; ++c) G->intermediate.bias(c) += dact[t * Fs + static_cast<std::size_t>(c)];
@@ -753,21 +826,24 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         }
         if (A > 0) {
             S* dctx = ws.dctx_.get(T * As);
-            detail::gemm<S>(false, false, static_cast<int>(T), A, H, S{1}, dd, H, L.attention_output.weight.data(), A, S{0}, dctx, A);
+            detail::parallel_gemm<S>(ws.pool_, false, false, static_cast<int>(T), A, H, S{1}, dd, H, L.attention_output.weight.data(), A, S{0}, dctx, A);
             if (G) {
-                detail::gemm<S>(true, false, H, A, static_cast<int>(T), S{1}, dd, H, R.context_gated.data.data(), A, S{1},
+                detail::parallel_gemm<S>(ws.pool_, true, false, H, A, static_cast<int>(T), S{1}, dd, H, R.context_gated.data.data(), A, S{1},
                                 G->attention_output.weight.data(), A);
             }
             S* dqkv = ws.dqkv_.get(T * 3 * As);
             const S* qkv = R.qkv.data.data();
             const S* ctx = R.context.data.data();
             const S scale_qk = S{1} / std::sqrt(static_cast<S>(d));
-            for (int b = 0; b < B; ++b) {
+            for (auto& buffer : ws.scratch_) buffer.get(static_cast<std::size_t>(batch.max_length()) * static_cast<std::size_t>(batch.max_length()));
+            auto attend_backward = [&](std::int64_t task, int thread) {
+                const int b = static_cast<int>(task / heads);
+                const int h = static_cast<int>(task % heads);
                 const auto r0 = static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]);
                 const int len = batch.length(b);
                 const auto lens = static_cast<std::size_t>(len);
-                S* dP = ws.dscores_.get(lens * lens);
-                for (int h = 0; h < heads; ++h) {
+                S* dP = ws.scratch_[static_cast<std::size_t>(thread)].data.data();
+                {
                     const S g = static_cast<S>(gate ? gate->head(li, static_cast<std::size_t>(h)) : 1.0);
                     const std::size_t hd = static_cast<std::size_t>(h * d);
                     // gate gradient: sum_t <ctx, dctx_gated>
@@ -808,11 +884,12 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                     detail::gemm<S>(false, false, len, d, len, scale_qk, dP, len, k, 3 * A, S{0}, dq, 3 * A);
                     detail::gemm<S>(true, false, len, d, len, scale_qk, dP, len, q, 3 * A, S{0}, dk, 3 * A);
                 }
-            }
-            detail::gemm<S>(false, false, static_cast<int>(T), H, 3 * A, S{1}, dqkv, 3 * A, L.qkv.weight.data(), H, S{1},
+            };
+            detail::parallel_tasks(ws.pool_, static_cast<std::int64_t>(B) * heads, attend_backward);
+            detail::parallel_gemm<S>(ws.pool_, false, false, static_cast<int>(T), H, 3 * A, S{1}, dqkv, 3 * A, L.qkv.weight.data(), H, S{1},
                             dinput, H);
             if (G) {
-                detail::gemm<S>(true, false, 3 * A, H, static_cast<int>(T), S{1}, dqkv, 3 * A, R.input.data.data(), H, S{1},
+                detail::parallel_gemm<S>(ws.pool_, true, false, 3 * A, H, static_cast<int>(T), S{1}, dqkv, 3 * A, R.input.data.data(), H, S{1},
                                 G->qkv.weight.data(), H);
                 for (std::size_t t = 0; t < T; ++t)
                     for (int c = 0; c < 3 * A; ++c) G->qkv.bias(c) += dqkv[t * 3 * As + static_cast<std::size_t>(c)];

@@ -7,7 +7,7 @@
 // their output): this computes exactly what the physically removed model computes, and the
 // gated-off parameters receive zero gradients. Element masks keep pruned weights at exactly 0
 // through every step. Everything is a function of the seed: two runs with the same inputs give
-// bit-identical weights (OpenBLAS's products are deterministic for a fixed thread count).
+// bit-identical weights for a fixed thread count (products are split into row blocks by thread).
 // Also: evaluation (accuracy, or the negated MSE for regression) and the rewinding helper.
 #pragma once
 
@@ -41,6 +41,7 @@ struct finetune_options {
     float hidden_dropout = 0.1f;     ///< hidden_dropout_prob
     float attention_dropout = 0.1f;  ///< attention_probs_dropout_prob
     std::uint64_t seed = 42;         ///< order of the examples and dropout
+    int threads = 0;                 ///< threads of the training pass (0 = every core)
 };
 
 /// What fine-tuning did.
@@ -81,14 +82,15 @@ inline void fill_batch(std::span<const labeled_sequence> data, std::span<const s
 }
 }  // namespace detail
 
-/// Accuracy (classification) or -MSE (regression) of the model on `data` under a structure mask.
+/// Accuracy (classification) or -MSE (regression) of the model on `data` under a structure mask
+/// (the training pass with dropout off, on `threads` threads, 0 = every core).
 [[nodiscard]] inline double evaluate(const weights& w, std::span<const labeled_sequence> data, const structure_mask& mask,
-                                     std::size_t batch_size = 64) {
+                                     std::size_t batch_size = 64, int threads = 0) {
     if (data.empty()) throw value_error("evaluate: empty data set");
     check_labels(data, w.cfg.num_labels, "evaluate");
     const gate_values gates = gates_from_mask(mask, w);
     const bool regression = w.cfg.num_labels == 1;
-    training_workspace<float> ws;
+    training_workspace<float> ws(threads);
     packed_batch batch;
     std::vector<int> classes;
     std::vector<float> values;
@@ -147,7 +149,7 @@ inline finetune_report finetune(weights& w, std::span<const labeled_sequence> tr
     const auto warmup = static_cast<std::size_t>(std::floor(options.warmup_fraction * static_cast<double>(total)));
     adamw optimizer(w, options.optimizer);
     weights grads = zeros_like(w);
-    training_workspace<float> ws;
+    training_workspace<float> ws(options.threads);
     packed_batch batch;
     std::vector<int> classes;
     std::vector<float> values;

@@ -83,6 +83,8 @@ struct importance_options {
 /// Grow-only buffers of the importance pass (reuse across calls: no allocation per example).
 template <class S>
 struct importance_workspace {
+    /// Buffers for a pass on `threads` threads (0 = every core).
+    explicit importance_workspace(int threads = 0) : training(threads) {}
     training_workspace<S> training;   ///< the training pass's memory
     packed_batch batch;               ///< the current batch
     std::vector<int> classes;         ///< its labels (classification)
