@@ -5,6 +5,7 @@
 # EXPECT=pass: the file must compile (with -Wall -Wextra -Wpedantic -Werror).
 # EXPECT=fail: the file must fail to compile and the compiler's output must contain
 # every pattern (plain substrings).
+cmake_minimum_required(VERSION 3.25)
 foreach(var COMPILER SOURCE EXPECT)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "compile_check.cmake: -D${var}=... is required")
