@@ -14,6 +14,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <random>
 
 using namespace prune::bert;
@@ -180,4 +181,15 @@ BENCHMARK(BM_encode_pruned)->Apply(sizes)->Unit(benchmark::kMillisecond)->UseRea
 BENCHMARK(BM_gemm)->Args({0, 1})->Args({0, 2})->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_gemm_blas_threads)->Args({0, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+    reexec_for_fast_blas(argv);  // unless OPENBLAS_CORETYPE / PRUNE_NO_REEXEC is set
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+        return 1;
+    }
+    std::fprintf(stderr, "bench_forward: OpenBLAS kernels %s, dense GEMM back-end %s\n", blas_core().c_str(),
+                 resolve(gemm_backend::automatic) == gemm_backend::blas ? "OpenBLAS" : "Eigen");
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

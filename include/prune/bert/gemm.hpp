@@ -11,7 +11,12 @@
 
 #include <prune/bert/eigen.hpp>
 
+#include <cstdlib>
 #include <string>
+
+#if defined(__linux__)
+#include <unistd.h>
+#endif
 
 #if defined(PRUNE_HAVE_CBLAS)
 #include <cblas.h>
@@ -74,6 +79,28 @@ extern "C" char* openblas_get_corename(void);
         return blas_is_fast() ? gemm_backend::blas : gemm_backend::eigen;
     }
     return have_blas() ? backend : gemm_backend::eigen;
+}
+
+/// For main() of a program: when OpenBLAS fell back to its generic SSE3 ("Prescott") kernels
+/// on a CPU with AVX-512 or AVX2, re-executes the program with OPENBLAS_CORETYPE set
+/// (SkylakeX / Haswell), which OpenBLAS reads only when it is loaded. Returns normally when
+/// nothing is to be done, when OPENBLAS_CORETYPE or PRUNE_NO_REEXEC is set, or if exec fails.
+inline void reexec_for_fast_blas([[maybe_unused]] char** argv) {
+#if defined(PRUNE_HAVE_CBLAS) && defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
+    if (std::getenv("OPENBLAS_CORETYPE") != nullptr || std::getenv("PRUNE_NO_REEXEC") != nullptr ||
+        blas_core() != "Prescott") {
+        return;
+    }
+    const char* target = __builtin_cpu_supports("avx512f") ? "SkylakeX"
+                         : __builtin_cpu_supports("avx2")  ? "Haswell"
+                                                           : nullptr;
+    if (target == nullptr) {
+        return;
+    }
+    ::setenv("OPENBLAS_CORETYPE", target, 1);
+    ::execv("/proc/self/exe", argv);
+    ::unsetenv("OPENBLAS_CORETYPE");  // exec failed: carry on with what we have
+#endif
 }
 
 /// Makes OpenBLAS run each call on the calling thread only (the pool threads above it).
