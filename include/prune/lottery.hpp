@@ -10,16 +10,21 @@
 //                                                else a random sample of `kept` pruned components
 // Randomness is a SplitMix64 stream of the seed (its own stream for heads and for MLPs), so
 // masks are bit-identical on every platform and standard library.
-// Element-mask (m-pruning) random and bad subnetworks are random_scores / inverted_magnitude
-// scores (<prune/importance/scores.hpp>) selected at the good mask's count (<prune/select.hpp>).
+// Element masks (m-pruning), through the selection engine (<prune/select.hpp>) and its score
+// providers (<prune/importance/scores.hpp>), with exactly the good masks' pruned count overall:
+//   random_elements(good, seed)          uniform over all prunable weights (random_scores)
+//   bad_elements(good, inverted scores)  prune the largest |w| (inverted_magnitude sources)
 #pragma once
 
 #include <prune/error.hpp>
+#include <prune/importance/scores.hpp>
 #include <prune/mask.hpp>
+#include <prune/select.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
+#include <span>
 #include <utility>
 #include <string>
 #include <vector>
@@ -124,6 +129,45 @@ inline group_mask bad_groups(const group_mask& good, splitmix64& rng) {
 [[nodiscard]] inline structure_mask bad_structure(const structure_mask& good, std::uint64_t seed) {
     detail::splitmix64 head_rng(seed, 3), mlp_rng(seed, 4);
     return {detail::bad_groups(good.heads, head_rng), detail::bad_groups(good.mlps, mlp_rng)};
+}
+
+namespace detail {
+/// Fresh all-kept masks of the good masks' shapes, and the good masks' total pruned count.
+inline std::vector<element_mask> fresh_like(std::span<const element_mask> good, std::size_t& pruned) {
+    std::vector<element_mask> fresh;
+    pruned = 0;
+    for (const element_mask& m : good) {
+        fresh.emplace_back(m.extents());
+        pruned += m.count_pruned();
+    }
+    return fresh;
+}
+}  // namespace detail
+
+/// The random m-subnetwork: as many weights pruned in total as the good masks prune, uniformly at
+/// random over every element of every tensor (seeded; independent of threads).
+[[nodiscard]] inline std::vector<element_mask> random_elements(std::span<const element_mask> good, std::uint64_t seed) {
+    std::size_t pruned = 0;
+    std::vector<element_mask> masks = detail::fresh_like(good, pruned);
+    std::vector<score_source> scores;
+    for (const element_mask& m : good) scores.push_back(random_scores(m.extents(), seed));
+    prune_smallest(scores, masks, pruned);
+    return masks;
+}
+
+/// The bad m-subnetwork: as many weights pruned in total as the good masks prune, the largest |w|
+/// first. `inverted` holds inverted_magnitude(weight) of each tensor, in the good masks' order.
+/// Throws shape_error when the sources do not match the masks.
+[[nodiscard]] inline std::vector<element_mask> bad_elements(std::span<const element_mask> good,
+                                                            std::span<const score_source> inverted) {
+    if (inverted.size() != good.size()) {
+        throw shape_error("prune::bad_elements: " + std::to_string(inverted.size()) + " score sources for " +
+                          std::to_string(good.size()) + " masks");
+    }
+    std::size_t pruned = 0;
+    std::vector<element_mask> masks = detail::fresh_like(good, pruned);
+    prune_smallest(inverted, masks, pruned);
+    return masks;
 }
 
 }  // namespace prune

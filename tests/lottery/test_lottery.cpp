@@ -99,3 +99,28 @@ TEST_CASE("subnetworks are seeded and deterministic; edge cases", "[lottery]") {
     CHECK(prune::bad_structure(ragged, 5).heads.same_layout(ragged.heads));
     CHECK(prune::random_structure(ragged, 5, prune::sample_size::exact).heads.count_kept() == 4);
 }
+
+TEST_CASE("m-subnetworks: random and bad prune the good count; bad prunes the largest |w|", "[lottery]") {
+    // Two tensors, 3 x 4 and 5; the good masks prune 2 + 1 = 3 elements.
+    std::vector<float> a{0.1f, -0.9f, 0.3f, 0.05f, 2.0f, -0.2f, 0.7f, 0.0f, -1.5f, 0.4f, 0.6f, 0.8f};
+    std::vector<float> b{1.0f, -3.0f, 0.2f, 0.1f, 0.5f};
+    std::vector<prune::element_mask> good{prune::element_mask(prune::shape{3, 4}), prune::element_mask(prune::shape{5})};
+    good[0].set(0, false);
+    good[0].set(3, false);
+    good[1].set(3, false);
+    const auto r1 = prune::random_elements(good, 9);
+    CHECK(r1[0].count_pruned() + r1[1].count_pruned() == 3);
+    CHECK(r1 == prune::random_elements(good, 9));
+    std::size_t differ = 0;
+    for (std::uint64_t seed = 0; seed < 20; ++seed) differ += !(prune::random_elements(good, seed) == r1);
+    CHECK(differ > 10);
+    const std::vector<prune::score_source> inverted{prune::inverted_magnitude(std::span<const float>(a)),
+                                                    prune::inverted_magnitude(std::span<const float>(b))};
+    const auto bad = prune::bad_elements(good, inverted);
+    // The three largest |w| over both tensors: -3.0 (b[1]), 2.0 (a[4]), -1.5 (a[8]).
+    CHECK(!bad[1].kept(1));
+    CHECK(!bad[0].kept(4));
+    CHECK(!bad[0].kept(8));
+    CHECK(bad[0].count_pruned() + bad[1].count_pruned() == 3);
+    CHECK_THROWS_AS(prune::bad_elements(good, std::span<const prune::score_source>(inverted.data(), 1)), prune::shape_error);
+}
