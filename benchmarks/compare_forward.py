@@ -5,12 +5,15 @@ and prints medians and ratios (torch time / our time: > 1 means we are faster).
 
   /usr/bin/python3 benchmarks/compare_forward.py --bin build/bin/bench_forward --sizes tiny,mini,base --rounds 3
 
-Each round runs, for every size, our binary (2 threads, default back-end; and with
+Each round runs, for every size, our binary (2 threads, Eigen back-end; and with
 OPENBLAS_CORETYPE=SkylakeX so that OpenBLAS uses its AVX-512 kernels) and torch in the
 set-ups of BENCHMARKS.md (OMP_WAIT_POLICY=PASSIVE + 2 torch threads; 1 torch thread +
 OPENBLAS_NUM_THREADS=2; each also with OPENBLAS_CORETYPE=SkylakeX), then reports the best
 set-up of each side by median. Also prints ours-only ratios: classification with the [CLS]-only
 last layer vs the full encoder, variable-length packed vs fixed, pruned (half the heads and MLPs) vs dense.
+Finally a 1-thread CPU-time comparison (ours vs torch, both OpenBLAS SkylakeX kernels): on a
+machine shared with other jobs, CPU time per forward is far steadier than wall time.
+--cpu-only runs just that.
 """
 import argparse
 import json
@@ -31,7 +34,7 @@ TORCH = {
 }
 
 
-def run_ours(binary, env_extra, pattern, reps):
+def run_ours(binary, env_extra, pattern, reps, field="real_time"):
     env = dict(os.environ, **env_extra)
     out = subprocess.run([binary, f"--benchmark_filter={pattern}", "--benchmark_format=json",
                           f"--benchmark_repetitions={reps}", "--benchmark_min_time=0.01"],
@@ -39,16 +42,29 @@ def run_ours(binary, env_extra, pattern, reps):
     res = {}
     for b in json.loads(out)["benchmarks"]:
         if b.get("run_type") == "iteration":
-            res.setdefault(b["run_name"], []).append(b["real_time"])
+            res.setdefault(b["run_name"], []).append(b[field])
     return res
 
 
-def run_torch(env_extra, threads, size, case, reps):
+def run_torch(env_extra, threads, size, case, reps, field="times_ms"):
     env = dict(os.environ, **env_extra)
     out = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "torch_forward.py"), "--size", size, "--case", case,
                           "--threads", str(threads), "--reps", str(reps)],
                          env=env, capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["times_ms"]
+    return json.loads(out)[field]
+
+
+def cpu_time_ratio(binary, size, rounds, reps):
+    """1 thread each: CPU time per forward (steady on a loaded machine, where wall time is not)."""
+    s = SIZE_ARG[size]
+    ours, torch_t = [], []
+    for _ in range(rounds):
+        r = run_ours(binary, {"OPENBLAS_CORETYPE": "SkylakeX"}, f"BM_encode/{s}/1/", reps, "cpu_time")
+        ours.extend(next(iter(r.values())))
+        torch_t.extend(run_torch({"OPENBLAS_NUM_THREADS": "1", "OPENBLAS_CORETYPE": "SkylakeX"}, 1, size, "fixed",
+                                 reps, "cpu_ms"))
+    o, t = statistics.median(ours), statistics.median(torch_t)
+    print(f"  RATIO 1-thread CPU time, fixed-length encoder: torch {t:.2f} ms / ours {o:.2f} ms = {t / o:.2f}x")
 
 
 def main():
@@ -57,7 +73,14 @@ def main():
     ap.add_argument("--sizes", default="tiny,mini,base")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--cpu-only", action="store_true", help="only the 1-thread CPU-time comparison")
     a = ap.parse_args()
+    if a.cpu_only:
+        for size in a.sizes.split(","):
+            print(f"== {size}: 8 x 128 tokens, 1 thread each, CPU time per forward, medians of {a.rounds * a.reps}")
+            cpu_time_ratio(a.bin, size, a.rounds, a.reps)
+            sys.stdout.flush()
+        return
     for size in a.sizes.split(","):
         s = SIZE_ARG[size]
         ours, torch_t = {}, {}
@@ -92,6 +115,7 @@ def main():
         o_fix, _ = best(med, "BM_classify")
         o_var, _ = best(med, "BM_classify_varlen")
         print(f"  RATIO varlen / fixed classification time: {o_var / o_fix:.3f} (token ratio {sum([128, 16, 96, 40, 72, 120, 24, 80]) / 1024:.3f})")
+        cpu_time_ratio(a.bin, size, a.rounds, a.reps)
         sys.stdout.flush()
 
 

@@ -20,6 +20,7 @@
 #include <prune/mask.hpp>
 #include <prune/tensor.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
