@@ -6,5 +6,9 @@
 
 #include <prune/element.hpp>
 #include <prune/error.hpp>
+#include <prune/importance/scores.hpp>
 #include <prune/mask.hpp>
+#include <prune/schedule.hpp>
+#include <prune/search.hpp>
+#include <prune/select.hpp>
 #include <prune/tensor.hpp>
