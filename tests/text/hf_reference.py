@@ -8,6 +8,9 @@ what the real BertTokenizer calls.
 Usage: hf_reference.py VOCAB_TXT CASES_TXT OUT_JSONL
 CASES_TXT: one case per line, the UTF-8 bytes in hex. OUT_JSONL: per case
 {"decoded": [code points of bytes.decode('utf-8', 'replace')], "basic": [...], "tokens": [...]}.
+"basic" is BasicTokenizer.tokenize(text); "tokens" is BertTokenizer.tokenize(text), which first
+lower-cases the text one character at a time (PreTrainedTokenizer.tokenize's do_lower_case regex
+`(special)|(.+?)`), then runs BasicTokenizer and WordPiece on each basic token.
 """
 import json
 import sys
@@ -130,7 +133,7 @@ def main():
             text = raw.decode("utf-8", "replace")
             basic = basic_tokenize(text)
             tokens = []
-            for t in basic:
+            for t in basic_tokenize("".join(c.lower() for c in text)):
                 tokens.extend(wordpiece(t, vocab))
             out.write(json.dumps({"decoded": [ord(c) for c in text], "basic": basic, "tokens": tokens}) + "\n")
 

@@ -61,6 +61,12 @@ TEST_CASE("basic tokenizer: HF's documented cases", "[tokenizer]") {
     auto strip_only = no_lower();
     strip_only.strip_accents = true;
     CHECK(basic_tokenize(" \tH\u00E4LLo!how  \n Are yoU?  ", strip_only) == strings{"HaLLo", "!", "how", "Are", "yoU", "?"});
+    // Python's str.lower: a capital sigma ending a word is final (U+03C2) in BasicTokenizer alone...
+    CHECK(basic_tokenize("\u039F\u0394\u039F\u03A3") == strings{"\u03BF\u03B4\u03BF\u03C2"});
+    // ...but BertTokenizer.tokenize lower-cases character by character first, so sigma stays U+03C3.
+    const prune::bert::tokenizer greek(prune::bert::vocabulary::from_tokens(
+        {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "\u03BF\u03B4\u03BF\u03C3", "\u03BF\u03B4\u03BF\u03C2"}));
+    CHECK(greek.tokenize("\u039F\u0394\u039F\u03A3") == strings{"\u03BF\u03B4\u03BF\u03C3"});
 }
 
 TEST_CASE("character classes: HF's _is_whitespace, _is_control, _is_punctuation", "[tokenizer]") {

@@ -190,14 +190,19 @@ inline bool is_python_space(char32_t cp) {
     return unicode::in_ranges(cp, unicode::python_space_ranges);
 }
 
-/// Python's str.lower() of a whole string (full case mapping and the final-sigma rule).
-inline std::u32string to_lower(std::u32string_view text) {
+/// Python's str.lower() of a whole string (full case mapping and, when `final_sigma`, the
+/// final-sigma rule; without it, as lower-casing one character at a time, capital sigma is always σ).
+inline std::u32string to_lower(std::u32string_view text, bool final_sigma_rule = true) {
     std::u32string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size(); ++i) {
         const char32_t cp = text[i];
         if (cp < 0x80) {  // fast path: ASCII
             out.push_back(cp >= U'A' && cp <= U'Z' ? cp + 32 : cp);
+            continue;
+        }
+        if (cp == 0x3A3 && !final_sigma_rule) {  // not in the table: it is contextual
+            out.push_back(0x3C3);
             continue;
         }
         if (cp == 0x3A3) {  // CPython's handle_capital_sigma
@@ -280,6 +285,7 @@ struct basic_tokenizer_options {
     bool lower_case = true;     ///< do_lower_case
     bool strip_accents = true;  ///< strip_accents (HF's None follows do_lower_case; applied only when lower-casing or set)
     bool split_cjk = true;      ///< tokenize_chinese_chars
+    bool final_sigma = true;    ///< lower-case with Python's final-sigma rule (BasicTokenizer alone does; see tokenizer)
 };
 
 /// Splits on Python whitespace (str.split() with no argument).
@@ -316,7 +322,7 @@ inline std::vector<std::u32string> basic_tokenize(std::u32string_view text, cons
     std::u32string joined;  // HF: whitespace_tokenize(" ".join(split_tokens))
     for (auto& token : split_python_whitespace(cleaned)) {
         if (options.lower_case) {
-            token = to_lower(token);
+            token = to_lower(token, options.final_sigma);
             if (options.strip_accents) token = strip_accents(token);
         } else if (options.strip_accents) {
             token = strip_accents(token);
@@ -506,9 +512,13 @@ inline void pad(encoding& e, std::size_t length, std::int32_t pad_id) {
 /// BERT's tokenizer: BasicTokenizer + WordPiece over a vocabulary, with [CLS]/[SEP] pair encoding.
 class tokenizer {
 public:
-    /// A tokenizer over `vocab`.
+    /// A tokenizer over `vocab`. HF's PreTrainedTokenizer.tokenize lower-cases the text one
+    /// character at a time (a regex over the non-special text) before BasicTokenizer runs, so a
+    /// capital sigma always becomes σ there: the tokenizer therefore turns `final_sigma` off.
     explicit tokenizer(vocabulary vocab, tokenizer_options options = {})
-        : vocab_(std::move(vocab)), options_(options) {}
+        : vocab_(std::move(vocab)), options_(options) {
+        options_.basic.final_sigma = false;
+    }
 
     /// A tokenizer over a vocab.txt file.
     static tokenizer from_file(const std::filesystem::path& vocab_txt, tokenizer_options options = {}) {

@@ -15,6 +15,8 @@
 //                            of speech, so L alone says nothing about the label
 //   same_supersense  pair:   (definition of A, definition of B) -> same lexicographer file;
 //                            B of A's part of speech either way
+//   cohyponym        pair:   (definition of A, definition of B) -> A and B share a hypernym;
+//                            the negative B is from A's lexicographer file with no shared hypernym
 //   example_match    pair:   (definition of A, example E) -> E is an example of A; the
 //                            negative E is an example of another synset of A's part of speech
 // Rows are sampled without replacement of A, shuffled, and balanced for the pair tasks.
@@ -54,7 +56,8 @@ namespace prune::data {
 
 /// Names of the tasks the generator knows.
 inline const std::vector<std::string>& wordnet_task_names() {
-    static const std::vector<std::string> names = {"supersense", "hypernym", "same_supersense", "example_match"};
+    static const std::vector<std::string> names = {"supersense", "hypernym", "same_supersense", "cohyponym",
+                                                   "example_match"};
     return names;
 }
 
@@ -75,7 +78,7 @@ struct wordnet_glue_options {
     std::size_t vocab_size = 8000;                         ///< WordPiece vocabulary size
     std::size_t max_length = 64;                           ///< truncation for the .ids.jsonl files
     bool write_ids = false;                                ///< also write tokenized {train,dev}.ids.jsonl
-    std::size_t synset_limit = 0;                          ///< use only the first N synsets (0 = all; for tests)
+    std::size_t synset_stride = 1;                         ///< use every k-th synset only (1 = all; tests use a sample)
 };
 
 /// One row of a task.
@@ -173,10 +176,12 @@ struct side_pools {
 inline wordnet_glue build_wordnet_glue(const wordnet_database& db, const wordnet_glue_options& options = {}) {
     for (const auto& t : options.tasks)
         if (std::find(wordnet_task_names().begin(), wordnet_task_names().end(), t) == wordnet_task_names().end())
-            throw value_error("unknown WordNet-GLUE task '" + t + "' (expected supersense, hypernym, same_supersense or example_match)");
+            throw value_error("unknown WordNet-GLUE task '" + t +
+                              "' (expected supersense, hypernym, same_supersense, cohyponym or example_match)");
     if (!(options.dev_fraction > 0.0 && options.dev_fraction < 1.0))
         throw value_error("dev_fraction must be in (0, 1), got " + std::to_string(options.dev_fraction));
-    const std::size_t n = options.synset_limit == 0 ? db.synsets.size() : std::min(options.synset_limit, db.synsets.size());
+    if (options.synset_stride == 0) throw value_error("synset_stride must be >= 1");
+    const std::size_t n = db.synsets.size();
     const auto& syn = db.synsets;
 
     wordnet_glue out;
@@ -186,7 +191,9 @@ inline wordnet_glue build_wordnet_glue(const wordnet_database& db, const wordnet
     // 1. Split by a seeded hash of the definition; drop dev synsets sharing a text with train.
     const auto threshold = static_cast<std::uint64_t>(options.dev_fraction * 18446744073709551616.0);
     for (std::size_t i = 0; i < n; ++i)
-        out.split[i] = detail::hash_text(syn[i].definition, options.seed ^ 0x5350'4C49'54ull) < threshold ? 1 : 0;
+        out.split[i] = i % options.synset_stride != 0                                                ? -1
+                       : detail::hash_text(syn[i].definition, options.seed ^ 0x5350'4C49'54ull) < threshold ? 1
+                                                                                                    : 0;
     std::unordered_set<std::string> train_texts;
     for (std::size_t i = 0; i < n; ++i) {
         if (out.split[i] != 0) continue;
@@ -292,6 +299,46 @@ inline wordnet_glue build_wordnet_glue(const wordnet_database& db, const wordnet
                     if (!b) continue;
                     rows.push_back({syn[a].definition, syn[*b].definition, label, {a, *b}});
                 }
+            } else if (name == "cohyponym") {
+                task.pair = true;
+                std::vector<std::size_t> candidates;
+                std::unordered_map<std::size_t, std::vector<std::size_t>> by_hypernym;
+                std::unordered_map<int, std::vector<std::size_t>> candidates_by_lexfile;
+                for (std::size_t s : pool.usable) {
+                    if (syn[s].hypernyms.empty()) continue;
+                    candidates.push_back(s);
+                    candidates_by_lexfile[syn[s].lexicographer_file].push_back(s);
+                    for (std::size_t h : syn[s].hypernyms) by_hypernym[h].push_back(s);
+                }
+                auto order = candidates;
+                rng.shuffle(order);
+                for (std::size_t k = 0; k < order.size() && rows.size() < want; ++k) {
+                    const std::size_t a = order[k];
+                    const int label = static_cast<int>(rows.size() % 2 == 0);
+                    auto shares_hypernym = [&](std::size_t c) {
+                        for (std::size_t h : syn[c].hypernyms)
+                            if (std::find(syn[a].hypernyms.begin(), syn[a].hypernyms.end(), h) != syn[a].hypernyms.end())
+                                return true;
+                        return false;
+                    };
+                    std::optional<std::size_t> b;
+                    if (label == 1) {
+                        const auto& siblings = by_hypernym[syn[a].hypernyms[rng.below(syn[a].hypernyms.size())]];
+                        if (siblings.size() < 2) continue;
+                        for (int attempt = 0; attempt < 64 && !b; ++attempt) {
+                            const std::size_t c = siblings[rng.below(siblings.size())];
+                            if (c != a && syn[c].definition != syn[a].definition) b = c;
+                        }
+                    } else {
+                        const auto& same_file = candidates_by_lexfile[syn[a].lexicographer_file];
+                        for (int attempt = 0; attempt < 64 && !b; ++attempt) {
+                            const std::size_t c = same_file[rng.below(same_file.size())];
+                            if (c != a && !shares_hypernym(c)) b = c;
+                        }
+                    }
+                    if (!b) continue;
+                    rows.push_back({syn[a].definition, syn[*b].definition, label, {a, *b}});
+                }
             } else if (name == "example_match") {
                 task.pair = true;
                 auto order = pool.with_examples;
@@ -330,6 +377,8 @@ inline wordnet_glue build_wordnet_glue(const wordnet_database& db, const wordnet
             task.label_names = {"not_hypernym", "hypernym"};
         } else if (name == "same_supersense") {
             task.label_names = {"different", "same"};
+        } else if (name == "cohyponym") {
+            task.label_names = {"no_shared_hypernym", "shared_hypernym"};
         } else {
             task.label_names = {"other_synset", "same_synset"};
         }
