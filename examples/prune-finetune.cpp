@@ -1,0 +1,122 @@
+// prune-finetune: fine-tunes a BERT sequence classifier (prune/bert/finetune.hpp): AdamW
+// (eps 1e-8, HF's bias / LayerNorm weight-decay exclusion), linear decay with optional
+// warm-up, clipping at a global norm, seeded and reproducible; optionally from pre-trained
+// weights under masks (--fresh-classifier: rewinding with a new classifier head).
+//   prune-finetune --model DIR --train F --dev F [--mask F] [--element-mask F] [--epochs 3]
+//                  [--lr 2e-5] [--batch-size 32] [--warmup 0] [--weight-decay 0] [--seed 42]
+//                  [--fresh-classifier --num-labels N] [--json REPORT] --out DIR
+// Structure masks (heads / MLPs) are enforced during training by gates at 0 and the saved
+// model has them physically removed; element masks keep pruned weights at exactly 0.
+// OUT is a model directory (written atomically); REPORT has per-epoch loss and dev metric.
+#include "common/cli.hpp"
+
+#include <prune/bert/checkpoint.hpp>
+#include <prune/bert/finetune.hpp>
+#include <prune/bert/pruning.hpp>
+#include <prune/bert/tokenizer.hpp>
+#include <prune/data/jsonl.hpp>
+#include <prune/io/atomic.hpp>
+#include <prune/io/json.hpp>
+#include <prune/io/masks.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace {
+// A data file as labelled sequences (text examples through the model directory's vocab.txt).
+std::vector<prune::bert::labeled_sequence> load_sequences(const std::string& path, const prune::bert::config& cfg,
+                                                          const std::filesystem::path& model) {
+    prune::data::data_options options;
+    options.num_labels = static_cast<std::size_t>(cfg.num_labels);
+    options.vocab_size = static_cast<std::size_t>(cfg.vocab_size);
+    const auto data = prune::data::read_jsonl(path, options);
+    std::vector<prune::bert::labeled_sequence> out;
+    out.reserve(data.examples.size());
+    if (data.form == prune::data::example_form::text) {
+        const auto dir = std::filesystem::is_directory(model) ? model : model.parent_path();
+        if (!std::filesystem::is_regular_file(dir / "vocab.txt")) {
+            throw prune::format_error("'" + path + "' holds text but the model directory has no vocab.txt");
+        }
+        const auto tok = prune::bert::tokenizer::from_file(dir / "vocab.txt");
+        for (const auto& e : data.examples) {
+            auto enc = e.text_pair ? tok.encode(e.text, *e.text_pair, static_cast<std::size_t>(cfg.max_position_embeddings))
+                                   : tok.encode(e.text, static_cast<std::size_t>(cfg.max_position_embeddings));
+            out.push_back({std::move(enc.input_ids), std::move(enc.token_type_ids), std::move(enc.attention_mask), *e.label});
+        }
+    } else {
+        for (const auto& e : data.examples) out.push_back({e.input_ids, e.token_type_ids, e.attention_mask, *e.label});
+    }
+    return out;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app("prune-finetune: fine-tunes a BERT classifier (AdamW, linear decay, clipping), optionally under masks",
+                 "prune-finetune");
+    std::string model, train_file, dev_file, mask_file, element_mask_file, out, report_file;
+    prune::bert::finetune_options options;
+    bool fresh = false;
+    int num_labels = 0;
+    app.add_option("--model", model, "model directory (pre-trained or fine-tuned)")->required();
+    app.add_option("--train", train_file, "training set (JSON Lines)")->required();
+    app.add_option("--dev", dev_file, "dev set (JSON Lines), evaluated after every epoch")->required();
+    app.add_option("--mask", mask_file, "structure mask JSON (heads / MLPs to remove)");
+    app.add_option("--element-mask", element_mask_file, "element mask safetensors (U8, 1 = kept)");
+    app.add_option("--epochs", options.epochs, "epochs")->capture_default_str();
+    app.add_option("--lr", options.learning_rate, "peak learning rate (> 0)")->capture_default_str();
+    app.add_option("--batch-size", options.batch_size, "sequences per step")->capture_default_str();
+    app.add_option("--warmup", options.warmup_fraction, "fraction of steps warming up")->capture_default_str();
+    app.add_option("--weight-decay", options.optimizer.weight_decay, "AdamW weight decay")->capture_default_str();
+    app.add_option("--max-grad-norm", options.max_grad_norm, "global-norm clipping (0: off)")->capture_default_str();
+    app.add_option("--seed", options.seed, "seed of the example order and dropout")->capture_default_str();
+    app.add_flag("--fresh-classifier", fresh, "replace the pooler-less / classifier head with a fresh one (rewinding)");
+    app.add_option("--num-labels", num_labels, "classifier outputs for --fresh-classifier (default: config's)");
+    app.add_option("--json", report_file, "write per-epoch loss and dev metric here");
+    app.add_option("--out", out, "output model directory")->required();
+    return prune_cli::run(app, argc, argv, [&] {
+        if (!(options.learning_rate > 0.0)) {
+            throw prune::value_error("--lr " + std::to_string(options.learning_rate) + " (expected > 0)");
+        }
+        if (options.epochs < 1 || options.batch_size == 0) {
+            throw prune::value_error("--epochs and --batch-size must be >= 1");
+        }
+        prune::io::remove_staging_on_signal();
+        prune::bert::load_options load;
+        load.require_head = !fresh;
+        prune::bert::weights w = prune::bert::load_model(model, load);
+        prune::bert::named_element_masks masks;
+        if (!element_mask_file.empty()) masks = prune::io::read_element_masks(element_mask_file);
+        if (fresh) {
+            w = prune::bert::rewind(w, num_labels > 0 ? num_labels : w.cfg.num_labels, masks, options.seed);
+        } else if (!w.has_head()) {
+            throw prune::format_error("model '" + model + "' has no classifier head (use --fresh-classifier)");
+        }
+        const auto& cfg = w.cfg;
+        const std::vector<std::size_t> heads(static_cast<std::size_t>(cfg.num_hidden_layers),
+                                             static_cast<std::size_t>(cfg.num_attention_heads));
+        prune::structure_mask mask{prune::group_mask(heads), prune::group_mask::uniform(heads.size(), 1)};
+        if (!mask_file.empty()) mask = prune::io::read_structure_mask(mask_file, heads);
+        const auto train = load_sequences(train_file, cfg, model);
+        const auto dev = load_sequences(dev_file, cfg, model);
+        const std::span<const prune::bert::labeled_sequence> dev_span(dev);
+        std::fprintf(stderr, "prune-finetune: %zu train, %zu dev examples; %d epochs, lr %g, batch %zu\n", train.size(),
+                     dev.size(), options.epochs, options.learning_rate, options.batch_size);
+        const auto report = prune::bert::finetune(
+            w, train, mask, masks, options, [&](int epoch, const prune::bert::weights& current) {
+                const double metric = prune::bert::evaluate(current, dev_span, mask);
+                std::fprintf(stderr, "prune-finetune: epoch %d: dev metric %.4f\n", epoch + 1, metric);
+                return metric;
+            });
+        prune::bert::prune_structure(w, mask);
+        prune::bert::save_options save;
+        save.copy_vocab_from = model;
+        prune::bert::save_model(w, out, save);
+        if (!report_file.empty()) {
+            prune::io::json j = {{"steps", report.steps}, {"epoch_loss", report.epoch_loss},
+                                 {"epoch_metric", report.epoch_metric}, {"dev_metric", report.epoch_metric.back()}};
+            prune::io::write_file_atomically(report_file, j.dump() + "\n");
+        }
+    });
+}

@@ -1,0 +1,137 @@
+// prune-heads: s-pruning (Prasanna et al.): iteratively masks the least important heads and
+// MLPs of a fine-tuned BERT while the dev metric stays >= threshold x the full model's
+// (prune/spruning.hpp, docs/importance.md). Importance is recomputed under the current mask
+// before every step; phases: heads + MLPs, heads only at half the step, MLPs only.
+//   prune-heads --model DIR --data DEV [--threshold 0.9] [--heads-step 0.1] [--mlps-step 1]
+//               [--abs per-example] [--normalize layer+global] [--batch-size 32] --out DIR
+// DIR (written whole, atomically): masks.json (the last passing structure mask), history.json
+// (every evaluated mask with its phase, counts, metric and verdict) and model/ (the model with
+// the masked heads and MLPs physically removed).
+#include "common/cli.hpp"
+
+#include <prune/bert/checkpoint.hpp>
+#include <prune/bert/finetune.hpp>
+#include <prune/bert/importance.hpp>
+#include <prune/bert/pruning.hpp>
+#include <prune/bert/tokenizer.hpp>
+#include <prune/data/jsonl.hpp>
+#include <prune/io/atomic.hpp>
+#include <prune/io/json.hpp>
+#include <prune/io/masks.hpp>
+#include <prune/spruning.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+// A data file as labelled sequences (text examples through the model directory's vocab.txt).
+std::vector<prune::bert::labeled_sequence> load_sequences(const std::string& path, const prune::bert::config& cfg,
+                                                          const std::filesystem::path& model) {
+    prune::data::data_options options;
+    options.num_labels = static_cast<std::size_t>(cfg.num_labels);
+    options.vocab_size = static_cast<std::size_t>(cfg.vocab_size);
+    const auto data = prune::data::read_jsonl(path, options);
+    std::vector<prune::bert::labeled_sequence> out;
+    out.reserve(data.examples.size());
+    if (data.form == prune::data::example_form::text) {
+        const auto dir = std::filesystem::is_directory(model) ? model : model.parent_path();
+        if (!std::filesystem::is_regular_file(dir / "vocab.txt")) {
+            throw prune::format_error("'" + path + "' holds text but the model directory has no vocab.txt");
+        }
+        const auto tok = prune::bert::tokenizer::from_file(dir / "vocab.txt");
+        for (const auto& e : data.examples) {
+            auto enc = e.text_pair ? tok.encode(e.text, *e.text_pair, static_cast<std::size_t>(cfg.max_position_embeddings))
+                                   : tok.encode(e.text, static_cast<std::size_t>(cfg.max_position_embeddings));
+            out.push_back({std::move(enc.input_ids), std::move(enc.token_type_ids), std::move(enc.attention_mask), *e.label});
+        }
+    } else {
+        for (const auto& e : data.examples) out.push_back({e.input_ids, e.token_type_ids, e.attention_mask, *e.label});
+    }
+    return out;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app("prune-heads: s-pruning of a fine-tuned BERT by head and MLP importance", "prune-heads");
+    std::string model, data, out, abs_mode = "per-example", normalize = "layer+global";
+    prune::spruning_options options;
+    std::size_t batch_size = 32;
+    app.add_option("--model", model, "fine-tuned model directory")->required();
+    app.add_option("--data", data, "dev set (JSON Lines): importance and the metric")->required();
+    app.add_option("--threshold", options.ratio, "keep while metric >= threshold x baseline")->capture_default_str();
+    app.add_option("--heads-step", options.heads_fraction, "phase-1 heads per step, fraction of all heads")
+        ->capture_default_str();
+    app.add_option("--mlps-step", options.mlps_per_step, "phase-1 MLPs per step")->capture_default_str();
+    app.add_option("--abs", abs_mode, "importance: per-example, per-batch, cumulative")->capture_default_str();
+    app.add_option("--normalize", normalize, "importance normalisation before ranking")->capture_default_str();
+    app.add_option("--batch-size", batch_size, "sequences per pass")->capture_default_str();
+    app.add_option("--out", out, "output directory (masks.json, history.json, model/)")->required();
+    return prune_cli::run(app, argc, argv, [&] {
+        if (!(options.ratio >= 0.0) || !(options.heads_fraction > 0.0 && options.heads_fraction <= 1.0) ||
+            options.mlps_per_step == 0 || batch_size == 0) {
+            throw prune::value_error("--threshold must be >= 0, --heads-step in (0, 1], --mlps-step and --batch-size > 0");
+        }
+        const auto mode = prune::importance::parse_absolute_value(abs_mode);
+        const auto how = prune::importance::normalization::parse(normalize);
+        prune::io::remove_staging_on_signal();
+        prune::io::output_directory staging(out);
+        prune::bert::weights w = prune::bert::load_model(model);
+        const auto& cfg = w.cfg;
+        const auto dev = load_sequences(data, cfg, model);
+        const std::span<const prune::bert::labeled_sequence> dev_span(dev);
+        // Start from what is present (heads already removed from the model count as pruned).
+        const std::vector<std::size_t> heads(static_cast<std::size_t>(cfg.num_hidden_layers),
+                                             static_cast<std::size_t>(cfg.num_attention_heads));
+        prune::structure_mask start{prune::group_mask(heads), prune::group_mask::uniform(heads.size(), 1)};
+        for (std::size_t l = 0; l < w.layers.size(); ++l) {
+            for (std::size_t h = 0; h < heads[l]; ++h) start.heads.set(l, h, false);
+            for (int id : w.layers[l].head_ids) start.heads.set(l, static_cast<std::size_t>(id), true);
+            start.mlps.set(l, 0, w.layers[l].ffn() > 0);
+        }
+        prune::bert::importance_workspace<float> ws;
+        int evaluations = 0;
+        auto importance = [&](const prune::structure_mask& mask) {
+            prune::importance::michel_accumulator acc(heads, mode);
+            prune::bert::accumulate_importance(w, dev_span, mask, acc, ws, batch_size);
+            return acc.scores(how);
+        };
+        auto evaluate = [&](const prune::structure_mask& mask) {
+            const double metric = prune::bert::evaluate(w, dev_span, mask, batch_size);
+            std::fprintf(stderr, "prune-heads: evaluation %d: %zu heads, %zu MLPs kept: metric %.4f\n", ++evaluations,
+                         mask.heads.count_kept(), mask.mlps.count_kept(), metric);
+            return metric;
+        };
+        const auto result = prune::s_prune(start, importance, evaluate, options);
+        std::fprintf(stderr, "prune-heads: baseline %.4f; kept %zu of %zu heads and %zu of %zu MLPs\n", result.baseline,
+                     result.mask.heads.count_kept(), result.mask.heads.total(), result.mask.mlps.count_kept(),
+                     result.mask.mlps.total());
+
+        prune::io::json history = prune::io::json::array();
+        for (const auto& r : result.history) {
+            history.push_back({{"phase", r.phase}, {"step", r.step}, {"heads_kept", r.heads_kept},
+                               {"mlps_kept", r.mlps_kept}, {"metric", r.metric}, {"passed", r.passed},
+                               {"heads", r.mask.heads.to_rows()}, {"mlps", r.mask.mlps.to_rows()}});
+        }
+        prune::io::json summary = {{"baseline", result.baseline}, {"threshold", options.ratio},
+                                   {"heads_step", options.heads_fraction}, {"mlps_step", options.mlps_per_step},
+                                   {"abs", abs_mode}, {"normalize", normalize}, {"history", history}};
+        {
+            std::ofstream f(staging.path() / "history.json");
+            f << summary.dump(1) << "\n";
+            if (!f) throw prune::io_error("cannot write " + (staging.path() / "history.json").string());
+        }
+        {
+            std::ofstream f(staging.path() / "masks.json");
+            f << prune::io::structure_mask_json(result.mask);
+            if (!f) throw prune::io_error("cannot write " + (staging.path() / "masks.json").string());
+        }
+        prune::bert::prune_structure(w, result.mask);
+        prune::bert::save_options save;
+        save.copy_vocab_from = model;
+        prune::bert::save_model(w, staging.path() / "model", save);
+        staging.commit();
+    });
+}

@@ -1,0 +1,99 @@
+// prune-importance: Michel et al.'s head importance, extended to MLPs, of a fine-tuned BERT
+// over a data file: I[l][h] = E |dL/dxi[l][h]| (prune/bert/importance.hpp, docs/importance.md).
+//   prune-importance --model DIR --data F [--mask F] [--abs per-example|per-batch|cumulative]
+//                    [--normalize none|layer|global|layer+global] [--batch-size N] [--json OUT]
+// OUT: {"heads": L x H, "mlps": L, "abs", "normalize", "examples", "tokens"}; without --json a
+// table goes to stderr. `--normalize none` is the raw expectation (mean over examples or batches);
+// prefix "tokens+" to divide by the number of non-padding tokens instead (HF's code).
+#include "common/cli.hpp"
+
+#include <prune/bert/checkpoint.hpp>
+#include <prune/bert/importance.hpp>
+#include <prune/bert/tokenizer.hpp>
+#include <prune/data/jsonl.hpp>
+#include <prune/io/atomic.hpp>
+#include <prune/io/json.hpp>
+#include <prune/io/masks.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace {
+// A data file as labelled sequences (text examples through the model directory's vocab.txt).
+std::vector<prune::bert::labeled_sequence> load_sequences(const std::string& path, const prune::bert::config& cfg,
+                                                          const std::filesystem::path& model) {
+    prune::data::data_options options;
+    options.num_labels = static_cast<std::size_t>(cfg.num_labels);
+    options.vocab_size = static_cast<std::size_t>(cfg.vocab_size);
+    const auto data = prune::data::read_jsonl(path, options);
+    std::vector<prune::bert::labeled_sequence> out;
+    out.reserve(data.examples.size());
+    if (data.form == prune::data::example_form::text) {
+        const auto dir = std::filesystem::is_directory(model) ? model : model.parent_path();
+        if (!std::filesystem::is_regular_file(dir / "vocab.txt")) {
+            throw prune::format_error("'" + path + "' holds text but the model directory has no vocab.txt");
+        }
+        const auto tok = prune::bert::tokenizer::from_file(dir / "vocab.txt");
+        for (const auto& e : data.examples) {
+            auto enc = e.text_pair ? tok.encode(e.text, *e.text_pair, static_cast<std::size_t>(cfg.max_position_embeddings))
+                                   : tok.encode(e.text, static_cast<std::size_t>(cfg.max_position_embeddings));
+            out.push_back({std::move(enc.input_ids), std::move(enc.token_type_ids), std::move(enc.attention_mask), *e.label});
+        }
+    } else {
+        for (const auto& e : data.examples) out.push_back({e.input_ids, e.token_type_ids, e.attention_mask, *e.label});
+    }
+    return out;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app("prune-importance: Michel head + MLP importance (E|dL/dgate|) of a BERT over a data file",
+                 "prune-importance");
+    std::string model, data, mask_file, abs_mode = "per-example", normalize = "none", json_out;
+    std::size_t batch_size = 32;
+    app.add_option("--model", model, "model directory (config.json + model.safetensors)")->required();
+    app.add_option("--data", data, "JSON Lines data file")->required();
+    app.add_option("--mask", mask_file, "structure mask JSON (masked heads / MLPs gated to 0)");
+    app.add_option("--abs", abs_mode, "where |.| is taken: per-example, per-batch, cumulative")->capture_default_str();
+    app.add_option("--normalize", normalize, "none, layer, global, layer+global (tokens+... divides by tokens)")
+        ->capture_default_str();
+    app.add_option("--batch-size", batch_size, "sequences per pass (the batch for --abs per-batch)")->capture_default_str();
+    app.add_option("--json", json_out, "write the scores as JSON here");
+    return prune_cli::run(app, argc, argv, [&] {
+        const auto mode = prune::importance::parse_absolute_value(abs_mode);
+        const auto how = prune::importance::normalization::parse(normalize);
+        if (batch_size == 0) throw prune::value_error("--batch-size must be > 0");
+        const prune::bert::weights w = prune::bert::load_model(model);
+        const auto& cfg = w.cfg;
+        const std::vector<std::size_t> heads(static_cast<std::size_t>(cfg.num_hidden_layers),
+                                             static_cast<std::size_t>(cfg.num_attention_heads));
+        prune::structure_mask mask{prune::group_mask(heads), prune::group_mask::uniform(heads.size(), 1)};
+        if (!mask_file.empty()) mask = prune::io::read_structure_mask(mask_file, heads);
+        const auto sequences = load_sequences(data, cfg, model);
+        std::fprintf(stderr, "prune-importance: %zu examples, %d layers x %d heads, --abs %s\n", sequences.size(),
+                     cfg.num_hidden_layers, cfg.num_attention_heads, abs_mode.c_str());
+        prune::importance::michel_accumulator acc(heads, mode);
+        prune::bert::importance_workspace<float> ws;
+        prune::bert::accumulate_importance(w, std::span<const prune::bert::labeled_sequence>(sequences), mask, acc, ws,
+                                           batch_size);
+        const auto scores = acc.scores(how);
+        if (!json_out.empty()) {
+            prune::io::json out;
+            out["heads"] = scores.heads;
+            out["mlps"] = scores.mlps;
+            out["abs"] = abs_mode;
+            out["normalize"] = normalize;
+            out["examples"] = sequences.size();
+            out["tokens"] = acc.tokens();
+            prune::io::write_file_atomically(json_out, out.dump() + "\n");
+        } else {
+            for (std::size_t l = 0; l < scores.heads.size(); ++l) {
+                std::fprintf(stderr, "layer %2zu:", l);
+                for (double v : scores.heads[l]) std::fprintf(stderr, " %.4g", v);
+                std::fprintf(stderr, " | mlp %.4g\n", scores.mlps[l]);
+            }
+        }
+    });
+}
