@@ -1,0 +1,120 @@
+"""Forward + backward of BertForSequenceClassification in torch autograd (float32, dropout off,
+head and MLP gates as leaf tensors requiring grad, cross-entropy) on 8 x 128 tokens at BERT-mini
+and BERT-base dims, against build/bin/bench_backward in the same run; prints the ratio
+torch / ours per dims (> 1: ours is faster).
+
+usage: /usr/bin/python3 benchmarks/torch_backward.py [--bench build/bin/bench_backward]
+Torch is measured in the configurations of ../shared/BENCHMARKS.md (2 threads with
+OMP_WAIT_POLICY=PASSIVE; 1 torch thread with OPENBLAS_NUM_THREADS=2), each also with
+OPENBLAS_CORETYPE=SkylakeX (OpenBLAS 0.3.21 otherwise falls back to SSE3 kernels on this CPU),
+and the best is used; ours runs with Eigen products and with OpenBLAS's AVX-512 kernels, best used.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+DIMS = {"mini": (4, 256, 4, 1024), "base": (12, 768, 12, 3072)}
+
+
+def torch_time(dims, threads, reps):
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    L, H, nh, F = DIMS[dims]
+    d = H // nh
+    V, P, B, T = 30522, 512, 8, 128
+
+    def p(*shape):
+        return (torch.randn(*shape) * 0.02).requires_grad_()
+
+    params = {"word": p(V, H), "pos": p(P, H), "type": p(2, H), "eg": p(H), "eb": p(H)}
+    layers = []
+    for _ in range(L):
+        layers.append({k: p(*s) for k, s in {
+            "wq": (H, H), "bq": (H,), "wk": (H, H), "bk": (H,), "wv": (H, H), "bv": (H,), "wo": (H, H), "bo": (H,),
+            "g1": (H,), "b1n": (H,), "w1": (F, H), "b1": (F,), "w2": (H, F), "b2": (H,), "g2": (H,), "b2n": (H,)}.items()})
+    wp, bp, wc, bc = p(H, H), p(H), p(2, H), p(2)
+    gh = torch.ones(L, nh, requires_grad=True)
+    gm = torch.ones(L, requires_grad=True)
+    ids = torch.tensor([[(b * 131 + t * 7919) % V for t in range(T)] for b in range(B)])
+    labels = torch.tensor([0, 1, 0, 1, 1, 0, 1, 0])
+    ln = torch.nn.functional.layer_norm
+
+    def step():
+        x = params["word"][ids] + params["pos"][:T][None] + params["type"][0]
+        x = ln(x, (H,), params["eg"], params["eb"], 1e-12)
+        for l, w in enumerate(layers):
+            q = (x @ w["wq"].T + w["bq"]).view(B, T, nh, d).transpose(1, 2)
+            k = (x @ w["wk"].T + w["bk"]).view(B, T, nh, d).transpose(1, 2)
+            v = (x @ w["wv"].T + w["bv"]).view(B, T, nh, d).transpose(1, 2)
+            probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), dim=-1) * gh[l][None, :, None, None]
+            ctx = (probs @ v).transpose(1, 2).reshape(B, T, H)
+            a = ln(ctx @ w["wo"].T + w["bo"] + x, (H,), w["g1"], w["b1n"], 1e-12)
+            m = torch.nn.functional.gelu(a @ w["w1"].T + w["b1"]) @ w["w2"].T + w["b2"]
+            x = ln(gm[l] * m + a, (H,), w["g2"], w["b2n"], 1e-12)
+        logits = torch.tanh(x[:, 0] @ wp.T + bp) @ wc.T + bc
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        loss.backward()
+        for t in [gh, gm, wp, bp, wc, bc] + list(params.values()) + [t for w in layers for t in w.values()]:
+            t.grad = None
+
+    step()
+    times = []
+    for _ in range(reps):
+        s = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - s)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", default="build/bin/bench_backward")
+    ap.add_argument("--worker", nargs=3, metavar=("DIMS", "THREADS", "REPS"))
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps({"seconds": torch_time(args.worker[0], int(args.worker[1]), int(args.worker[2]))}))
+        return
+    # Ours: Eigen products (OpenBLAS 0.3.21 runs SSE3 kernels on CPUs it does not know), and
+    # OpenBLAS told to use its AVX-512 kernels; the best is reported.
+    ours_s = {}
+    ours_cfg = {}
+    for name, env in (("eigen", {}), ("openblas-skx", {"OPENBLAS_CORETYPE": "SkylakeX"})):
+        out = json.loads(subprocess.run([args.bench, "--benchmark_format=json"], check=True, capture_output=True,
+                                        text=True, env=dict(os.environ, **env)).stdout)
+        for b in out["benchmarks"]:
+            dims = b["name"].split("/")[1]
+            seconds = b["real_time"] / 1000.0  # ms -> s
+            print(f"ours {dims} [{name}]: {seconds * 1000:.1f} ms", file=sys.stderr)
+            if dims not in ours_s or seconds < ours_s[dims]:
+                ours_s[dims] = seconds
+                ours_cfg[dims] = name
+    configs = [("2 threads, OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}, 2),
+               ("1 torch thread, OPENBLAS_NUM_THREADS=2", {"OPENBLAS_NUM_THREADS": "2"}, 1),
+               ("2 threads, PASSIVE, OPENBLAS_CORETYPE=SkylakeX",
+                {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_CORETYPE": "SkylakeX"}, 2),
+               ("1 torch thread, OPENBLAS_NUM_THREADS=2, OPENBLAS_CORETYPE=SkylakeX",
+                {"OPENBLAS_NUM_THREADS": "2", "OPENBLAS_CORETYPE": "SkylakeX"}, 1)]
+    for dims in ("mini", "base"):
+        best = None
+        for name, env, threads in configs:
+            e = dict(os.environ, **env)
+            reps = "9" if dims == "mini" else "3"
+            r = subprocess.run([sys.executable, __file__, "--worker", dims, str(threads), reps], env=e, check=True,
+                               capture_output=True, text=True)
+            s = json.loads(r.stdout)["seconds"]
+            print(f"torch {dims} [{name}]: {s * 1000:.1f} ms", file=sys.stderr)
+            if best is None or s < best[0]:
+                best = (s, name)
+        print(json.dumps({"dims": dims, "ours_ms": ours_s[dims] * 1000, "ours_config": ours_cfg[dims],
+                          "torch_ms": best[0] * 1000, "torch_config": best[1],
+                          "ratio_torch_over_ours": best[0] / ours_s[dims]}))
+
+
+if __name__ == "__main__":
+    main()
