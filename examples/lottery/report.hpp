@@ -332,6 +332,16 @@ inline std::string markdown(const std::vector<task_result>& tasks, const nlohman
     }
     md += "\nHeatmaps: `heads-<task>.svg`, `heads-all.svg`, `mlps.svg`, `m-sparsity-<task>.svg`.\n\n";
     md += "## Findings of the paper, checked on this run\n\n";
+    for (const task_result& task : tasks) {
+        const summary full = summarise(seed_values(task, "full"));
+        if (!(full.mean > task.majority + finding_rules{}.close)) {
+            md += "**Warning: on " + task.name + " the full model (" + detail::number(full.mean) +
+                  ") does not beat the majority baseline (" + detail::number(task.majority) +
+                  ") by more than " + detail::number(finding_rules{}.close) +
+                  ": it learned nothing, so pruning it says nothing, and the findings below are not evidence "
+                  "for this task.** Train longer or on more data (see --help).\n\n";
+        }
+    }
     for (const finding& f : findings) {
         md += "**" + f.claim + "** This run: **" + f.verdict + "**.\n\n" + f.evidence + "\n";
     }

@@ -76,6 +76,14 @@ TEST_CASE("report.md has every row of the paper's table with the run's numbers")
     CHECK(md.find("7.0 ± 0.0 of 8") != std::string::npos);  // one head pruned per seed
     CHECK(md.find("40.0% ± 0.0") != std::string::npos);
     CHECK(md.find("n/a") == std::string::npos);  // no placeholder where every number exists
+    CHECK(md.find("Warning") == std::string::npos);  // the full model beats the majority baseline
+}
+
+TEST_CASE("report.md warns when the full model learned nothing") {
+    auto task = make_task("flat", 0.60, 0.78);
+    task.majority = 0.80;  // the full model's 0.81 is within 0.02 of it
+    const std::string md = lottery::markdown({task}, {}, lottery::evaluate_findings({task}), 1.0);
+    CHECK(md.find("Warning: on flat the full model") != std::string::npos);
 }
 
 TEST_CASE("heatmaps: head survival per task and overall, MLPs, m-sparsity") {
