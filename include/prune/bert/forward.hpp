@@ -8,7 +8,8 @@
 //
 // Performance choices (docs/bert.md has the measurements): Q, K and V come from one GEMM;
 // the residual is the GEMM's C operand (beta = 1), so bias + residual + LayerNorm is one
-// pass; bias + GELU is one pass; every thread of the pool runs its own row block through a
+// pass; the Q/K/V and intermediate products land on their bias (C pre-filled, beta = 1),
+// so OpenBLAS skips its zeroing pass and GELU is one in-place pass; every thread of the pool runs its own row block through a
 // GEMM and then the row-wise pass, so data stays in cache; attention runs per (sequence,
 // head) task; nothing is allocated per call once the workspace has grown; padding is never
 // computed (packed batches); for classification the last layer computes K and V for every
@@ -398,11 +399,9 @@ inline void encode(const weights& w, const packed_batch& batch, workspace& ws, c
             float* ctx = ws.ctx_.get(static_cast<std::size_t>(tokens) * static_cast<std::size_t>(A));
             pool.parallel_for(tokens, [&](std::int64_t r0, std::int64_t r1) {
                 const int m = static_cast<int>(r1 - r0);
-                gemm_nt(dense, m, A3, hidden, 1.0f, x + r0 * hidden, hidden, L.qkv.weight.data(), hidden, 0.0f,
+                kernels::fill_rows(qkv + r0 * A3, A3, m, L.qkv.bias.data(), A3);  // C = bias, then beta = 1
+                gemm_nt(dense, m, A3, hidden, 1.0f, x + r0 * hidden, hidden, L.qkv.weight.data(), hidden, 1.0f,
                         qkv + r0 * A3, A3);
-                for (int r = 0; r < m; ++r) {
-                    kernels::add_bias(qkv + (r0 + r) * A3, L.qkv.bias.data(), A3);
-                }
             });
             if (lc != nullptr) {
                 detail::store(lc->qkv, qkv, tokens, A3, A3);
@@ -477,18 +476,17 @@ inline void encode(const weights& w, const packed_batch& batch, workspace& ws, c
             const int m = static_cast<int>(r1 - r0);
             if (run_mlp) {
                 float* hb = h1 + r0 * ffn;
-                gemm_nt(dense, m, ffn, hidden, 1.0f, x + r0 * hidden, hidden, L.intermediate.weight.data(), hidden, 0.0f,
+                kernels::fill_rows(hb, ffn, m, L.intermediate.bias.data(), ffn);  // C = bias, then beta = 1
+                gemm_nt(dense, m, ffn, hidden, 1.0f, x + r0 * hidden, hidden, L.intermediate.weight.data(), hidden, 1.0f,
                         hb, ffn);
                 for (int r = 0; r < m; ++r) {
-                    kernels::bias_gelu(hb + static_cast<std::ptrdiff_t>(r) * ffn, L.intermediate.bias.data(), ffn,
-                                       lc ? lc->intermediate_pre.row(r0 + r).data() : nullptr);
+                    kernels::gelu_in_place(hb + static_cast<std::ptrdiff_t>(r) * ffn, ffn,
+                                           lc ? lc->intermediate_pre.row(r0 + r).data() : nullptr);
                 }
                 if (lc != nullptr) {
                     for (int r = 0; r < m; ++r) {
-                        float* out = lc->mlp_out.row(r0 + r).data();
                         std::memcpy(lc->intermediate_act.row(r0 + r).data(), hb + static_cast<std::ptrdiff_t>(r) * ffn,
                                     static_cast<std::size_t>(ffn) * sizeof(float));
-                        (void)out;
                     }
                     gemm_nt(dense, m, hidden, ffn, 1.0f, hb, ffn, L.output.weight.data(), ffn, 0.0f,
                             lc->mlp_out.row(r0).data(), hidden);

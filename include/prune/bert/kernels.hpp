@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 
 namespace prune::bert::kernels {
@@ -41,6 +42,32 @@ namespace prune::bert::kernels {
 [[nodiscard]] inline float gelu_derivative(float x) noexcept {
     const float cdf = 0.5f * (1.0f + erf_approx(x * 0.70710678118654752f));
     return cdf + x * 0.39894228040143268f * std::exp(-0.5f * x * x);
+}
+
+/// row[i] = gelu(row[i]) in place for n elements; if pre is not null it receives row[i] first.
+inline void gelu_in_place(float* __restrict row, int n, float* __restrict pre) noexcept {
+    if (pre != nullptr) {
+        for (int i = 0; i < n; ++i) {
+            pre[i] = row[i];
+            row[i] = gelu(row[i]);
+        }
+    } else {
+        for (int i = 0; i < n; ++i) {
+            row[i] = gelu(row[i]);
+        }
+    }
+}
+
+/// Copies bias (n floats) into each of `rows` rows of out (leading dimension ld): the C operand
+/// of a beta = 1 GEMM, so the product lands on the bias without a separate pass.
+inline void fill_rows(float* __restrict out, std::ptrdiff_t ld, std::ptrdiff_t rows, const float* __restrict bias,
+                      int n) noexcept {
+    for (std::ptrdiff_t r = 0; r < rows; ++r) {
+        float* row = out + r * ld;
+        for (int i = 0; i < n; ++i) {
+            row[i] = bias[i];
+        }
+    }
 }
 
 /// row[i] = gelu(row[i] + bias[i]) for n elements; if pre is not null it receives row[i] + bias[i].
