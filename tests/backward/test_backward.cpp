@@ -223,3 +223,43 @@ TEST_CASE("bad labels and gates throw", "[backward]") {
     const std::vector<int> ok{0, 1, 2};
     CHECK_THROWS_AS(train_pass(w, batch, {ok, {}}, &gv, ws, static_cast<weights*>(nullptr), {}), prune::shape_error);
 }
+
+TEST_CASE("one thread and two threads agree (row-split products and row loops)", "[backward]") {
+    config c = tiny_config(2);
+    c.hidden_size = 128;
+    c.num_attention_heads = 4;
+    c.intermediate_size = 512;
+    c.vocab_size = 50;
+    c.max_position_embeddings = 80;
+    const weights w = random_weights(c, 8, 0.1f);
+    packed_batch batch;
+    std::vector<std::int32_t> ids(64);
+    for (int b = 0; b < 8; ++b) {
+        for (int t = 0; t < 64; ++t) ids[static_cast<std::size_t>(t)] = (b * 7 + t * 13) % 50;
+        batch.add(ids);
+    }
+    const std::vector<int> labels{0, 1, 1, 0, 1, 0, 0, 1};
+    training_options o;
+    o.dropout = true;
+    o.seed = 4;
+    training_workspace<float> one(1), two(2);
+    weights g1 = zeros_like(w), g2 = zeros_like(w);
+    const double l1 = train_pass(w, batch, {labels, {}}, nullptr, one, &g1, o);
+    const double l2 = train_pass(w, batch, {labels, {}}, nullptr, two, &g2, o);
+    CHECK(l1 == Approx(l2).epsilon(1e-6));
+    std::vector<float*> a, b;
+    std::vector<std::size_t> n;
+    for_each_tensor(g1, [&](auto& t) { a.push_back(t.data()); n.push_back(static_cast<std::size_t>(t.size())); });
+    for_each_tensor(g2, [&](auto& t) { b.push_back(t.data()); });
+    for (std::size_t p = 0; p < a.size(); ++p) {
+        double max_abs = 0, max_err = 0;
+        for (std::size_t i = 0; i < n[p]; ++i) {
+            max_abs = std::max(max_abs, static_cast<double>(std::abs(a[p][i])));
+            max_err = std::max(max_err, static_cast<double>(std::abs(a[p][i] - b[p][i])));
+        }
+        INFO("tensor " << p);
+        CHECK(max_err <= 1e-5 * max_abs + 1e-12);
+    }
+    for (std::size_t i = 0; i < one.gates().total_heads; ++i)
+        CHECK(one.gates().head_total(i) == Approx(two.gates().head_total(i)).epsilon(1e-5).margin(1e-9));
+}

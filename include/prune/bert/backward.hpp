@@ -332,6 +332,19 @@ void parallel_tasks(thread_pool& pool, std::int64_t n, Body& body) {
     });
 }
 
+/// Calls row(t) for t in [0, rows), split over the pool when rows x width is large (rows independent).
+template <class Row>
+void for_rows(thread_pool& pool, std::size_t rows, std::size_t width, Row&& row) {
+    if (pool.size() == 1 || rows * width < 65536) {
+        for (std::size_t t = 0; t < rows; ++t) row(t);
+        return;
+    }
+    auto chunk = [&row](std::int64_t t0, std::int64_t t1) {
+        for (auto t = static_cast<std::size_t>(t0); t < static_cast<std::size_t>(t1); ++t) row(t);
+    };
+    parallel_chunks(pool, static_cast<std::int64_t>(rows), chunk);
+}
+
 /// gemm() split over row blocks of C on the pool when the product is large (each block is an
 /// independent product; a pointer-sized capture keeps std::function from allocating).
 template <class S>
@@ -620,7 +633,7 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         S* ahat = R.attn_hat.get(T * hs);
         S* arstd = R.attn_rstd.get(T);
         S* aout = R.attn_out.get(T * hs);
-        for (std::size_t t = 0; t < T; ++t) {
+        detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
             S* row = sa + t * hs;
             for (int c = 0; c < H; ++c) {
                 const std::size_t idx = t * hs + static_cast<std::size_t>(c);
@@ -628,7 +641,7 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
             }
             detail::layer_norm_forward(row, aout + t * hs, ahat + t * hs, arstd + t, L.attention_norm.weight.data(),
                                        L.attention_norm.bias.data(), H, eps);
-        }
+        });
         S* so = sa;  // reuse: the output LayerNorm input
         if (F > 0) {
             S* pre = R.inter_pre.get(T * Fs);
@@ -636,28 +649,30 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
             S* m = R.mlp_out.get(T * hs);
             detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), F, H, S{1}, aout, H, L.intermediate.weight.data(), H, S{0},
                             pre, F);
-            for (std::size_t t = 0; t < T; ++t)
+            detail::for_rows(ws.pool_, T, Fs, [&](std::size_t t) {
                 for (int c = 0; c < F; ++c) {
                     S& p = pre[t * Fs + static_cast<std::size_t>(c)];
                     p += L.intermediate.bias(c);
                     act[t * Fs + static_cast<std::size_t>(c)] = detail::gelu(p);
                 }
+            });
             detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), H, F, S{1}, act, F, L.output.weight.data(), F, S{0}, m, H);
-            for (std::size_t t = 0; t < T; ++t)
+            detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
                 for (int c = 0; c < H; ++c) {
                     const std::size_t idx = t * hs + static_cast<std::size_t>(c);
                     m[idx] = (m[idx] + L.output.bias(c)) * detail::dropout_scale<S>(o, ph, detail::layer_site(l, 2), idx);
                     so[idx] = aout[idx] + mlp_gate * m[idx];
                 }
+            });
         } else {
             std::copy(aout, aout + T * hs, so);
         }
         S* ohat = R.out_hat.get(T * hs);
         S* orstd = R.out_rstd.get(T);
-        for (std::size_t t = 0; t < T; ++t) {
+        detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
             detail::layer_norm_forward(so + t * hs, x + t * hs, ohat + t * hs, orstd + t, L.output_norm.weight.data(),
                                        L.output_norm.bias.data(), H, eps);
-        }
+        });
     }
     // Head: pooled = tanh(cls Wp^T + bp), dropout, logits.
     S* cls = ws.cls_.get(static_cast<std::size_t>(B) * hs);
@@ -793,7 +808,9 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                     for (int c = 0; c < H; ++c) G->output.bias(c) += dm[t * hs + static_cast<std::size_t>(c)];
             }
             const S* pre = R.inter_pre.data.data();
-            for (std::size_t i = 0; i < T * Fs; ++i) dact[i] *= detail::gelu_derivative(pre[i]);
+            detail::for_rows(ws.pool_, T, Fs, [&](std::size_t t) {
+                for (std::size_t i = t * Fs; i < (t + 1) * Fs; ++i) dact[i] *= detail::gelu_derivative(pre[i]);
+            });
             detail::parallel_gemm<S>(ws.pool_, false, false, static_cast<int>(T), H, F, S{1}, dact, F, L.intermediate.weight.data(), H, S{1}, da, H);
             if (G) {
                 detail::parallel_gemm<S>(ws.pool_, true, false, F, H, static_cast<int>(T), S{1}, dact, F, R.attn_out.data.data(), H, S{1},
