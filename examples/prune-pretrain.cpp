@@ -15,6 +15,7 @@
 #include <prune/bert/tokenizer.hpp>
 #include <prune/io/atomic.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -46,6 +47,9 @@ int main(int argc, char** argv) {
     app.add_option("--lr", o.learning_rate, "peak learning rate")->capture_default_str();
     app.add_option("--warmup", o.warmup_fraction, "share of steps warming up")->capture_default_str();
     app.add_option("--threads", o.threads, "OpenBLAS threads")->capture_default_str();
+    bool init_only = false;
+    app.add_flag("--init-only", init_only,
+                 "write the seed's initial weights without training (the from-scratch baseline)");
 
     return prune_cli::run(app, argc, argv, [&] {
         namespace fs = std::filesystem;
@@ -91,15 +95,21 @@ int main(int argc, char** argv) {
             }
             return true;
         };
-        auto result = prune::bert::pretrain(cfg, corpus, tok.vocab(), o, report);
-        const std::string command = "prune-pretrain --layers " + std::to_string(layers) + " --hidden " +
+        if (init_only) {  // the initialisation pretrain() starts from, untouched
+            o.steps = 1;
+            o.minutes = 0.0;
+        }
+        auto result = init_only ? prune::bert::pretrain_initial(cfg, o.seed)
+                                : prune::bert::pretrain(cfg, corpus, tok.vocab(), o, report);
+        const std::string command = std::string(init_only ? "prune-pretrain --init-only" : "prune-pretrain") +
+                                    " --layers " + std::to_string(layers) + " --hidden " +
                                     std::to_string(hidden) + " --heads " + std::to_string(heads) +
-                                    " --intermediate " + std::to_string(intermediate) + " --steps " +
-                                    std::to_string(result.planned_steps) + " --seed " + std::to_string(o.seed);
+                                    " --intermediate " + std::to_string(intermediate) + (init_only ? std::string() : " --steps " + std::to_string(result.planned_steps)) +
+                                    " --seed " + std::to_string(o.seed);
         double tail = 0.0;
         const std::size_t n = std::min<std::size_t>(50, result.losses.size());
         for (std::size_t i = result.losses.size() - n; i < result.losses.size(); ++i) tail += result.losses[i];
-        tail /= static_cast<double>(n);
+        tail /= static_cast<double>(std::max<std::size_t>(1, n));
         char loss_text[32];
         std::snprintf(loss_text, sizeof loss_text, "%.4f", tail);
         prune::bert::write_pretrained(out, result.model, result.head, vocab_txt,
@@ -108,7 +118,10 @@ int main(int argc, char** argv) {
                                        {"prune_pretrain_mlm_loss_last50", loss_text}});
         std::fprintf(stderr, "prune-pretrain: %zu steps, MLM loss (mean of the last %zu) %.3f; wrote %s (%.1f s)\n",
                      result.steps, n, tail, out.c_str(), seconds());
-        if (result.steps != result.planned_steps) {
+        if (init_only) {
+            std::fprintf(stderr, "prune-pretrain: --init-only: wrote the untrained initialisation of seed %llu\n",
+                         static_cast<unsigned long long>(o.seed));
+        } else if (result.steps != result.planned_steps) {
             std::fprintf(stderr, "prune-pretrain: stopped at the time limit after %zu of %zu planned steps\n",
                          result.steps, result.planned_steps);
         } else if (steps == 0) {

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <prune/bert/batch.hpp>
+#include <prune/bert/gemm.hpp>
 #include <prune/bert/weights.hpp>
 #include <prune/error.hpp>
 #include <prune/lottery.hpp>
@@ -122,7 +123,9 @@ template <class S = float>
 
 namespace mlm_detail {
 
-/// C[m,n] = alpha * op(A) op(B) + beta * C, row-major (OpenBLAS when the build has it).
+/// C[m,n] = alpha * op(A) op(B) + beta * C, row-major: OpenBLAS when the build has it and its
+/// kernels are fast on this CPU (blas_is_fast(): OpenBLAS 0.3.21 falls back to SSE3 kernels on
+/// CPUs it does not know, unless OPENBLAS_CORETYPE is set), Eigen otherwise.
 template <class S>
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, int lda, const S* b, int ldb, S beta,
           S* c, int ldc) {
@@ -136,15 +139,19 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, 
         return;
     }
 #if defined(PRUNE_HAVE_CBLAS)
+    static const bool fast = blas_is_fast();
     if constexpr (std::is_same_v<S, float>) {
+        if (!fast) goto eigen_product;
         cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
                     alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     } else if constexpr (std::is_same_v<S, double>) {
+        if (!fast) goto eigen_product;
         cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
                     alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
+eigen_product:
 #endif
     if (beta == S{0}) cm.setZero(); else if (beta != S{1}) cm *= beta;
     const cmap am = trans_a ? cmap(a, k, m, Eigen::OuterStride<>(lda)) : cmap(a, m, k, Eigen::OuterStride<>(lda));

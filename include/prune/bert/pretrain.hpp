@@ -638,6 +638,23 @@ inline void fill_batch(const mlm_corpus& corpus, const std::vector<std::size_t>&
     return cfg;
 }
 
+/// The weights pre-training starts from, as HF initialises BertForMaskedLM: matrices and
+/// embeddings N(0, 0.02), biases 0, LayerNorm 1 / 0; the MLM head likewise (seeded).
+[[nodiscard]] inline pretrain_result pretrain_initial(const config& cfg, std::uint64_t seed) {
+    pretrain_result r;
+    r.model = random_weights(cfg, seed, 0.02f, false);
+    for (auto& p : parameters(r.model)) {
+        const bool norm = p.name.find("LayerNorm") != std::string::npos;
+        const bool bias = p.name.size() >= 4 && p.name.compare(p.name.size() - 4, 4, "bias") == 0;
+        if (norm || bias) {
+            const float v = norm && !bias ? 1.0f : 0.0f;
+            for (float& x : p.values()) x = v;
+        }
+    }
+    r.head = init_mlm_head(cfg.hidden_size, cfg.vocab_size, seed ^ 0x5EEDull);
+    return r;
+}
+
 /// Pre-trains a fresh model of shape `cfg` on `corpus` (ids from `vocab`). Everything is a
 /// function of options.seed, except that options.minutes picks the number of steps from a
 /// timed trial (the progress reports it; pass it as options.steps to reproduce bit-for-bit).
@@ -673,18 +690,7 @@ inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, con
     // The run itself, for `total` planned steps (stopping after `limit`).
     using callback = std::function<bool(const pretrain_progress&)>;
     auto run = [&](std::size_t total, std::size_t limit, const callback& report) {
-        pretrain_result r;
-        r.model = random_weights(cfg, o.seed, 0.02f, false);
-        // HF initialisation: biases 0, LayerNorm 1 / 0, matrices N(0, 0.02).
-        for (auto& p : parameters(r.model)) {
-            const bool norm = p.name.find("LayerNorm") != std::string::npos;
-            const bool bias = p.name.size() >= 4 && p.name.compare(p.name.size() - 4, 4, "bias") == 0;
-            if (norm || bias) {
-                const float v = norm && !bias ? 1.0f : 0.0f;
-                for (float& x : p.values()) x = v;
-            }
-        }
-        r.head = init_mlm_head(cfg.hidden_size, cfg.vocab_size, o.seed ^ 0x5EEDull);
+        pretrain_result r = pretrain_initial(cfg, o.seed);
         r.planned_steps = total;
         weights grads = allocate(cfg, false);
         mlm_head head_grads = zero_mlm_head<float>(cfg.hidden_size, cfg.vocab_size);
