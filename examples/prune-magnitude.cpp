@@ -315,6 +315,7 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
+    bert::reexec_for_fast_blas(argv);  // as prune-eval: OpenBLAS's AVX-512 kernels for the --data evaluations
     CLI::App app{"prune-magnitude: iterative global magnitude pruning (m-pruning)", "prune-magnitude"};
     std::string model_dir, data_file, out_dir, element_mask_file, scores_kind = "magnitude";
     std::vector<std::string> include, exclude;
