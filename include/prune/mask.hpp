@@ -4,7 +4,11 @@
 // (row-major) order, packed 64 to a word; it knows the shape it was made for.
 // `group_mask` keeps one flag per structural group, per layer, with per-layer counts
 // that may differ: heads (layers x heads) and MLPs (one group per layer).
-// `apply` zeroes what a mask prunes in any adapted tensor.
+// `apply` zeroes what a mask prunes in any adapted tensor (including runtime-typed ones
+// such as torch::Tensor, through visit_view); the mask must have the tensor's shape, or
+// its number of elements when either is rank 1. On contiguous row-major storage it runs
+// branch-free, one mask word per 64 elements, at memory speed (benchmarks/bench_mask.cpp);
+// a column-major matrix is handled in 64x64 tiles whose mask bits are transposed first.
 #pragma once
 
 #include <prune/error.hpp>
