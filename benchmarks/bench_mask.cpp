@@ -148,6 +148,8 @@ void apply_prune_eigen_column_major(benchmark::State& state) {
 /// The console reporter that also keeps each benchmark's fastest time per iteration.
 class ratio_reporter : public benchmark::ConsoleReporter {
 public:
+    ratio_reporter() : ConsoleReporter(OO_Tabular) {}  // no colour codes before the ratio lines
+
     void ReportRuns(const std::vector<Run>& runs) override {
         for (const Run& run : runs) {
             if (run.run_type == Run::RT_Iteration && !run.error_occurred) {

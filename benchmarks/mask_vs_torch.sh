@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-"$build/bin/bench_mask" --benchmark_repetitions=5 | tee "$out/ours.txt" | grep '^ratio'
+"$build/bin/bench_mask" --benchmark_repetitions=5 --benchmark_color=false | tee "$out/ours.txt" | grep '^ratio'
 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$here/torch_mask.py" --threads 1 > "$out/torch1.json"
 OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$here/torch_mask.py" --threads 2 > "$out/torch2.json"
 /usr/bin/python3 - "$out" <<'PY'
