@@ -12,6 +12,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <sys/stat.h>
+
 using namespace prune;
 using namespace prune::io;
 
@@ -354,6 +356,8 @@ TEST_CASE("malformed files each give their specific error") {
         CHECK_THROWS_SAYS(safetensors_file::open(dir / "absent.safetensors"), io_error,
                              "cannot open", "absent.safetensors");
         CHECK_THROWS_SAYS(safetensors_file::open(dir.path()), io_error, "not a regular file");
+        REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);  // must not block waiting for a writer
+        CHECK_THROWS_SAYS(safetensors_file::open(dir / "fifo"), io_error, "not a regular file");
     }
     SECTION("gaps and zero-sized tensors anywhere are accepted") {
         const std::string gappy = safetensors_bytes(
@@ -376,4 +380,13 @@ TEST_CASE("dtype names") {
                          "file.safetensors", "unknown dtype 'F8_E4M3'");
     CHECK(dtype_of<float>() == dtype::F32);
     CHECK(dtype_of<const half>() == dtype::F16);
+}
+
+TEST_CASE("fuzz regressions") {
+    SECTION("to_float of an empty tensor (fuzz_safetensors: memcpy to a null vector pointer, UBSan)") {
+        const std::string bytes = prune_test::safetensors_bytes(R"({"e":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]}})");
+        const auto file = safetensors_file::from_bytes(std::as_bytes(std::span(bytes)), "empty");
+        CHECK(file.to_float("e").empty());
+        CHECK(file.view<float>("e").size() == 0);
+    }
 }

@@ -166,7 +166,7 @@ public:
 
     /// Maps a file read-only; io_error when it cannot be opened or mapped.
     static file_bytes map(const std::filesystem::path& path) {
-        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not block
         if (fd < 0) {
             const int e = errno;
             throw io_error("prune::io: cannot open " + quoted(path) + ": " + errno_text(e));
@@ -388,6 +388,9 @@ inline parsed_header parse_header(std::span<const std::byte> file, const std::st
 
 /// Converts n elements of a dtype at `source` (any alignment) to float.
 inline void convert_to_float(dtype type, const std::byte* source, std::size_t n, float* out) {
+    if (n == 0) {
+        return;  // out may be null (an empty vector): memcpy must not see it
+    }
     switch (type) {
         case dtype::F32: std::memcpy(out, source, n * 4); return;
         case dtype::F64:
