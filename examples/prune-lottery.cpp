@@ -17,6 +17,7 @@
 #include "common/cli.hpp"
 #include "lottery/report.hpp"
 
+#include <prune/bert/gemm.hpp>
 #include <prune/bert/checkpoint.hpp>
 #include <prune/bert/dataset.hpp>
 #include <prune/bert/finetune.hpp>
@@ -32,6 +33,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -435,6 +437,7 @@ settings settings_for(const std::string& mode) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    prune::bert::reexec_for_fast_blas(argv);  // OpenBLAS 0.3.21 does not know this CPU: ask for its AVX-512 kernels
     CLI::App app("prune-lottery: the whole experiment of \"When BERT Plays the Lottery\": good, random and bad "
                  "subnetworks, pruned and re-fine-tuned",
                  "prune-lottery");
@@ -467,20 +470,26 @@ int main(int argc, char** argv) {
     return prune_cli::run(app, argc, argv, [&] {
         prune::io::remove_staging_on_signal();
         settings run = settings_for(quick ? "quick" : full_mode ? "full" : "default");
-        if (seeds != 0) {
+        if (app.count("--seeds") > 0) {
             if (seeds < 1) throw prune::value_error("--seeds " + std::to_string(seeds) + " (expected >= 1)");
             run.seeds = seeds;
         }
-        if (epochs != 0) {
+        if (app.count("--epochs") > 0) {
             if (epochs < 1) throw prune::value_error("--epochs " + std::to_string(epochs) + " (expected >= 1)");
             run.finetune.epochs = epochs;
         }
-        if (lr != 0.0) {
-            if (!(lr > 0.0)) throw prune::value_error("--lr " + std::to_string(lr) + " (expected > 0)");
+        if (app.count("--lr") > 0) {
+            if (!(lr > 0.0) || !std::isfinite(lr)) throw prune::value_error("--lr " + std::to_string(lr) + " (expected > 0)");
             run.finetune.learning_rate = lr;
         }
-        if (train_rows != 0) run.train_rows = train_rows;
-        if (dev_rows != 0) run.dev_rows = dev_rows;
+        if (app.count("--train-rows") > 0) {
+            if (train_rows < 1) throw prune::value_error("--train-rows 0 (expected >= 1)");
+            run.train_rows = train_rows;
+        }
+        if (app.count("--dev-rows") > 0) {
+            if (dev_rows < 1) throw prune::value_error("--dev-rows 0 (expected >= 1)");
+            run.dev_rows = dev_rows;
+        }
         run.threads = threads;
         { prune::io::output_directory probe(out_dir); }  // fail before any work when --out is unwritable
 

@@ -11,6 +11,7 @@
 // docs/pretraining.md has the defaults' measurements.
 #include "common/cli.hpp"
 
+#include <prune/bert/gemm.hpp>
 #include <prune/bert/pretrain.hpp>
 #include <prune/bert/tokenizer.hpp>
 #include <prune/io/atomic.hpp>
@@ -22,6 +23,7 @@
 #include <string>
 
 int main(int argc, char** argv) {
+    prune::bert::reexec_for_fast_blas(argv);  // OpenBLAS 0.3.21 does not know this CPU: ask for its AVX-512 kernels
     CLI::App app("prune-pretrain: MLM pre-training of a small BERT on a prune-data wordnet directory",
                  "prune-pretrain");
     std::string data_dir;

@@ -328,7 +328,10 @@ inline std::string markdown(const std::vector<task_result>& tasks, const nlohman
         md += "| " + task.name + " | " + detail::number(h.mean, 1) + " ± " + detail::number(h.std, 1) + " of " +
               std::to_string(total_heads) + " | " + detail::number(m.mean, 1) + " ± " + detail::number(m.std, 1) +
               " of " + std::to_string(total_mlps) + " | " + detail::number(100 * s.mean, 1) + "% ± " +
-              detail::number(100 * s.std, 1) + " | " + detail::number(head_alpha(task)) + " |\n";
+              detail::number(100 * s.std, 1) + " | " +
+              (std::isnan(head_alpha(task)) ? std::string("undefined (every seed made the same choice for every head)")
+                                            : detail::number(head_alpha(task))) +
+              " |\n";
     }
     md += "\nHeatmaps: `heads-<task>.svg`, `heads-all.svg`, `mlps.svg`, `m-sparsity-<task>.svg`.\n\n";
     md += "## Findings of the paper, checked on this run\n\n";
