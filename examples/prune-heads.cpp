@@ -9,6 +9,7 @@
 // the masked heads and MLPs physically removed).
 #include "common/cli.hpp"
 
+#include <prune/bert/dataset.hpp>
 #include <prune/bert/checkpoint.hpp>
 #include <prune/bert/finetune.hpp>
 #include <prune/bert/importance.hpp>
@@ -26,33 +27,6 @@
 #include <string>
 #include <vector>
 
-namespace {
-// A data file as labelled sequences (text examples through the model directory's vocab.txt).
-std::vector<prune::bert::labeled_sequence> load_sequences(const std::string& path, const prune::bert::config& cfg,
-                                                          const std::filesystem::path& model) {
-    prune::data::data_options options;
-    options.num_labels = static_cast<std::size_t>(cfg.num_labels);
-    options.vocab_size = static_cast<std::size_t>(cfg.vocab_size);
-    const auto data = prune::data::read_jsonl(path, options);
-    std::vector<prune::bert::labeled_sequence> out;
-    out.reserve(data.examples.size());
-    if (data.form == prune::data::example_form::text) {
-        const auto dir = std::filesystem::is_directory(model) ? model : model.parent_path();
-        if (!std::filesystem::is_regular_file(dir / "vocab.txt")) {
-            throw prune::format_error("'" + path + "' holds text but the model directory has no vocab.txt");
-        }
-        const auto tok = prune::bert::tokenizer::from_file(dir / "vocab.txt");
-        for (const auto& e : data.examples) {
-            auto enc = e.text_pair ? tok.encode(e.text, *e.text_pair, static_cast<std::size_t>(cfg.max_position_embeddings))
-                                   : tok.encode(e.text, static_cast<std::size_t>(cfg.max_position_embeddings));
-            out.push_back({std::move(enc.input_ids), std::move(enc.token_type_ids), std::move(enc.attention_mask), *e.label});
-        }
-    } else {
-        for (const auto& e : data.examples) out.push_back({e.input_ids, e.token_type_ids, e.attention_mask, *e.label});
-    }
-    return out;
-}
-}  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app("prune-heads: s-pruning of a fine-tuned BERT by head and MLP importance", "prune-heads");
@@ -80,7 +54,7 @@ int main(int argc, char** argv) {
         prune::io::output_directory staging(out);
         prune::bert::weights w = prune::bert::load_model(model);
         const auto& cfg = w.cfg;
-        const auto dev = load_sequences(data, cfg, model);
+        const auto dev = prune::bert::load_sequences(data, cfg, model);
         const std::span<const prune::bert::labeled_sequence> dev_span(dev);
         // Start from what is present (heads already removed from the model count as pruned).
         const std::vector<std::size_t> heads(static_cast<std::size_t>(cfg.num_hidden_layers),

@@ -18,6 +18,7 @@
 #include "lottery/report.hpp"
 
 #include <prune/bert/gemm.hpp>
+#include <prune/bert/candidates.hpp>
 #include <prune/bert/checkpoint.hpp>
 #include <prune/bert/dataset.hpp>
 #include <prune/bert/finetune.hpp>
@@ -38,7 +39,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -47,11 +47,6 @@ namespace {
 namespace fs = std::filesystem;
 using prune::bert::labeled_sequence;
 using prune::bert::weights;
-
-/// The paper's m-pruning candidates: Q, K, V, attention-output, intermediate and output dense
-/// weights and biases of every encoder layer (no embeddings, LayerNorms, pooler, classifier).
-const std::regex paper_candidates(
-    R"(encoder\.layer\.[0-9]+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)\.(weight|bias)$)");
 
 /// The report's matrix column of a candidate parameter name (see lottery::layer_matrices).
 int matrix_column(const std::string& name) {
@@ -179,7 +174,7 @@ struct candidate_set {
 
     explicit candidate_set(weights& w) {
         for (const auto& p : prune::bert::parameters(w)) {
-            if (std::regex_search(p.name, paper_candidates)) {
+            if (prune::bert::is_paper_candidate(p.name)) {
                 names.push_back(p.name);
                 shapes.emplace_back(prune::shape(p.shape));
             }

@@ -26,6 +26,7 @@
 // report.json (settings, history: step, sparsity, metric, passed; per-tensor kept counts).
 #include "common/cli.hpp"
 
+#include <prune/bert/candidates.hpp>
 #include <prune/importance/scores.hpp>
 #include <prune/io/atomic.hpp>
 #include <prune/io/masks.hpp>
@@ -58,10 +59,6 @@ using namespace prune;
 
 namespace {
 
-/// The paper's candidate set: the six dense layers of every encoder layer, weights and biases.
-const char* const default_candidates =
-    R"((^|\.)encoder\.layer\.[0-9]+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)\.(weight|bias)$)";
-
 /// A compiled --include/--exclude expression with its text.
 struct pattern {
     std::string text;  ///< as given
@@ -90,7 +87,7 @@ std::vector<std::string> choose_candidates(const io::checkpoint& model, const st
     }
     std::vector<std::string> chosen;
     if (include.empty()) {
-        const std::regex paper(default_candidates, std::regex::ECMAScript);
+        const std::regex paper(bert::paper_candidate_pattern, std::regex::ECMAScript);
         for (const auto& n : names) {
             if (std::regex_search(n, paper)) {
                 chosen.push_back(n);
