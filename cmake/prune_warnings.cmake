@@ -26,8 +26,11 @@ function(prune_binary_settings target)
     target_link_options(${target} PRIVATE -fsanitize=${PRUNE_SANITIZE})
     if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
       # With sanitizer instrumentation GCC 12 reports -Wmaybe-uninitialized inside libstdc++
-      # (std::function in std::regex, used by Catch2's main): a false positive.
-      target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
+      # (std::function in std::regex, used by Catch2's main), and -Wuninitialized inside
+      # avx512fintrin.h where Eigen's AVX-512 packet code is inlined at -O1 (the `__Y` of
+      # _mm512_undefined_*): false positives, attributed to system headers included before
+      # any pragma of ours could take effect.
+      target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized -Wno-uninitialized)
     endif()
   endif()
 endfunction()
