@@ -31,12 +31,22 @@ cmake --build --preset release --target all_verify_interface_header_sets
 step "release tests"
 ctest --preset release
 
+# Under the sanitizers: every test of the library layers below the reference BERT (core,
+# adapters, file formats, data, selection, importance accumulator, s-pruning, subnetworks,
+# tokenizer, report). The BERT numerics and the binaries' CLI tests are not in this list yet:
+# compiled with -O1 -fsanitize they took ~50 minutes on 2 cores, beyond CI's budget
+# (see the notes on issues 2 and 8).
+asan_tests=(test_error test_element test_tensor test_mask test_prune test_eigen test_xtensor
+            test_atomic test_safetensors test_masks test_jsonl test_glue_tsv
+            test_select test_select_torch test_scores test_schedule test_search
+            test_michel test_lottery test_spruning test_stability test_heatmap test_lottery_report
+            test_tokenizer test_wordpiece_builder)
 if [ "$run_asan" = 1 ]; then
-  step "ASan + UBSan build"
+  step "ASan + UBSan build (${#asan_tests[@]} test programs)"
   cmake --preset asan
-  cmake --build --preset asan
+  cmake --build --preset asan --target "${asan_tests[@]}"
   step "ASan + UBSan + LeakSanitizer tests"
-  ctest --preset asan
+  ctest --preset asan -R "^($(IFS='|'; echo "${asan_tests[*]}")|test_heatmap_renders)\$"
 fi
 
 if [ "$run_fuzz" = 1 ] && [ -x fuzz/run.sh ]; then
