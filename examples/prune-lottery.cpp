@@ -443,7 +443,7 @@ int main(int argc, char** argv) {
     double lr = 0.0;
     std::size_t train_rows = 0, dev_rows = 0;
     std::uint64_t data_seed = 1;
-    auto* quick_flag = app.add_flag("--quick", quick, "a first look: 3 tasks x 2 seeds on small slices (~2 min)");
+    auto* quick_flag = app.add_flag("--quick", quick, "a first look: 3 tasks x 2 seeds on small slices");
     app.add_flag("--full", full_mode, "a larger suite: more seeds, the whole data")->excludes(quick_flag);
     app.add_option("--model", model_dir, "pre-trained BERT directory (config.json, model.safetensors, vocab.txt)");
     auto* train_opt = app.add_option("--train", train_file, "training set (JSON Lines) of your own task");
