@@ -64,3 +64,34 @@ with tempfile.TemporaryDirectory() as d:
     seed("fuzz_glue_tsv", "mnli-names", b"\x0a" + b"\n".join([header] + rows) + b"\n")
     seed("fuzz_glue_tsv", "regression", b"\x06" + header + b"\na\tb\t3.8\r\nc\td\t0\r\n")
     seed("fuzz_glue_tsv", "no-header", b"\x01" + b"a sentence\tx\t1\nanother\ty\t0\n")
+
+# config.json (fuzz_config): the presets as prune writes them, Hugging Face's bert-base
+# config.json, a pruned model's config, and one with id2label instead of num_labels.
+hf_base = {"architectures": ["BertForMaskedLM"], "attention_probs_dropout_prob": 0.1,
+           "gradient_checkpointing": False, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+           "hidden_size": 768, "initializer_range": 0.02, "intermediate_size": 3072,
+           "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "model_type": "bert",
+           "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 0,
+           "position_embedding_type": "absolute", "transformers_version": "4.6.0.dev0",
+           "type_vocab_size": 2, "use_cache": True, "vocab_size": 30522}
+seed("fuzz_config", "hf-bert-base", json.dumps(hf_base, indent=2))
+tiny = {"hidden_size": 128, "num_attention_heads": 2, "num_hidden_layers": 2, "intermediate_size": 512,
+        "vocab_size": 100, "max_position_embeddings": 64, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
+        "hidden_act": "gelu", "num_labels": 3}
+seed("fuzz_config", "tiny", json.dumps(tiny))
+seed("fuzz_config", "pruned", json.dumps(dict(tiny, pruned_heads={"0": [1], "1": [0, 1]}, pruned_mlps=[1])))
+seed("fuzz_config", "id2label", json.dumps(dict({k: v for k, v in tiny.items() if k != "num_labels"},
+                                                id2label={"0": "no", "1": "yes"},
+                                                label2id={"no": 0, "yes": 1})))
+seed("fuzz_config", "regression", json.dumps(dict(tiny, num_labels=1, hidden_act="gelu_python")))
+
+# vocab.txt + text (fuzz_tokenizer): vocab bytes, "\n--TEXT--\n", an option byte, the text.
+vocab = "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "##s", "un", "##want",
+                   "##ed", "runn", "##ing", ",", ".", "!", "é", "##é", "中", "σ", "ς"]) + "\n"
+sep = b"\n--TEXT--\n"
+seed("fuzz_tokenizer", "ascii", vocab.encode() + sep + b"\x00The cats sat, unwanted running!")
+seed("fuzz_tokenizer", "unicode", vocab.encode() + sep + "\x00Ét\u00e9 中文 ΣΑΣ naïve \u3000x".encode())
+seed("fuzz_tokenizer", "truncate", vocab.encode() + sep + b"\x40the cat sat the cat sat [MASK] the cat [SEP] sat")
+seed("fuzz_tokenizer", "crlf", vocab.replace("\n", "\r\n").encode() + sep + b"\x0fTHE Cat")
+seed("fuzz_tokenizer", "fixed-vocab", b"\x00ab aab ba \xc3\xa9 \xff\xfe invalid")
+seed("fuzz_tokenizer", "bad-vocab", b"[PAD]\n[UNK]\n[CLS]\n" + sep + b"\x00the cat")

@@ -1,0 +1,57 @@
+// libFuzzer target: a Hugging Face config.json read as prune::bert::read_config does
+// (nlohmann::json::parse, then config::from_json, which validates).
+// Properties: a config that is accepted is consistent (validate() passes, every layer's
+// head and feed-forward counts agree with pruned_heads / pruned_mlps), and writing it back
+// with to_json() and reading that again gives the same config.
+#include <prune/bert/config.hpp>
+
+#include <cstdlib>
+#include <string_view>
+
+namespace {
+void check_layers(const prune::bert::config& c) {
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
+        const int heads = c.heads_in_layer(l);
+        if (heads < 0 || heads > c.num_attention_heads || static_cast<int>(c.kept_heads(l).size()) != heads) {
+            std::abort();
+        }
+        if (c.ffn_in_layer(l) != (c.has_mlp(l) ? c.intermediate_size : 0)) {
+            std::abort();
+        }
+    }
+    if (c.head_size() * c.num_attention_heads != c.hidden_size) {
+        std::abort();
+    }
+}
+
+bool same(const prune::bert::config& a, const prune::bert::config& b) {
+    return a.vocab_size == b.vocab_size && a.hidden_size == b.hidden_size && a.num_hidden_layers == b.num_hidden_layers &&
+           a.num_attention_heads == b.num_attention_heads && a.intermediate_size == b.intermediate_size &&
+           a.max_position_embeddings == b.max_position_embeddings && a.type_vocab_size == b.type_vocab_size &&
+           a.layer_norm_eps == b.layer_norm_eps && a.num_labels == b.num_labels && a.hidden_act == b.hidden_act &&
+           a.pruned_heads == b.pruned_heads && a.pruned_mlps == b.pruned_mlps;
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    using prune::bert::config;
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(text.begin(), text.end());
+    } catch (const nlohmann::json::exception&) {
+        return 0;  // read_config turns this into a format_error
+    }
+    try {
+        const config c = config::from_json(j, "fuzz/config.json");
+        c.validate("fuzz");
+        check_layers(c);
+        const std::string written = c.to_json().dump(2);
+        const config again = config::from_json(nlohmann::json::parse(written), "again");
+        if (!same(c, again)) {
+            std::abort();
+        }
+    } catch (const prune::error&) {
+    }
+    return 0;
+}
