@@ -3,11 +3,15 @@ head and MLP gates as leaf tensors requiring grad, cross-entropy) on 8 x 128 tok
 and BERT-base dims, against build/bin/bench_backward in the same run; prints the ratio
 torch / ours per dims (> 1: ours is faster).
 
-usage: /usr/bin/python3 benchmarks/torch_backward.py [--bench build/bin/bench_backward]
+usage: /usr/bin/python3 benchmarks/torch_backward.py [--bench build/bin/bench_backward] [--cpu-only]
 Torch is measured in the configurations of ../shared/BENCHMARKS.md (2 threads with
 OMP_WAIT_POLICY=PASSIVE; 1 torch thread with OPENBLAS_NUM_THREADS=2), each also with
 OPENBLAS_CORETYPE=SkylakeX (OpenBLAS 0.3.21 otherwise falls back to SSE3 kernels on this CPU),
 and the best is used; ours runs with Eigen products and with OpenBLAS's AVX-512 kernels, best used.
+
+--cpu-only compares instead the CPU time of one thread on each side (torch: 1 thread,
+OPENBLAS_NUM_THREADS=1; ours: PRUNE_BENCH_THREADS=1; both OPENBLAS_CORETYPE=SkylakeX): steadier
+than wall-clock time when other work shares the machine.
 """
 import argparse
 import json
@@ -20,7 +24,7 @@ import time
 DIMS = {"mini": (4, 256, 4, 1024), "base": (12, 768, 12, 3072)}
 
 
-def torch_time(dims, threads, reps):
+def torch_time(dims, threads, reps, clock=time.perf_counter):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -65,9 +69,9 @@ def torch_time(dims, threads, reps):
     step()
     times = []
     for _ in range(reps):
-        s = time.perf_counter()
+        s = clock()
         step()
-        times.append(time.perf_counter() - s)
+        times.append(clock() - s)
     times.sort()
     return times[len(times) // 2]
 
@@ -79,9 +83,16 @@ def main():
     ap.add_argument("--skx-only", action="store_true",
                     help="torch only with OPENBLAS_CORETYPE=SkylakeX (4x faster than without on this CPU)")
     ap.add_argument("--dims", nargs="+", default=["mini", "base"])
+    ap.add_argument("--cpu-only", action="store_true",
+                    help="one thread on each side, CPU time (process_time / benchmark cpu_time)")
+    ap.add_argument("--cpu-clock", action="store_true", help=argparse.SUPPRESS)  # worker: process CPU time
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps({"seconds": torch_time(args.worker[0], int(args.worker[1]), int(args.worker[2]))}))
+        clock = time.process_time if args.cpu_clock else time.perf_counter
+        print(json.dumps({"seconds": torch_time(args.worker[0], int(args.worker[1]), int(args.worker[2]), clock)}))
+        return
+    if args.cpu_only:
+        cpu_only(args)
         return
     # Ours: Eigen products (OpenBLAS 0.3.21 runs SSE3 kernels on CPUs it does not know), and
     # OpenBLAS told to use its AVX-512 kernels; the best is reported.
@@ -120,6 +131,26 @@ def main():
         print(json.dumps({"dims": dims, "ours_ms": ours_s[dims] * 1000, "ours_config": ours_cfg[dims],
                           "torch_ms": best[0] * 1000, "torch_config": best[1],
                           "ratio_torch_over_ours": best[0] / ours_s[dims]}))
+
+
+def cpu_only(args):
+    """One thread each, CPU time: ours (bench cpu_time) vs torch (process_time), in the same run."""
+    skx = {"OPENBLAS_CORETYPE": "SkylakeX"}
+    filt = "--benchmark_filter=" + "|".join(args.dims)
+    out = json.loads(subprocess.run([args.bench, "--benchmark_format=json", filt], check=True, capture_output=True,
+                                    text=True, env=dict(os.environ, PRUNE_BENCH_THREADS="1", **skx)).stdout)
+    ours = {b["name"].split("/")[1]: b["cpu_time"] / 1000.0 for b in out["benchmarks"]}  # ms -> s
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", **skx)
+    for dims in args.dims:
+        reps = "9" if dims == "mini" else "3"
+        r = subprocess.run([sys.executable, __file__, "--worker", dims, "1", reps, "--cpu-clock"], env=env, check=True,
+                           capture_output=True, text=True)
+        s = json.loads(r.stdout)["seconds"]
+        print(f"ours {dims} [1 thread, cpu]: {ours[dims] * 1000:.1f} ms; torch {dims} [1 thread, cpu]: {s * 1000:.1f} ms",
+              file=sys.stderr)
+        print(json.dumps({"dims": dims, "mode": "1 thread, CPU time, OPENBLAS_CORETYPE=SkylakeX",
+                          "ours_cpu_ms": ours[dims] * 1000, "torch_cpu_ms": s * 1000,
+                          "ratio_torch_over_ours": s / ours[dims]}))
 
 
 if __name__ == "__main__":

@@ -345,20 +345,71 @@ void for_rows(thread_pool& pool, std::size_t rows, std::size_t width, Row&& row)
     parallel_chunks(pool, static_cast<std::int64_t>(rows), chunk);
 }
 
-/// gemm() split over row blocks of C on the pool when the product is large (each block is an
-/// independent product; a pointer-sized capture keeps std::function from allocating).
+/// gemm() split over blocks of C on the pool when the product is large: row blocks when C has
+/// at least as many rows as columns, else column blocks (multiples of 16), so the operand every
+/// block must pack in full is the smaller one. Each block is an independent product; a
+/// pointer-sized capture keeps std::function from allocating.
 template <class S>
 void parallel_gemm(thread_pool& pool, bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, int lda,
                    const S* b, int ldb, S beta, S* c, int ldc) {
-    if (pool.size() == 1 || static_cast<double>(m) * n * k < 1048576.0 || m < 4 * pool.size()) {
+    const bool by_rows = m >= n && m >= 4 * pool.size();
+    const bool by_columns = !by_rows && n >= 16 * pool.size();
+    if (pool.size() == 1 || static_cast<double>(m) * n * k < 1048576.0 || (!by_rows && !by_columns)) {
         gemm<S>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    auto block = [&](std::int64_t r0, std::int64_t r1) {
-        const S* ab = trans_a ? a + r0 : a + r0 * lda;
-        gemm<S>(trans_a, trans_b, static_cast<int>(r1 - r0), n, k, alpha, ab, lda, b, ldb, beta, c + r0 * ldc, ldc);
+    if (by_rows) {
+        auto block = [&](std::int64_t r0, std::int64_t r1) {
+            const S* ab = trans_a ? a + r0 : a + r0 * lda;
+            gemm<S>(trans_a, trans_b, static_cast<int>(r1 - r0), n, k, alpha, ab, lda, b, ldb, beta, c + r0 * ldc, ldc);
+        };
+        parallel_chunks(pool, m, block);
+        return;
+    }
+    auto block = [&](std::int64_t b0, std::int64_t b1) {
+        const std::int64_t n0 = b0 * 16;
+        const std::int64_t n1 = std::min<std::int64_t>(n, b1 * 16);
+        const S* bb = trans_b ? b + n0 * ldb : b + n0;
+        gemm<S>(trans_a, trans_b, m, static_cast<int>(n1 - n0), k, alpha, a, lda, bb, ldb, beta, c + n0, ldc);
     };
-    parallel_chunks(pool, m, block);
+    parallel_chunks(pool, (n + 15) / 16, block);
+}
+
+/// The operands of one gemm() call.
+template <class S>
+struct gemm_call {
+    bool trans_a, trans_b;
+    int m, n, k;
+    S alpha;
+    const S* a;
+    int lda;
+    const S* b;
+    int ldb;
+    S beta;
+    S* c;
+    int ldc;
+};
+
+/// Runs two independent products (y may be null). On a pool of two threads each runs whole on
+/// its own thread -- no operand is packed twice and the backward pass's data-gradient and
+/// weight-gradient products come in pairs of equal size; otherwise one after the other, each
+/// split over the pool.
+template <class S>
+void gemm_pair(thread_pool& pool, const gemm_call<S>& x, const gemm_call<S>* y) {
+    auto run = [](const gemm_call<S>& g) {
+        gemm<S>(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, g.a, g.lda, g.b, g.ldb, g.beta, g.c, g.ldc);
+    };
+    if (y != nullptr && pool.size() == 2) {
+        auto body = [&](std::int64_t i, int) { run(i == 0 ? x : *y); };
+        parallel_tasks(pool, 2, body);
+        return;
+    }
+    for (const gemm_call<S>* g : {&x, y}) {
+        if (g != nullptr) {
+            parallel_gemm<S>(pool, g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b, g->ldb,
+                             g->beta, g->c, g->ldc);
+        }
+    }
 }
 
 /// 53-bit uniform in [0, 1) from a counter-based hash of (seed, site, index).
@@ -397,39 +448,151 @@ S gelu_derivative(S x) noexcept {
     else return S{0.5} * (S{1} + std::erf(x * S{0.70710678118654752440})) + x * S{0.39894228040143267794} * std::exp(S{-0.5} * x * x);
 }
 
-/// y = LN(x) row-wise; records xhat and rstd.
+/// sum_i term(i) for i < n, accumulated in 16 lanes by index (vectorises; the order, and so
+/// the rounding, depends only on n -- not on addresses, alignment or threads).
+template <class S, class Term>
+S lane_sum(int n, Term&& term) {
+    constexpr int lanes = 16;
+    S acc[lanes] = {};
+    int i = 0;
+    for (; i + lanes <= n; i += lanes)
+        for (int j = 0; j < lanes; ++j) acc[j] += term(i + j);
+    for (int j = 0; i < n; ++i, ++j) acc[j] += term(i);
+    S s{};
+    for (int j = 0; j < lanes; ++j) s += acc[j];
+    return s;
+}
+
+/// y[i] = exp(x[i]) for i < n with Eigen's vectorised exp; every element (tail included) goes
+/// through the same packet code, so its value does not depend on where it sits. y may be x.
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"  // Eigen's packet types as template arguments
+#endif
 template <class S>
-void layer_norm_forward(const S* x, S* y, S* xhat, S* rstd, const S* gamma, const S* beta, int n, S eps) {
-    S mean = 0;
-    for (int i = 0; i < n; ++i) mean += x[i];
-    mean /= static_cast<S>(n);
-    S var = 0;
-    for (int i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
-    var /= static_cast<S>(n);
-    const S r = S{1} / std::sqrt(var + eps);
+void exp_array(const S* x, S* y, int n) {
+    using packet = typename Eigen::internal::packet_traits<S>::type;
+    constexpr int width = Eigen::internal::packet_traits<S>::size;
+    int i = 0;
+    for (; i + width <= n; i += width)
+        Eigen::internal::pstoreu(y + i, Eigen::internal::pexp(Eigen::internal::ploadu<packet>(x + i)));
+    if (i < n) {
+        S tail[width] = {};
+        std::copy(x + i, x + n, tail);
+        Eigen::internal::pstoreu(tail, Eigen::internal::pexp(Eigen::internal::ploadu<packet>(tail)));
+        std::copy(tail, tail + (n - i), y + i);
+    }
+}
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+/// row = softmax(row) over n elements.
+template <class S>
+void softmax_row(S* row, int n) {
+    S mx = row[0];
+    for (int j = 1; j < n; ++j) mx = std::max(mx, row[j]);
+    for (int j = 0; j < n; ++j) row[j] -= mx;
+    exp_array(row, row, n);
+    const S inv = S{1} / lane_sum<S>(n, [row](int j) { return row[j]; });
+    for (int j = 0; j < n; ++j) row[j] *= inv;
+}
+
+/// y = LN(x) row-wise; records xhat and rstd. y may be x (x is read into xhat first).
+template <class S>
+void layer_norm_forward(const S* x, S* y, S* __restrict xhat, S* rstd, const S* __restrict gamma,
+                        const S* __restrict beta, int n, S eps) {
+    std::copy(x, x + n, xhat);
+    const S mean = lane_sum<S>(n, [xhat](int i) { return xhat[i]; }) / static_cast<S>(n);
+    for (int i = 0; i < n; ++i) xhat[i] -= mean;
+    const S r = S{1} / std::sqrt(lane_sum<S>(n, [xhat](int i) { return xhat[i] * xhat[i]; }) / static_cast<S>(n) + eps);
     *rstd = r;
     for (int i = 0; i < n; ++i) {
-        xhat[i] = (x[i] - mean) * r;
+        xhat[i] *= r;
         y[i] = xhat[i] * gamma[i] + beta[i];
     }
 }
 
-/// dx = LN backward of dy (one row); accumulates dgamma, dbeta when not null.
+/// dx = LN backward of dy for one row (dx may be dy); gamma / beta gradients: add_layer_norm_parameter_grads.
 template <class S>
-void layer_norm_backward(const S* dy, const S* xhat, S rstd, const S* gamma, S* dx, S* dgamma, S* dbeta, int n) {
-    S mean_g = 0, mean_gx = 0;
-    for (int i = 0; i < n; ++i) {
-        const S g = dy[i] * gamma[i];
-        mean_g += g;
-        mean_gx += g * xhat[i];
-        if (dgamma != nullptr) {
-            dgamma[i] += dy[i] * xhat[i];
-            dbeta[i] += dy[i];
-        }
-    }
-    mean_g /= static_cast<S>(n);
-    mean_gx /= static_cast<S>(n);
+void layer_norm_backward(const S* dy, const S* __restrict xhat, S rstd, const S* __restrict gamma, S* dx, int n) {
+    const S mean_g = lane_sum<S>(n, [&](int i) { return dy[i] * gamma[i]; }) / static_cast<S>(n);
+    const S mean_gx = lane_sum<S>(n, [&](int i) { return dy[i] * gamma[i] * xhat[i]; }) / static_cast<S>(n);
     for (int i = 0; i < n; ++i) dx[i] = rstd * (dy[i] * gamma[i] - mean_g - xhat[i] * mean_gx);
+}
+
+/// sum_i a[i] b[i] for i < n (lane order, see lane_sum).
+template <class S>
+S dot(const S* a, const S* b, int n) {
+    return lane_sum<S>(n, [a, b](int i) { return a[i] * b[i]; });
+}
+
+/// Runs block(c0, c1) over column ranges of `cols` (multiples of 16) split over the pool when
+/// rows x cols is large; every column is reduced over the rows in order, whatever the split.
+template <class Block>
+void for_columns(thread_pool& pool, std::size_t rows, int cols, Block&& block) {
+    const std::int64_t blocks = (cols + 15) / 16;
+    auto chunk = [&](std::int64_t b0, std::int64_t b1) {
+        block(static_cast<int>(b0 * 16), static_cast<int>(std::min<std::int64_t>(cols, b1 * 16)));
+    };
+    if (pool.size() == 1 || rows * static_cast<std::size_t>(cols) < 65536) {
+        chunk(0, blocks);
+        return;
+    }
+    parallel_chunks(pool, blocks, chunk);
+}
+
+/// out[c] += sum over rows r of a[r * lda + c] for c < cols (bias gradients).
+template <class S>
+void add_column_sums(thread_pool& pool, std::size_t rows, int cols, const S* a, std::size_t lda, S* out) {
+    for_columns(pool, rows, cols, [&](int c0, int c1) {
+        S* __restrict o = out;
+        for (std::size_t r = 0; r < rows; ++r) {
+            const S* __restrict row = a + r * lda;
+            for (int c = c0; c < c1; ++c) o[c] += row[c];
+        }
+    });
+}
+
+/// dgamma[c] += sum_r dy[r, c] xhat[r, c] and dbeta[c] += sum_r dy[r, c] (rows of n, contiguous).
+template <class S>
+void add_layer_norm_parameter_grads(thread_pool& pool, std::size_t rows, int n, const S* dy, const S* xhat, S* dgamma,
+                                    S* dbeta) {
+    const auto ns = static_cast<std::size_t>(n);
+    for_columns(pool, rows, n, [&](int c0, int c1) {
+        S* __restrict dg = dgamma;
+        S* __restrict db = dbeta;
+        for (std::size_t r = 0; r < rows; ++r) {
+            const S* __restrict g = dy + r * ns;
+            const S* __restrict h = xhat + r * ns;
+            for (int c = c0; c < c1; ++c) {
+                dg[c] += g[c] * h[c];
+                db[c] += g[c];
+            }
+        }
+    });
+}
+
+/// dact[i] *= GELU'(pre[i]) for n elements (float: vectorised exp and the forward's erf).
+template <class S>
+void gelu_backward(const S* pre, S* dact, int n) {
+    if constexpr (std::is_same_v<S, float>) {
+        constexpr int chunk = 256;
+        float e[chunk];
+        for (int i0 = 0; i0 < n; i0 += chunk) {
+            const int m = std::min(chunk, n - i0);
+            const float* __restrict x = pre + i0;
+            for (int i = 0; i < m; ++i) e[i] = -0.5f * x[i] * x[i];
+            exp_array(e, e, m);
+            float* __restrict g = dact + i0;
+            for (int i = 0; i < m; ++i) {
+                const float cdf = 0.5f * (1.0f + kernels::erf_approx(x[i] * 0.70710678118654752f));
+                g[i] *= cdf + x[i] * 0.39894228040143268f * e[i];
+            }
+        }
+    } else {
+        for (int i = 0; i < n; ++i) dact[i] *= gelu_derivative(pre[i]);
+    }
 }
 
 }  // namespace detail
@@ -546,23 +709,35 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
     const std::size_t prob_total = static_cast<std::size_t>(ws.prob_offsets_.back());
 
     // ---------------- forward ----------------
-    S* x = ws.x_.get(T * hs);
+    const bool drop_hidden = o.dropout && ph > 0.0f;
+    const bool drop_attention = o.dropout && pa > 0.0f;
+    // Layer l's input lives in its record (the backward pass needs it), written straight there by
+    // the embeddings or layer l - 1; the last layer writes the encoder output into x_.
+    auto layer_input = [&](std::size_t l) { return l < layers ? ws.layers_[l].input.get(T * hs) : ws.x_.get(T * hs); };
+    // Whether any head gate of layer l differs from 1 (else the gated context is the context).
+    auto layer_gated = [&](std::size_t l) {
+        if (gate == nullptr) return false;
+        for (int h = 0; h < w.layers[l].heads; ++h)
+            if (gate->head(l, static_cast<std::size_t>(h)) != 1.0) return true;
+        return false;
+    };
     S* ehat = ws.emb_hat_.get(T * hs);
     S* erstd = ws.emb_rstd_.get(T);
     {
-        S* e = ws.dtmp_.get(hs);
-        for (std::size_t t = 0; t < T; ++t) {
-            const auto word = w.word_embeddings.row(batch.token_ids[t]);
-            const auto pos = w.position_embeddings.row(batch.positions[t]);
-            const auto typ = w.token_type_embeddings.row(batch.token_types[t]);
-            for (int c = 0; c < H; ++c) e[c] = word(c) + pos(c) + typ(c);
-            detail::layer_norm_forward(e, x + t * hs, ehat + t * hs, erstd + t, w.embedding_norm.weight.data(),
+        S* x0 = layer_input(0);
+        detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
+            S* row = x0 + t * hs;
+            const S* word = w.word_embeddings.row(batch.token_ids[t]).data();
+            const S* pos = w.position_embeddings.row(batch.positions[t]).data();
+            const S* typ = w.token_type_embeddings.row(batch.token_types[t]).data();
+            for (int c = 0; c < H; ++c) row[c] = word[c] + pos[c] + typ[c];
+            detail::layer_norm_forward(row, row, ehat + t * hs, erstd + t, w.embedding_norm.weight.data(),
                                        w.embedding_norm.bias.data(), H, eps);
-            for (int c = 0; c < H; ++c) {
-                x[t * hs + static_cast<std::size_t>(c)] *=
-                    detail::dropout_scale<S>(o, ph, detail::site_embedding, t * hs + static_cast<std::size_t>(c));
+            if (drop_hidden) {
+                for (int c = 0; c < H; ++c)
+                    row[c] *= detail::dropout_scale<S>(o, ph, detail::site_embedding, t * hs + static_cast<std::size_t>(c));
             }
-        }
+        });
     }
     for (std::size_t l = 0; l < layers; ++l) {
         const auto& L = w.layers[l];
@@ -574,54 +749,50 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         const int F = L.ffn();
         const auto Fs = static_cast<std::size_t>(F);
         const S mlp_gate = static_cast<S>(gate ? gate->mlp(l) : 1.0);
+        const bool gated = layer_gated(l);
         S* in = R.input.get(T * hs);
-        std::copy(x, x + T * hs, in);
+        S* out = layer_input(l + 1);
         S* qkv = R.qkv.get(T * 3 * As);
         S* ctx = R.context.get(T * As);
-        S* ctxg = R.context_gated.get(T * As);
+        S* ctxg = gated ? R.context_gated.get(T * As) : ctx;
         S* probs = R.probs.get(prob_total * static_cast<std::size_t>(heads));
-        S* probs_d = R.probs_dropped.get(prob_total * static_cast<std::size_t>(heads));
+        S* probs_d = drop_attention ? R.probs_dropped.get(prob_total * static_cast<std::size_t>(heads)) : probs;
         S* sa = ws.dtmp_.get(T * hs);
         if (A > 0) {
             detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), 3 * A, H, S{1}, in, H, L.qkv.weight.data(), H, S{0}, qkv,
                             3 * A);
-            for (std::size_t t = 0; t < T; ++t)
-                for (int c = 0; c < 3 * A; ++c) qkv[t * 3 * As + static_cast<std::size_t>(c)] += L.qkv.bias(c);
+            detail::for_rows(ws.pool_, T, 3 * As, [&](std::size_t t) {
+                S* __restrict row = qkv + t * 3 * As;
+                const S* __restrict bias = L.qkv.bias.data();
+                for (int c = 0; c < 3 * A; ++c) row[c] += bias[c];
+            });
             const S scale = S{1} / std::sqrt(static_cast<S>(d));
             auto attend = [&](std::int64_t task, int) {
                 const int b = static_cast<int>(task / heads);
                 const int h = static_cast<int>(task % heads);
                 const std::int64_t r0 = batch.offsets[static_cast<std::size_t>(b)];
                 const int len = batch.length(b);
-                {
-                    const S g = static_cast<S>(gate ? gate->head(l, static_cast<std::size_t>(h)) : 1.0);
-                    const std::size_t po = static_cast<std::size_t>(ws.prob_offsets_[static_cast<std::size_t>(b)]) *
-                                               static_cast<std::size_t>(heads) +
-                                           static_cast<std::size_t>(h) * static_cast<std::size_t>(len) * static_cast<std::size_t>(len);
-                    S* P = probs + po;
+                const auto lens = static_cast<std::size_t>(len);
+                const std::size_t po = static_cast<std::size_t>(ws.prob_offsets_[static_cast<std::size_t>(b)]) *
+                                           static_cast<std::size_t>(heads) + static_cast<std::size_t>(h) * lens * lens;
+                S* P = probs + po;
+                const S* q = qkv + static_cast<std::size_t>(r0) * 3 * As + static_cast<std::size_t>(h * d);
+                const S* k = q + As;
+                const S* v = q + 2 * As;
+                detail::gemm<S>(false, true, len, len, d, scale, q, 3 * A, k, 3 * A, S{0}, P, len);
+                for (std::size_t i = 0; i < lens; ++i) detail::softmax_row(P + i * lens, len);
+                if (drop_attention) {
                     S* Pd = probs_d + po;
-                    const S* q = qkv + static_cast<std::size_t>(r0) * 3 * As + static_cast<std::size_t>(h * d);
-                    const S* k = q + As;
-                    const S* v = q + 2 * As;
-                    detail::gemm<S>(false, true, len, len, d, scale, q, 3 * A, k, 3 * A, S{0}, P, len);
-                    for (int i = 0; i < len; ++i) {
-                        S* row = P + static_cast<std::size_t>(i) * static_cast<std::size_t>(len);
-                        S mx = row[0];
-                        for (int j = 1; j < len; ++j) mx = std::max(mx, row[j]);
-                        S sum = 0;
-                        for (int j = 0; j < len; ++j) { row[j] = std::exp(row[j] - mx); sum += row[j]; }
-                        for (int j = 0; j < len; ++j) {
-                            row[j] /= sum;
-                            const std::size_t idx = po + static_cast<std::size_t>(i) * static_cast<std::size_t>(len) + static_cast<std::size_t>(j);
-                            Pd[static_cast<std::size_t>(i) * static_cast<std::size_t>(len) + static_cast<std::size_t>(j)] =
-                                row[j] * detail::dropout_scale<S>(o, pa, detail::layer_site(l, 0), idx);
-                        }
-                    }
-                    S* c = ctx + static_cast<std::size_t>(r0) * As + static_cast<std::size_t>(h * d);
-                    detail::gemm<S>(false, false, len, d, len, S{1}, Pd, len, v, 3 * A, S{0}, c, A);
+                    for (std::size_t i = 0; i < lens * lens; ++i)
+                        Pd[i] = P[i] * detail::dropout_scale<S>(o, pa, detail::layer_site(l, 0), po + i);
+                }
+                S* c = ctx + static_cast<std::size_t>(r0) * As + static_cast<std::size_t>(h * d);
+                detail::gemm<S>(false, false, len, d, len, S{1}, probs_d + po, len, v, 3 * A, S{0}, c, A);
+                if (gated) {
+                    const S g = static_cast<S>(gate->head(l, static_cast<std::size_t>(h)));
                     S* cg = ctxg + static_cast<std::size_t>(r0) * As + static_cast<std::size_t>(h * d);
-                    for (int i = 0; i < len; ++i)
-                        for (int j = 0; j < d; ++j) cg[static_cast<std::size_t>(i) * As + static_cast<std::size_t>(j)] = g * c[static_cast<std::size_t>(i) * As + static_cast<std::size_t>(j)];
+                    for (std::size_t i = 0; i < lens; ++i)
+                        for (std::size_t j = 0; j < static_cast<std::size_t>(d); ++j) cg[i * As + j] = g * c[i * As + j];
                 }
             };
             detail::parallel_tasks(ws.pool_, static_cast<std::int64_t>(B) * heads, attend);
@@ -635,9 +806,15 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         S* aout = R.attn_out.get(T * hs);
         detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
             S* row = sa + t * hs;
-            for (int c = 0; c < H; ++c) {
-                const std::size_t idx = t * hs + static_cast<std::size_t>(c);
-                row[c] = in[idx] + (row[c] + L.attention_output.bias(c)) * detail::dropout_scale<S>(o, ph, detail::layer_site(l, 1), idx);
+            const S* bias = L.attention_output.bias.data();
+            if (drop_hidden) {
+                for (int c = 0; c < H; ++c) {
+                    const std::size_t idx = t * hs + static_cast<std::size_t>(c);
+                    row[c] = in[idx] + (row[c] + bias[c]) * detail::dropout_scale<S>(o, ph, detail::layer_site(l, 1), idx);
+                }
+            } else {
+                const S* __restrict x = in + t * hs;
+                for (int c = 0; c < H; ++c) row[c] = x[c] + (row[c] + bias[c]);
             }
             detail::layer_norm_forward(row, aout + t * hs, ahat + t * hs, arstd + t, L.attention_norm.weight.data(),
                                        L.attention_norm.bias.data(), H, eps);
@@ -650,19 +827,28 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
             detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), F, H, S{1}, aout, H, L.intermediate.weight.data(), H, S{0},
                             pre, F);
             detail::for_rows(ws.pool_, T, Fs, [&](std::size_t t) {
+                S* __restrict p = pre + t * Fs;
+                S* __restrict a = act + t * Fs;
+                const S* __restrict bias = L.intermediate.bias.data();
                 for (int c = 0; c < F; ++c) {
-                    S& p = pre[t * Fs + static_cast<std::size_t>(c)];
-                    p += L.intermediate.bias(c);
-                    act[t * Fs + static_cast<std::size_t>(c)] = detail::gelu(p);
+                    p[c] += bias[c];
+                    a[c] = detail::gelu(p[c]);
                 }
             });
             detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), H, F, S{1}, act, F, L.output.weight.data(), F, S{0}, m, H);
             detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
-                for (int c = 0; c < H; ++c) {
-                    const std::size_t idx = t * hs + static_cast<std::size_t>(c);
-                    m[idx] = (m[idx] + L.output.bias(c)) * detail::dropout_scale<S>(o, ph, detail::layer_site(l, 2), idx);
-                    so[idx] = aout[idx] + mlp_gate * m[idx];
+                const S* __restrict bias = L.output.bias.data();
+                S* __restrict mr = m + t * hs;
+                if (drop_hidden) {
+                    for (int c = 0; c < H; ++c)
+                        mr[c] = (mr[c] + bias[c]) *
+                                detail::dropout_scale<S>(o, ph, detail::layer_site(l, 2), t * hs + static_cast<std::size_t>(c));
+                } else {
+                    for (int c = 0; c < H; ++c) mr[c] += bias[c];
                 }
+                const S* __restrict ar = aout + t * hs;
+                S* __restrict sr = so + t * hs;
+                for (int c = 0; c < H; ++c) sr[c] = ar[c] + mlp_gate * mr[c];
             });
         } else {
             std::copy(aout, aout + T * hs, so);
@@ -670,10 +856,11 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         S* ohat = R.out_hat.get(T * hs);
         S* orstd = R.out_rstd.get(T);
         detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
-            detail::layer_norm_forward(so + t * hs, x + t * hs, ohat + t * hs, orstd + t, L.output_norm.weight.data(),
+            detail::layer_norm_forward(so + t * hs, out + t * hs, ohat + t * hs, orstd + t, L.output_norm.weight.data(),
                                        L.output_norm.bias.data(), H, eps);
         });
     }
+    S* x = layer_input(layers);
     // Head: pooled = tanh(cls Wp^T + bp), dropout, logits.
     S* cls = ws.cls_.get(static_cast<std::size_t>(B) * hs);
     for (int b = 0; b < B; ++b)
@@ -732,12 +919,6 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
     if (gg.mlps_by_example.size() < gg.sequences * layers) gg.mlps_by_example.resize(gg.sequences * layers);
     std::fill(gg.heads_by_example.begin(), gg.heads_by_example.end(), 0.0);
     std::fill(gg.mlps_by_example.begin(), gg.mlps_by_example.end(), 0.0);
-    // sequence of each token
-    auto sequence_of = [&](std::size_t t) {
-        return static_cast<std::size_t>(std::upper_bound(batch.offsets.begin(), batch.offsets.end(), static_cast<std::int64_t>(t)) -
-                                        batch.offsets.begin() - 1);
-    };
-
     S* dpool = ws.dpooled_.get(static_cast<std::size_t>(B) * hs);
     detail::gemm<S>(false, false, B, H, C, S{1}, dlogits, C, w.classifier.weight.data(), H, S{0}, dpool, H);
     if (want_grads) {
@@ -775,79 +956,91 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         const auto Fs = static_cast<std::size_t>(F);
         head_base -= static_cast<std::size_t>(heads);
         const S mlp_gate = static_cast<S>(gate ? gate->mlp(li) : 1.0);
-        // Output LayerNorm: dso (into dx), then the MLP.
+        const bool gated = layer_gated(li);
+        // Output LayerNorm: dso (into dx); da = dso + the MLP path goes into dy (free once read);
+        // dm = gate * dso * dropout, the gradient of the MLP output before the gate.
         S* dso = dx;
-        for (std::size_t t = 0; t < T; ++t) {
-            detail::layer_norm_backward(dy + t * hs, R.out_hat.data.data() + t * hs, R.out_rstd.data[t],
-                                        L.output_norm.weight.data(), dso + t * hs, G ? G->output_norm.weight.data() : nullptr,
-                                        G ? G->output_norm.bias.data() : nullptr, H);
-        }
-        // da = dso (residual) + MLP path; dy is free now: use it for da.
         S* da = dy;
-        std::copy(dso, dso + T * hs, da);
-        if (F > 0) {
-            const S* m = R.mlp_out.data.data();
-            for (std::size_t t = 0; t < T; ++t) {
-                double s = 0.0;
-                for (int c = 0; c < H; ++c) s += static_cast<double>(m[t * hs + static_cast<std::size_t>(c)] * dso[t * hs + static_cast<std::size_t>(c)]);
-                gg.mlps_by_example[sequence_of(t) * layers + li] += s;
-            }
-            // dM (pre-dropout) = gate * dso * dropout scale
-            S* dm = ws.dtmp_.get(T * hs);
-            for (std::size_t t = 0; t < T; ++t)
-                for (int c = 0; c < H; ++c) {
-                    const std::size_t idx = t * hs + static_cast<std::size_t>(c);
-                    dm[idx] = mlp_gate * dso[idx] * detail::dropout_scale<S>(o, ph, detail::layer_site(li, 2), idx);
-                }
-            S* dact = ws.dffn_.get(T * Fs);
-            detail::parallel_gemm<S>(ws.pool_, false, false, static_cast<int>(T), F, H, S{1}, dm, H, L.output.weight.data(), F, S{0}, dact, F);
-            if (G) {
-                detail::parallel_gemm<S>(ws.pool_, true, false, H, F, static_cast<int>(T), S{1}, dm, H, R.inter_act.data.data(), F, S{1},
-                                G->output.weight.data(), F);
-                for (std::size_t t = 0; t < T; ++t)
-                    for (int c = 0; c < H; ++c) G->output.bias(c) += dm[t * hs + static_cast<std::size_t>(c)];
-            }
-            const S* pre = R.inter_pre.data.data();
-            detail::for_rows(ws.pool_, T, Fs, [&](std::size_t t) {
-                for (std::size_t i = t * Fs; i < (t + 1) * Fs; ++i) dact[i] *= detail::gelu_derivative(pre[i]);
-            });
-            detail::parallel_gemm<S>(ws.pool_, false, false, static_cast<int>(T), H, F, S{1}, dact, F, L.intermediate.weight.data(), H, S{1}, da, H);
-            if (G) {
-                detail::parallel_gemm<S>(ws.pool_, true, false, F, H, static_cast<int>(T), S{1}, dact, F, R.attn_out.data.data(), H, S{1},
-                                G->intermediate.weight.data(), H);
-                for (std::size_t t = 0; t < T; ++t)
-                    for (int c = 0; c < F; ++c) G->intermediate.bias(c) += dact[t * Fs + static_cast<std::size_t>(c)];
-            }
-        }
-        // Attention LayerNorm: dsa (into dx).
-        S* dsa = dx;
-        for (std::size_t t = 0; t < T; ++t) {
-            detail::layer_norm_backward(da + t * hs, R.attn_hat.data.data() + t * hs, R.attn_rstd.data[t],
-                                        L.attention_norm.weight.data(), dsa + t * hs,
-                                        G ? G->attention_norm.weight.data() : nullptr,
-                                        G ? G->attention_norm.bias.data() : nullptr, H);
-        }
-        // Residual: the layer input's gradient starts as dsa; dy becomes it.
-        S* dinput = dy;
-        std::copy(dsa, dsa + T * hs, dinput);
-        // Attention output dense (after dropout).
-        S* dd = ws.dtmp_.get(T * hs);
-        for (std::size_t t = 0; t < T; ++t)
-            for (int c = 0; c < H; ++c) {
-                const std::size_t idx = t * hs + static_cast<std::size_t>(c);
-                dd[idx] = dsa[idx] * detail::dropout_scale<S>(o, ph, detail::layer_site(li, 1), idx);
-            }
+        S* dm = F > 0 && (mlp_gate != S{1} || drop_hidden) ? ws.dtmp_.get(T * hs) : dso;
         if (G) {
-            for (std::size_t t = 0; t < T; ++t)
-                for (int c = 0; c < H; ++c) G->attention_output.bias(c) += dd[t * hs + static_cast<std::size_t>(c)];
+            detail::add_layer_norm_parameter_grads(ws.pool_, T, H, dy, R.out_hat.data.data(), G->output_norm.weight.data(),
+                                                   G->output_norm.bias.data());
         }
+        {
+            const S* ohat = R.out_hat.data.data();
+            const S* orstd = R.out_rstd.data.data();
+            const S* gamma = L.output_norm.weight.data();
+            const S* m = F > 0 ? R.mlp_out.data.data() : nullptr;
+            auto output_norm = [&](std::int64_t b, int) {  // one sequence: its MLP gate gradient is its own
+                const auto t0 = static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]);
+                const auto t1 = static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b) + 1]);
+                double s = 0.0;
+                for (std::size_t t = t0; t < t1; ++t) {
+                    S* r = dso + t * hs;
+                    detail::layer_norm_backward(dy + t * hs, ohat + t * hs, orstd[t], gamma, r, H);
+                    std::copy(r, r + hs, da + t * hs);
+                    if (m != nullptr) {
+                        s += static_cast<double>(detail::dot(m + t * hs, r, H));
+                        if (dm != dso) {
+                            for (int c = 0; c < H; ++c) {
+                                const std::size_t idx = t * hs + static_cast<std::size_t>(c);
+                                dm[idx] = mlp_gate * r[c] * detail::dropout_scale<S>(o, ph, detail::layer_site(li, 2), idx);
+                            }
+                        }
+                    }
+                }
+                if (m != nullptr) gg.mlps_by_example[static_cast<std::size_t>(b) * layers + li] += s;
+            };
+            detail::parallel_tasks(ws.pool_, B, output_norm);
+        }
+        if (F > 0) {
+            S* dact = ws.dffn_.get(T * Fs);
+            const detail::gemm_call<S> dact_call{false, false, static_cast<int>(T), F, H, S{1}, dm, H, L.output.weight.data(), F, S{0}, dact, F};
+            const detail::gemm_call<S> dw2_call{true, false, H, F, static_cast<int>(T), S{1}, dm, H, R.inter_act.data.data(), F, S{1},
+                                                G ? G->output.weight.data() : nullptr, F};
+            detail::gemm_pair(ws.pool_, dact_call, G ? &dw2_call : nullptr);
+            if (G) detail::add_column_sums(ws.pool_, T, H, dm, hs, G->output.bias.data());
+            const S* pre = R.inter_pre.data.data();
+            detail::for_rows(ws.pool_, T, Fs, [&](std::size_t t) { detail::gelu_backward(pre + t * Fs, dact + t * Fs, F); });
+            const detail::gemm_call<S> da_call{false, false, static_cast<int>(T), H, F, S{1}, dact, F, L.intermediate.weight.data(), H, S{1}, da, H};
+            const detail::gemm_call<S> dw1_call{true, false, F, H, static_cast<int>(T), S{1}, dact, F, R.attn_out.data.data(), H, S{1},
+                                                G ? G->intermediate.weight.data() : nullptr, H};
+            detail::gemm_pair(ws.pool_, da_call, G ? &dw1_call : nullptr);
+            if (G) detail::add_column_sums(ws.pool_, T, F, dact, Fs, G->intermediate.bias.data());
+        }
+        // Attention LayerNorm: dsa (into dx); the layer input's gradient starts as dsa (residual) in dy.
+        if (G) {
+            detail::add_layer_norm_parameter_grads(ws.pool_, T, H, da, R.attn_hat.data.data(),
+                                                   G->attention_norm.weight.data(), G->attention_norm.bias.data());
+        }
+        S* dsa = dx;
+        S* dinput = dy;
+        S* dd = drop_hidden ? ws.dtmp_.get(T * hs) : dsa;  // dsa through the attention output's dropout
+        {
+            const S* ahat = R.attn_hat.data.data();
+            const S* arstd = R.attn_rstd.data.data();
+            const S* gamma = L.attention_norm.weight.data();
+            detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
+                S* r = dsa + t * hs;
+                detail::layer_norm_backward(da + t * hs, ahat + t * hs, arstd[t], gamma, r, H);
+                std::copy(r, r + hs, dinput + t * hs);
+                if (drop_hidden) {
+                    for (int c = 0; c < H; ++c) {
+                        const std::size_t idx = t * hs + static_cast<std::size_t>(c);
+                        dd[idx] = r[c] * detail::dropout_scale<S>(o, ph, detail::layer_site(li, 1), idx);
+                    }
+                }
+            });
+        }
+        if (G) detail::add_column_sums(ws.pool_, T, H, dd, hs, G->attention_output.bias.data());
         if (A > 0) {
             S* dctx = ws.dctx_.get(T * As);
-            detail::parallel_gemm<S>(ws.pool_, false, false, static_cast<int>(T), A, H, S{1}, dd, H, L.attention_output.weight.data(), A, S{0}, dctx, A);
-            if (G) {
-                detail::parallel_gemm<S>(ws.pool_, true, false, H, A, static_cast<int>(T), S{1}, dd, H, R.context_gated.data.data(), A, S{1},
-                                G->attention_output.weight.data(), A);
-            }
+            const detail::gemm_call<S> dctx_call{false, false, static_cast<int>(T), A, H, S{1}, dd, H, L.attention_output.weight.data(), A,
+                                                 S{0}, dctx, A};
+            const detail::gemm_call<S> dwo_call{true, false, H, A, static_cast<int>(T), S{1}, dd, H,
+                                                gated ? R.context_gated.data.data() : R.context.data.data(), A, S{1},
+                                                G ? G->attention_output.weight.data() : nullptr, A};
+            detail::gemm_pair(ws.pool_, dctx_call, G ? &dwo_call : nullptr);
             S* dqkv = ws.dqkv_.get(T * 3 * As);
             const S* qkv = R.qkv.data.data();
             const S* ctx = R.context.data.data();
@@ -860,82 +1053,82 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                 const int len = batch.length(b);
                 const auto lens = static_cast<std::size_t>(len);
                 S* dP = ws.scratch_[static_cast<std::size_t>(thread)].data.data();
-                {
-                    const S g = static_cast<S>(gate ? gate->head(li, static_cast<std::size_t>(h)) : 1.0);
-                    const std::size_t hd = static_cast<std::size_t>(h * d);
-                    // gate gradient: sum_t <ctx, dctx_gated>
-                    double gsum = 0.0;
-                    for (std::size_t i = 0; i < lens; ++i)
-                        for (int j = 0; j < d; ++j)
-                            gsum += static_cast<double>(ctx[(r0 + i) * As + hd + static_cast<std::size_t>(j)] *
-                                                        dctx[(r0 + i) * As + hd + static_cast<std::size_t>(j)]);
-                    gg.heads_by_example[static_cast<std::size_t>(b) * gg.total_heads + head_base + static_cast<std::size_t>(h)] += gsum;
-                    // dC (ungated) = g * dctx_gated, in place
-                    S* dc = dctx + r0 * As + hd;
-                    for (std::size_t i = 0; i < lens; ++i)
-                        for (int j = 0; j < d; ++j) dc[i * As + static_cast<std::size_t>(j)] *= g;
-                    const std::size_t po = static_cast<std::size_t>(ws.prob_offsets_[static_cast<std::size_t>(b)]) *
-                                               static_cast<std::size_t>(heads) + static_cast<std::size_t>(h) * lens * lens;
-                    const S* P = R.probs.data.data() + po;
-                    const S* Pd = R.probs_dropped.data.data() + po;
-                    const S* q = qkv + r0 * 3 * As + hd;
-                    const S* k = q + As;
-                    const S* v = q + 2 * As;
-                    S* dq = dqkv + r0 * 3 * As + hd;
-                    S* dk = dq + As;
-                    S* dv = dq + 2 * As;
-                    // dV = Pd^T dC ; dPd = dC V^T
-                    detail::gemm<S>(true, false, len, d, len, S{1}, Pd, len, dc, A, S{0}, dv, 3 * A);
-                    detail::gemm<S>(false, true, len, len, d, S{1}, dc, A, v, 3 * A, S{0}, dP, len);
-                    for (std::size_t i = 0; i < lens; ++i) {
-                        S* row = dP + i * lens;
-                        const S* prow = P + i * lens;
-                        S dot = 0;
-                        for (std::size_t j = 0; j < lens; ++j) {
-                            row[j] *= detail::dropout_scale<S>(o, pa, detail::layer_site(li, 0), po + i * lens + j);
-                            dot += row[j] * prow[j];
-                        }
-                        for (std::size_t j = 0; j < lens; ++j) row[j] = prow[j] * (row[j] - dot);
-                    }
-                    // dQ = dS K * s ; dK = dS^T Q * s
-                    detail::gemm<S>(false, false, len, d, len, scale_qk, dP, len, k, 3 * A, S{0}, dq, 3 * A);
-                    detail::gemm<S>(true, false, len, d, len, scale_qk, dP, len, q, 3 * A, S{0}, dk, 3 * A);
+                const S g = static_cast<S>(gate ? gate->head(li, static_cast<std::size_t>(h)) : 1.0);
+                const std::size_t hd = static_cast<std::size_t>(h * d);
+                // gate gradient: sum_t <ctx, dctx_gated>; then dC (ungated) = g * dctx_gated, in place
+                S* dc = dctx + r0 * As + hd;
+                double gsum = 0.0;
+                for (std::size_t i = 0; i < lens; ++i) {
+                    S* dci = dc + i * As;
+                    gsum += static_cast<double>(detail::dot(ctx + (r0 + i) * As + hd, dci, d));
+                    if (g != S{1})
+                        for (int j = 0; j < d; ++j) dci[j] *= g;
                 }
+                gg.heads_by_example[static_cast<std::size_t>(b) * gg.total_heads + head_base + static_cast<std::size_t>(h)] += gsum;
+                const std::size_t po = static_cast<std::size_t>(ws.prob_offsets_[static_cast<std::size_t>(b)]) *
+                                           static_cast<std::size_t>(heads) + static_cast<std::size_t>(h) * lens * lens;
+                const S* P = R.probs.data.data() + po;
+                const S* Pd = drop_attention ? R.probs_dropped.data.data() + po : P;
+                const S* q = qkv + r0 * 3 * As + hd;
+                const S* k = q + As;
+                const S* v = q + 2 * As;
+                S* dq = dqkv + r0 * 3 * As + hd;
+                S* dk = dq + As;
+                S* dv = dq + 2 * As;
+                // dV = Pd^T dC ; dPd = dC V^T
+                detail::gemm<S>(true, false, len, d, len, S{1}, Pd, len, dc, A, S{0}, dv, 3 * A);
+                detail::gemm<S>(false, true, len, len, d, S{1}, dc, A, v, 3 * A, S{0}, dP, len);
+                for (std::size_t i = 0; i < lens; ++i) {
+                    S* row = dP + i * lens;
+                    if (drop_attention) {
+                        for (std::size_t j = 0; j < lens; ++j)
+                            row[j] *= detail::dropout_scale<S>(o, pa, detail::layer_site(li, 0), po + i * lens + j);
+                    }
+                    const S* p = P + i * lens;
+                    const S dot = detail::dot(row, p, len);
+                    for (std::size_t j = 0; j < lens; ++j) row[j] = p[j] * (row[j] - dot);
+                }
+                // dQ = dS K * s ; dK = dS^T Q * s
+                detail::gemm<S>(false, false, len, d, len, scale_qk, dP, len, k, 3 * A, S{0}, dq, 3 * A);
+                detail::gemm<S>(true, false, len, d, len, scale_qk, dP, len, q, 3 * A, S{0}, dk, 3 * A);
             };
             detail::parallel_tasks(ws.pool_, static_cast<std::int64_t>(B) * heads, attend_backward);
-            detail::parallel_gemm<S>(ws.pool_, false, false, static_cast<int>(T), H, 3 * A, S{1}, dqkv, 3 * A, L.qkv.weight.data(), H, S{1},
-                            dinput, H);
-            if (G) {
-                detail::parallel_gemm<S>(ws.pool_, true, false, 3 * A, H, static_cast<int>(T), S{1}, dqkv, 3 * A, R.input.data.data(), H, S{1},
-                                G->qkv.weight.data(), H);
-                for (std::size_t t = 0; t < T; ++t)
-                    for (int c = 0; c < 3 * A; ++c) G->qkv.bias(c) += dqkv[t * 3 * As + static_cast<std::size_t>(c)];
-            }
+            const detail::gemm_call<S> din_call{false, false, static_cast<int>(T), H, 3 * A, S{1}, dqkv, 3 * A, L.qkv.weight.data(), H, S{1},
+                                                dinput, H};
+            const detail::gemm_call<S> dwqkv_call{true, false, 3 * A, H, static_cast<int>(T), S{1}, dqkv, 3 * A, R.input.data.data(), H, S{1},
+                                                  G ? G->qkv.weight.data() : nullptr, H};
+            detail::gemm_pair(ws.pool_, din_call, G ? &dwqkv_call : nullptr);
+            if (G) detail::add_column_sums(ws.pool_, T, 3 * A, dqkv, 3 * As, G->qkv.bias.data());
         }
         // dy now holds the gradient of this layer's input = the previous layer's output.
     }
     // Embeddings: dropout, LayerNorm, scatter.
     if (want_grads) {
-        S* de = ws.dtmp_.get(hs);
-        for (std::size_t t = 0; t < T; ++t) {
+        if (drop_hidden) {
+            detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
+                for (int c = 0; c < H; ++c) {
+                    const std::size_t idx = t * hs + static_cast<std::size_t>(c);
+                    dy[idx] *= detail::dropout_scale<S>(o, ph, detail::site_embedding, idx);
+                }
+            });
+        }
+        detail::add_layer_norm_parameter_grads(ws.pool_, T, H, dy, ehat, grads->embedding_norm.weight.data(),
+                                               grads->embedding_norm.bias.data());
+        S* de = ws.dtmp_.get(T * hs);
+        detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
+            detail::layer_norm_backward(dy + t * hs, ehat + t * hs, erstd[t], w.embedding_norm.weight.data(), de + t * hs, H);
+        });
+        for (std::size_t t = 0; t < T; ++t) {  // serial: tokens may share rows
+            const S* r = de + t * hs;
+            S* word = grads->word_embeddings.row(batch.token_ids[t]).data();
+            S* pos = grads->position_embeddings.row(batch.positions[t]).data();
+            S* typ = grads->token_type_embeddings.row(batch.token_types[t]).data();
             for (int c = 0; c < H; ++c) {
-                const std::size_t idx = t * hs + static_cast<std::size_t>(c);
-                dy[idx] *= detail::dropout_scale<S>(o, ph, detail::site_embedding, idx);
-            }
-            detail::layer_norm_backward(dy + t * hs, ehat + t * hs, erstd[t], w.embedding_norm.weight.data(), de,
-                                        grads->embedding_norm.weight.data(), grads->embedding_norm.bias.data(), H);
-            auto word = grads->word_embeddings.row(batch.token_ids[t]);
-            auto pos = grads->position_embeddings.row(batch.positions[t]);
-            auto typ = grads->token_type_embeddings.row(batch.token_types[t]);
-            for (int c = 0; c < H; ++c) {
-                word(c) += de[c];
-                pos(c) += de[c];
-                typ(c) += de[c];
+                word[c] += r[c];
+                pos[c] += r[c];
+                typ[c] += r[c];
             }
         }
-    }
-    if (o.reduction == loss_reduction::mean) {
-        // gate gradients were accumulated from already-scaled dlogits: nothing to do.
     }
     return ws.loss_;
 }

@@ -71,8 +71,11 @@ struct gates {
     }
 
     /// Gates from a structure mask. A mask row may list every original head (mapped through the
-    /// layer's head_ids; a head already removed must be 0 there) or just the kept heads.
-    [[nodiscard]] static gates from_mask(const structure_mask& mask, const weights& w) {
+    /// layer's head_ids; a head already removed must be 0 there) or just the kept heads; an empty
+    /// mask (no layers) means all 1. W: weights, or any type with the same cfg and layers[l].heads /
+    /// head_ids (basic_weights<double>). Throws shape_error when the mask does not fit the model.
+    template <class W>
+    [[nodiscard]] static gates from_mask(const structure_mask& mask, const W& w) {
         gates g;
         const std::size_t layers = w.layers.size();
         if (mask.heads.layers() != 0) {

@@ -12,6 +12,7 @@
 
 #include <prune/bert/backward.hpp>
 #include <prune/bert/batch.hpp>
+#include <prune/bert/forward.hpp>
 #include <prune/error.hpp>
 #include <prune/importance/michel.hpp>
 #include <prune/mask.hpp>
@@ -32,46 +33,15 @@ struct labeled_sequence {
     double label = 0.0;                        ///< class index, or the target when num_labels == 1
 };
 
-/// Gate values from a structure mask. A head row may list every original head (mapped through the
-/// layer's head_ids) or only the kept heads; an empty mask (no layers) means all 1.
-/// Throws shape_error when the mask does not fit the model.
+/// Gate values from a structure mask: gates::from_mask (forward.hpp, which has the rules and the
+/// errors) in the training pass's double precision. Throws shape_error when the mask does not fit.
 template <class W>
 [[nodiscard]] gate_values gates_from_mask(const structure_mask& mask, const W& w) {
-    gate_values g;
-    const std::size_t layers = w.layers.size();
-    if (mask.heads.layers() != 0) {
-        if (mask.heads.layers() != layers) {
-            throw shape_error("head mask has " + std::to_string(mask.heads.layers()) + " layers, the model " +
-                              std::to_string(layers));
-        }
-        g.heads.resize(layers);
-        for (std::size_t l = 0; l < layers; ++l) {
-            const auto& L = w.layers[l];
-            const std::size_t n = mask.heads.groups(l);
-            if (n == static_cast<std::size_t>(w.cfg.num_attention_heads)) {
-                for (int id : L.head_ids) g.heads[l].push_back(mask.heads.kept(l, static_cast<std::size_t>(id)) ? 1.0 : 0.0);
-            } else if (n == static_cast<std::size_t>(L.heads)) {
-                for (std::size_t h = 0; h < n; ++h) g.heads[l].push_back(mask.heads.kept(l, h) ? 1.0 : 0.0);
-            } else {
-                throw shape_error("head mask row " + std::to_string(l) + " has " + std::to_string(n) +
-                                  " entries (expected " + std::to_string(w.cfg.num_attention_heads) + ")");
-            }
-        }
-    }
-    if (mask.mlps.layers() != 0) {
-        if (mask.mlps.layers() != layers) {
-            throw shape_error("MLP mask has " + std::to_string(mask.mlps.layers()) + " layers, the model " +
-                              std::to_string(layers));
-        }
-        for (std::size_t l = 0; l < layers; ++l) {
-            if (mask.mlps.groups(l) != 1) {
-                throw shape_error("MLP mask layer " + std::to_string(l) + " has " + std::to_string(mask.mlps.groups(l)) +
-                                  " entries (expected 1)");
-            }
-            g.mlps.push_back(mask.mlps.kept(l, 0) ? 1.0 : 0.0);
-        }
-    }
-    return g;
+    const gates g = gates::from_mask(mask, w);
+    gate_values out;
+    for (const auto& row : g.heads) out.heads.emplace_back(row.begin(), row.end());
+    out.mlps.assign(g.mlps.begin(), g.mlps.end());
+    return out;
 }
 
 /// Settings of the importance pass.
