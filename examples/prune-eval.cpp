@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <optional>
 
 namespace fs = std::filesystem;
@@ -39,7 +40,7 @@ int main(int argc, char** argv) {
     app.add_option("--element-mask", element_mask_file, "element mask safetensors (U8 per parameter, 1 = kept)");
     app.add_option("--metric", metric, "auto (accuracy; pearson for regression), accuracy, mcc, f1, pearson, spearman")
         ->check(CLI::IsMember({"auto", "accuracy", "mcc", "f1", "pearson", "spearman"}));
-    app.add_option("--batch-size", batch_size, "examples per forward batch")->check(CLI::PositiveNumber);
+    app.add_option("--batch-size", batch_size, "examples per forward batch")->check(CLI::Range(1, std::numeric_limits<int>::max()));
     app.add_option("--threads", threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
     app.add_option("--json", json_out, "write n, accuracy, metric, logits here");
     return prune_cli::run(app, argc, argv, [&] {

@@ -42,6 +42,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -49,6 +50,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <regex>
 #include <string>
@@ -167,6 +169,15 @@ candidate_scores make_scores(const io::checkpoint& model, const std::vector<std:
     candidate_scores out;
     for (const auto& name : names) {
         const io::tensor_info& info = model.info(name);
+        if (info.type == io::dtype::F32 || info.type == io::dtype::F64 || info.type == io::dtype::F16 ||
+            info.type == io::dtype::BF16) {  // NaN / infinity have no magnitude order: reject them
+            const std::vector<float> values = model.to_float(name);
+            const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+            if (bad != values.end()) {
+                throw format_error("candidate tensor '" + name + "' holds " + (std::isnan(*bad) ? "NaN" : "an infinity") +
+                                   " at element " + std::to_string(bad - values.begin()) + " (expected finite weights)");
+            }
+        }
         auto from_copy = [&] {
             out.copies.push_back(model.to_float(name));
             return source_of(make_view<const float>(out.copies.back().data(), info.extents()), kind, seed);
@@ -332,7 +343,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"magnitude", "random", "inverted"}));
     app.add_option("--seed", seed, "seed of --scores random");
     app.add_option("--threads", threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
-    app.add_option("--batch-size", batch_size, "with --data: examples per forward batch")->check(CLI::PositiveNumber);
+    app.add_option("--batch-size", batch_size, "with --data: examples per forward batch")->check(CLI::Range(1, std::numeric_limits<int>::max()));
     app.add_option("--out", out_dir, "output directory (replaced atomically)")->required();
     return prune_cli::run(app, argc, argv, [&] {
         io::remove_staging_on_signal();

@@ -5,7 +5,8 @@
 //
 // Loading checks every tensor against the config (pruned_heads and pruned_mlps included):
 // a missing tensor or a wrong shape is a format_error naming the tensor, the shape found and
-// the shape expected. Tensors that pruning emptied (Q/K/V of a layer without heads, the
+// the shape expected; a NaN or infinity in a weight is a format_error naming the tensor and
+// the element. Tensors that pruning emptied (Q/K/V of a layer without heads, the
 // dense layers of a removed MLP) may be absent or present with a zero extent. Saving writes
 // into a staging directory that appears whole (atomic), or not at all.
 #pragma once
@@ -21,9 +22,11 @@
 #include <prune/tensor.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace prune::bert {
@@ -73,6 +76,12 @@ inline void read_tensor(const io::checkpoint& ckpt, const std::string& name, con
     }
     const std::vector<float> values = ckpt.to_float(name);
     PRUNE_ASSERT(values.size() == numel);
+    // A NaN or infinity would poison every logit and break magnitude sorting: reject it here.
+    const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+    if (bad != values.end()) {
+        throw format_error(where + ": tensor '" + name + "' holds " + (std::isnan(*bad) ? "NaN" : "an infinity") +
+                           " at element " + std::to_string(bad - values.begin()) + " (expected finite weights)");
+    }
     std::copy(values.begin(), values.end(), out);
 }
 
@@ -80,6 +89,10 @@ inline void read_tensor(const io::checkpoint& ckpt, const std::string& name, con
 
 /// Loads weights from an HF model directory (or a .safetensors file next to its config.json).
 [[nodiscard]] inline weights load_model(const std::filesystem::path& path, const load_options& options = {}) {
+    if (std::error_code ec; !std::filesystem::exists(path, ec)) {
+        throw io_error("model '" + path.string() + "' does not exist (expected a directory with config.json and " +
+                       "model.safetensors)");
+    }
     const std::filesystem::path dir = std::filesystem::is_directory(path) ? path : path.parent_path();
     const std::filesystem::path config_path = dir / "config.json";
     const config cfg = read_config(config_path.string());

@@ -18,8 +18,10 @@
 #include <algorithm>
 #include <cstddef>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace prune::bert {
@@ -317,19 +319,39 @@ struct config {
     }
 };
 
+/// Parses and validates config.json text; format_error naming `where` on invalid JSON, on
+/// arrays/objects nested deeper than 64 (deeper ones would overflow the stack when copied;
+/// found by fuzz/fuzz_config) and on bad keys.
+[[nodiscard]] inline config parse_config(std::string_view text, const std::string& where) {
+    constexpr int max_depth = 64;
+    auto limit_depth = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+        if ((event == nlohmann::json::parse_event_t::object_start ||
+             event == nlohmann::json::parse_event_t::array_start) &&
+            depth >= max_depth) {
+            throw format_error(where + ": arrays/objects nested deeper than " + std::to_string(max_depth) + " levels");
+        }
+        return true;
+    };
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(text.begin(), text.end(), limit_depth);
+    } catch (const nlohmann::json::exception& e) {
+        throw format_error(where + ": not valid JSON (" + e.what() + ")");
+    }
+    return config::from_json(j, where);
+}
+
 /// Reads and validates a config.json file; throws io_error / format_error naming the path.
 [[nodiscard]] inline config read_config(const std::string& path) {
-    std::ifstream in(path);
+    std::ifstream in(path, std::ios::binary);
     if (!in) {
         throw io_error("cannot open " + path);
     }
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw format_error(path + ": not valid JSON (" + e.what() + ")");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) {
+        throw io_error("error while reading " + path);
     }
-    return config::from_json(j, path);
+    return parse_config(text, path);
 }
 
 }  // namespace prune::bert

@@ -802,16 +802,8 @@ struct pretrained_model {
 /// Reads a directory written by write_pretrained (or any BertForMaskedLM checkpoint with the same
 /// names). format_error naming the tensor when one is missing or misshapen.
 [[nodiscard]] inline pretrained_model read_pretrained(const std::filesystem::path& dir) {
-    std::ifstream in(dir / "config.json", std::ios::binary);
-    if (!in) throw io_error("cannot read '" + (dir / "config.json").string() + "'");
-    nlohmann::json j;
-    try {
-        in >> j;
-    } catch (const std::exception& e) {
-        throw format_error((dir / "config.json").string() + ": " + e.what());
-    }
     pretrained_model m;
-    m.model = allocate(config::from_json(j, (dir / "config.json").string()), false);
+    m.model = allocate(read_config((dir / "config.json").string()), false);
     m.head = zero_mlm_head<float>(m.model.cfg.hidden_size, m.model.cfg.vocab_size);
     const auto ckpt = io::checkpoint::open(dir);
     auto load = [&](const parameter& p) {

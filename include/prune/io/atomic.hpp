@@ -353,7 +353,8 @@ public:
         const std::filesystem::path parent = target_.parent_path().empty() ? "." : target_.parent_path();
         if (!std::filesystem::is_directory(parent, ec)) {
             throw io_error("prune::io: cannot create output '" + target_.string() + "': the parent directory '" +
-                           parent.string() + "' does not exist");
+                           parent.string() + (std::filesystem::exists(parent, ec) ? "' is not a directory"
+                                                                                  : "' does not exist"));
         }
         for (int attempt = 0; attempt < 16; ++attempt) {
             staging_ = detail::hidden_sibling(target_, "staging");

@@ -2,9 +2,9 @@
 // errors that say where and what was expected.
 //
 // `parse_json` parses text with nlohmann::ordered_json (keys keep their file order) and
-// rejects duplicate keys at any depth; every failure is a `prune::format_error` that
-// names the source. `read_json_file` does the same for a file (io_error when it cannot
-// be read). The `as_*` accessors convert one value and, when it has the wrong type or
+// rejects duplicate keys at any depth and nesting deeper than 64; every failure is a
+// `prune::format_error` that names the source. `read_json_file` does the same for a file
+// (io_error when it cannot be read). The `as_*` accessors convert one value and, when it has the wrong type or
 // range, throw a format_error naming the value's location ("config.json: hidden_size")
 // and the type expected.
 #pragma once
@@ -30,11 +30,22 @@ namespace prune::io {
 /// The JSON type used throughout prune::io (keys in file order).
 using json = nlohmann::ordered_json;
 
-/// Parses JSON text; format_error naming `where` on a syntax error or a duplicate key.
+/// The deepest nesting of arrays and objects parse_json accepts. prune's files nest at most
+/// 3 deep; a value nested tens of thousands deep would overflow the stack when nlohmann::json
+/// copies or prints it (found by fuzz/fuzz_structure_mask, fuzz_jsonl, fuzz_safetensors_index).
+inline constexpr int max_json_depth = 64;
+
+/// Parses JSON text; format_error naming `where` on a syntax error, a duplicate key or
+/// nesting deeper than max_json_depth.
 [[nodiscard]] inline json parse_json(std::string_view text, const std::string& where) {
     std::vector<std::set<std::string>> keys;  // the keys seen in each open object
     std::string duplicate;
-    auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
+    auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+        if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
+            depth >= max_json_depth) {
+            throw format_error("prune::io: " + where + " nests arrays/objects deeper than " +
+                               std::to_string(max_json_depth) + " levels");
+        }
         switch (event) {
             case json::parse_event_t::object_start: keys.emplace_back(); break;
             case json::parse_event_t::object_end:
