@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     wordnet->add_option("--out", out, "output directory (replaced atomically)")->required();
     wordnet->add_option("--seed", options.seed, "seed of the split and the sampling")->capture_default_str();
     wordnet->add_option("--wordnet-dir", wordnet_dir, "directory with data.{noun,verb,adj,adv}")->capture_default_str();
-    wordnet->add_option("--tasks", options.tasks, "tasks: supersense hypernym same_supersense example_match")
+    wordnet->add_option("--tasks", options.tasks, "tasks (default supersense pos concrete): supersense pos concrete hypernym same_supersense cohyponym example_match same_pos")
         ->capture_default_str();
     wordnet->add_option("--train-rows", options.train_rows, "rows per task in train")->capture_default_str();
     wordnet->add_option("--dev-rows", options.dev_rows, "rows per task in dev")->capture_default_str();

@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
                  "prune-pretrain");
     std::string data_dir;
     std::string out;
-    int layers = 2, hidden = 128, heads = 2, intermediate = 512;
+    int layers = 2, hidden = 128, heads = 4, intermediate = 512;
     double minutes = 0.0;
     std::size_t steps = 0;
     prune::bert::pretrain_options o;

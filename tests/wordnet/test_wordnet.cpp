@@ -149,7 +149,8 @@ TEST_CASE("wordnet-glue: same seed, same bytes; another seed, other bytes", "[wo
         any_differs = any_differs || read_all(entry.path()) != read_all(dir / "c" / rel);
         ++files;
     }
-    CHECK(files == 5 * 4 + 4);  // 5 tasks x {train,dev}{.jsonl,.ids.jsonl}, vocab, stats, 2 pretrain files
+    // every task x {train,dev}{.jsonl,.ids.jsonl}, vocab, stats, 2 pretrain files
+    CHECK(files == prune::data::wordnet_task_names().size() * 4 + 4);
     CHECK(any_differs);
     // Nothing staged is left behind.
     for (const auto& entry : fs::directory_iterator(dir)) CHECK(entry.path().filename().string().front() != '.');
@@ -243,11 +244,64 @@ TEST_CASE("wordnet-glue: stats.json agrees with the files; balance; ids agree wi
                 const auto diff = static_cast<long>(counts[side][0]) - static_cast<long>(counts[side][1]);
                 CHECK(std::labs(diff) <= 1);
             }
-        } else {
+        } else if (name == "supersense") {
             for (auto c : train) CHECK(static_cast<double>(c) <= 0.35 * static_cast<double>(t["train"]["rows"].get<std::size_t>()));
+        } else {  // pos and concrete are balanced to the row: the classes in turn
+            for (const std::string side : {"train", "dev"}) {
+                const auto [lo, hi] = std::minmax_element(counts[side].begin(), counts[side].end());
+                CHECK(*hi - *lo <= 1);
+            }
         }
     }
     fs::remove_all(dir);
+}
+
+TEST_CASE("wordnet-glue: labels of pos, concrete and same_pos agree with the database", "[wordnet]") {
+    const auto& db = database();
+    auto options = small_options(7);
+    options.tasks = {"pos", "concrete", "same_pos"};
+    options.write_ids = false;
+    const auto suite = prune::data::build_wordnet_glue(db, options);
+    const std::string parts = "nvar";  // label index of each part of speech in task pos
+    // Independent of the generator's ancestor sets: a breadth-first walk up the hypernym pointers.
+    auto reaches = [&](std::size_t s, const std::string& lemma) {
+        std::vector<std::size_t> todo = {s};
+        std::set<std::size_t> seen;
+        while (!todo.empty()) {
+            const std::size_t x = todo.back();
+            todo.pop_back();
+            for (std::size_t h : db.synsets[x].hypernyms) {
+                if (!seen.insert(h).second) continue;
+                if (db.synsets[h].lemmas.front() == lemma) return true;
+                todo.push_back(h);
+            }
+        }
+        return false;
+    };
+    for (const auto& task : suite.tasks) {
+        INFO(task.name);
+        REQUIRE(task.train.size() == 1000);
+        for (const auto* rows : {&task.train, &task.dev}) {
+            for (const auto& r : *rows) {
+                const auto& a = db.synsets[r.synsets.front()];
+                CHECK(r.text == a.definition);
+                if (task.name == "pos") {
+                    CHECK(parts[static_cast<std::size_t>(r.label)] == a.pos);
+                } else if (task.name == "concrete") {
+                    CHECK(a.pos == 'n');
+                    const bool physical = reaches(r.synsets.front(), "physical entity");
+                    const bool abstract = reaches(r.synsets.front(), "abstraction");
+                    CHECK(physical != abstract);
+                    CHECK(r.label == (physical ? 1 : 0));
+                } else {
+                    REQUIRE(r.synsets.size() == 2);
+                    const auto& b = db.synsets[r.synsets[1]];
+                    CHECK(r.text_pair == b.definition);
+                    CHECK(r.label == (a.pos == b.pos ? 1 : 0));
+                }
+            }
+        }
+    }
 }
 
 #ifdef PRUNE_DATA_BINARY

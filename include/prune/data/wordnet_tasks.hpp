@@ -10,6 +10,9 @@
 //
 // Tasks (label names are in the stats):
 //   supersense       single: definition -> lexicographer file (45 classes)
+//   pos              single: definition -> part of speech (4 classes, balanced)
+//   concrete         single: definition of a noun -> physical entity or abstraction (WordNet's
+//                            first split of the nouns; balanced)
 //   hypernym         pair:   (definition of A, lemma L) -> L names a hypernym of A; the
 //                            negative L is a hypernym lemma of another synset of A's part
 //                            of speech, so L alone says nothing about the label
@@ -19,6 +22,10 @@
 //                            the negative B is from A's lexicographer file with no shared hypernym
 //   example_match    pair:   (definition of A, example E) -> E is an example of A; the
 //                            negative E is an example of another synset of A's part of speech
+//   same_pos         pair:   (definition of A, definition of B) -> same part of speech; A's and
+//                            B's parts of speech uniform either way
+// The defaults are the three tasks the default tiny BERT learns (docs/wordnet-glue.md has the
+// measurements: it learns no pair task within the experiment's budget).
 // Rows are sampled without replacement of A, shuffled, and balanced for the pair tasks.
 // Everything is a function of the database and the seed (SplitMix64 streams; no std::
 // distributions), so the same seed gives the same bytes.
@@ -57,15 +64,14 @@ namespace prune::data {
 /// Names of the tasks the generator knows.
 inline const std::vector<std::string>& wordnet_task_names() {
     static const std::vector<std::string> names = {"supersense", "hypernym", "same_supersense", "cohyponym",
-                                                   "example_match"};
+                                                   "example_match", "same_pos", "pos", "concrete"};
     return names;
 }
 
-/// The default tasks: one single-sentence and the two pair tasks with the strongest learnable signal
-/// (docs/wordnet-glue.md: supersense measured +31 points from scratch; the pair tasks' learnability
-/// from scratch is not yet measured with enough training steps).
+/// The default tasks: those the default pre-trained tiny BERT learns to >= 10 points over the
+/// majority baseline in the lottery's fine-tuning budget (docs/wordnet-glue.md, "Learnability").
 inline const std::vector<std::string>& wordnet_default_tasks() {
-    static const std::vector<std::string> names = {"supersense", "hypernym", "cohyponym"};
+    static const std::vector<std::string> names = {"supersense", "pos", "concrete"};
     return names;
 }
 
@@ -166,6 +172,42 @@ inline std::string lower_ascii(std::string s) {
     return s;
 }
 
+/// Every synset's ancestors through hypernym pointers (itself excluded), sorted.
+inline std::vector<std::vector<std::size_t>> ancestor_sets(const wordnet_database& db) {
+    const std::size_t n = db.synsets.size();
+    std::vector<std::vector<std::size_t>> out(n);
+    std::vector<char> state(n, 0);  // 0 new, 1 in progress, 2 done
+    auto visit = [&](auto&& self, std::size_t s) -> void {
+        if (state[s] != 0) return;  // done, or a cycle (none in WordNet 3.0): cut it
+        state[s] = 1;
+        std::vector<std::size_t> all;
+        for (std::size_t h : db.synsets[s].hypernyms) {
+            self(self, h);
+            all.push_back(h);
+            all.insert(all.end(), out[h].begin(), out[h].end());
+        }
+        std::sort(all.begin(), all.end());
+        all.erase(std::unique(all.begin(), all.end()), all.end());
+        out[s] = std::move(all);
+        state[s] = 2;
+    };
+    for (std::size_t s = 0; s < n; ++s) visit(visit, s);
+    return out;
+}
+
+/// Rows of a single-sentence task balanced to the row: each class's synsets shuffled, then
+/// the classes (label = index) in turn until `want` rows or a class runs out.
+inline void take_in_turn(const std::vector<wordnet_synset>& syn, std::vector<std::vector<std::size_t>> classes,
+                         splitmix64& rng, std::size_t want, std::vector<wordnet_row>& rows) {
+    for (auto& c : classes) rng.shuffle(c);
+    for (std::size_t k = 0; rows.size() < want; ++k) {
+        const std::size_t c = k % classes.size();
+        if (k / classes.size() >= classes[c].size()) break;
+        const std::size_t a = classes[c][k / classes.size()];
+        rows.push_back({syn[a].definition, std::nullopt, static_cast<int>(c), {a}});
+    }
+}
+
 /// The row pools of one side of the split.
 struct side_pools {
     std::vector<std::size_t> usable;         ///< synsets with a short definition
@@ -179,7 +221,7 @@ inline wordnet_glue build_wordnet_glue(const wordnet_database& db, const wordnet
     for (const auto& t : options.tasks)
         if (std::find(wordnet_task_names().begin(), wordnet_task_names().end(), t) == wordnet_task_names().end())
             throw value_error("unknown WordNet-GLUE task '" + t +
-                              "' (expected supersense, hypernym, same_supersense, cohyponym or example_match)");
+                              "' (expected supersense, pos, concrete, hypernym, same_supersense, cohyponym, example_match or same_pos)");
     if (!(options.dev_fraction > 0.0 && options.dev_fraction < 1.0))
         throw value_error("dev_fraction must be in (0, 1), got " + std::to_string(options.dev_fraction));
     if (options.synset_stride == 0) throw value_error("synset_stride must be >= 1");
@@ -223,6 +265,7 @@ inline wordnet_glue build_wordnet_glue(const wordnet_database& db, const wordnet
     }
 
     // 3. Tasks.
+    const auto ancestors = detail::ancestor_sets(db);
     for (const auto& name : options.tasks) {
         wordnet_task task;
         task.name = name;
@@ -341,6 +384,51 @@ inline wordnet_glue build_wordnet_glue(const wordnet_database& db, const wordnet
                     if (!b) continue;
                     rows.push_back({syn[a].definition, syn[*b].definition, label, {a, *b}});
                 }
+            } else if (name == "concrete") {
+                task.pair = false;
+                // WordNet's first split of the nouns: physical entity (1) or abstraction (0)
+                std::optional<std::size_t> physical, abstraction;
+                for (std::size_t s = 0; s < n; ++s) {
+                    if (syn[s].pos != 'n' || syn[s].hypernyms.size() != 1) continue;
+                    const auto& parent = syn[syn[s].hypernyms.front()];
+                    if (parent.lemmas.empty() || parent.lemmas.front() != "entity" || !parent.hypernyms.empty()) continue;
+                    if (syn[s].lemmas.front() == "physical entity") physical = s;
+                    if (syn[s].lemmas.front() == "abstraction") abstraction = s;
+                }
+                if (!physical || !abstraction)
+                    throw format_error("WordNet has no 'physical entity' / 'abstraction' under 'entity' (task concrete)");
+                std::array<std::vector<std::size_t>, 2> classes;
+                for (std::size_t s : by_pos['n']) {
+                    const auto& up = ancestors[s];
+                    const bool is_physical = std::binary_search(up.begin(), up.end(), *physical);
+                    const bool is_abstract = std::binary_search(up.begin(), up.end(), *abstraction);
+                    if (is_physical != is_abstract) classes[is_physical ? 1 : 0].push_back(s);
+                }
+                detail::take_in_turn(syn, {classes.begin(), classes.end()}, rng, want, rows);
+            } else if (name == "pos") {
+                task.pair = false;
+                detail::take_in_turn(syn, {by_pos['n'], by_pos['v'], by_pos['a'], by_pos['r']}, rng, want, rows);
+            } else if (name == "same_pos") {
+                task.pair = true;
+                // A's part of speech uniform over the four, B's too (either label): neither
+                // sequence alone says anything about the label.
+                const std::array<char, 4> parts = {'n', 'v', 'a', 'r'};
+                std::array<std::size_t, 4> next{};
+                std::array<std::vector<std::size_t>, 4> orders;
+                for (std::size_t p = 0; p < 4; ++p) {
+                    orders[p] = by_pos[parts[p]];
+                    rng.shuffle(orders[p]);
+                }
+                for (std::size_t attempt = 0; rows.size() < want && attempt < 8 * want; ++attempt) {
+                    const int label = static_cast<int>(rows.size() % 2 == 0);
+                    const std::size_t pa = rng.below(4);
+                    const std::size_t pb = label == 1 ? pa : (pa + 1 + rng.below(3)) % 4;
+                    if (next[pa] >= orders[pa].size() || orders[pb].size() < 2) break;
+                    const std::size_t a = orders[pa][next[pa]++];
+                    std::size_t b = orders[pb][rng.below(orders[pb].size())];
+                    if (b == a || syn[b].definition == syn[a].definition) continue;
+                    rows.push_back({syn[a].definition, syn[b].definition, label, {a, b}});
+                }
             } else if (name == "example_match") {
                 task.pair = true;
                 auto order = pool.with_examples;
@@ -379,6 +467,12 @@ inline wordnet_glue build_wordnet_glue(const wordnet_database& db, const wordnet
             task.label_names = {"not_hypernym", "hypernym"};
         } else if (name == "same_supersense") {
             task.label_names = {"different", "same"};
+        } else if (name == "same_pos") {
+            task.label_names = {"different", "same"};
+        } else if (name == "concrete") {
+            task.label_names = {"abstraction", "physical_entity"};
+        } else if (name == "pos") {
+            task.label_names = {"noun", "verb", "adjective", "adverb"};
         } else if (name == "cohyponym") {
             task.label_names = {"no_shared_hypernym", "shared_hypernym"};
         } else {
