@@ -191,3 +191,54 @@ TEST_CASE("rewinding: pre-trained weights, fresh classifier, masks applied", "[f
     CHECK(r.word_embeddings == pre.word_embeddings);
     CHECK(r.pooler.weight == pre.pooler.weight);
 }
+
+// evaluate() runs the inference path (classify: [CLS]-only last layer); the independent truth is
+// the training path (train_pass, dropout off) on the same model, mask and data, one batch.
+TEST_CASE("evaluate: accuracy and -MSE agree with the training pass's logits and loss", "[finetune]") {
+    for (const int labels : {2, 1}) {
+        INFO("num_labels " << labels);
+        config c = tiny();
+        c.num_labels = labels;
+        auto data = a_before_b(50, 11);
+        for (std::size_t i = 0; i < data.size(); ++i) {
+            if (labels == 1) data[i].label = 0.25 * static_cast<double>(i % 5) - 0.5;  // regression targets
+        }
+        const weights w = random_weights(c, 5, 0.3f);
+        prune::structure_mask mask{prune::group_mask::uniform(2, 4), prune::group_mask::uniform(2, 1)};
+        mask.heads.set(0, 1, false);
+        mask.heads.set(1, 3, false);
+        mask.mlps.set(1, 0, false);
+
+        const gate_values gv = gates_from_mask(mask, w);
+        training_workspace<float> ws(1);
+        packed_batch batch;
+        std::vector<int> classes;
+        std::vector<float> values;
+        for (const auto& s : data) {
+            batch.add(s.input_ids, s.token_type_ids, s.attention_mask);
+            classes.push_back(static_cast<int>(s.label));
+            values.push_back(static_cast<float>(s.label));
+        }
+        batch_labels y;
+        if (labels == 1) y.values = values; else y.classes = classes;
+        training_options o;
+        o.parameter_gradients = false;
+        o.reduction = loss_reduction::sum;
+        const double loss = train_pass(w, batch, y, &gv, ws, static_cast<weights*>(nullptr), o);
+        double expected = 0.0;
+        if (labels == 1) {
+            expected = -loss / static_cast<double>(data.size());
+        } else {
+            const auto logits = ws.logits();
+            for (std::size_t b = 0; b < data.size(); ++b) {
+                const auto best = logits[2 * b + 1] > logits[2 * b] ? 1 : 0;
+                expected += best == classes[b] ? 1.0 : 0.0;
+            }
+            expected /= static_cast<double>(data.size());
+            CHECK(expected > 0.0);
+            CHECK(expected < 1.0);  // a random model: both classes predicted, so the check can fail
+        }
+        CHECK(evaluate(w, data, mask, 7, 1) == Approx(expected).epsilon(1e-5));
+        CHECK(evaluate(w, data, mask, 64, 2) == Approx(expected).epsilon(1e-5));
+    }
+}

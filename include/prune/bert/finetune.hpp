@@ -13,6 +13,7 @@
 
 #include <prune/bert/adamw.hpp>
 #include <prune/bert/backward.hpp>
+#include <prune/bert/forward.hpp>
 #include <prune/bert/importance.hpp>
 #include <prune/bert/weights.hpp>
 #include <prune/error.hpp>
@@ -82,39 +83,37 @@ inline void fill_batch(std::span<const labeled_sequence> data, std::span<const s
 }
 }  // namespace detail
 
-/// Accuracy (classification) or -MSE (regression) of the model on `data` under a structure mask
-/// (the training pass with dropout off, on `threads` threads, 0 = every core).
+/// Accuracy (classification) or -MSE (regression) of the model on `data` under a structure mask,
+/// by the inference path (prune/bert/forward.hpp's classify: packed batches, the last layer for
+/// the [CLS] rows only, no dropout), on `threads` threads (0 = every core).
 [[nodiscard]] inline double evaluate(const weights& w, std::span<const labeled_sequence> data, const structure_mask& mask,
                                      std::size_t batch_size = 64, int threads = 0) {
     if (data.empty()) throw value_error("evaluate: empty data set");
+    if (batch_size == 0) throw value_error("evaluate: batch size 0 (expected > 0)");
     check_labels(data, w.cfg.num_labels, "evaluate");
-    const gate_values gates = gates_from_mask(mask, w);
+    const gates gate = gates::from_mask(mask, w);
+    forward_options fo;
+    fo.gate = &gate;
     const bool regression = w.cfg.num_labels == 1;
-    training_workspace<float> ws(threads);
+    workspace ws(threads);
     packed_batch batch;
     std::vector<int> classes;
     std::vector<float> values;
     std::vector<std::size_t> order(data.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
-    training_options o;
-    o.parameter_gradients = false;
-    o.reduction = loss_reduction::sum;
     double score = 0.0;
     for (std::size_t start = 0; start < data.size(); start += batch_size) {
         const std::size_t end = std::min(data.size(), start + batch_size);
         detail::fill_batch(data, order, start, end, regression, batch, classes, values);
-        batch_labels labels;
-        if (regression) labels.values = values; else labels.classes = classes;
-        const double loss = train_pass(w, batch, labels, &gates, ws, static_cast<weights*>(nullptr), o);
-        if (regression) {
-            score -= loss;
-        } else {
-            const auto logits = ws.logits();
-            const auto C = static_cast<std::size_t>(w.cfg.num_labels);
-            for (std::size_t b = 0; b < end - start; ++b) {
-                const auto row = logits.subspan(b * C, C);
-                const auto best = static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin());
-                score += best == classes[b] ? 1.0 : 0.0;
+        const auto logits = classify(w, batch, ws, fo);
+        for (Eigen::Index b = 0; b < logits.rows(); ++b) {
+            if (regression) {
+                const double diff = static_cast<double>(logits(b, 0)) - static_cast<double>(values[static_cast<std::size_t>(b)]);
+                score -= diff * diff;
+            } else {
+                Eigen::Index best = 0;
+                logits.row(b).maxCoeff(&best);
+                score += static_cast<int>(best) == classes[static_cast<std::size_t>(b)] ? 1.0 : 0.0;
             }
         }
     }
