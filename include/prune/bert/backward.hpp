@@ -622,7 +622,7 @@ public:
 
     /// Per-layer recorded activations (internal).
     struct layer_record {
-        detail::grow_buffer<S> input, qkv, probs, probs_dropped, context, context_gated, attn_hat, attn_rstd, attn_out,
+        detail::grow_buffer<S> input, input_cls, qkv, probs, probs_dropped, context, context_gated, attn_hat, attn_rstd, attn_out,
             inter_pre, inter_act, mlp_out, out_hat, out_rstd;
     };
 
@@ -750,28 +750,57 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         const auto Fs = static_cast<std::size_t>(F);
         const S mlp_gate = static_cast<S>(gate ? gate->mlp(l) : 1.0);
         const bool gated = layer_gated(l);
+        // Only the [CLS] rows of the last layer's output reach the loss: that layer computes K and
+        // V for every token, everything else for its B [CLS] rows only (row b = sequence b).
+        const bool cls_layer = l + 1 == layers;
+        const std::size_t rows = cls_layer ? static_cast<std::size_t>(B) : T;
+        auto token = [&](std::size_t r) {  // the packed token of row r (dropout indices)
+            return cls_layer ? static_cast<std::size_t>(batch.offsets[r]) : r;
+        };
         S* in = R.input.get(T * hs);
+        S* in_rows = in;
+        if (cls_layer) {
+            in_rows = R.input_cls.get(rows * hs);
+            for (std::size_t b = 0; b < rows; ++b) std::copy(in + token(b) * hs, in + token(b) * hs + hs, in_rows + b * hs);
+        }
         S* out = layer_input(l + 1);
         S* qkv = R.qkv.get(T * 3 * As);
-        S* ctx = R.context.get(T * As);
-        S* ctxg = gated ? R.context_gated.get(T * As) : ctx;
+        S* ctx = R.context.get(rows * As);
+        S* ctxg = gated ? R.context_gated.get(rows * As) : ctx;
         S* probs = R.probs.get(prob_total * static_cast<std::size_t>(heads));
         S* probs_d = drop_attention ? R.probs_dropped.get(prob_total * static_cast<std::size_t>(heads)) : probs;
         S* sa = ws.dtmp_.get(T * hs);
         if (A > 0) {
-            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), 3 * A, H, S{1}, in, H, L.qkv.weight.data(), H, S{0}, qkv,
-                            3 * A);
-            detail::for_rows(ws.pool_, T, 3 * As, [&](std::size_t t) {
-                S* __restrict row = qkv + t * 3 * As;
-                const S* __restrict bias = L.qkv.bias.data();
-                for (int c = 0; c < 3 * A; ++c) row[c] += bias[c];
-            });
+            if (cls_layer) {  // K | V for every token, Q for the [CLS] rows (into their rows of qkv)
+                detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), 2 * A, H, S{1}, in, H,
+                                         L.qkv.weight.data() + As * hs, H, S{0}, qkv + As, 3 * A);
+                S* q_cls = ws.dctx_.get(rows * As);
+                detail::parallel_gemm<S>(ws.pool_, false, true, B, A, H, S{1}, in_rows, H, L.qkv.weight.data(), H, S{0},
+                                         q_cls, A);
+                for (std::size_t b = 0; b < rows; ++b) std::copy(q_cls + b * As, q_cls + b * As + As, qkv + token(b) * 3 * As);
+                detail::for_rows(ws.pool_, T, 3 * As, [&](std::size_t t) {
+                    S* __restrict row = qkv + t * 3 * As;
+                    const S* __restrict bias = L.qkv.bias.data();
+                    for (int c = A; c < 3 * A; ++c) row[c] += bias[c];
+                });
+                for (std::size_t b = 0; b < rows; ++b)
+                    for (int c = 0; c < A; ++c) qkv[token(b) * 3 * As + static_cast<std::size_t>(c)] += L.qkv.bias(c);
+            } else {
+                detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), 3 * A, H, S{1}, in, H, L.qkv.weight.data(), H, S{0}, qkv,
+                                3 * A);
+                detail::for_rows(ws.pool_, T, 3 * As, [&](std::size_t t) {
+                    S* __restrict row = qkv + t * 3 * As;
+                    const S* __restrict bias = L.qkv.bias.data();
+                    for (int c = 0; c < 3 * A; ++c) row[c] += bias[c];
+                });
+            }
             const S scale = S{1} / std::sqrt(static_cast<S>(d));
             auto attend = [&](std::int64_t task, int) {
                 const int b = static_cast<int>(task / heads);
                 const int h = static_cast<int>(task % heads);
                 const std::int64_t r0 = batch.offsets[static_cast<std::size_t>(b)];
                 const int len = batch.length(b);
+                const int q_rows = cls_layer ? 1 : len;  // queries: the [CLS] row, or every token
                 const auto lens = static_cast<std::size_t>(len);
                 const std::size_t po = static_cast<std::size_t>(ws.prob_offsets_[static_cast<std::size_t>(b)]) *
                                            static_cast<std::size_t>(heads) + static_cast<std::size_t>(h) * lens * lens;
@@ -779,41 +808,42 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                 const S* q = qkv + static_cast<std::size_t>(r0) * 3 * As + static_cast<std::size_t>(h * d);
                 const S* k = q + As;
                 const S* v = q + 2 * As;
-                detail::gemm<S>(false, true, len, len, d, scale, q, 3 * A, k, 3 * A, S{0}, P, len);
-                for (std::size_t i = 0; i < lens; ++i) detail::softmax_row(P + i * lens, len);
+                detail::gemm<S>(false, true, q_rows, len, d, scale, q, 3 * A, k, 3 * A, S{0}, P, len);
+                for (int i = 0; i < q_rows; ++i) detail::softmax_row(P + static_cast<std::size_t>(i) * lens, len);
                 if (drop_attention) {
                     S* Pd = probs_d + po;
-                    for (std::size_t i = 0; i < lens * lens; ++i)
+                    for (std::size_t i = 0; i < static_cast<std::size_t>(q_rows) * lens; ++i)
                         Pd[i] = P[i] * detail::dropout_scale<S>(o, pa, detail::layer_site(l, 0), po + i);
                 }
-                S* c = ctx + static_cast<std::size_t>(r0) * As + static_cast<std::size_t>(h * d);
-                detail::gemm<S>(false, false, len, d, len, S{1}, probs_d + po, len, v, 3 * A, S{0}, c, A);
+                const std::size_t c0 = cls_layer ? static_cast<std::size_t>(b) : static_cast<std::size_t>(r0);
+                S* c = ctx + c0 * As + static_cast<std::size_t>(h * d);
+                detail::gemm<S>(false, false, q_rows, d, len, S{1}, probs_d + po, len, v, 3 * A, S{0}, c, A);
                 if (gated) {
                     const S g = static_cast<S>(gate->head(l, static_cast<std::size_t>(h)));
-                    S* cg = ctxg + static_cast<std::size_t>(r0) * As + static_cast<std::size_t>(h * d);
-                    for (std::size_t i = 0; i < lens; ++i)
+                    S* cg = ctxg + c0 * As + static_cast<std::size_t>(h * d);
+                    for (std::size_t i = 0; i < static_cast<std::size_t>(q_rows); ++i)
                         for (std::size_t j = 0; j < static_cast<std::size_t>(d); ++j) cg[i * As + j] = g * c[i * As + j];
                 }
             };
             detail::parallel_tasks(ws.pool_, static_cast<std::int64_t>(B) * heads, attend);
-            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), H, A, S{1}, ctxg, A, L.attention_output.weight.data(), A,
+            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(rows), H, A, S{1}, ctxg, A, L.attention_output.weight.data(), A,
                             S{0}, sa, H);
         } else {
-            std::fill(sa, sa + T * hs, S{0});
+            std::fill(sa, sa + rows * hs, S{0});
         }
-        S* ahat = R.attn_hat.get(T * hs);
-        S* arstd = R.attn_rstd.get(T);
-        S* aout = R.attn_out.get(T * hs);
-        detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
+        S* ahat = R.attn_hat.get(rows * hs);
+        S* arstd = R.attn_rstd.get(rows);
+        S* aout = R.attn_out.get(rows * hs);
+        detail::for_rows(ws.pool_, rows, hs, [&](std::size_t t) {
             S* row = sa + t * hs;
             const S* bias = L.attention_output.bias.data();
+            const S* __restrict x = in_rows + t * hs;
             if (drop_hidden) {
                 for (int c = 0; c < H; ++c) {
-                    const std::size_t idx = t * hs + static_cast<std::size_t>(c);
-                    row[c] = in[idx] + (row[c] + bias[c]) * detail::dropout_scale<S>(o, ph, detail::layer_site(l, 1), idx);
+                    const std::size_t idx = token(t) * hs + static_cast<std::size_t>(c);
+                    row[c] = x[c] + (row[c] + bias[c]) * detail::dropout_scale<S>(o, ph, detail::layer_site(l, 1), idx);
                 }
             } else {
-                const S* __restrict x = in + t * hs;
                 for (int c = 0; c < H; ++c) row[c] = x[c] + (row[c] + bias[c]);
             }
             detail::layer_norm_forward(row, aout + t * hs, ahat + t * hs, arstd + t, L.attention_norm.weight.data(),
@@ -821,12 +851,12 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         });
         S* so = sa;  // reuse: the output LayerNorm input
         if (F > 0) {
-            S* pre = R.inter_pre.get(T * Fs);
-            S* act = R.inter_act.get(T * Fs);
-            S* m = R.mlp_out.get(T * hs);
-            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), F, H, S{1}, aout, H, L.intermediate.weight.data(), H, S{0},
+            S* pre = R.inter_pre.get(rows * Fs);
+            S* act = R.inter_act.get(rows * Fs);
+            S* m = R.mlp_out.get(rows * hs);
+            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(rows), F, H, S{1}, aout, H, L.intermediate.weight.data(), H, S{0},
                             pre, F);
-            detail::for_rows(ws.pool_, T, Fs, [&](std::size_t t) {
+            detail::for_rows(ws.pool_, rows, Fs, [&](std::size_t t) {
                 S* __restrict p = pre + t * Fs;
                 S* __restrict a = act + t * Fs;
                 const S* __restrict bias = L.intermediate.bias.data();
@@ -835,14 +865,14 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                     a[c] = detail::gelu(p[c]);
                 }
             });
-            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), H, F, S{1}, act, F, L.output.weight.data(), F, S{0}, m, H);
-            detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
+            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(rows), H, F, S{1}, act, F, L.output.weight.data(), F, S{0}, m, H);
+            detail::for_rows(ws.pool_, rows, hs, [&](std::size_t t) {
                 const S* __restrict bias = L.output.bias.data();
                 S* __restrict mr = m + t * hs;
                 if (drop_hidden) {
                     for (int c = 0; c < H; ++c)
                         mr[c] = (mr[c] + bias[c]) *
-                                detail::dropout_scale<S>(o, ph, detail::layer_site(l, 2), t * hs + static_cast<std::size_t>(c));
+                                detail::dropout_scale<S>(o, ph, detail::layer_site(l, 2), token(t) * hs + static_cast<std::size_t>(c));
                 } else {
                     for (int c = 0; c < H; ++c) mr[c] += bias[c];
                 }
@@ -851,21 +881,23 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                 for (int c = 0; c < H; ++c) sr[c] = ar[c] + mlp_gate * mr[c];
             });
         } else {
-            std::copy(aout, aout + T * hs, so);
+            std::copy(aout, aout + rows * hs, so);
         }
-        S* ohat = R.out_hat.get(T * hs);
-        S* orstd = R.out_rstd.get(T);
-        detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
+        S* ohat = R.out_hat.get(rows * hs);
+        S* orstd = R.out_rstd.get(rows);
+        detail::for_rows(ws.pool_, rows, hs, [&](std::size_t t) {
             detail::layer_norm_forward(so + t * hs, out + t * hs, ohat + t * hs, orstd + t, L.output_norm.weight.data(),
                                        L.output_norm.bias.data(), H, eps);
         });
     }
+    // The encoder output: [B, H] (row b = sequence b's [CLS]) after a last layer, else [T, H].
     S* x = layer_input(layers);
+    auto cls_row = [&](int b) {
+        return layers > 0 ? static_cast<std::size_t>(b) : static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]);
+    };
     // Head: pooled = tanh(cls Wp^T + bp), dropout, logits.
     S* cls = ws.cls_.get(static_cast<std::size_t>(B) * hs);
-    for (int b = 0; b < B; ++b)
-        std::copy(x + static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]) * hs,
-                  x + static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]) * hs + hs, cls + static_cast<std::size_t>(b) * hs);
+    for (int b = 0; b < B; ++b) std::copy(x + cls_row(b) * hs, x + cls_row(b) * hs + hs, cls + static_cast<std::size_t>(b) * hs);
     S* pooled = ws.pooled_.get(static_cast<std::size_t>(B) * hs);
     S* pooled_d = ws.pooled_dropped_.get(static_cast<std::size_t>(B) * hs);
     detail::gemm<S>(false, true, B, H, H, S{1}, cls, H, w.pooler.weight.data(), H, S{0}, pooled, H);
@@ -938,10 +970,11 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         for (int b = 0; b < B; ++b)
             for (int c = 0; c < H; ++c) grads->pooler.bias(c) += dpool[static_cast<std::size_t>(b) * hs + static_cast<std::size_t>(c)];
     }
-    S* dy = ws.dy_.get(T * hs, true);  // gradient of the current layer's output
+    // Gradient of the current layer's output: the last layer's is [B, H] ([CLS] rows), every
+    // other one [T, H]; with no layers, the embeddings' [T, H] (zero but at the [CLS] rows).
+    S* dy = ws.dy_.get(T * hs, layers == 0);
     for (int b = 0; b < B; ++b)
-        std::copy(dcls + static_cast<std::size_t>(b) * hs, dcls + static_cast<std::size_t>(b) * hs + hs,
-                  dy + static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]) * hs);
+        std::copy(dcls + static_cast<std::size_t>(b) * hs, dcls + static_cast<std::size_t>(b) * hs + hs, dy + cls_row(b) * hs);
     S* dx = ws.dx_.get(T * hs);
     std::size_t head_base = gg.total_heads;
     for (std::size_t li = layers; li-- > 0;) {
@@ -957,13 +990,17 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         head_base -= static_cast<std::size_t>(heads);
         const S mlp_gate = static_cast<S>(gate ? gate->mlp(li) : 1.0);
         const bool gated = layer_gated(li);
+        const bool cls_layer = li + 1 == layers;  // rows after attention: the B [CLS] rows (see the forward pass)
+        const std::size_t rows = cls_layer ? static_cast<std::size_t>(B) : T;
+        auto token = [&](std::size_t r) { return cls_layer ? static_cast<std::size_t>(batch.offsets[r]) : r; };
+        const S* in_rows = cls_layer ? R.input_cls.data.data() : R.input.data.data();
         // Output LayerNorm: dso (into dx); da = dso + the MLP path goes into dy (free once read);
         // dm = gate * dso * dropout, the gradient of the MLP output before the gate.
         S* dso = dx;
         S* da = dy;
-        S* dm = F > 0 && (mlp_gate != S{1} || drop_hidden) ? ws.dtmp_.get(T * hs) : dso;
+        S* dm = F > 0 && (mlp_gate != S{1} || drop_hidden) ? ws.dtmp_.get(rows * hs) : dso;
         if (G) {
-            detail::add_layer_norm_parameter_grads(ws.pool_, T, H, dy, R.out_hat.data.data(), G->output_norm.weight.data(),
+            detail::add_layer_norm_parameter_grads(ws.pool_, rows, H, dy, R.out_hat.data.data(), G->output_norm.weight.data(),
                                                    G->output_norm.bias.data());
         }
         {
@@ -972,8 +1009,8 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
             const S* gamma = L.output_norm.weight.data();
             const S* m = F > 0 ? R.mlp_out.data.data() : nullptr;
             auto output_norm = [&](std::int64_t b, int) {  // one sequence: its MLP gate gradient is its own
-                const auto t0 = static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]);
-                const auto t1 = static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b) + 1]);
+                const auto t0 = cls_layer ? static_cast<std::size_t>(b) : static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]);
+                const auto t1 = cls_layer ? t0 + 1 : static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b) + 1]);
                 double s = 0.0;
                 for (std::size_t t = t0; t < t1; ++t) {
                     S* r = dso + t * hs;
@@ -983,8 +1020,9 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                         s += static_cast<double>(detail::dot(m + t * hs, r, H));
                         if (dm != dso) {
                             for (int c = 0; c < H; ++c) {
-                                const std::size_t idx = t * hs + static_cast<std::size_t>(c);
-                                dm[idx] = mlp_gate * r[c] * detail::dropout_scale<S>(o, ph, detail::layer_site(li, 2), idx);
+                                dm[t * hs + static_cast<std::size_t>(c)] =
+                                    mlp_gate * r[c] *
+                                    detail::dropout_scale<S>(o, ph, detail::layer_site(li, 2), token(t) * hs + static_cast<std::size_t>(c));
                             }
                         }
                     }
@@ -993,51 +1031,56 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
             };
             detail::parallel_tasks(ws.pool_, B, output_norm);
         }
+        const int Ri = static_cast<int>(rows);
         if (F > 0) {
-            S* dact = ws.dffn_.get(T * Fs);
-            const detail::gemm_call<S> dact_call{false, false, static_cast<int>(T), F, H, S{1}, dm, H, L.output.weight.data(), F, S{0}, dact, F};
-            const detail::gemm_call<S> dw2_call{true, false, H, F, static_cast<int>(T), S{1}, dm, H, R.inter_act.data.data(), F, S{1},
+            S* dact = ws.dffn_.get(rows * Fs);
+            const detail::gemm_call<S> dact_call{false, false, Ri, F, H, S{1}, dm, H, L.output.weight.data(), F, S{0}, dact, F};
+            const detail::gemm_call<S> dw2_call{true, false, H, F, Ri, S{1}, dm, H, R.inter_act.data.data(), F, S{1},
                                                 G ? G->output.weight.data() : nullptr, F};
             detail::gemm_pair(ws.pool_, dact_call, G ? &dw2_call : nullptr);
-            if (G) detail::add_column_sums(ws.pool_, T, H, dm, hs, G->output.bias.data());
+            if (G) detail::add_column_sums(ws.pool_, rows, H, dm, hs, G->output.bias.data());
             const S* pre = R.inter_pre.data.data();
-            detail::for_rows(ws.pool_, T, Fs, [&](std::size_t t) { detail::gelu_backward(pre + t * Fs, dact + t * Fs, F); });
-            const detail::gemm_call<S> da_call{false, false, static_cast<int>(T), H, F, S{1}, dact, F, L.intermediate.weight.data(), H, S{1}, da, H};
-            const detail::gemm_call<S> dw1_call{true, false, F, H, static_cast<int>(T), S{1}, dact, F, R.attn_out.data.data(), H, S{1},
+            detail::for_rows(ws.pool_, rows, Fs, [&](std::size_t t) { detail::gelu_backward(pre + t * Fs, dact + t * Fs, F); });
+            const detail::gemm_call<S> da_call{false, false, Ri, H, F, S{1}, dact, F, L.intermediate.weight.data(), H, S{1}, da, H};
+            const detail::gemm_call<S> dw1_call{true, false, F, H, Ri, S{1}, dact, F, R.attn_out.data.data(), H, S{1},
                                                 G ? G->intermediate.weight.data() : nullptr, H};
             detail::gemm_pair(ws.pool_, da_call, G ? &dw1_call : nullptr);
-            if (G) detail::add_column_sums(ws.pool_, T, F, dact, Fs, G->intermediate.bias.data());
+            if (G) detail::add_column_sums(ws.pool_, rows, F, dact, Fs, G->intermediate.bias.data());
         }
         // Attention LayerNorm: dsa (into dx); the layer input's gradient starts as dsa (residual) in dy.
         if (G) {
-            detail::add_layer_norm_parameter_grads(ws.pool_, T, H, da, R.attn_hat.data.data(),
+            detail::add_layer_norm_parameter_grads(ws.pool_, rows, H, da, R.attn_hat.data.data(),
                                                    G->attention_norm.weight.data(), G->attention_norm.bias.data());
         }
         S* dsa = dx;
         S* dinput = dy;
-        S* dd = drop_hidden ? ws.dtmp_.get(T * hs) : dsa;  // dsa through the attention output's dropout
+        S* dd = drop_hidden ? ws.dtmp_.get(rows * hs) : dsa;  // dsa through the attention output's dropout
         {
             const S* ahat = R.attn_hat.data.data();
             const S* arstd = R.attn_rstd.data.data();
             const S* gamma = L.attention_norm.weight.data();
-            detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
+            detail::for_rows(ws.pool_, rows, hs, [&](std::size_t t) {
                 S* r = dsa + t * hs;
                 detail::layer_norm_backward(da + t * hs, ahat + t * hs, arstd[t], gamma, r, H);
-                std::copy(r, r + hs, dinput + t * hs);
+                if (!cls_layer) std::copy(r, r + hs, dinput + t * hs);
                 if (drop_hidden) {
                     for (int c = 0; c < H; ++c) {
-                        const std::size_t idx = t * hs + static_cast<std::size_t>(c);
-                        dd[idx] = r[c] * detail::dropout_scale<S>(o, ph, detail::layer_site(li, 1), idx);
+                        dd[t * hs + static_cast<std::size_t>(c)] =
+                            r[c] * detail::dropout_scale<S>(o, ph, detail::layer_site(li, 1), token(t) * hs + static_cast<std::size_t>(c));
                     }
                 }
             });
+            if (cls_layer) {  // the input's gradient: dsa at the [CLS] rows, 0 elsewhere (+ the attention path)
+                std::fill(dinput, dinput + T * hs, S{0});
+                for (std::size_t b = 0; b < rows; ++b) std::copy(dsa + b * hs, dsa + b * hs + hs, dinput + token(b) * hs);
+            }
         }
-        if (G) detail::add_column_sums(ws.pool_, T, H, dd, hs, G->attention_output.bias.data());
+        if (G) detail::add_column_sums(ws.pool_, rows, H, dd, hs, G->attention_output.bias.data());
         if (A > 0) {
-            S* dctx = ws.dctx_.get(T * As);
-            const detail::gemm_call<S> dctx_call{false, false, static_cast<int>(T), A, H, S{1}, dd, H, L.attention_output.weight.data(), A,
+            S* dctx = ws.dctx_.get(rows * As);
+            const detail::gemm_call<S> dctx_call{false, false, Ri, A, H, S{1}, dd, H, L.attention_output.weight.data(), A,
                                                  S{0}, dctx, A};
-            const detail::gemm_call<S> dwo_call{true, false, H, A, static_cast<int>(T), S{1}, dd, H,
+            const detail::gemm_call<S> dwo_call{true, false, H, A, Ri, S{1}, dd, H,
                                                 gated ? R.context_gated.data.data() : R.context.data.data(), A, S{1},
                                                 G ? G->attention_output.weight.data() : nullptr, A};
             detail::gemm_pair(ws.pool_, dctx_call, G ? &dwo_call : nullptr);
@@ -1051,16 +1094,19 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                 const int h = static_cast<int>(task % heads);
                 const auto r0 = static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]);
                 const int len = batch.length(b);
+                const int q_rows = cls_layer ? 1 : len;
                 const auto lens = static_cast<std::size_t>(len);
+                const auto qs = static_cast<std::size_t>(q_rows);
+                const std::size_t c0 = cls_layer ? static_cast<std::size_t>(b) : r0;  // first context row
                 S* dP = ws.scratch_[static_cast<std::size_t>(thread)].data.data();
                 const S g = static_cast<S>(gate ? gate->head(li, static_cast<std::size_t>(h)) : 1.0);
                 const std::size_t hd = static_cast<std::size_t>(h * d);
                 // gate gradient: sum_t <ctx, dctx_gated>; then dC (ungated) = g * dctx_gated, in place
-                S* dc = dctx + r0 * As + hd;
+                S* dc = dctx + c0 * As + hd;
                 double gsum = 0.0;
-                for (std::size_t i = 0; i < lens; ++i) {
+                for (std::size_t i = 0; i < qs; ++i) {
                     S* dci = dc + i * As;
-                    gsum += static_cast<double>(detail::dot(ctx + (r0 + i) * As + hd, dci, d));
+                    gsum += static_cast<double>(detail::dot(ctx + (c0 + i) * As + hd, dci, d));
                     if (g != S{1})
                         for (int j = 0; j < d; ++j) dci[j] *= g;
                 }
@@ -1076,9 +1122,9 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                 S* dk = dq + As;
                 S* dv = dq + 2 * As;
                 // dV = Pd^T dC ; dPd = dC V^T
-                detail::gemm<S>(true, false, len, d, len, S{1}, Pd, len, dc, A, S{0}, dv, 3 * A);
-                detail::gemm<S>(false, true, len, len, d, S{1}, dc, A, v, 3 * A, S{0}, dP, len);
-                for (std::size_t i = 0; i < lens; ++i) {
+                detail::gemm<S>(true, false, len, d, q_rows, S{1}, Pd, len, dc, A, S{0}, dv, 3 * A);
+                detail::gemm<S>(false, true, q_rows, len, d, S{1}, dc, A, v, 3 * A, S{0}, dP, len);
+                for (std::size_t i = 0; i < qs; ++i) {
                     S* row = dP + i * lens;
                     if (drop_attention) {
                         for (std::size_t j = 0; j < lens; ++j)
@@ -1088,17 +1134,38 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                     const S dot = detail::dot(row, p, len);
                     for (std::size_t j = 0; j < lens; ++j) row[j] = p[j] * (row[j] - dot);
                 }
-                // dQ = dS K * s ; dK = dS^T Q * s
-                detail::gemm<S>(false, false, len, d, len, scale_qk, dP, len, k, 3 * A, S{0}, dq, 3 * A);
-                detail::gemm<S>(true, false, len, d, len, scale_qk, dP, len, q, 3 * A, S{0}, dk, 3 * A);
+                // dQ = dS K * s (the query rows only) ; dK = dS^T Q * s
+                detail::gemm<S>(false, false, q_rows, d, len, scale_qk, dP, len, k, 3 * A, S{0}, dq, 3 * A);
+                detail::gemm<S>(true, false, len, d, q_rows, scale_qk, dP, len, q, 3 * A, S{0}, dk, 3 * A);
             };
             detail::parallel_tasks(ws.pool_, static_cast<std::int64_t>(B) * heads, attend_backward);
-            const detail::gemm_call<S> din_call{false, false, static_cast<int>(T), H, 3 * A, S{1}, dqkv, 3 * A, L.qkv.weight.data(), H, S{1},
-                                                dinput, H};
-            const detail::gemm_call<S> dwqkv_call{true, false, 3 * A, H, static_cast<int>(T), S{1}, dqkv, 3 * A, R.input.data.data(), H, S{1},
-                                                  G ? G->qkv.weight.data() : nullptr, H};
-            detail::gemm_pair(ws.pool_, din_call, G ? &dwqkv_call : nullptr);
-            if (G) detail::add_column_sums(ws.pool_, T, 3 * A, dqkv, 3 * As, G->qkv.bias.data());
+            if (!cls_layer) {
+                const detail::gemm_call<S> din_call{false, false, static_cast<int>(T), H, 3 * A, S{1}, dqkv, 3 * A, L.qkv.weight.data(), H, S{1},
+                                                    dinput, H};
+                const detail::gemm_call<S> dwqkv_call{true, false, 3 * A, H, static_cast<int>(T), S{1}, dqkv, 3 * A, R.input.data.data(), H, S{1},
+                                                      G ? G->qkv.weight.data() : nullptr, H};
+                detail::gemm_pair(ws.pool_, din_call, G ? &dwqkv_call : nullptr);
+                if (G) detail::add_column_sums(ws.pool_, T, 3 * A, dqkv, 3 * As, G->qkv.bias.data());
+            } else {
+                // K | V gradients for every token; Q gradients for the [CLS] rows only (gathered).
+                const detail::gemm_call<S> din_call{false, false, static_cast<int>(T), H, 2 * A, S{1}, dqkv + As, 3 * A,
+                                                    L.qkv.weight.data() + As * hs, H, S{1}, dinput, H};
+                const detail::gemm_call<S> dwkv_call{true, false, 2 * A, H, static_cast<int>(T), S{1}, dqkv + As, 3 * A, R.input.data.data(), H,
+                                                     S{1}, G ? G->qkv.weight.data() + As * hs : nullptr, H};
+                detail::gemm_pair(ws.pool_, din_call, G ? &dwkv_call : nullptr);
+                S* dq_cls = ws.dctx_.get(rows * As + rows * hs);  // [B, A] then [B, H]
+                S* dq_in = dq_cls + rows * As;
+                for (std::size_t b = 0; b < rows; ++b)
+                    std::copy(dqkv + token(b) * 3 * As, dqkv + token(b) * 3 * As + As, dq_cls + b * As);
+                detail::gemm<S>(false, false, B, H, A, S{1}, dq_cls, A, L.qkv.weight.data(), H, S{0}, dq_in, H);
+                for (std::size_t b = 0; b < rows; ++b)
+                    for (std::size_t c = 0; c < hs; ++c) dinput[token(b) * hs + c] += dq_in[b * hs + c];
+                if (G) {
+                    detail::parallel_gemm<S>(ws.pool_, true, false, A, H, B, S{1}, dq_cls, A, in_rows, H, S{1}, G->qkv.weight.data(), H);
+                    detail::add_column_sums(ws.pool_, rows, A, dq_cls, As, G->qkv.bias.data());
+                    detail::add_column_sums(ws.pool_, T, 2 * A, dqkv + As, 3 * As, G->qkv.bias.data() + As);
+                }
+            }
         }
         // dy now holds the gradient of this layer's input = the previous layer's output.
     }
