@@ -116,11 +116,7 @@ int main(int argc, char** argv) {
         nlohmann::json result;
         result["n"] = n;
         const bool regression = labels == 1;
-        std::string name = metric == "auto" ? (regression ? "pearson" : "accuracy") : metric;
-        if (regression != (name == "pearson" || name == "spearman")) {
-            throw value_error("--metric " + name + " does not apply to a " +
-                              (regression ? std::string("regression") : std::string("classification")) + " model");
-        }
+        const std::string name = bert::metrics::resolve(metric, labels);
         double value = 0;
         if (regression) {
             std::vector<double> pred(n), truth(n);
@@ -131,7 +127,7 @@ int main(int argc, char** argv) {
             result["accuracy"] = nullptr;
             result["pearson"] = bert::metrics::pearson(pred, truth);
             result["spearman"] = bert::metrics::spearman(pred, truth);
-            value = result[name].get<double>();
+            value = bert::metrics::score(name, pred, truth);
         } else {
             std::vector<int> pred(n), truth(n);
             for (std::size_t i = 0; i < n; ++i) {
@@ -141,17 +137,7 @@ int main(int argc, char** argv) {
                 truth[i] = data.examples[i].label_index();
             }
             result["accuracy"] = bert::metrics::accuracy(pred, truth);
-            if (name == "accuracy") {
-                value = result["accuracy"].get<double>();
-            } else if (name == "mcc") {
-                value = bert::metrics::matthews(pred, truth, labels);
-            } else {
-                if (labels != 2) {
-                    throw value_error("--metric f1 needs a binary model (num_labels = 2), this one has " +
-                                      std::to_string(labels));
-                }
-                value = bert::metrics::f1(pred, truth);
-            }
+            value = bert::metrics::score(name, pred, truth, labels);
         }
         result["metric"] = value;
         result["metric_name"] = name;

@@ -1,7 +1,7 @@
 // prune-lottery: the whole experiment of "When BERT Plays the Lottery, All Tickets Are
 // Winning" (Prasanna, Rogers & Rumshisky 2020) on a pre-trained BERT and a set of tasks.
 //
-//   prune-lottery [--quick | --full] [--model DIR] [--train F --dev F --task NAME]
+//   prune-lottery [--quick | --full] [--model DIR] [--train F --dev F --task NAME [--metric M]]
 //                 [--tasks T ...] [--seeds N] [--out DIR] [--cache DIR] [--threads N]
 //
 // With no flags it runs the built-in default: the WordNet-GLUE tasks (made on first use by
@@ -23,7 +23,9 @@
 #include <prune/bert/dataset.hpp>
 #include <prune/bert/finetune.hpp>
 #include <prune/bert/importance.hpp>
+#include <prune/bert/metrics.hpp>
 #include <prune/bert/weights.hpp>
+#include <prune/data/glue_tsv.hpp>
 #include <prune/data/wordnet_tasks.hpp>
 #include <prune/importance/scores.hpp>
 #include <prune/io/atomic.hpp>
@@ -79,6 +81,7 @@ struct settings {
     std::size_t m_max_steps = 10;
     int threads = 0;
     std::string mode = "default";
+    std::string metric = "auto";  ///< the task's dev metric (prune/bert/metrics.hpp name; auto = accuracy)
 };
 
 /// Progress with an ETA on stderr, in weighted units of work.
@@ -146,8 +149,9 @@ int count_labels(const std::vector<labeled_sequence>& data) {
     return static_cast<int>(largest) + 1;
 }
 
-/// The dev accuracy of always answering the train set's most frequent label.
-double majority_baseline(const std::vector<labeled_sequence>& train, const std::vector<labeled_sequence>& dev) {
+/// The dev score (in `metric`) of always answering the train set's most frequent label.
+double majority_baseline(const std::vector<labeled_sequence>& train, const std::vector<labeled_sequence>& dev,
+                         const std::string& metric, int num_labels) {
     std::map<int, std::size_t> counts;
     for (const auto& s : train) {
         ++counts[static_cast<int>(s.label)];
@@ -160,11 +164,11 @@ double majority_baseline(const std::vector<labeled_sequence>& train, const std::
             majority = label;
         }
     }
-    std::size_t hits = 0;
+    std::vector<int> predicted(dev.size(), majority), truth;
     for (const auto& s : dev) {
-        hits += static_cast<int>(s.label) == majority ? 1 : 0;
+        truth.push_back(static_cast<int>(s.label));
     }
-    return static_cast<double>(hits) / static_cast<double>(dev.size());
+    return prune::bert::metrics::score(metric, predicted, truth, num_labels);
 }
 
 /// Element masks by parameter name, all kept, for the candidate parameters of `w`.
@@ -293,13 +297,16 @@ lottery::seed_result run_seed(const weights& pretrained, const std::vector<label
     prune::bert::finetune_options ft = run.finetune;
     ft.seed = static_cast<std::uint64_t>(seed);
     ft.threads = run.threads;
+    auto score = [&](const weights& w, const prune::structure_mask& mask) {
+        return prune::bert::evaluate(w, dev_span, mask, 64, run.threads, run.metric);
+    };
 
     // 1. the full model
     bar.stage(where, "fine-tune full model");
     const prune::structure_mask everything = full_structure(pretrained);
     weights full = prune::bert::rewind(pretrained, num_labels, {}, static_cast<std::uint64_t>(seed));
     (void)prune::bert::finetune(full, train_span, everything, {}, ft);
-    result.full = prune::bert::evaluate(full, dev_span, everything);
+    result.full = score(full, everything);
     bar.done(cost_finetune);
 
     // 2a. s-pruning
@@ -315,7 +322,7 @@ lottery::seed_result run_seed(const weights& pretrained, const std::vector<label
         [&](const prune::structure_mask& mask) {
             return prune::bert::head_importance(full, dev_span, mask, importance_settings, normalise);
         },
-        [&](const prune::structure_mask& mask) { return prune::bert::evaluate(full, dev_span, mask); }, s_settings);
+        [&](const prune::structure_mask& mask) { return score(full, mask); }, s_settings);
     const prune::structure_mask s_good = s_result.mask;
     result.heads = s_good.heads;
     result.mlps = s_good.mlps;
@@ -337,7 +344,7 @@ lottery::seed_result run_seed(const weights& pretrained, const std::vector<label
     auto masked_eval = [&](const std::vector<prune::element_mask>& masks) {
         weights copy = full;
         prune::bert::zero_pruned_elements(copy, candidates.named(masks));
-        return prune::bert::evaluate(copy, dev_span, everything);
+        return score(copy, everything);
     };
     prune::search_options m_settings;
     m_settings.ratio = run.ratio;
@@ -384,7 +391,7 @@ lottery::seed_result run_seed(const weights& pretrained, const std::vector<label
     // 4. evaluated as pruned, then re-fine-tuned from the pre-trained weights
     for (const std::string& variant : lottery::variants) {
         const prune::structure_mask& s_mask = s_masks.at(variant);
-        result.scores[lottery::subnetwork_key("s", variant, "pruned")] = prune::bert::evaluate(full, dev_span, s_mask);
+        result.scores[lottery::subnetwork_key("s", variant, "pruned")] = score(full, s_mask);
         result.scores[lottery::subnetwork_key("m", variant, "pruned")] = masked_eval(m_masks.at(variant));
     }
     for (const std::string& variant : lottery::variants) {
@@ -392,7 +399,7 @@ lottery::seed_result run_seed(const weights& pretrained, const std::vector<label
         const prune::structure_mask& s_mask = s_masks.at(variant);
         weights s_refit = prune::bert::rewind(pretrained, num_labels, {}, static_cast<std::uint64_t>(seed));
         (void)prune::bert::finetune(s_refit, train_span, s_mask, {}, ft);
-        result.scores[lottery::subnetwork_key("s", variant, "refit")] = prune::bert::evaluate(s_refit, dev_span, s_mask);
+        result.scores[lottery::subnetwork_key("s", variant, "refit")] = score(s_refit, s_mask);
         bar.done(cost_finetune);
 
         bar.stage(where, "re-fine-tune m-" + variant);
@@ -400,7 +407,7 @@ lottery::seed_result run_seed(const weights& pretrained, const std::vector<label
         weights m_refit = prune::bert::rewind(pretrained, num_labels, named, static_cast<std::uint64_t>(seed));
         (void)prune::bert::finetune(m_refit, train_span, everything, named, ft);
         result.scores[lottery::subnetwork_key("m", variant, "refit")] =
-            prune::bert::evaluate(m_refit, dev_span, everything);
+            score(m_refit, everything);
         result.refit_m_zeros_held = result.refit_m_zeros_held && pruned_weights_are_zero(m_refit, named);
         bar.done(cost_finetune);
     }
@@ -446,11 +453,18 @@ int main(int argc, char** argv) {
     auto* quick_flag = app.add_flag("--quick", quick, "a first look: 3 tasks x 2 seeds on small slices");
     app.add_flag("--full", full_mode, "a larger suite: more seeds, the whole data")->excludes(quick_flag);
     app.add_option("--model", model_dir, "pre-trained BERT directory (config.json, model.safetensors, vocab.txt)");
-    auto* train_opt = app.add_option("--train", train_file, "training set (JSON Lines) of your own task");
-    auto* dev_opt = app.add_option("--dev", dev_file, "dev set (JSON Lines) of your own task");
+    auto* train_opt = app.add_option("--train", train_file,
+                                     "training set of your own task: JSON Lines, or GLUE's .tsv with --task CoLA, SST-2, "
+                                     "MRPC, QQP, MNLI, QNLI, RTE or WNLI");
+    auto* dev_opt = app.add_option("--dev", dev_file, "dev set of your own task (as --train)");
     train_opt->needs(dev_opt);
     dev_opt->needs(train_opt);
-    app.add_option("--task", task_name, "name of your own task (with --train/--dev)");
+    app.add_option("--task", task_name, "name of your own task (with --train/--dev); a GLUE name picks its columns and metric");
+    std::string metric = "auto";
+    app.add_option("--metric", metric,
+                   "dev metric: auto (accuracy; a GLUE task's own: mcc for CoLA, f1 for MRPC and QQP), accuracy, mcc, f1")
+        ->check(CLI::IsMember({"auto", "accuracy", "mcc", "f1"}))
+        ->capture_default_str();
     app.add_option("--tasks", tasks, "WordNet-GLUE tasks to run (default: the suite's defaults)");
     app.add_option("--seeds", seeds, "seeds per task");
     app.add_option("--epochs", epochs, "fine-tuning epochs");
@@ -542,21 +556,46 @@ int main(int argc, char** argv) {
         std::vector<lottery::task_result> results;
         progress bar(cost_per_seed * static_cast<double>(run.seeds * static_cast<int>(task_list.size())));
         for (const auto& t : task_list) {
-            // labels are read against a config with enough labels, then counted
-            prune::bert::config probe_cfg = pretrained.cfg;
-            probe_cfg.num_labels = 1000;
-            const auto train = prune::bert::load_sequences(t.train, probe_cfg, model);
-            const auto dev = prune::bert::load_sequences(t.dev, probe_cfg, model);
+            std::vector<labeled_sequence> train, dev;
+            int num_labels = 0;
+            const auto glue = prune::data::glue_task_named(t.name);
+            if (t.train.extension() == ".tsv" || t.dev.extension() == ".tsv") {
+                if (!glue) {
+                    throw prune::value_error(t.train.string() + ": a .tsv file needs --task naming its GLUE task (CoLA, "
+                                             "SST-2, MRPC, QQP, MNLI, QNLI, RTE or WNLI) to know its columns, got '" +
+                                             t.name + "'");
+                }
+                if (glue->columns.labels.num_labels == 1) {
+                    throw prune::value_error("--task " + glue->name +
+                                             " is a regression task; prune-lottery runs classification tasks only");
+                }
+                auto columns = glue->columns;
+                columns.labels.vocab_size = static_cast<std::size_t>(pretrained.cfg.vocab_size);
+                prune::bert::config cfg = pretrained.cfg;
+                num_labels = static_cast<int>(columns.labels.num_labels);
+                cfg.num_labels = num_labels;
+                train = prune::bert::to_sequences(prune::data::read_glue_tsv(t.train, columns), cfg, model / "vocab.txt");
+                dev = prune::bert::to_sequences(prune::data::read_glue_tsv(t.dev, columns), cfg, model / "vocab.txt");
+            } else {
+                // labels are read against a config with enough labels, then counted
+                prune::bert::config probe_cfg = pretrained.cfg;
+                probe_cfg.num_labels = 1000;
+                train = prune::bert::load_sequences(t.train, probe_cfg, model);
+                dev = prune::bert::load_sequences(t.dev, probe_cfg, model);
+                num_labels = std::max(count_labels(train), count_labels(dev));
+            }
+            if (num_labels < 2) throw prune::value_error(t.train.string() + ": fewer than 2 classes");
+            settings task_run = run;
+            task_run.metric = prune::bert::metrics::resolve(metric == "auto" && glue ? glue->metric : metric, num_labels);
             lottery::task_result task;
             task.name = t.name;
+            task.metric = task_run.metric;
             task.train_size = train.size();
             task.dev_size = dev.size();
-            task.majority = majority_baseline(train, dev);
-            const int num_labels = std::max(count_labels(train), count_labels(dev));
-            if (num_labels < 2) throw prune::value_error(t.train.string() + ": fewer than 2 classes");
+            task.majority = majority_baseline(train, dev, task_run.metric, num_labels);
             for (int s = 0; s < run.seeds; ++s) {
                 const std::string where = t.name + " seed " + std::to_string(s + 1) + "/" + std::to_string(run.seeds);
-                task.seeds.push_back(run_seed(pretrained, train, dev, num_labels, s, run, bar, where));
+                task.seeds.push_back(run_seed(pretrained, train, dev, num_labels, s, task_run, bar, where));
             }
             results.push_back(std::move(task));
         }

@@ -39,3 +39,24 @@ TEST_CASE("Pearson and Spearman (average ranks for ties)") {
     const std::vector<double> flat{1, 1, 1};
     REQUIRE(pearson(flat, x) == 0.0);
 }
+
+TEST_CASE("metric names: resolve for the model's outputs; score dispatches to the metric") {
+    using namespace prune::bert::metrics;
+    CHECK(resolve("auto", 3) == "accuracy");
+    CHECK(resolve("auto", 1) == "pearson");
+    CHECK(resolve("mcc", 3) == "mcc");
+    CHECK(resolve("spearman", 1) == "spearman");
+    CHECK_THROWS_AS(resolve("f1", 3), prune::value_error);        // F1 of class 1 needs two classes
+    CHECK_THROWS_AS(resolve("pearson", 2), prune::value_error);   // correlation of class indices: no
+    CHECK_THROWS_AS(resolve("accuracy", 1), prune::value_error);  // accuracy of a regression: no
+    CHECK_THROWS_AS(resolve("auc", 2), prune::value_error);
+    const std::vector<int> pred = {1, 1, 0, 0, 1}, truth = {1, 0, 0, 1, 1};
+    CHECK(score("accuracy", pred, truth, 2) == accuracy(pred, truth));
+    CHECK(score("mcc", pred, truth, 2) == matthews(pred, truth, 2));
+    CHECK(score("f1", pred, truth, 2) == f1(pred, truth));
+    CHECK(score("f1", pred, truth, 2) != score("accuracy", pred, truth, 2));  // 2/3 vs 0.6: the dispatch is seen
+    const std::vector<double> x = {1, 2, 3, 4}, y = {1, 3, 2, 10};
+    CHECK(score("pearson", x, y) == pearson(x, y));
+    CHECK(score("spearman", x, y) == spearman(x, y));
+    CHECK(score("pearson", x, y) != score("spearman", x, y));
+}

@@ -97,3 +97,32 @@ TEST_CASE("malformed TSV files name the file, the line and what was expected") {
     temp_dir dir;
     CHECK_THROWS_SAYS(read_glue_tsv(dir / "absent.tsv", sst), io_error, "absent.tsv");
 }
+
+// Columns as GLUE's download script writes the files (header lines quoted from GLUE's train.tsv).
+TEST_CASE("GLUE task presets read their files and name their metric") {
+    CHECK_FALSE(glue_task_named("wordnet").has_value());
+    REQUIRE(glue_task_named("sts-b").has_value());
+    CHECK(glue_task_named("STSB")->name == "STS-B");
+    CHECK(glue_task_named("STS-B")->columns.labels.num_labels == 1);
+    CHECK(glue_task_named("cola")->metric == "mcc");
+    CHECK(glue_task_named("MRPC")->metric == "f1");
+    CHECK(glue_task_named("sst2")->metric == "accuracy");
+    const auto mrpc = parse_glue_tsv("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t7\t8\tHe said .\tHe told .\n",
+                                     "mrpc", glue_task_named("MRPC")->columns);
+    REQUIRE(mrpc.examples.size() == 1);
+    CHECK(mrpc.examples[0].text == "He said .");
+    CHECK(mrpc.examples[0].text_pair == "He told .");
+    CHECK(*mrpc.examples[0].label == 1.0);
+    // CoLA's train/dev files have no header: source, label, original judgement, sentence
+    const auto cola = parse_glue_tsv("gj04\t1\t\tOur friends won't buy this analysis.\n", "cola",
+                                     glue_task_named("CoLA")->columns);
+    CHECK(cola.examples[0].text == "Our friends won't buy this analysis.");
+    CHECK(*cola.examples[0].label == 1.0);
+    const auto rte = parse_glue_tsv("index\tsentence1\tsentence2\tlabel\n0\tA man runs.\tA person moves.\tentailment\n"
+                                    "1\tA cat.\tA dog.\tnot_entailment\n",
+                                    "rte", glue_task_named("RTE")->columns);
+    CHECK(*rte.examples[0].label == 0.0);
+    CHECK(*rte.examples[1].label == 1.0);
+    const auto mnli = glue_task_named("MNLI")->columns;
+    CHECK(mnli.labels.label_names == std::vector<std::string>{"contradiction", "entailment", "neutral"});
+}

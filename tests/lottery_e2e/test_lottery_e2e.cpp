@@ -136,3 +136,49 @@ TEST_CASE("prune-lottery: bad input exits 2 with one line and writes nothing") {
     }
     CHECK(run(lottery + " --help >/dev/null") == 0);
 }
+
+// GLUE's own TSV files through --task: MRPC's columns and its metric (F1 of class 1), the
+// majority row scored in that metric. The rows are WordNet-GLUE's pos task relabelled as a
+// binary "is it a noun" task, written as MRPC writes its files (Quality, #1 ID, #2 ID, #1 String, #2 String).
+TEST_CASE("prune-lottery --task MRPC reads GLUE TSV files and scores by F1") {
+    const fs::path d = run_directory();
+    const fs::path glue = d / "mrpc";
+    fs::create_directories(glue);
+    for (const std::string side : {"train", "dev"}) {
+        std::ifstream in(d / "cache" / "wordnet-glue-s5-300x100" / "pos" / (side + ".jsonl"));
+        std::ofstream out(glue / (side + ".tsv"));
+        out << "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n";
+        std::string line;
+        int id = 0;
+        while (std::getline(in, line)) {
+            const auto row = nlohmann::json::parse(line);
+            out << (row["label"] == 0 ? 1 : 0) << '\t' << id << '\t' << id + 1 << '\t'
+                << row["text"].get<std::string>() << "\tnoun?\n";
+            id += 2;
+        }
+    }
+    const std::string lottery = "'" + (bin / "prune-lottery").string() + "' --model '" + (d / "model").string() + "'";
+    REQUIRE(run(lottery + " --quick --train '" + (glue / "train.tsv").string() + "' --dev '" + (glue / "dev.tsv").string() +
+                "' --task MRPC --seeds 1 --epochs 1 --out '" + (d / "out-mrpc").string() + "' 2>/dev/null") == 0);
+    const auto json = nlohmann::json::parse(read(d / "out-mrpc" / "report.json"));
+    REQUIRE(json["tasks"].size() == 1);
+    const auto& task = json["tasks"][0];
+    CHECK(task["name"] == "MRPC");
+    CHECK(task["metric"] == "f1");
+    // pos is balanced over 4 classes, so "noun" (label 1 here) is the minority: the majority
+    // answer (0) never predicts class 1, and its F1 is 0 (accuracy would be 0.75).
+    CHECK(task["majority"].get<double>() == 0.0);
+    CHECK(read(d / "out-mrpc" / "report.md").find("MRPC (f1)") != std::string::npos);
+
+    // a .tsv without a GLUE task name, and a regression task: exit 2, nothing written
+    const fs::path err = d / "stderr-tsv.txt";
+    CHECK(run(lottery + " --train '" + (glue / "train.tsv").string() + "' --dev '" + (glue / "dev.tsv").string() +
+              "' --task mine --out '" + (d / "bad-tsv1").string() + "' 2>'" + err.string() + "'") == 2);
+    CHECK(read(err).find("needs --task naming its GLUE task") != std::string::npos);
+    CHECK(run(lottery + " --train '" + (glue / "train.tsv").string() + "' --dev '" + (glue / "dev.tsv").string() +
+              "' --task STS-B --out '" + (d / "bad-tsv2").string() + "' 2>'" + err.string() + "'") == 2);
+    CHECK(read(err).find("regression") != std::string::npos);
+    CHECK(run(lottery + " --train '" + (glue / "train.tsv").string() + "' --dev '" + (glue / "dev.tsv").string() +
+              "' --task MRPC --metric pearson --out '" + (d / "bad-tsv3").string() + "' 2>'" + err.string() + "'") == 2);
+    for (const char* name : {"bad-tsv1", "bad-tsv2", "bad-tsv3"}) CHECK_FALSE(fs::exists(d / name));
+}

@@ -15,6 +15,7 @@
 #include <prune/bert/backward.hpp>
 #include <prune/bert/forward.hpp>
 #include <prune/bert/importance.hpp>
+#include <prune/bert/metrics.hpp>
 #include <prune/bert/weights.hpp>
 #include <prune/error.hpp>
 #include <prune/lottery.hpp>
@@ -83,41 +84,56 @@ inline void fill_batch(std::span<const labeled_sequence> data, std::span<const s
 }
 }  // namespace detail
 
-/// Accuracy (classification) or -MSE (regression) of the model on `data` under a structure mask,
-/// by the inference path (prune/bert/forward.hpp's classify: packed batches, the last layer for
-/// the [CLS] rows only, no dropout), on `threads` threads (0 = every core).
+/// The model's score on `data` under a structure mask, by the inference path (prune/bert/
+/// forward.hpp's classify: packed batches, the last layer for the [CLS] rows only, no dropout),
+/// on `threads` threads (0 = every core). `metric` "auto": accuracy (classification) or -MSE
+/// (regression); else a prune/bert/metrics.hpp name (accuracy, mcc, f1, pearson, spearman),
+/// value_error when it does not fit the model. Higher is better either way.
 [[nodiscard]] inline double evaluate(const weights& w, std::span<const labeled_sequence> data, const structure_mask& mask,
-                                     std::size_t batch_size = 64, int threads = 0) {
+                                     std::size_t batch_size = 64, int threads = 0, const std::string& metric = "auto") {
     if (data.empty()) throw value_error("evaluate: empty data set");
     if (batch_size == 0) throw value_error("evaluate: batch size 0 (expected > 0)");
     check_labels(data, w.cfg.num_labels, "evaluate");
+    const std::string name = metric == "auto" ? metric : metrics::resolve(metric, w.cfg.num_labels);
     const gates gate = gates::from_mask(mask, w);
     forward_options fo;
     fo.gate = &gate;
     const bool regression = w.cfg.num_labels == 1;
     workspace ws(threads);
     packed_batch batch;
-    std::vector<int> classes;
+    std::vector<int> classes, predicted_classes;
     std::vector<float> values;
+    std::vector<double> predicted_values, true_values;
     std::vector<std::size_t> order(data.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
-    double score = 0.0;
+    std::vector<int> true_classes;
     for (std::size_t start = 0; start < data.size(); start += batch_size) {
         const std::size_t end = std::min(data.size(), start + batch_size);
         detail::fill_batch(data, order, start, end, regression, batch, classes, values);
         const auto logits = classify(w, batch, ws, fo);
         for (Eigen::Index b = 0; b < logits.rows(); ++b) {
             if (regression) {
-                const double diff = static_cast<double>(logits(b, 0)) - static_cast<double>(values[static_cast<std::size_t>(b)]);
-                score -= diff * diff;
+                predicted_values.push_back(static_cast<double>(logits(b, 0)));
+                true_values.push_back(static_cast<double>(values[static_cast<std::size_t>(b)]));
             } else {
                 Eigen::Index best = 0;
                 logits.row(b).maxCoeff(&best);
-                score += static_cast<int>(best) == classes[static_cast<std::size_t>(b)] ? 1.0 : 0.0;
+                predicted_classes.push_back(static_cast<int>(best));
+                true_classes.push_back(classes[static_cast<std::size_t>(b)]);
             }
         }
     }
-    return score / static_cast<double>(data.size());
+    if (name != "auto") {
+        return regression ? metrics::score(name, predicted_values, true_values)
+                          : metrics::score(name, predicted_classes, true_classes, w.cfg.num_labels);
+    }
+    if (!regression) return metrics::accuracy(predicted_classes, true_classes);
+    double squared = 0.0;
+    for (std::size_t i = 0; i < predicted_values.size(); ++i) {
+        const double diff = predicted_values[i] - true_values[i];
+        squared += diff * diff;
+    }
+    return -squared / static_cast<double>(predicted_values.size());
 }
 
 /// Fine-tunes `w` in place on `train` under a structure mask (gates) and element masks.

@@ -109,4 +109,37 @@ namespace prune::bert::metrics {
     return pearson(rx, ry);
 }
 
+/// The metric a name asks for, for a model with `labels` outputs (1 = regression): "auto" is
+/// accuracy for classification and pearson for regression; value_error naming what applies
+/// when the metric does not fit (f1 needs 2 classes; pearson / spearman need regression).
+[[nodiscard]] inline std::string resolve(const std::string& name, int labels) {
+    const bool regression = labels == 1;
+    if (name == "auto") return regression ? "pearson" : "accuracy";
+    const bool for_regression = name == "pearson" || name == "spearman";
+    const bool for_classes = name == "accuracy" || name == "mcc" || name == "f1";
+    if (!for_regression && !for_classes)
+        throw value_error("unknown metric '" + name + "' (expected auto, accuracy, mcc, f1, pearson or spearman)");
+    if (regression != for_regression)
+        throw value_error("metric " + name + " does not apply to a " +
+                          (regression ? std::string("regression model (use pearson or spearman)")
+                                      : std::string("classification model (use accuracy, mcc or f1)")));
+    if (name == "f1" && labels != 2)
+        throw value_error("metric f1 needs a binary model (num_labels = 2), this one has " + std::to_string(labels));
+    return name;
+}
+
+/// Class predictions scored by a resolved metric name (accuracy, mcc, f1).
+[[nodiscard]] inline double score(const std::string& name, std::span<const int> predicted, std::span<const int> truth,
+                                  int classes) {
+    if (name == "mcc") return matthews(predicted, truth, classes);
+    if (name == "f1") return f1(predicted, truth);
+    return accuracy(predicted, truth);
+}
+
+/// Regression predictions scored by a resolved metric name (pearson, spearman).
+[[nodiscard]] inline double score(const std::string& name, std::span<const double> predicted,
+                                  std::span<const double> truth) {
+    return name == "spearman" ? spearman(predicted, truth) : pearson(predicted, truth);
+}
+
 }  // namespace prune::bert::metrics

@@ -8,6 +8,9 @@
 // indices, or a score for regression when num_labels == 1) or, with `label_names`, names
 // mapped to their index (MNLI: entailment, neutral, contradiction).
 //
+// glue_task_named("MRPC") gives the columns, labels and main metric of each of the nine GLUE
+// tasks as their TSV files come from GLUE's download script.
+//
 // Examples come out in the text form of prune/data/jsonl.hpp, ready for a tokenizer.
 // Every error is a `prune::format_error` naming the file, the 1-based line and what was
 // expected (a missing column, a row with the wrong number of fields, a bad label).
@@ -158,6 +161,47 @@ inline std::size_t find_column(const std::string& column, const std::vector<std:
 /// Reads a GLUE-style TSV file: io_error when unreadable, format_error naming the line otherwise.
 [[nodiscard]] inline dataset read_glue_tsv(const std::filesystem::path& path, const tsv_options& options) {
     return parse_glue_tsv(io::read_text_file(path), "'" + path.string() + "'", options);
+}
+
+/// A GLUE task: how to read its TSV files and the metric it is judged by.
+struct glue_task {
+    std::string name;     ///< as GLUE spells it: CoLA, SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE, WNLI
+    tsv_options columns;  ///< columns and labels (labels.num_labels: 1 for STS-B's regression)
+    std::string metric;   ///< main metric (prune/bert/metrics.hpp names): mcc, accuracy, f1, pearson
+};
+
+/// The GLUE task of that name (case-insensitive, "-" optional: "sst2", "STS-B"), or nullopt.
+/// Columns as GLUE's train.tsv / dev.tsv files have them (MNLI: dev_matched.tsv).
+[[nodiscard]] inline std::optional<glue_task> glue_task_named(std::string_view name) {
+    std::string key;
+    for (char c : name)
+        if (c != '-' && c != '_') key += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    auto make = [](std::string n, std::string text, std::optional<std::string> pair, std::string label,
+                   std::size_t labels, std::vector<std::string> names, std::string metric, bool header = true) {
+        glue_task t;
+        t.name = std::move(n);
+        t.columns.text_column = std::move(text);
+        t.columns.text_pair_column = std::move(pair);
+        t.columns.label_column = std::move(label);
+        t.columns.header = header;
+        t.columns.labels.num_labels = labels;
+        t.columns.labels.label_names = std::move(names);
+        t.metric = std::move(metric);
+        return t;
+    };
+    const std::vector<std::string> nli = {"entailment", "not_entailment"};
+    if (key == "cola") return make("CoLA", "3", std::nullopt, "1", 2, {}, "mcc", false);
+    if (key == "sst2") return make("SST-2", "sentence", std::nullopt, "label", 2, {}, "accuracy");
+    if (key == "mrpc") return make("MRPC", "#1 String", "#2 String", "Quality", 2, {}, "f1");
+    if (key == "qqp") return make("QQP", "question1", "question2", "is_duplicate", 2, {}, "f1");
+    if (key == "stsb") return make("STS-B", "sentence1", "sentence2", "score", 1, {}, "pearson");
+    if (key == "mnli")
+        return make("MNLI", "sentence1", "sentence2", "gold_label", 3, {"contradiction", "entailment", "neutral"},
+                    "accuracy");
+    if (key == "qnli") return make("QNLI", "question", "sentence", "label", 2, nli, "accuracy");
+    if (key == "rte") return make("RTE", "sentence1", "sentence2", "label", 2, nli, "accuracy");
+    if (key == "wnli") return make("WNLI", "sentence1", "sentence2", "label", 2, {}, "accuracy");
+    return std::nullopt;
 }
 
 }  // namespace prune::data
