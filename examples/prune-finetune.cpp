@@ -3,7 +3,7 @@
 // warm-up, clipping at a global norm, seeded and reproducible; optionally from pre-trained
 // weights under masks (--fresh-classifier: rewinding with a new classifier head).
 //   prune-finetune --model DIR --train F --dev F [--mask F] [--element-mask F] [--epochs 3]
-//                  [--lr 2e-5] [--batch-size 32] [--warmup 0] [--weight-decay 0] [--seed 42]
+//                  [--lr 2e-5] [--batch-size 32] [--warmup 0] [--weight-decay 0] [--seed 42] [--threads 0]
 //                  [--fresh-classifier --num-labels N] [--json REPORT] --out DIR
 // Structure masks (heads / MLPs) are enforced during training by gates at 0 and the saved
 // model has them physically removed; element masks keep pruned weights at exactly 0.
@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
     app.add_option("--weight-decay", options.optimizer.weight_decay, "AdamW weight decay")->capture_default_str();
     app.add_option("--max-grad-norm", options.max_grad_norm, "global-norm clipping (0: off)")->capture_default_str();
     app.add_option("--seed", options.seed, "seed of the example order and dropout")->capture_default_str();
+    app.add_option("--threads", options.threads, "threads (0 = every core)")->check(CLI::NonNegativeNumber);
     app.add_flag("--fresh-classifier", fresh, "replace the pooler-less / classifier head with a fresh one (rewinding)");
     app.add_option("--num-labels", num_labels, "classifier outputs for --fresh-classifier (default: config's)");
     app.add_option("--json", report_file, "write per-epoch loss and dev metric here");
@@ -79,7 +80,7 @@ int main(int argc, char** argv) {
                      dev.size(), options.epochs, options.learning_rate, options.batch_size);
         const auto report = prune::bert::finetune(
             w, train, mask, masks, options, [&](int epoch, const prune::bert::weights& current) {
-                const double metric = prune::bert::evaluate(current, dev_span, mask);
+                const double metric = prune::bert::evaluate(current, dev_span, mask, 64, options.threads);
                 std::fprintf(stderr, "prune-finetune: epoch %d: dev metric %.4f\n", epoch + 1, metric);
                 return metric;
             });

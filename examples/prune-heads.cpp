@@ -3,7 +3,7 @@
 // (prune/spruning.hpp, docs/importance.md). Importance is recomputed under the current mask
 // before every step; phases: heads + MLPs, heads only at half the step, MLPs only.
 //   prune-heads --model DIR --data DEV [--threshold 0.9] [--heads-step 0.1] [--mlps-step 1]
-//               [--abs per-example] [--normalize layer+global] [--batch-size 32] --out DIR
+//               [--abs per-example] [--normalize layer+global] [--batch-size 32] [--threads 0] --out DIR
 // DIR (written whole, atomically): masks.json (the last passing structure mask), history.json
 // (every evaluated mask with its phase, counts, metric and verdict) and model/ (the model with
 // the masked heads and MLPs physically removed).
@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
     std::string model, data, out, abs_mode = "per-example", normalize = "layer+global";
     prune::spruning_options options;
     std::size_t batch_size = 32;
+    int threads = 0;
     app.add_option("--model", model, "fine-tuned model directory")->required();
     app.add_option("--data", data, "dev set (JSON Lines): importance and the metric")->required();
     app.add_option("--threshold", options.ratio, "keep while metric >= threshold x baseline")->capture_default_str();
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     app.add_option("--abs", abs_mode, "importance: per-example, per-batch, cumulative")->capture_default_str();
     app.add_option("--normalize", normalize, "importance normalisation before ranking")->capture_default_str();
     app.add_option("--batch-size", batch_size, "sequences per pass")->capture_default_str();
+    app.add_option("--threads", threads, "threads (0 = every core)")->check(CLI::NonNegativeNumber);
     app.add_option("--out", out, "output directory (masks.json, history.json, model/)")->required();
     return prune_cli::run(app, argc, argv, [&] {
         if (!(options.ratio >= 0.0) || !(options.heads_fraction > 0.0 && options.heads_fraction <= 1.0) ||
@@ -65,7 +67,7 @@ int main(int argc, char** argv) {
             for (int id : w.layers[l].head_ids) start.heads.set(l, static_cast<std::size_t>(id), true);
             start.mlps.set(l, 0, w.layers[l].ffn() > 0);
         }
-        prune::bert::importance_workspace<float> ws;
+        prune::bert::importance_workspace<float> ws(threads);
         int evaluations = 0;
         auto importance = [&](const prune::structure_mask& mask) {
             prune::importance::michel_accumulator acc(heads, mode);
@@ -73,7 +75,7 @@ int main(int argc, char** argv) {
             return acc.scores(how);
         };
         auto evaluate = [&](const prune::structure_mask& mask) {
-            const double metric = prune::bert::evaluate(w, dev_span, mask, batch_size);
+            const double metric = prune::bert::evaluate(w, dev_span, mask, batch_size, threads);
             std::fprintf(stderr, "prune-heads: evaluation %d: %zu heads, %zu MLPs kept: metric %.4f\n", ++evaluations,
                          mask.heads.count_kept(), mask.mlps.count_kept(), metric);
             return metric;

@@ -1,7 +1,7 @@
 // prune-importance: Michel et al.'s head importance, extended to MLPs, of a fine-tuned BERT
 // over a data file: I[l][h] = E |dL/dxi[l][h]| (prune/bert/importance.hpp, docs/importance.md).
 //   prune-importance --model DIR --data F [--mask F] [--abs per-example|per-batch|cumulative]
-//                    [--normalize none|layer|global|layer+global] [--batch-size N] [--json OUT]
+//                    [--normalize none|layer|global|layer+global] [--batch-size N] [--threads N] [--json OUT]
 // OUT: {"heads": L x H, "mlps": L, "abs", "normalize", "examples", "tokens"}; without --json a
 // table goes to stderr. `--normalize none` is the raw expectation (mean over examples or batches);
 // prefix "tokens+" to divide by the number of non-padding tokens instead (HF's code).
@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
                  "prune-importance");
     std::string model, data, mask_file, abs_mode = "per-example", normalize = "none", json_out;
     std::size_t batch_size = 32;
+    int threads = 0;
     app.add_option("--model", model, "model directory (config.json + model.safetensors)")->required();
     app.add_option("--data", data, "JSON Lines data file")->required();
     app.add_option("--mask", mask_file, "structure mask JSON (masked heads / MLPs gated to 0)");
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
     app.add_option("--normalize", normalize, "none, layer, global, layer+global (tokens+... divides by tokens)")
         ->capture_default_str();
     app.add_option("--batch-size", batch_size, "sequences per pass (the batch for --abs per-batch)")->capture_default_str();
+    app.add_option("--threads", threads, "threads (0 = every core)")->check(CLI::NonNegativeNumber);
     app.add_option("--json", json_out, "write the scores as JSON here");
     return prune_cli::run(app, argc, argv, [&] {
         const auto mode = prune::importance::parse_absolute_value(abs_mode);
@@ -49,7 +51,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "prune-importance: %zu examples, %d layers x %d heads, --abs %s\n", sequences.size(),
                      cfg.num_hidden_layers, cfg.num_attention_heads, abs_mode.c_str());
         prune::importance::michel_accumulator acc(heads, mode);
-        prune::bert::importance_workspace<float> ws;
+        prune::bert::importance_workspace<float> ws(threads);
         prune::bert::accumulate_importance(w, std::span<const prune::bert::labeled_sequence>(sequences), mask, acc, ws,
                                            batch_size);
         const auto scores = acc.scores(how);
