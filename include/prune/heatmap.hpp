@@ -85,7 +85,7 @@ inline std::string fixed(double value, int decimals) {
     const int grid_width = cell * static_cast<int>(columns);
     const int grid_height = cell * static_cast<int>(rows);
     const int legend_width = 90;
-    const int title_width = 16 + static_cast<int>(map.title.size()) * 9;
+    const int title_width = 24 + static_cast<int>(map.title.size()) * 11;  // 15 px bold DejaVu Sans: <= 11 px a character
     const int width = std::max(left + std::max(grid_width, 160) + legend_width + 16, title_width);
     const int height = top + std::max(grid_height, 140) + 24;
 
