@@ -46,10 +46,17 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "threads (0 = every core)")->check(CLI::NonNegativeNumber);
     app.add_option("--out", out, "output directory (masks.json, history.json, model/)")->required();
     return prune_cli::run(app, argc, argv, [&] {
-        if (!(options.ratio >= 0.0) || !(options.heads_fraction > 0.0 && options.heads_fraction <= 1.0) ||
-            options.mlps_per_step == 0 || batch_size == 0) {
-            throw prune::value_error("--threshold must be >= 0, --heads-step in (0, 1], --mlps-step and --batch-size > 0");
+        auto number = [](double v) {
+            char text[32];
+            std::snprintf(text, sizeof text, "%g", v);
+            return std::string(text);
+        };
+        if (!(options.ratio >= 0.0)) throw prune::value_error("--threshold " + number(options.ratio) + " (expected >= 0)");
+        if (!(options.heads_fraction > 0.0 && options.heads_fraction <= 1.0)) {
+            throw prune::value_error("--heads-step " + number(options.heads_fraction) + " (expected a fraction in (0, 1])");
         }
+        if (options.mlps_per_step == 0) throw prune::value_error("--mlps-step 0 (expected >= 1)");
+        if (batch_size == 0) throw prune::value_error("--batch-size 0 (expected >= 1)");
         const auto mode = prune::importance::parse_absolute_value(abs_mode);
         const auto how = prune::importance::normalization::parse(normalize);
         prune::io::remove_staging_on_signal();
