@@ -145,6 +145,14 @@ TEST_CASE("finite differences: physically pruned heads and MLP", "[backward]") {
     check_gradients({c, true, {}}, 4);
 }
 
+TEST_CASE("finite differences: the last layer ([CLS] rows only) without its MLP", "[backward]") {
+    config c = tiny_config(2);
+    c.num_attention_heads = 4;
+    c.pruned_heads = {{0, 1, 2, 3}, {2}};  // layer 0 has no heads left
+    c.pruned_mlps = {false, true};         // the last layer has no MLP
+    check_gradients({c, true, {}}, 5);
+}
+
 TEST_CASE("per-example gate gradients are each example's own dL(x)/dxi", "[backward]") {
     const config cfg = tiny_config(3);
     const basic_weights<double> w = cast_weights<double>(random_weights(cfg, 5, 0.4f));

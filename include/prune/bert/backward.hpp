@@ -12,8 +12,15 @@
 //
 // Everything is templated on the weights type: prune::bert::weights (float, the model) or
 // basic_weights<double> (for finite-difference tests; `cast_weights<double>(w)`), which have
-// the same members. Float products go to OpenBLAS (when the build found it) and use its
-// threads; double products use Eigen.
+// the same members. Large float products go to OpenBLAS when its kernels are fast on this CPU
+// (else Eigen), one call per pool thread; double products to OpenBLAS's dgemm (or Eigen).
+//
+// Speed (docs/bert.md has the profile and the torch ratios): element-wise and row-wise work is
+// vectorised with address-independent reduction order and runs on the pool; nothing of dropout
+// runs when it is off; large products split along the longer side of the output, and on two
+// threads each backward data-gradient product runs beside its equal-sized weight-gradient twin;
+// the last layer computes K and V for every token but everything else only for the [CLS] rows,
+// the only ones that reach the loss.
 //
 // Gate gradients: sequences in a packed batch do not interact, so with loss_reduction::sum
 // the gradient of each sequence's own loss L(x_b) with respect to every gate is read off the
