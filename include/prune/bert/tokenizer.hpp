@@ -532,11 +532,18 @@ public:
     std::vector<std::string> tokenize(std::string_view text) const {
         std::vector<std::string> out;
         std::size_t pos = 0;
+        // next[k]: the first occurrence of special token k at or after pos, searched again only
+        // once pos has passed it (searching every token after every match was quadratic: 13000
+        // "[PAD]" took minutes; found by fuzz/fuzz_tokenizer).
+        std::array<std::size_t, special_tokens.size()> next{};
+        for (std::size_t k = 0; k < special_tokens.size(); ++k) next[k] = text.find(special_tokens[k]);
         while (pos <= text.size()) {
             // The earliest special token at or after pos (the longest one on a tie).
             std::size_t best = std::string_view::npos, best_len = 0;
-            for (auto s : special_tokens) {
-                const std::size_t at = text.find(s, pos);
+            for (std::size_t k = 0; k < special_tokens.size(); ++k) {
+                const std::string_view s = special_tokens[k];
+                if (next[k] != std::string_view::npos && next[k] < pos) next[k] = text.find(s, pos);
+                const std::size_t at = next[k];
                 if (at < best || (at == best && at != std::string_view::npos && s.size() > best_len)) {
                     best = at;
                     best_len = s.size();
