@@ -321,7 +321,7 @@ struct config {
 
 /// Parses and validates config.json text; format_error naming `where` on invalid JSON, on
 /// arrays/objects nested deeper than 64 (deeper ones would overflow the stack when copied;
-/// found by fuzz/fuzz_config) and on bad keys.
+/// found running fuzz/fuzz_config on a crafted input) and on bad keys.
 [[nodiscard]] inline config parse_config(std::string_view text, const std::string& where) {
     constexpr int max_depth = 64;
     auto limit_depth = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {

@@ -534,7 +534,7 @@ public:
         std::size_t pos = 0;
         // next[k]: the first occurrence of special token k at or after pos, searched again only
         // once pos has passed it (searching every token after every match was quadratic: 13000
-        // "[PAD]" took minutes; found by fuzz/fuzz_tokenizer).
+        // "[PAD]" took minutes; found running fuzz/fuzz_tokenizer on a crafted input).
         std::array<std::size_t, special_tokens.size()> next{};
         for (std::size_t k = 0; k < special_tokens.size(); ++k) next[k] = text.find(special_tokens[k]);
         while (pos <= text.size()) {

@@ -32,7 +32,7 @@ using json = nlohmann::ordered_json;
 
 /// The deepest nesting of arrays and objects parse_json accepts. prune's files nest at most
 /// 3 deep; a value nested tens of thousands deep would overflow the stack when nlohmann::json
-/// copies or prints it (found by fuzz/fuzz_structure_mask, fuzz_jsonl, fuzz_safetensors_index).
+/// copies or prints it (found running the fuzz/ targets on a crafted input).
 inline constexpr int max_json_depth = 64;
 
 /// Parses JSON text; format_error naming `where` on a syntax error, a duplicate key or
