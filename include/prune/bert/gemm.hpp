@@ -63,7 +63,7 @@ extern "C" char* openblas_get_corename(void);
     }
     const std::string core = blas_core();
     const bool avx512 = core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
-    const bool avx2 = avx512 || core == "Haswell" || core == "Zen" || core == "SkylakeX";
+    [[maybe_unused]] const bool avx2 = avx512 || core == "Haswell" || core == "Zen" || core == "SkylakeX";
 #if defined(__AVX512F__)
     return avx512 || avx2;
 #elif defined(__AVX2__)
