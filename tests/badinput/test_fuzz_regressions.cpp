@@ -99,3 +99,14 @@ TEST_CASE("tokenizing many special-token strings is linear") {
     CHECK(ids[1] == 5);
     CHECK(ids[2] == 4);
 }
+
+// fuzz_config (the round-trip property): "layer_norm_eps": 1e39 was accepted as a float
+// infinity, and the config.json prune wrote back held null there, which it could not read.
+TEST_CASE("a layer_norm_eps beyond float range is rejected") {
+    const std::string base = R"({"hidden_size": 32, "num_attention_heads": 4, "num_hidden_layers": 2, )"
+                             R"("intermediate_size": 64, "vocab_size": 20, "layer_norm_eps": )";
+    REQUIRE_THROWS_WITH(prune::bert::parse_config(base + "1e39}", "config.json"),
+                        Catch::Contains("config.json: layer_norm_eps = inf (expected a finite number > 0"));
+    const auto c = prune::bert::parse_config(base + "1e-5}", "config.json");
+    CHECK(prune::bert::parse_config(c.to_json().dump(), "again").layer_norm_eps == c.layer_norm_eps);
+}

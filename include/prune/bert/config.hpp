@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <fstream>
 #include <iterator>
@@ -90,8 +91,8 @@ struct config {
             fail("hidden_size " + std::to_string(hidden_size) + " is not divisible by num_attention_heads " +
                  std::to_string(num_attention_heads));
         }
-        if (!(layer_norm_eps > 0.0f)) {
-            fail("layer_norm_eps = " + std::to_string(layer_norm_eps) + " (expected > 0)");
+        if (!(layer_norm_eps > 0.0f) || !std::isfinite(layer_norm_eps)) {  // 1e39 reads as inf: not savable
+            fail("layer_norm_eps = " + std::to_string(layer_norm_eps) + " (expected a finite number > 0 as a float)");
         }
         if (hidden_act != "gelu" && hidden_act != "gelu_python") {
             fail("hidden_act \"" + hidden_act + "\" is not supported (expected \"gelu\", the erf form)");
