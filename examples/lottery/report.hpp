@@ -333,6 +333,24 @@ inline std::string markdown(const std::vector<task_result>& tasks, const nlohman
                                             : detail::number(head_alpha(task))) +
               " |\n";
     }
+    // m-pruning runs whose last step still passed stopped at the step limit, not at the threshold
+    std::size_t capped = 0, runs = 0;
+    double capped_sparsity = 0.0;
+    for (const task_result& task : tasks) {
+        for (const seed_result& seed : task.seeds) {
+            ++runs;
+            if (!seed.m_history.empty() && seed.m_history.back().passed) {
+                ++capped;
+                capped_sparsity = std::max(capped_sparsity, seed.m_history.back().sparsity);
+            }
+        }
+    }
+    if (capped > 0) {
+        md += "\nm-pruning stopped at its step limit with the dev score still above the threshold in " +
+              std::to_string(capped) + " of " + std::to_string(runs) + " runs (at " +
+              detail::number(100 * capped_sparsity, 1) +
+              "% sparsity; REFERENCE.md: at most 10 steps): those good m-subnetworks might be sparser still.\n";
+    }
     md += "\nHeatmaps: `heads-<task>.svg`, `heads-all.svg`, `mlps.svg`, `m-sparsity-<task>.svg`.\n\n";
     md += "## Findings of the paper, checked on this run\n\n";
     for (const task_result& task : tasks) {

@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -84,6 +86,21 @@ TEST_CASE("report.md warns when the full model learned nothing") {
     task.majority = 0.80;  // the full model's 0.81 is within 0.02 of it
     const std::string md = lottery::markdown({task}, {}, lottery::evaluate_findings({task}), 1.0);
     CHECK(md.find("Warning: on flat the full model") != std::string::npos);
+}
+
+TEST_CASE("report.md says when m-pruning stopped at its step limit rather than at the threshold") {
+    auto task = make_task("a", 0.60, 0.78);
+    CHECK(lottery::markdown({task}, {}, lottery::evaluate_findings({task}), 1.0).find("step limit") == std::string::npos);
+    // seed 0: the 2nd step failed (stopped at the threshold); seeds 1 and 2: the 10th step still passed
+    task.seeds[0].m_history = {{0, 0.0, 0.81, true}, {1, 0.1, 0.80, true}, {2, 0.19, 0.50, false}};
+    for (int s = 1; s < 3; ++s) {
+        for (int k = 0; k <= 10; ++k) {
+            task.seeds[static_cast<std::size_t>(s)].m_history.push_back({k, 1.0 - std::pow(0.9, k), 0.8, true});
+        }
+    }
+    const std::string md = lottery::markdown({task}, {}, lottery::evaluate_findings({task}), 1.0);
+    CHECK(md.find("step limit with the dev score still above the threshold in 2 of 3 runs (at 65.1% sparsity") !=
+          std::string::npos);
 }
 
 TEST_CASE("heatmaps: head survival per task and overall, MLPs, m-sparsity") {
