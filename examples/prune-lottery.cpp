@@ -151,9 +151,21 @@ int count_labels(const std::vector<labeled_sequence>& data) {
     return static_cast<int>(largest) + 1;
 }
 
-/// The dev score (in `metric`) of always answering the train set's most frequent label.
+/// The dev score (in `metric`) of always answering the train set's most frequent label, or
+/// for regression (num_labels 1) its mean (a constant: Pearson and Spearman 0).
 double majority_baseline(const std::vector<labeled_sequence>& train, const std::vector<labeled_sequence>& dev,
                          const std::string& metric, int num_labels) {
+    if (num_labels == 1) {
+        double mean = 0.0;
+        for (const auto& s : train) {
+            mean += s.label / static_cast<double>(train.size());
+        }
+        std::vector<double> predicted(dev.size(), mean), truth;
+        for (const auto& s : dev) {
+            truth.push_back(s.label);
+        }
+        return prune::bert::metrics::score(metric, predicted, truth);
+    }
     std::map<int, std::size_t> counts;
     for (const auto& s : train) {
         ++counts[static_cast<int>(s.label)];
@@ -464,15 +476,16 @@ int main(int argc, char** argv) {
     app.add_option("--model", model_dir, "pre-trained BERT directory (config.json, model.safetensors, vocab.txt)");
     auto* train_opt = app.add_option("--train", train_file,
                                      "training set of your own task: JSON Lines, or GLUE's .tsv with --task CoLA, SST-2, "
-                                     "MRPC, QQP, MNLI, QNLI, RTE or WNLI");
+                                     "MRPC, QQP, STS-B, MNLI, QNLI, RTE or WNLI");
     auto* dev_opt = app.add_option("--dev", dev_file, "dev set of your own task (as --train)");
     train_opt->needs(dev_opt);
     dev_opt->needs(train_opt);
     app.add_option("--task", task_name, "name of your own task (with --train/--dev); a GLUE name picks its columns and metric");
     std::string metric = "auto";
     app.add_option("--metric", metric,
-                   "dev metric: auto (accuracy; a GLUE task's own: mcc for CoLA, f1 for MRPC and QQP), accuracy, mcc, f1")
-        ->check(CLI::IsMember({"auto", "accuracy", "mcc", "f1"}))
+                   "dev metric: auto (accuracy; a GLUE task's own: mcc for CoLA, f1 for MRPC and QQP, pearson for "
+                   "STS-B), accuracy, mcc, f1, pearson, spearman")
+        ->check(CLI::IsMember({"auto", "accuracy", "mcc", "f1", "pearson", "spearman"}))
         ->capture_default_str();
     app.add_option("--tasks", tasks, "WordNet-GLUE tasks to run (default: the suite's defaults)");
     app.add_option("--seeds", seeds, "seeds per task");
@@ -572,12 +585,8 @@ int main(int argc, char** argv) {
             if (t.train.extension() == ".tsv" || t.dev.extension() == ".tsv") {
                 if (!glue) {
                     throw prune::value_error(t.train.string() + ": a .tsv file needs --task naming its GLUE task (CoLA, "
-                                             "SST-2, MRPC, QQP, MNLI, QNLI, RTE or WNLI) to know its columns, got '" +
+                                             "SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE or WNLI) to know its columns, got '" +
                                              t.name + "'");
-                }
-                if (glue->columns.labels.num_labels == 1) {
-                    throw prune::value_error("--task " + glue->name +
-                                             " is a regression task; prune-lottery runs classification tasks only");
                 }
                 auto columns = glue->columns;
                 columns.labels.vocab_size = static_cast<std::size_t>(pretrained.cfg.vocab_size);
@@ -594,7 +603,8 @@ int main(int argc, char** argv) {
                 dev = prune::bert::load_sequences(t.dev, probe_cfg, model);
                 num_labels = std::max(count_labels(train), count_labels(dev));
             }
-            if (num_labels < 2) throw prune::value_error(t.train.string() + ": fewer than 2 classes");
+            const bool regression = num_labels == 1 && glue && glue->columns.labels.num_labels == 1;  // STS-B
+            if (num_labels < 2 && !regression) throw prune::value_error(t.train.string() + ": fewer than 2 classes");
             settings task_run = run;
             task_run.metric = prune::bert::metrics::resolve(metric == "auto" && glue ? glue->metric : metric, num_labels);
             lottery::task_result task;
