@@ -101,12 +101,15 @@ inline void fill_batch(std::span<const labeled_sequence> data, std::span<const s
     const bool regression = w.cfg.num_labels == 1;
     workspace ws(threads);
     packed_batch batch;
-    std::vector<int> classes, predicted_classes;
+    std::vector<int> classes, predicted_classes, true_classes;
     std::vector<float> values;
     std::vector<double> predicted_values, true_values;
+    for (const labeled_sequence& s : data) {  // the truth, in data order
+        if (regression) true_values.push_back(static_cast<float>(s.label));  // the model trains on float targets
+        else true_classes.push_back(static_cast<int>(s.label));
+    }
     std::vector<std::size_t> order(data.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
-    std::vector<int> true_classes;
     for (std::size_t start = 0; start < data.size(); start += batch_size) {
         const std::size_t end = std::min(data.size(), start + batch_size);
         detail::fill_batch(data, order, start, end, regression, batch, classes, values);
@@ -114,12 +117,10 @@ inline void fill_batch(std::span<const labeled_sequence> data, std::span<const s
         for (Eigen::Index b = 0; b < logits.rows(); ++b) {
             if (regression) {
                 predicted_values.push_back(static_cast<double>(logits(b, 0)));
-                true_values.push_back(static_cast<double>(values[static_cast<std::size_t>(b)]));
             } else {
                 Eigen::Index best = 0;
                 logits.row(b).maxCoeff(&best);
                 predicted_classes.push_back(static_cast<int>(best));
-                true_classes.push_back(classes[static_cast<std::size_t>(b)]);
             }
         }
     }
