@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
     app.add_option("--lr", o.learning_rate, "peak learning rate")->capture_default_str();
     app.add_option("--warmup", o.warmup_fraction, "share of steps warming up")->capture_default_str();
     app.add_option("--threads", o.threads, "OpenBLAS threads")->capture_default_str();
+    double dropout = 0.1;
+    app.add_option("--dropout", dropout, "hidden and attention dropout during pre-training (0 turns it off)")
+        ->capture_default_str();
     bool init_only = false;
     app.add_flag("--init-only", init_only,
                  "write the seed's initial weights without training (the from-scratch baseline)");
@@ -62,6 +65,9 @@ int main(int argc, char** argv) {
         if (steps_opt->count() == 0 && minutes_opt->count() == 0) minutes = 3.5;
         if (steps_opt->count() > 0 && steps == 0) throw prune::value_error("--steps must be > 0");
         if (minutes_opt->count() > 0 && !(minutes > 0.0)) throw prune::value_error("--minutes must be > 0");
+        if (!(dropout >= 0.0 && dropout < 1.0)) throw prune::value_error("--dropout must be in [0, 1)");
+        o.hidden_dropout = static_cast<float>(dropout);
+        o.attention_dropout = static_cast<float>(dropout);
         o.steps = steps;
         o.minutes = minutes;
         const fs::path vocab_txt = data / "vocab.txt";
@@ -103,11 +109,18 @@ int main(int argc, char** argv) {
         }
         auto result = init_only ? prune::bert::pretrain_initial(cfg, o.seed)
                                 : prune::bert::pretrain(cfg, corpus, tok.vocab(), o, report);
+        std::string hyper;  // the training options, so the stored command reproduces the run
+        if (!init_only) {
+            char text[200];
+            std::snprintf(text, sizeof text, " --batch-size %zu --max-length %zu --lr %g --warmup %g --dropout %g",
+                          o.batch_size, o.max_length, o.learning_rate, o.warmup_fraction, dropout);
+            hyper = text;
+        }
         const std::string command = std::string(init_only ? "prune-pretrain --init-only" : "prune-pretrain") +
                                     " --layers " + std::to_string(layers) + " --hidden " +
                                     std::to_string(hidden) + " --heads " + std::to_string(heads) +
                                     " --intermediate " + std::to_string(intermediate) + (init_only ? std::string() : " --steps " + std::to_string(result.planned_steps)) +
-                                    " --seed " + std::to_string(o.seed);
+                                    " --seed " + std::to_string(o.seed) + hyper;
         double tail = 0.0;
         const std::size_t n = std::min<std::size_t>(50, result.losses.size());
         for (std::size_t i = result.losses.size() - n; i < result.losses.size(); ++i) tail += result.losses[i];
