@@ -358,8 +358,10 @@ private:
         histogram.flush();
     }
 
-    /// Prunes every candidate whose upper 16 key bits are below `limit`.
-    void prune_below_pass(unsigned t, std::uint32_t limit) {
+    /// Over the thread's slice, clears the mask bits that go(key, word, j) picks among the live
+    /// ones (go is asked for every position j < 64 of a live word; a dead word is skipped).
+    template <class Go>
+    void clear_live_bits(unsigned t, Go&& go) {
         for_each_chunk(t, [&](std::size_t, std::size_t, std::span<const std::uint32_t> keys,
                               std::span<std::uint64_t> words) {
             for (std::size_t w = 0; w < words.size(); ++w) {
@@ -371,11 +373,16 @@ private:
                 const std::size_t m = std::min<std::size_t>(64, keys.size() - w * 64);
                 std::uint64_t prune = 0;
                 for (std::size_t j = 0; j < m; ++j) {
-                    prune |= static_cast<std::uint64_t>((k[j] >> 16) < limit) << j;
+                    prune |= static_cast<std::uint64_t>(go(k[j], word, j)) << j;
                 }
                 words[w] = word & ~prune;
             }
         });
+    }
+
+    /// Prunes every candidate whose upper 16 key bits are below `limit`.
+    void prune_below_pass(unsigned t, std::uint32_t limit) {
+        clear_live_bits(t, [limit](std::uint32_t key, std::uint64_t, std::size_t) { return (key >> 16) < limit; });
     }
 
     /// An element's (key, tensor, index); ordered as the tie rule orders elements.
@@ -675,27 +682,13 @@ private:
         }
         run_threads(threads_, [&](unsigned t) {
             std::uint64_t left = quota[t];
-            for_each_chunk(t, [&](std::size_t, std::size_t, std::span<const std::uint32_t> keys,
-                                  std::span<std::uint64_t> words) {
-                for (std::size_t w = 0; w < words.size(); ++w) {
-                    const std::uint64_t word = words[w];
-                    if (word == 0) {
-                        continue;
-                    }
-                    const std::uint32_t* k = keys.data() + w * 64;
-                    const std::size_t m = std::min<std::size_t>(64, keys.size() - w * 64);
-                    std::uint64_t prune = 0;
-                    for (std::size_t j = 0; j < m; ++j) {
-                        const std::uint32_t key = k[j];
-                        bool go = (key >> 16) < bin || ((key >> 16) == bin && key < threshold);
-                        if (key == threshold && left > 0 && ((word >> j) & 1u)) {
-                            go = true;
-                            --left;
-                        }
-                        prune |= static_cast<std::uint64_t>(go) << j;
-                    }
-                    words[w] = word & ~prune;
+            clear_live_bits(t, [&](std::uint32_t key, std::uint64_t word, std::size_t j) {
+                bool go = (key >> 16) < bin || ((key >> 16) == bin && key < threshold);
+                if (key == threshold && left > 0 && ((word >> j) & 1u)) {
+                    go = true;
+                    --left;
                 }
+                return go;
             });
             PRUNE_ASSERT(left == 0);
         });
