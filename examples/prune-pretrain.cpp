@@ -7,7 +7,8 @@
 //                  [--minutes M | --steps N] [--seed S]
 //
 // Same seed and --steps, same bytes. With --minutes the number of steps comes from a timed
-// trial; it is printed (and stored in the safetensors metadata) so that --steps reproduces it.
+// trial (3 untimed warm-up steps, then 10 timed ones); it is printed (and stored in the
+// safetensors metadata) so that --steps reproduces it. --threads does not change the bytes.
 // docs/pretraining.md has the defaults' measurements.
 #include "common/cli.hpp"
 
@@ -48,7 +49,7 @@ int main(int argc, char** argv) {
     app.add_option("--max-length", o.max_length, "tokens per sequence")->capture_default_str();
     app.add_option("--lr", o.learning_rate, "peak learning rate")->capture_default_str();
     app.add_option("--warmup", o.warmup_fraction, "share of steps warming up")->capture_default_str();
-    app.add_option("--threads", o.threads, "OpenBLAS threads")->capture_default_str();
+    app.add_option("--threads", o.threads, "threads of the training pass (0 = every core); the output does not depend on it")->capture_default_str();
     double dropout = 0.1;
     app.add_option("--dropout", dropout, "hidden and attention dropout during pre-training (0 turns it off)")
         ->capture_default_str();

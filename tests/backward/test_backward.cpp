@@ -271,3 +271,159 @@ TEST_CASE("one thread and two threads agree (row-split products and row loops)",
     for (std::size_t i = 0; i < one.gates().total_heads; ++i)
         CHECK(one.gates().head_total(i) == Approx(two.gates().head_total(i)).epsilon(1e-5).margin(1e-9));
 }
+
+// ------------------------------------------------------------------------------------------
+// The encoder alone: encode_for_training + backward_from_hidden (what MLM pre-training uses).
+
+namespace {
+// A loss of the final hidden states at every token: L = sum_{t,c} R[t,c] h[t,c] (R fixed), so
+// dL/dh = R. Returns L; with `grads` runs the backward pass (ws then holds the gate gradients).
+double hidden_loss(const basic_weights<double>& w, const packed_batch& batch, const gate_values& gv,
+                   training_workspace<double>& ws, const std::vector<double>& r, basic_weights<double>* grads,
+                   const training_options& o) {
+    const auto h = encode_for_training(w, batch, &gv, ws, o);
+    REQUIRE(h.size() == r.size());
+    double loss = 0;
+    for (std::size_t i = 0; i < h.size(); ++i) loss += r[i] * h[i];
+    if (grads != nullptr) backward_from_hidden(w, batch, &gv, ws, std::span<const double>(r), grads, o);
+    return loss;
+}
+}  // namespace
+
+TEST_CASE("backward_from_hidden at every token: finite differences for every parameter and gate", "[backward]") {
+    config c = tiny_config(2);
+    c.num_attention_heads = 4;  // head size 2
+    c.pruned_heads = {{1}, {}};
+    for (const bool dropout : {false, true}) {
+        INFO("dropout " << dropout);
+        const basic_weights<double> w0 = cast_weights<double>(random_weights(c, 11, 0.4f));
+        basic_weights<double> w = w0;
+        const packed_batch batch = tiny_batch();
+        std::mt19937 rng(12);
+        std::normal_distribution<double> normal(0.0, 1.0);
+        std::vector<double> r(static_cast<std::size_t>(batch.tokens()) * static_cast<std::size_t>(c.hidden_size));
+        for (double& x : r) x = normal(rng);
+        gate_values gv;
+        gv.heads = {{1.0, 0.6, 0.0}, {1.0, 1.0, 0.8, 1.0}};
+        gv.mlps = {0.7, 1.0};
+        training_options o;
+        o.dropout = dropout;
+        o.hidden_dropout = 0.2f;
+        o.attention_dropout = 0.3f;
+        o.seed = 5;
+        training_workspace<double> ws;
+        basic_weights<double> g = zeros_like(w);
+        hidden_loss(w, batch, gv, ws, r, &g, o);
+        const gate_gradients gates = ws.gates();
+        auto loss = [&](const gate_values& gates_now) {
+            training_workspace<double> w2;
+            return hidden_loss(w, batch, gates_now, w2, r, nullptr, o);
+        };
+        const double h = 1e-6;
+        std::vector<double*> params, grads_of;
+        std::vector<std::size_t> sizes;
+        for_each_tensor(w, [&](auto& t) { params.push_back(t.data()); sizes.push_back(static_cast<std::size_t>(t.size())); });
+        for_each_tensor(g, [&](auto& t) { grads_of.push_back(t.data()); });
+        int checked = 0;
+        for (std::size_t p = 0; p < params.size() - 4; ++p) {  // not the pooler / classifier (unused)
+            if (sizes[p] == 0) continue;
+            for (int s = 0; s < 4; ++s) {
+                std::size_t i = std::uniform_int_distribution<std::size_t>(0, sizes[p] - 1)(rng);
+                if (p == 0) i = static_cast<std::size_t>(5 * c.hidden_size + s);  // a word that occurs
+                const double saved = params[p][i];
+                params[p][i] = saved + h;
+                const double up = loss(gv);
+                params[p][i] = saved - h;
+                const double down = loss(gv);
+                params[p][i] = saved;
+                const double fd = (up - down) / (2 * h);
+                INFO("tensor " << p << " element " << i);
+                CHECK(grads_of[p][i] == Approx(fd).epsilon(1e-5).margin(1e-8));
+                ++checked;
+            }
+        }
+        CHECK(checked > 60);
+        // The pooler and classifier take no gradient.
+        for (std::size_t p = params.size() - 4; p < params.size(); ++p)
+            for (std::size_t i = 0; i < sizes[p]; ++i) CHECK(grads_of[p][i] == 0.0);
+        std::size_t flat = 0;
+        for (std::size_t l = 0; l < w.layers.size(); ++l) {
+            for (int hh = 0; hh < w.layers[l].heads; ++hh, ++flat) {
+                gate_values up = gv, down = gv;
+                up.heads[l][static_cast<std::size_t>(hh)] += h;
+                down.heads[l][static_cast<std::size_t>(hh)] -= h;
+                INFO("head gate " << l << "," << hh);
+                CHECK(gates.head_total(flat) == Approx((loss(up) - loss(down)) / (2 * h)).epsilon(1e-5).margin(1e-9));
+            }
+            gate_values up = gv, down = gv;
+            up.mlps[l] += h;
+            down.mlps[l] -= h;
+            INFO("mlp gate " << l);
+            CHECK(gates.mlp_total(l) == Approx((loss(up) - loss(down)) / (2 * h)).epsilon(1e-5).margin(1e-9));
+        }
+    }
+}
+
+TEST_CASE("encoder_rows::cls gives the [CLS] rows and gradients of the full pass", "[backward]") {
+    for (const int layers : {0, 1, 2}) {
+        config c = tiny_config(2);
+        c.num_hidden_layers = std::max(layers, 1);
+        INFO(layers << " layers");
+        basic_weights<double> w = cast_weights<double>(random_weights(c, 13, 0.4f));
+        if (layers == 0) w.layers.clear();  // the embeddings alone (a config cannot say 0 layers)
+        const packed_batch batch = tiny_batch();
+        const auto B = static_cast<std::size_t>(batch.sequences());
+        const auto H = static_cast<std::size_t>(c.hidden_size);
+        const auto T = static_cast<std::size_t>(batch.tokens());
+        training_options o;
+        o.dropout = true;
+        o.seed = 17;
+        training_workspace<double> full_ws, cls_ws;
+        const auto full = encode_for_training(w, batch, nullptr, full_ws, o);
+        const auto cls = encode_for_training(w, batch, nullptr, cls_ws, o, encoder_rows::cls);
+        REQUIRE(full.size() == T * H);
+        REQUIRE(cls.size() == B * H);
+        std::vector<double> d_full(T * H, 0.0), d_cls(B * H);
+        std::mt19937 rng(3);
+        std::normal_distribution<double> normal(0.0, 1.0);
+        for (std::size_t b = 0; b < B; ++b) {
+            const auto row = static_cast<std::size_t>(batch.offsets[b]);
+            for (std::size_t k = 0; k < H; ++k) {
+                CHECK(cls[b * H + k] == Approx(full[row * H + k]).epsilon(1e-12).margin(1e-12));
+                d_cls[b * H + k] = d_full[row * H + k] = normal(rng);
+            }
+        }
+        basic_weights<double> g_full = zeros_like(w), g_cls = zeros_like(w);
+        backward_from_hidden(w, batch, nullptr, full_ws, std::span<const double>(d_full), &g_full, o);
+        backward_from_hidden(w, batch, nullptr, cls_ws, std::span<const double>(d_cls), &g_cls, o);
+        std::vector<double*> a, b;
+        std::vector<std::size_t> n;
+        for_each_tensor(g_full, [&](auto& t) { a.push_back(t.data()); n.push_back(static_cast<std::size_t>(t.size())); });
+        for_each_tensor(g_cls, [&](auto& t) { b.push_back(t.data()); });
+        for (std::size_t p = 0; p < a.size(); ++p)
+            for (std::size_t i = 0; i < n[p]; ++i) {
+                INFO("tensor " << p << " element " << i);
+                CHECK(b[p][i] == Approx(a[p][i]).epsilon(1e-10).margin(1e-12));
+            }
+        for (std::size_t i = 0; i < full_ws.gates().total_heads; ++i)
+            CHECK(cls_ws.gates().head_total(i) == Approx(full_ws.gates().head_total(i)).epsilon(1e-10).margin(1e-12));
+    }
+}
+
+TEST_CASE("backward_from_hidden rejects a gradient or batch that is not the encoded one", "[backward]") {
+    const config cfg = tiny_config(2);
+    const weights w = random_weights(cfg, 7);
+    const packed_batch batch = tiny_batch();
+    training_workspace<float> ws;
+    std::vector<float> d(static_cast<std::size_t>(batch.tokens() * cfg.hidden_size), 0.0f);
+    weights g = zeros_like(w);
+    CHECK_THROWS_AS(backward_from_hidden(w, batch, nullptr, ws, std::span<const float>(d), &g, {}), prune::shape_error);
+    const auto h = encode_for_training(w, batch, nullptr, ws, {});
+    CHECK(h.size() == d.size());
+    CHECK_THROWS_AS(backward_from_hidden(w, batch, nullptr, ws, std::span<const float>(d).first(d.size() - 1), &g, {}),
+                    prune::shape_error);
+    packed_batch other = batch;
+    other.add(std::vector<std::int32_t>{2, 3});
+    CHECK_THROWS_AS(backward_from_hidden(w, other, nullptr, ws, std::span<const float>(d), &g, {}), prune::shape_error);
+    CHECK_NOTHROW(backward_from_hidden(w, batch, nullptr, ws, std::span<const float>(d), &g, {}));
+}

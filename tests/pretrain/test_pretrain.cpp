@@ -1,9 +1,10 @@
-// Tests for prune/bert/pretrain.hpp: one MLM training pass (encoder forward + head + encoder
-// backward from d(hidden)) against a PyTorch autograd oracle (tests/pretrain/mlm_oracle.py,
-// float64; no dropout); the dropout path against central finite differences; the MLM loss
-// falling over a few dozen steps on a small synthetic corpus; determinism of the written
-// model directory (same seed, same bytes) and its round trip; the prune-pretrain binary's
-// contract (bad input: one line, exit 2, nothing written).
+// Tests for prune/bert/pretrain.hpp: one MLM training pass as pretrain() takes it
+// (backward.hpp's encode_for_training at every token + the MLM head + backward_from_hidden from
+// d(hidden)) against a PyTorch autograd oracle (tests/pretrain/mlm_oracle.py, float64; no
+// dropout); the dropout path against central finite differences; the same bits on 1 and 2
+// threads; the MLM loss falling over a few dozen steps on a small synthetic corpus; determinism
+// of the written model directory (same seed, same bytes) and its round trip; the prune-pretrain
+// binary's contract (bad input: one line, exit 2, nothing written).
 #include <prune/bert/pretrain.hpp>
 
 #include "oracle.hpp"
@@ -52,28 +53,31 @@ struct step_result {
     mlm_head head_grads;
 };
 
+// One MLM training step as pretrain() takes it: backward.hpp's encode_for_training (every
+// token's final hidden state), the MLM head, backward_from_hidden from d(hidden).
 step_result training_step(const weights& w, const mlm_head& head, const packed_batch& batch, const mlm_targets& t,
-                          const dropout_options& drop) {
+                          const training_options& drop, int threads = 1) {
     step_result r;
     r.grads = zero_gradients_like(w);
     r.head_grads = zero_mlm_head<float>(head.hidden(), head.vocab());
-    encoder_trainer enc;
+    training_workspace<float> enc(threads);
     mlm_workspace ws;
-    const float* hidden = enc.forward(w, batch, drop);
-    matrix d(batch.tokens(), w.cfg.hidden_size);
-    r.loss = mlm_loss<float>(w.word_embeddings, head, hidden, batch.tokens(), t.positions, t.labels,
+    const std::span<const float> hidden = encode_for_training(w, batch, nullptr, enc, drop);
+    REQUIRE(hidden.size() == static_cast<std::size_t>(batch.tokens() * w.cfg.hidden_size));
+    std::vector<float> d(hidden.size());
+    r.loss = mlm_loss<float>(w.word_embeddings, head, hidden.data(), batch.tokens(), t.positions, t.labels,
                              w.cfg.layer_norm_eps, ws, &r.head_grads, &r.grads.word_embeddings, d.data());
-    enc.backward(w, batch, drop, d.data(), r.grads);
+    backward_from_hidden(w, batch, nullptr, enc, std::span<const float>(d), &r.grads, drop);
     return r;
 }
 
 double loss_only(const weights& w, const mlm_head& head, const packed_batch& batch, const mlm_targets& t,
-                 const dropout_options& drop) {
-    encoder_trainer enc;
+                 const training_options& drop) {
+    training_workspace<float> enc(1);
     mlm_workspace ws;
-    const float* hidden = enc.forward(w, batch, drop);
-    return mlm_loss<float>(w.word_embeddings, head, hidden, batch.tokens(), t.positions, t.labels, w.cfg.layer_norm_eps,
-                           ws);
+    const std::span<const float> hidden = encode_for_training(w, batch, nullptr, enc, drop);
+    return mlm_loss<float>(w.word_embeddings, head, hidden.data(), batch.tokens(), t.positions, t.labels,
+                           w.cfg.layer_norm_eps, ws);
 }
 
 mlm_head random_head(int hidden, int vocab, unsigned seed, float stddev) {
@@ -112,8 +116,7 @@ TEST_CASE("an MLM training pass (no dropout) matches PyTorch autograd", "[pretra
     const token_masker masker(cfg.vocab_size, specials(), 4);
     const mlm_targets t = masker.mask(batch, 99);
     REQUIRE(t.positions.size() >= 4);
-    dropout_options off;
-    off.enabled = false;
+    training_options off;  // dropout off
     auto r = training_step(w, head, batch, t, off);
 
     nlohmann::json spec;
@@ -158,13 +161,13 @@ TEST_CASE("the dropout path's gradients match central finite differences", "[pre
     packed_batch batch = small_batch(5);
     const token_masker masker(cfg.vocab_size, specials(), 4);
     const mlm_targets t = masker.mask(batch, 7);
-    dropout_options on;
-    on.enabled = true;
-    on.hidden = 0.3f;
-    on.attention = 0.3f;
+    training_options on;
+    on.dropout = true;
+    on.hidden_dropout = 0.3f;
+    on.attention_dropout = 0.3f;
     on.seed = 1234;
-    dropout_options off = on;
-    off.enabled = false;
+    training_options off = on;
+    off.dropout = false;
     const double with = loss_only(w, head, batch, t, on);
     CHECK(with != loss_only(w, head, batch, t, off));   // dropout does something
     CHECK(with == loss_only(w, head, batch, t, on));    // and the same thing every time
@@ -193,6 +196,41 @@ TEST_CASE("the dropout path's gradients match central finite differences", "[pre
         ++checked;
     }
     CHECK(checked >= 20);
+}
+
+TEST_CASE("an MLM training step gives the same bits on 1 and 2 threads", "[pretrain]") {
+    // Big enough that the pool splits rows, columns and products (>= 65,536-element row loops).
+    config cfg = config::make(1, 128, 4, 256, 300, 2);
+    cfg.max_position_embeddings = 40;
+    const weights w = random_weights(cfg, 31, 0.05f, false);
+    const mlm_head head = random_head(cfg.hidden_size, cfg.vocab_size, 32, 0.05f);
+    std::mt19937 rng(33);
+    packed_batch batch;
+    for (int s = 0; s < 16; ++s) {
+        std::vector<std::int32_t> ids{2};
+        for (int i = 0; i < 34; ++i) ids.push_back(std::uniform_int_distribution<int>(5, 299)(rng));
+        ids.push_back(3);
+        batch.add(ids);
+    }
+    REQUIRE(batch.tokens() * cfg.hidden_size >= 65536);
+    const token_masker masker(cfg.vocab_size, specials(), 4);
+    const mlm_targets t = masker.mask(batch, 34);
+    training_options on;
+    on.dropout = true;
+    on.seed = 35;
+    const auto one = training_step(w, head, batch, t, on, 1);
+    const auto two = training_step(w, head, batch, t, on, 2);
+    CHECK(one.loss == two.loss);
+    mlm_head h1 = one.head_grads, h2 = two.head_grads;
+    weights g1 = one.grads, g2 = two.grads;
+    auto same = [](const parameter& a, const parameter& b) {
+        INFO(a.name);
+        CHECK(std::equal(a.values().begin(), a.values().end(), b.values().begin()));
+    };
+    const auto p1 = parameters(g1), p2 = parameters(g2);
+    for (std::size_t i = 0; i < p1.size(); ++i) same(p1[i], p2[i]);
+    const auto q1 = mlm_head_parameters(h1), q2 = mlm_head_parameters(h2);
+    for (std::size_t i = 0; i < q1.size(); ++i) same(q1[i], q2[i]);
 }
 
 namespace {

@@ -604,6 +604,40 @@ void gelu_backward(const S* pre, S* dact, int n) {
 
 }  // namespace detail
 
+/// Which rows of the encoder's final hidden states a training pass needs.
+enum class encoder_rows {
+    all,  ///< every token: [tokens, hidden] (MLM pre-training)
+    cls,  ///< the [CLS] row of each sequence: [sequences, hidden]; the last layer computes K and V
+          ///< for every token and everything else for the [CLS] rows only (classification)
+};
+
+template <class S>
+class training_workspace;
+
+/// The scalar of a weights-like type (float for prune::bert::weights).
+template <class W>
+using weights_scalar = typename decltype(W::word_embeddings)::Scalar;
+
+/// Forward in training mode through the encoder only (no pooler / classifier); records what
+/// the backward pass needs in ws and returns the final hidden states: [tokens, hidden]
+/// row-major with encoder_rows::all, [sequences, hidden] (row b = sequence b's [CLS]) with
+/// encoder_rows::cls. Valid until the next pass on ws. Throws value_error / shape_error on a
+/// batch or gates that do not fit the model.
+template <class W>
+std::span<const weights_scalar<W>> encode_for_training(const W& w, const packed_batch& batch, const gate_values* gate,
+                                                       training_workspace<weights_scalar<W>>& ws,
+                                                       const training_options& o, encoder_rows rows = encoder_rows::all);
+
+/// Backward pass of the last encode_for_training on ws (same w, batch, gate and o) from
+/// d_hidden = dL/d(final hidden states), shaped as encode_for_training returned them. *Adds*
+/// every encoder parameter's gradient to grads (when not null and o.parameter_gradients;
+/// pooler and classifier untouched) and sets ws.gates() (gate gradients per sequence).
+/// Throws shape_error when d_hidden or the batch do not match that pass.
+template <class W>
+void backward_from_hidden(const W& w, const packed_batch& batch, const gate_values* gate,
+                          training_workspace<weights_scalar<W>>& ws, std::span<const weights_scalar<W>> d_hidden,
+                          W* grads, const training_options& o);
+
 /// Grow-only memory of the training pass for scalar S (one pass at a time).
 template <class S>
 class training_workspace {
@@ -635,6 +669,14 @@ public:
 
 private:
     template <class W>
+    friend std::span<const weights_scalar<W>> encode_for_training(const W&, const packed_batch&, const gate_values*,
+                                                                  training_workspace<weights_scalar<W>>&,
+                                                                  const training_options&, encoder_rows);
+    template <class W>
+    friend void backward_from_hidden(const W&, const packed_batch&, const gate_values*,
+                                     training_workspace<weights_scalar<W>>&, std::span<const weights_scalar<W>>, W*,
+                                     const training_options&);
+    template <class W>
     friend double train_pass(const W&, const packed_batch&, const batch_labels&, const gate_values*,
                              training_workspace<typename decltype(W::word_embeddings)::Scalar>&, W*,
                              const training_options&);
@@ -650,61 +692,64 @@ private:
     double loss_ = 0.0;
     std::size_t batch_ = 0;
     int labels_ = 0;
+    // What the last encode_for_training recorded (checked by backward_from_hidden).
+    encoder_rows rows_ = encoder_rows::all;
+    std::size_t encoded_tokens_ = 0;
+    std::size_t encoded_sequences_ = 0;
+    std::size_t encoded_layers_ = 0;
+    bool encoded_ = false;
 };
 
-/// One forward + backward pass over a packed batch. Returns the loss (mean or sum over the
-/// sequences, per options.reduction), fills ws.gates() and ws.logits(), and, when `grads` is
-/// not null and options.parameter_gradients, *adds* the parameter gradients to it (shapes of w).
-/// Throws value_error / shape_error on labels, gates or batches that do not fit the model.
+namespace detail {
+
+/// Throws shape_error when gate values do not fit the model's layers and heads.
 template <class W>
-double train_pass(const W& w, const packed_batch& batch, const batch_labels& labels, const gate_values* gate,
-                  training_workspace<typename decltype(W::word_embeddings)::Scalar>& ws, W* grads,
-                  const training_options& o) {
-    using S = typename decltype(W::word_embeddings)::Scalar;
+void check_gates(const W& w, const gate_values* gate, const char* where) {
+    if (gate == nullptr) return;
+    const std::size_t layers = w.layers.size();
+    if ((!gate->heads.empty() && gate->heads.size() != layers) || (!gate->mlps.empty() && gate->mlps.size() != layers)) {
+        throw shape_error(std::string(where) + ": gates for " + std::to_string(gate->heads.size()) + " / " +
+                          std::to_string(gate->mlps.size()) + " layers, the model has " + std::to_string(layers));
+    }
+    for (std::size_t l = 0; l < gate->heads.size(); ++l) {
+        if (!gate->heads[l].empty() && gate->heads[l].size() != static_cast<std::size_t>(w.layers[l].heads)) {
+            throw shape_error(std::string(where) + ": layer " + std::to_string(l) + " has " +
+                              std::to_string(gate->heads[l].size()) + " head gates for " +
+                              std::to_string(w.layers[l].heads) + " heads");
+        }
+    }
+}
+
+/// Whether any head gate of layer l differs from 1 (else the gated context is the context).
+template <class W>
+bool layer_gated(const W& w, const gate_values* gate, std::size_t l) {
+    if (gate == nullptr) return false;
+    for (int h = 0; h < w.layers[l].heads; ++h)
+        if (gate->head(l, static_cast<std::size_t>(h)) != 1.0) return true;
+    return false;
+}
+
+}  // namespace detail
+
+template <class W>
+std::span<const weights_scalar<W>> encode_for_training(const W& w, const packed_batch& batch, const gate_values* gate,
+                                                       training_workspace<weights_scalar<W>>& ws,
+                                                       const training_options& o, encoder_rows output_rows) {
+    using S = weights_scalar<W>;
     const config& cfg = w.cfg;
     batch.validate(cfg);
     const int B = batch.sequences();
-    if (B == 0) throw value_error("train_pass: empty batch");
-    if (w.pooler.weight.size() == 0 || w.classifier.weight.size() == 0) {
-        throw format_error("train_pass: the model has no pooler / classifier weights");
-    }
-    const int C = static_cast<int>(w.classifier.weight.rows());
-    const bool regression = C == 1;
-    if (regression ? labels.values.size() != static_cast<std::size_t>(B)
-                   : labels.classes.size() != static_cast<std::size_t>(B)) {
-        throw shape_error("train_pass: " + std::to_string(regression ? labels.values.size() : labels.classes.size()) +
-                          " labels for " + std::to_string(B) + " sequences");
-    }
-    if (!regression) {
-        for (int b = 0; b < B; ++b) {
-            const int y = labels.classes[static_cast<std::size_t>(b)];
-            if (y < 0 || y >= C) {
-                throw value_error("train_pass: label " + std::to_string(y) + " of sequence " + std::to_string(b) +
-                                  " outside [0, " + std::to_string(C) + ")");
-            }
-        }
-    }
+    if (B == 0) throw value_error("encode_for_training: empty batch");
+    detail::check_gates(w, gate, "encode_for_training");
     const std::size_t layers = w.layers.size();
-    if (gate != nullptr) {
-        if ((!gate->heads.empty() && gate->heads.size() != layers) || (!gate->mlps.empty() && gate->mlps.size() != layers)) {
-            throw shape_error("train_pass: gates for " + std::to_string(gate->heads.size()) + " / " +
-                              std::to_string(gate->mlps.size()) + " layers, the model has " + std::to_string(layers));
-        }
-        for (std::size_t l = 0; l < gate->heads.size(); ++l) {
-            if (!gate->heads[l].empty() && gate->heads[l].size() != static_cast<std::size_t>(w.layers[l].heads)) {
-                throw shape_error("train_pass: layer " + std::to_string(l) + " has " +
-                                  std::to_string(gate->heads[l].size()) + " head gates for " +
-                                  std::to_string(w.layers[l].heads) + " heads");
-            }
-        }
-    }
-    const bool want_grads = grads != nullptr && o.parameter_gradients;
     const int H = cfg.hidden_size;
     const auto T = static_cast<std::size_t>(batch.tokens());
     const auto hs = static_cast<std::size_t>(H);
     const S eps = static_cast<S>(cfg.layer_norm_eps);
     const float ph = o.hidden_dropout;
     const float pa = o.attention_dropout;
+    const bool cls_mode = output_rows == encoder_rows::cls;
+    ws.encoded_ = false;
 
     ws.layers_.resize(std::max(ws.layers_.size(), layers));
     ws.prob_offsets_.resize(static_cast<std::size_t>(B) + 1);
@@ -715,19 +760,12 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
     }
     const std::size_t prob_total = static_cast<std::size_t>(ws.prob_offsets_.back());
 
-    // ---------------- forward ----------------
     const bool drop_hidden = o.dropout && ph > 0.0f;
     const bool drop_attention = o.dropout && pa > 0.0f;
     // Layer l's input lives in its record (the backward pass needs it), written straight there by
     // the embeddings or layer l - 1; the last layer writes the encoder output into x_.
     auto layer_input = [&](std::size_t l) { return l < layers ? ws.layers_[l].input.get(T * hs) : ws.x_.get(T * hs); };
-    // Whether any head gate of layer l differs from 1 (else the gated context is the context).
-    auto layer_gated = [&](std::size_t l) {
-        if (gate == nullptr) return false;
-        for (int h = 0; h < w.layers[l].heads; ++h)
-            if (gate->head(l, static_cast<std::size_t>(h)) != 1.0) return true;
-        return false;
-    };
+    auto layer_gated = [&](std::size_t l) { return detail::layer_gated(w, gate, l); };
     S* ehat = ws.emb_hat_.get(T * hs);
     S* erstd = ws.emb_rstd_.get(T);
     {
@@ -759,7 +797,7 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         const bool gated = layer_gated(l);
         // Only the [CLS] rows of the last layer's output reach the loss: that layer computes K and
         // V for every token, everything else for its B [CLS] rows only (row b = sequence b).
-        const bool cls_layer = l + 1 == layers;
+        const bool cls_layer = cls_mode && l + 1 == layers;
         const std::size_t rows = cls_layer ? static_cast<std::size_t>(B) : T;
         auto token = [&](std::size_t r) {  // the packed token of row r (dropout indices)
             return cls_layer ? static_cast<std::size_t>(batch.offsets[r]) : r;
@@ -897,14 +935,63 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
                                        L.output_norm.bias.data(), H, eps);
         });
     }
-    // The encoder output: [B, H] (row b = sequence b's [CLS]) after a last layer, else [T, H].
-    S* x = layer_input(layers);
-    auto cls_row = [&](int b) {
-        return layers > 0 ? static_cast<std::size_t>(b) : static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]);
-    };
-    // Head: pooled = tanh(cls Wp^T + bp), dropout, logits.
-    S* cls = ws.cls_.get(static_cast<std::size_t>(B) * hs);
-    for (int b = 0; b < B; ++b) std::copy(x + cls_row(b) * hs, x + cls_row(b) * hs + hs, cls + static_cast<std::size_t>(b) * hs);
+    ws.rows_ = output_rows;
+    ws.encoded_tokens_ = T;
+    ws.encoded_sequences_ = static_cast<std::size_t>(B);
+    ws.encoded_layers_ = layers;
+    ws.encoded_ = true;
+    const S* x = layer_input(layers);
+    if (!cls_mode) return {x, T * hs};
+    const std::size_t cls_size = static_cast<std::size_t>(B) * hs;
+    if (layers > 0) return {x, cls_size};  // the last layer computed the [CLS] rows only
+    S* cls = ws.cls_.get(cls_size);  // no layer: gather the embeddings' [CLS] rows
+    for (int b = 0; b < B; ++b) {
+        const S* row = x + static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]) * hs;
+        std::copy(row, row + hs, cls + static_cast<std::size_t>(b) * hs);
+    }
+    return {cls, cls_size};
+}
+
+/// One forward + backward pass over a packed batch. Returns the loss (mean or sum over the
+/// sequences, per options.reduction), fills ws.gates() and ws.logits(), and, when `grads` is
+/// not null and options.parameter_gradients, *adds* the parameter gradients to it (shapes of w).
+/// Throws value_error / shape_error on labels, gates or batches that do not fit the model.
+template <class W>
+double train_pass(const W& w, const packed_batch& batch, const batch_labels& labels, const gate_values* gate,
+                  training_workspace<typename decltype(W::word_embeddings)::Scalar>& ws, W* grads,
+                  const training_options& o) {
+    using S = typename decltype(W::word_embeddings)::Scalar;
+    const config& cfg = w.cfg;
+    batch.validate(cfg);
+    const int B = batch.sequences();
+    if (B == 0) throw value_error("train_pass: empty batch");
+    if (w.pooler.weight.size() == 0 || w.classifier.weight.size() == 0) {
+        throw format_error("train_pass: the model has no pooler / classifier weights");
+    }
+    const int C = static_cast<int>(w.classifier.weight.rows());
+    const bool regression = C == 1;
+    if (regression ? labels.values.size() != static_cast<std::size_t>(B)
+                   : labels.classes.size() != static_cast<std::size_t>(B)) {
+        throw shape_error("train_pass: " + std::to_string(regression ? labels.values.size() : labels.classes.size()) +
+                          " labels for " + std::to_string(B) + " sequences");
+    }
+    if (!regression) {
+        for (int b = 0; b < B; ++b) {
+            const int y = labels.classes[static_cast<std::size_t>(b)];
+            if (y < 0 || y >= C) {
+                throw value_error("train_pass: label " + std::to_string(y) + " of sequence " + std::to_string(b) +
+                                  " outside [0, " + std::to_string(C) + ")");
+            }
+        }
+    }
+    detail::check_gates(w, gate, "train_pass");
+    const bool want_grads = grads != nullptr && o.parameter_gradients;
+    const int H = cfg.hidden_size;
+    const auto hs = static_cast<std::size_t>(H);
+    const float ph = o.hidden_dropout;
+
+    // The encoder, its last layer for the [CLS] rows only: cls is [B, H].
+    const S* cls = encode_for_training(w, batch, gate, ws, o, encoder_rows::cls).data();
     S* pooled = ws.pooled_.get(static_cast<std::size_t>(B) * hs);
     S* pooled_d = ws.pooled_dropped_.get(static_cast<std::size_t>(B) * hs);
     detail::gemm<S>(false, true, B, H, H, S{1}, cls, H, w.pooler.weight.data(), H, S{0}, pooled, H);
@@ -948,16 +1035,7 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
     ws.batch_ = static_cast<std::size_t>(B);
     ws.labels_ = C;
 
-    // ---------------- backward ----------------
-    gate_gradients& gg = ws.gates_;
-    gg.layers = layers;
-    gg.total_heads = 0;
-    for (const auto& L : w.layers) gg.total_heads += static_cast<std::size_t>(L.heads);
-    gg.sequences = static_cast<std::size_t>(B);
-    if (gg.heads_by_example.size() < gg.sequences * gg.total_heads) gg.heads_by_example.resize(gg.sequences * gg.total_heads);
-    if (gg.mlps_by_example.size() < gg.sequences * layers) gg.mlps_by_example.resize(gg.sequences * layers);
-    std::fill(gg.heads_by_example.begin(), gg.heads_by_example.end(), 0.0);
-    std::fill(gg.mlps_by_example.begin(), gg.mlps_by_example.end(), 0.0);
+    // Backward through the head to d(cls), then through the encoder.
     S* dpool = ws.dpooled_.get(static_cast<std::size_t>(B) * hs);
     detail::gemm<S>(false, false, B, H, C, S{1}, dlogits, C, w.classifier.weight.data(), H, S{0}, dpool, H);
     if (want_grads) {
@@ -977,11 +1055,63 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         for (int b = 0; b < B; ++b)
             for (int c = 0; c < H; ++c) grads->pooler.bias(c) += dpool[static_cast<std::size_t>(b) * hs + static_cast<std::size_t>(c)];
     }
-    // Gradient of the current layer's output: the last layer's is [B, H] ([CLS] rows), every
-    // other one [T, H]; with no layers, the embeddings' [T, H] (zero but at the [CLS] rows).
-    S* dy = ws.dy_.get(T * hs, layers == 0);
-    for (int b = 0; b < B; ++b)
-        std::copy(dcls + static_cast<std::size_t>(b) * hs, dcls + static_cast<std::size_t>(b) * hs + hs, dy + cls_row(b) * hs);
+    backward_from_hidden(w, batch, gate, ws, std::span<const S>(dcls, static_cast<std::size_t>(B) * hs), grads, o);
+    return ws.loss_;
+}
+
+template <class W>
+void backward_from_hidden(const W& w, const packed_batch& batch, const gate_values* gate,
+                          training_workspace<weights_scalar<W>>& ws, std::span<const weights_scalar<W>> d_hidden,
+                          W* grads, const training_options& o) {
+    using S = weights_scalar<W>;
+    const config& cfg = w.cfg;
+    const int B = batch.sequences();
+    const std::size_t layers = w.layers.size();
+    const int H = cfg.hidden_size;
+    const auto T = static_cast<std::size_t>(batch.tokens());
+    const auto hs = static_cast<std::size_t>(H);
+    const bool cls_mode = ws.rows_ == encoder_rows::cls;
+    if (!ws.encoded_ || ws.encoded_tokens_ != T || ws.encoded_sequences_ != static_cast<std::size_t>(B) ||
+        ws.encoded_layers_ != layers) {
+        throw shape_error("backward_from_hidden: the batch (" + std::to_string(B) + " sequences, " + std::to_string(T) +
+                          " tokens) is not the one of the last encode_for_training on this workspace");
+    }
+    const std::size_t want = (cls_mode ? static_cast<std::size_t>(B) : T) * hs;
+    if (d_hidden.size() != want) {
+        throw shape_error("backward_from_hidden: d_hidden has " + std::to_string(d_hidden.size()) + " values, expected " +
+                          std::to_string(want) + (cls_mode ? " ([sequences, hidden])" : " ([tokens, hidden])"));
+    }
+    detail::check_gates(w, gate, "backward_from_hidden");
+    const bool want_grads = grads != nullptr && o.parameter_gradients;
+    const float ph = o.hidden_dropout;
+    const float pa = o.attention_dropout;
+    const bool drop_hidden = o.dropout && ph > 0.0f;
+    const bool drop_attention = o.dropout && pa > 0.0f;
+    auto layer_gated = [&](std::size_t l) { return detail::layer_gated(w, gate, l); };
+    const S* ehat = ws.emb_hat_.data.data();
+    const S* erstd = ws.emb_rstd_.data.data();
+
+    gate_gradients& gg = ws.gates_;
+    gg.layers = layers;
+    gg.total_heads = 0;
+    for (const auto& L : w.layers) gg.total_heads += static_cast<std::size_t>(L.heads);
+    gg.sequences = static_cast<std::size_t>(B);
+    if (gg.heads_by_example.size() < gg.sequences * gg.total_heads) gg.heads_by_example.resize(gg.sequences * gg.total_heads);
+    if (gg.mlps_by_example.size() < gg.sequences * layers) gg.mlps_by_example.resize(gg.sequences * layers);
+    std::fill(gg.heads_by_example.begin(), gg.heads_by_example.end(), 0.0);
+    std::fill(gg.mlps_by_example.begin(), gg.mlps_by_example.end(), 0.0);
+
+    // Gradient of the current layer's output: [T, H], or with encoder_rows::cls the last layer's
+    // [B, H] ([CLS] rows); with no layer, the embeddings' [T, H] (zero but at the [CLS] rows).
+    S* dy = ws.dy_.get(T * hs, cls_mode && layers == 0);
+    if (!cls_mode || layers > 0) {
+        std::copy(d_hidden.begin(), d_hidden.end(), dy);
+    } else {
+        for (int b = 0; b < B; ++b) {
+            const S* row = d_hidden.data() + static_cast<std::size_t>(b) * hs;
+            std::copy(row, row + hs, dy + static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]) * hs);
+        }
+    }
     S* dx = ws.dx_.get(T * hs);
     std::size_t head_base = gg.total_heads;
     for (std::size_t li = layers; li-- > 0;) {
@@ -997,7 +1127,7 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
         head_base -= static_cast<std::size_t>(heads);
         const S mlp_gate = static_cast<S>(gate ? gate->mlp(li) : 1.0);
         const bool gated = layer_gated(li);
-        const bool cls_layer = li + 1 == layers;  // rows after attention: the B [CLS] rows (see the forward pass)
+        const bool cls_layer = cls_mode && li + 1 == layers;  // rows after attention: the B [CLS] rows (see the forward pass)
         const std::size_t rows = cls_layer ? static_cast<std::size_t>(B) : T;
         auto token = [&](std::size_t r) { return cls_layer ? static_cast<std::size_t>(batch.offsets[r]) : r; };
         const S* in_rows = cls_layer ? R.input_cls.data.data() : R.input.data.data();
@@ -1204,7 +1334,6 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
             }
         }
     }
-    return ws.loss_;
 }
 
 }  // namespace prune::bert

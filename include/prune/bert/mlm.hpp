@@ -19,9 +19,13 @@
 // taken only at those k positions. Everything comes from a SplitMix64 stream of the seed,
 // so the same batch and seed give the same masks on every platform.
 //
-// The head is templated on the scalar (float for training, double for gradient checks).
+// The head is templated on the scalar (float for training, double for gradient checks). Its
+// products and row loops run on a thread pool when the workspace has one (set_pool; pre-training
+// hands it the encoder pass's pool), split as <prune/bert/backward.hpp> splits its own, with
+// vectorised exp and per-row reductions in a fixed order: the result is the same at any pool size.
 #pragma once
 
+#include <prune/bert/backward.hpp>  // thread pool and pool-split products (first: it sets up Eigen)
 #include <prune/bert/batch.hpp>
 #include <prune/bert/gemm.hpp>
 #include <prune/bert/weights.hpp>
@@ -29,10 +33,6 @@
 #include <prune/lottery.hpp>
 
 #include <prune/bert/eigen.hpp>
-
-#if defined(PRUNE_HAVE_CBLAS)
-#include <cblas.h>
-#endif
 
 #include <algorithm>
 #include <cmath>
@@ -123,45 +123,6 @@ template <class S = float>
 
 namespace mlm_detail {
 
-/// C[m,n] = alpha * op(A) op(B) + beta * C, row-major: OpenBLAS when the build has it and its
-/// kernels are fast on this CPU (blas_is_fast(): OpenBLAS 0.3.21 falls back to SSE3 kernels on
-/// CPUs it does not know, unless OPENBLAS_CORETYPE is set), Eigen otherwise.
-template <class S>
-void gemm(bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, int lda, const S* b, int ldb, S beta,
-          S* c, int ldc) {
-    if (m <= 0 || n <= 0) return;
-    using mat = mlm_matrix<S>;
-    using cmap = Eigen::Map<const mat, 0, Eigen::OuterStride<>>;
-    using map = Eigen::Map<mat, 0, Eigen::OuterStride<>>;
-    map cm(c, m, n, Eigen::OuterStride<>(ldc));
-    if (k <= 0) {
-        if (beta == S{0}) cm.setZero(); else cm *= beta;
-        return;
-    }
-#if defined(PRUNE_HAVE_CBLAS)
-    static const bool fast = blas_is_fast();
-    if constexpr (std::is_same_v<S, float>) {
-        if (!fast) goto eigen_product;
-        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
-                    alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    } else if constexpr (std::is_same_v<S, double>) {
-        if (!fast) goto eigen_product;
-        cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
-                    alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-eigen_product:
-#endif
-    if (beta == S{0}) cm.setZero(); else if (beta != S{1}) cm *= beta;
-    const cmap am = trans_a ? cmap(a, k, m, Eigen::OuterStride<>(lda)) : cmap(a, m, k, Eigen::OuterStride<>(lda));
-    const cmap bm = trans_b ? cmap(b, n, k, Eigen::OuterStride<>(ldb)) : cmap(b, k, n, Eigen::OuterStride<>(ldb));
-    if (trans_a && trans_b) cm.noalias() += alpha * am.transpose() * bm.transpose();
-    else if (trans_a) cm.noalias() += alpha * am.transpose() * bm;
-    else if (trans_b) cm.noalias() += alpha * am * bm.transpose();
-    else cm.noalias() += alpha * am * bm;
-}
-
 /// GELU, erf form, in scalar S (std::erf: exact to the type).
 template <class S>
 S gelu(S x) noexcept {
@@ -186,16 +147,23 @@ public:
     [[nodiscard]] std::size_t correct() const noexcept { return correct_; }
     /// Masked positions of the last call.
     [[nodiscard]] std::size_t count() const noexcept { return count_; }
-    /// The logits of the last call: [count, vocab] row-major.
+    /// The logits of the last call without a backward pass: [count, vocab] row-major (with
+    /// one, they are overwritten by dloss/dlogits).
     [[nodiscard]] const mlm_matrix<S>& logits() const noexcept { return logits_; }
+    /// Runs the head's products and row loops on `pool` (null: OpenBLAS / Eigen on the caller).
+    /// The result does not depend on the pool's size.
+    void set_pool(thread_pool* pool) noexcept { pool_ = pool; }
 
 private:
     template <class T>
     friend double mlm_loss(const mlm_matrix<T>&, const basic_mlm_head<T>&, const T*, std::int64_t,
                            std::span<const std::int64_t>, std::span<const std::int32_t>, float, basic_mlm_workspace<T>&,
                            basic_mlm_head<T>*, mlm_matrix<T>*, T*);
-    mlm_matrix<S> x_, z_, y_hat_, y_, logits_, dy_, dz_, dx_;
+    mlm_matrix<S> x_, z_, y_hat_, y_, logits_, exp_, dy_, dz_, dx_;
     mlm_vector<S> rstd_;
+    std::vector<double> row_loss_;
+    std::vector<unsigned char> row_correct_;
+    thread_pool* pool_ = nullptr;
     double loss_ = 0.0;
     std::size_t correct_ = 0;
     std::size_t count_ = 0;
@@ -247,6 +215,15 @@ double mlm_loss(const mlm_matrix<S>& word_embeddings, const basic_mlm_head<S>& h
                               " outside the vocabulary [0, " + std::to_string(V) + ")");
         }
     }
+    // Products split over the pool (or on the caller), so the result is the same at any pool size.
+    thread_pool serial(1);
+    thread_pool& pool = ws.pool_ != nullptr ? *ws.pool_ : serial;
+    auto product = [&pool](bool ta, bool tb, int m, int n, int k, S alpha, const S* a, int lda, const S* b, int ldb,
+                           S beta, S* c, int ldc) {
+        detail::parallel_gemm<S>(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    };
+    const auto Ms = static_cast<std::size_t>(M);
+    const auto Vs = static_cast<std::size_t>(V);
     // Forward.
     ws.x_.resize(M, H);
     for (int i = 0; i < M; ++i) {
@@ -254,93 +231,94 @@ double mlm_loss(const mlm_matrix<S>& word_embeddings, const basic_mlm_head<S>& h
                   hidden + static_cast<std::size_t>(positions[static_cast<std::size_t>(i)]) * hs + hs, ws.x_.row(i).data());
     }
     ws.z_.resize(M, H);
-    mlm_detail::gemm<S>(false, true, M, H, H, S{1}, ws.x_.data(), H, head.transform_weight.data(), H, S{0}, ws.z_.data(),
-                        H);
-    ws.z_.rowwise() += head.transform_bias.transpose();
+    product(false, true, M, H, H, S{1}, ws.x_.data(), H, head.transform_weight.data(), H, S{0}, ws.z_.data(), H);
     ws.y_hat_.resize(M, H);
     ws.y_.resize(M, H);
     ws.rstd_.resize(M);
     const S eps = static_cast<S>(layer_norm_eps);
-    for (int i = 0; i < M; ++i) {
-        S mean = 0;
+    detail::for_rows(pool, Ms, hs, [&](std::size_t r) {  // z += b_t; y = LN(gelu(z))
+        const auto i = static_cast<Eigen::Index>(r);
+        S* z = ws.z_.row(i).data();
+        S* g = ws.y_.row(i).data();  // gelu(z), then y in place
         for (int c = 0; c < H; ++c) {
-            const S g = mlm_detail::gelu(ws.z_(i, c));
-            ws.y_hat_(i, c) = g;
-            mean += g;
+            z[c] += head.transform_bias(c);
+            g[c] = mlm_detail::gelu(z[c]);
         }
-        mean /= static_cast<S>(H);
-        S var = 0;
-        for (int c = 0; c < H; ++c) var += (ws.y_hat_(i, c) - mean) * (ws.y_hat_(i, c) - mean);
-        var /= static_cast<S>(H);
-        const S r = S{1} / std::sqrt(var + eps);
-        ws.rstd_(i) = r;
-        for (int c = 0; c < H; ++c) {
-            ws.y_hat_(i, c) = (ws.y_hat_(i, c) - mean) * r;
-            ws.y_(i, c) = ws.y_hat_(i, c) * head.norm_weight(c) + head.norm_bias(c);
-        }
-    }
+        detail::layer_norm_forward(g, g, ws.y_hat_.row(i).data(), &ws.rstd_(i), head.norm_weight.data(),
+                                   head.norm_bias.data(), H, eps);
+    });
     ws.logits_.resize(M, V);
-    mlm_detail::gemm<S>(false, true, M, V, H, S{1}, ws.y_.data(), H, word_embeddings.data(), H, S{0},
-                        ws.logits_.data(), V);
-    ws.logits_.rowwise() += head.decoder_bias.transpose();
+    product(false, true, M, V, H, S{1}, ws.y_.data(), H, word_embeddings.data(), H, S{0}, ws.logits_.data(), V);
+    // Cross-entropy row by row; with the backward pass the logits become dloss/dlogits =
+    // (softmax - onehot) / M in place, else exp() goes to a scratch matrix (same values either way).
+    if (!backward) ws.exp_.resize(M, V);
+    ws.row_loss_.resize(Ms);
+    ws.row_correct_.resize(Ms);
+    const S inv_m = S{1} / static_cast<S>(M);
+    detail::for_rows(pool, Ms, Vs, [&](std::size_t r) {
+        const auto i = static_cast<Eigen::Index>(r);
+        S* row = ws.logits_.row(i).data();
+        const S* bias = head.decoder_bias.data();
+        for (int v = 0; v < V; ++v) row[v] += bias[v];
+        int best = 0;
+        for (int v = 1; v < V; ++v)
+            if (row[v] > row[best]) best = v;
+        const S mx = row[best];
+        const int y = labels[r];
+        const S target = row[y];
+        S* e = backward ? row : ws.exp_.row(i).data();
+        for (int v = 0; v < V; ++v) e[v] = row[v] - mx;
+        detail::exp_array(e, e, V);
+        const S sum = detail::lane_sum<S>(V, [e](int v) { return e[v]; });
+        ws.row_loss_[r] = static_cast<double>(std::log(sum) + mx - target);
+        ws.row_correct_[r] = best == y ? 1 : 0;
+        if (backward) {
+            const S scale = inv_m / sum;
+            for (int v = 0; v < V; ++v) e[v] *= scale;
+            e[y] -= inv_m;
+        }
+    });
     double total = 0.0;
     std::size_t correct = 0;
-    const S inv_m = S{1} / static_cast<S>(M);
-    for (int i = 0; i < M; ++i) {
-        auto row = ws.logits_.row(i);
-        Eigen::Index best = 0;
-        const S mx = row.maxCoeff(&best);
-        const int y = labels[static_cast<std::size_t>(i)];
-        correct += best == y ? 1 : 0;
-        S sum = 0;
-        for (int v = 0; v < V; ++v) sum += std::exp(row(v) - mx);
-        total += static_cast<double>(std::log(sum) + mx - row(y));
-        if (backward) {  // logits become dloss/dlogits = (softmax - onehot) / M
-            const S inv_sum = S{1} / sum;
-            for (int v = 0; v < V; ++v) row(v) = std::exp(row(v) - mx) * inv_sum * inv_m;
-            row(y) -= inv_m;
-        }
+    for (std::size_t r = 0; r < Ms; ++r) {
+        total += ws.row_loss_[r];
+        correct += ws.row_correct_[r];
     }
     ws.loss_ = total / M;
     ws.correct_ = correct;
-    ws.count_ = static_cast<std::size_t>(M);
+    ws.count_ = Ms;
     if (!backward) return ws.loss_;
 
     // Backward. dlogits is in ws.logits_.
     const mlm_matrix<S>& dlogits = ws.logits_;
-    head_grads->decoder_bias += dlogits.colwise().sum().transpose();
-    // dE += dlogits^T y  [V, H]
-    mlm_detail::gemm<S>(true, false, V, H, M, S{1}, dlogits.data(), V, ws.y_.data(), H, S{1}, embedding_grads->data(), H);
-    // dy = dlogits E  [M, H]
+    detail::add_column_sums(pool, Ms, V, dlogits.data(), Vs, head_grads->decoder_bias.data());
+    // dy = dlogits E [M, H] beside dE += dlogits^T y [V, H] (the tied decoder's gradient)
     ws.dy_.resize(M, H);
-    mlm_detail::gemm<S>(false, false, M, H, V, S{1}, dlogits.data(), V, word_embeddings.data(), H, S{0}, ws.dy_.data(),
-                        H);
+    const detail::gemm_call<S> dy_call{false, false, M, H, V, S{1}, dlogits.data(), V, word_embeddings.data(), H,
+                                       S{0}, ws.dy_.data(), H};
+    const detail::gemm_call<S> de_call{true, false, V, H, M, S{1}, dlogits.data(), V, ws.y_.data(), H, S{1},
+                                       embedding_grads->data(), H};
+    detail::gemm_pair(pool, dy_call, &de_call);
     // LayerNorm backward, then GELU.
+    detail::add_layer_norm_parameter_grads(pool, Ms, H, ws.dy_.data(), ws.y_hat_.data(), head_grads->norm_weight.data(),
+                                           head_grads->norm_bias.data());
     ws.dz_.resize(M, H);
-    for (int i = 0; i < M; ++i) {
-        S mean_g = 0, mean_gx = 0;
-        for (int c = 0; c < H; ++c) {
-            const S dy = ws.dy_(i, c);
-            const S g = dy * head.norm_weight(c);
-            mean_g += g;
-            mean_gx += g * ws.y_hat_(i, c);
-            head_grads->norm_weight(c) += dy * ws.y_hat_(i, c);
-            head_grads->norm_bias(c) += dy;
-        }
-        mean_g /= static_cast<S>(H);
-        mean_gx /= static_cast<S>(H);
-        for (int c = 0; c < H; ++c) {
-            const S dg = ws.rstd_(i) * (ws.dy_(i, c) * head.norm_weight(c) - mean_g - ws.y_hat_(i, c) * mean_gx);
-            ws.dz_(i, c) = dg * mlm_detail::gelu_derivative(ws.z_(i, c));
-        }
-    }
-    head_grads->transform_bias += ws.dz_.colwise().sum().transpose();
-    // dW_t += dz^T x ; dx = dz W_t
-    mlm_detail::gemm<S>(true, false, H, H, M, S{1}, ws.dz_.data(), H, ws.x_.data(), H, S{1},
-                        head_grads->transform_weight.data(), H);
+    detail::for_rows(pool, Ms, hs, [&](std::size_t r) {
+        const auto i = static_cast<Eigen::Index>(r);
+        S* dz = ws.dz_.row(i).data();
+        const S* z = ws.z_.row(i).data();
+        detail::layer_norm_backward(ws.dy_.row(i).data(), ws.y_hat_.row(i).data(), ws.rstd_(i),
+                                    head.norm_weight.data(), dz, H);
+        for (int c = 0; c < H; ++c) dz[c] *= mlm_detail::gelu_derivative(z[c]);
+    });
+    detail::add_column_sums(pool, Ms, H, ws.dz_.data(), hs, head_grads->transform_bias.data());
+    // dx = dz W_t beside dW_t += dz^T x
     ws.dx_.resize(M, H);
-    mlm_detail::gemm<S>(false, false, M, H, H, S{1}, ws.dz_.data(), H, head.transform_weight.data(), H, S{0},
-                        ws.dx_.data(), H);
+    const detail::gemm_call<S> dx_call{false, false, M, H, H, S{1}, ws.dz_.data(), H, head.transform_weight.data(), H,
+                                       S{0}, ws.dx_.data(), H};
+    const detail::gemm_call<S> dw_call{true, false, H, H, M, S{1}, ws.dz_.data(), H, ws.x_.data(), H, S{1},
+                                       head_grads->transform_weight.data(), H};
+    detail::gemm_pair(pool, dx_call, &dw_call);
     std::fill(hidden_grads, hidden_grads + static_cast<std::size_t>(tokens) * hs, S{0});
     for (int i = 0; i < M; ++i) {
         S* row = hidden_grads + static_cast<std::size_t>(positions[static_cast<std::size_t>(i)]) * hs;

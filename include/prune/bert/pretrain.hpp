@@ -3,14 +3,10 @@
 // <prune/bert/mlm.hpp> tied to the word embeddings), and its model directory.
 //
 // Pieces, in order:
-//  - encoder_trainer: the encoder's forward pass in training mode (dropout where HF puts it:
-//    after the embedding LayerNorm, on the attention probabilities, after the attention-output
-//    and MLP-output dense layers) and its backward pass from dloss/d(final hidden states)
-//    [tokens x hidden], adding every encoder parameter's gradient. Dropout draws are a
-//    counter-based hash of (seed, site, element), so the backward pass recomputes them.
-//    This is a stop-gap: <prune/bert/backward.hpp>'s train_pass starts its backward pass from
-//    the classifier only; once it offers an entry point from d(hidden) (docs/pretraining.md
-//    gives the signature asked for), this should use it.
+//  - the training step: the encoder in training mode is <prune/bert/backward.hpp>'s
+//    (encode_for_training, then backward_from_hidden from the MLM head's dloss/d(hidden) at every
+//    token: the same vectorised, pool-threaded pass that fine-tuning uses, dropout where HF puts
+//    it); the MLM head is <prune/bert/mlm.hpp>'s, on the same thread pool.
 //  - parameter_adamw: AdamW over named parameter lists (encoder + MLM head), HF's form with
 //    eps outside the bias correction and decoupled weight decay skipping biases and LayerNorm
 //    weights; mlm_linear_schedule (warm-up then linear decay); global-norm clipping.
@@ -24,6 +20,7 @@
 //    vocab.txt), written atomically.
 #pragma once
 
+#include <prune/bert/backward.hpp>
 #include <prune/bert/batch.hpp>
 #include <prune/bert/config.hpp>
 #include <prune/bert/gemm.hpp>
@@ -52,364 +49,6 @@
 #include <vector>
 
 namespace prune::bert {
-
-// ------------------------------------------------------------------------------------------
-// The encoder in training mode: forward, and backward from d(hidden).
-
-/// Dropout settings of a training pass.
-struct dropout_options {
-    bool enabled = true;             ///< training mode
-    float hidden = 0.1f;             ///< hidden_dropout_prob
-    float attention = 0.1f;          ///< attention_probs_dropout_prob
-    std::uint64_t seed = 0;          ///< stream of this pass (use a new one per step)
-};
-
-namespace pretrain_detail {
-
-/// Uniform in [0, 1) from a counter-based hash of (seed, site, index).
-inline float hash_uniform(std::uint64_t seed, std::uint64_t site, std::uint64_t index) noexcept {
-    auto mix = [](std::uint64_t z) {
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    };
-    const std::uint64_t stream = mix(seed + 0x9E3779B97F4A7C15ull * (site + 1));
-    return static_cast<float>(mix(stream + 0xD1B54A32D192ED03ull * (index + 1)) >> 40) * 0x1.0p-24f;
-}
-
-/// Multiplies n elements by their dropout scale (0 or 1/(1-p)) at `site`, element ids first..first+n.
-inline void dropout(float* x, std::size_t n, const dropout_options& o, float p, std::uint64_t site,
-                    std::uint64_t first) noexcept {
-    if (!o.enabled || p <= 0.0f) return;
-    const float keep = 1.0f / (1.0f - p);
-    for (std::size_t i = 0; i < n; ++i) x[i] *= hash_uniform(o.seed, site, first + i) < p ? 0.0f : keep;
-}
-
-/// y = LN(x) for one row; records xhat and rstd.
-inline void layer_norm_row(const float* x, float* y, float* xhat, float* rstd, const float* gamma, const float* beta,
-                           int n, float eps) noexcept {
-    double mean = 0.0;
-    for (int i = 0; i < n; ++i) mean += x[i];
-    mean /= n;
-    double var = 0.0;
-    for (int i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
-    var /= n;
-    const auto r = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
-    *rstd = r;
-    const auto m = static_cast<float>(mean);
-    for (int i = 0; i < n; ++i) {
-        xhat[i] = (x[i] - m) * r;
-        y[i] = xhat[i] * gamma[i] + beta[i];
-    }
-}
-
-/// dx = LN backward of dy for one row; adds to dgamma, dbeta.
-inline void layer_norm_row_backward(const float* dy, const float* xhat, float rstd, const float* gamma, float* dx,
-                                    float* dgamma, float* dbeta, int n) noexcept {
-    float mean_g = 0.0f, mean_gx = 0.0f;
-    for (int i = 0; i < n; ++i) {
-        const float g = dy[i] * gamma[i];
-        mean_g += g;
-        mean_gx += g * xhat[i];
-        dgamma[i] += dy[i] * xhat[i];
-        dbeta[i] += dy[i];
-    }
-    mean_g /= static_cast<float>(n);
-    mean_gx /= static_cast<float>(n);
-    for (int i = 0; i < n; ++i) dx[i] = rstd * (dy[i] * gamma[i] - mean_g - xhat[i] * mean_gx);
-}
-
-/// Adds the column sums of a [rows, n] row-major block to out[n].
-inline void add_column_sums(const float* a, std::size_t rows, int n, float* out) noexcept {
-    for (std::size_t r = 0; r < rows; ++r)
-        for (int c = 0; c < n; ++c) out[c] += a[r * static_cast<std::size_t>(n) + static_cast<std::size_t>(c)];
-}
-
-/// Dropout sites: the embeddings, then 3 per layer (attention probs, attention output, MLP output).
-inline std::uint64_t site(std::size_t layer, int kind) noexcept { return 1 + 3 * layer + static_cast<std::uint64_t>(kind); }
-
-}  // namespace pretrain_detail
-
-/// Forward and backward passes of the encoder alone (no pooler, no gates), float, recording in
-/// grow-only buffers. Use: out = forward(w, batch, o); ...; backward(w, batch, o, d_out, grads).
-class encoder_trainer {
-public:
-    /// Runs the encoder in training mode (per `o`); returns the final hidden states [tokens, hidden]
-    /// row-major, valid until the next call. Throws value_error on a batch that does not fit.
-    const float* forward(const weights& w, const packed_batch& batch, const dropout_options& o) {
-        using namespace pretrain_detail;
-        const config& cfg = w.cfg;
-        batch.validate(cfg);
-        if (batch.sequences() == 0) throw value_error("encoder_trainer: empty batch");
-        const int H = cfg.hidden_size;
-        const auto hs = static_cast<std::size_t>(H);
-        const auto T = static_cast<std::size_t>(batch.tokens());
-        const float eps = cfg.layer_norm_eps;
-        tokens_ = T;
-        layers_.resize(w.layers.size());
-        prob_offsets_.assign(static_cast<std::size_t>(batch.sequences()) + 1, 0);
-        for (int b = 0; b < batch.sequences(); ++b) {
-            const auto len = static_cast<std::size_t>(batch.length(b));
-            prob_offsets_[static_cast<std::size_t>(b) + 1] = prob_offsets_[static_cast<std::size_t>(b)] + len * len;
-        }
-        x_.resize(static_cast<Eigen::Index>(T), H);
-        emb_hat_.resize(static_cast<Eigen::Index>(T), H);
-        emb_rstd_.resize(static_cast<Eigen::Index>(T));
-        std::vector<float> sum(hs);
-        for (std::size_t t = 0; t < T; ++t) {
-            const float* word = w.word_embeddings.row(batch.token_ids[t]).data();
-            const float* pos = w.position_embeddings.row(batch.positions[t]).data();
-            const float* type = w.token_type_embeddings.row(batch.token_types[t]).data();
-            for (int c = 0; c < H; ++c) sum[static_cast<std::size_t>(c)] = word[c] + pos[c] + type[c];
-            layer_norm_row(sum.data(), x_.row(static_cast<Eigen::Index>(t)).data(),
-                           emb_hat_.row(static_cast<Eigen::Index>(t)).data(), &emb_rstd_(static_cast<Eigen::Index>(t)),
-                           w.embedding_norm.weight.data(), w.embedding_norm.bias.data(), H, eps);
-        }
-        dropout(x_.data(), T * hs, o, o.hidden, 0, 0);
-        for (std::size_t l = 0; l < w.layers.size(); ++l) forward_layer(w, l, batch, o);
-        return x_.data();
-    }
-
-    /// Backward pass of the last forward() (same w, batch and o) from d_out = dloss/d(hidden)
-    /// [tokens, hidden]; *adds* every encoder parameter's gradient to `grads` (shapes of w,
-    /// pooler / classifier ignored).
-    void backward(const weights& w, const packed_batch& batch, const dropout_options& o, const float* d_out,
-                  weights& grads) {
-        using namespace pretrain_detail;
-        const int H = w.cfg.hidden_size;
-        const auto hs = static_cast<std::size_t>(H);
-        const auto T = tokens_;
-        PRUNE_ASSERT(T == static_cast<std::size_t>(batch.tokens()) && layers_.size() == w.layers.size());
-        dy_.resize(static_cast<Eigen::Index>(T), H);
-        std::copy(d_out, d_out + T * hs, dy_.data());
-        for (std::size_t l = w.layers.size(); l-- > 0;) backward_layer(w, l, batch, o, grads);
-        // Embeddings: dropout, LayerNorm, scatter.
-        dropout(dy_.data(), T * hs, o, o.hidden, 0, 0);
-        std::vector<float> de(hs);
-        for (std::size_t t = 0; t < T; ++t) {
-            const auto r = static_cast<Eigen::Index>(t);
-            layer_norm_row_backward(dy_.row(r).data(), emb_hat_.row(r).data(), emb_rstd_(r),
-                                    w.embedding_norm.weight.data(), de.data(), grads.embedding_norm.weight.data(),
-                                    grads.embedding_norm.bias.data(), H);
-            float* word = grads.word_embeddings.row(batch.token_ids[t]).data();
-            float* pos = grads.position_embeddings.row(batch.positions[t]).data();
-            float* type = grads.token_type_embeddings.row(batch.token_types[t]).data();
-            for (int c = 0; c < H; ++c) {
-                word[c] += de[static_cast<std::size_t>(c)];
-                pos[c] += de[static_cast<std::size_t>(c)];
-                type[c] += de[static_cast<std::size_t>(c)];
-            }
-        }
-    }
-
-private:
-    struct record {
-        matrix input, qkv, probs, context, attn_hat, attn_out, inter_pre, inter_act, out_hat;
-        vector attn_rstd, out_rstd;
-    };
-
-    void forward_layer(const weights& w, std::size_t l, const packed_batch& batch, const dropout_options& o) {
-        using namespace pretrain_detail;
-        const layer_weights& L = w.layers[l];
-        record& R = layers_[l];
-        const int H = w.cfg.hidden_size;
-        const auto hs = static_cast<std::size_t>(H);
-        const auto T = tokens_;
-        const auto Ti = static_cast<int>(T);
-        const int heads = L.heads, d = L.head_size, A = L.attention_width(), F = L.ffn();
-        const auto As = static_cast<std::size_t>(A);
-        const float eps = w.cfg.layer_norm_eps;
-        R.input = x_;
-        R.qkv.resize(Ti, 3 * A);
-        R.context.resize(Ti, A);
-        R.probs.resize(1, static_cast<Eigen::Index>(prob_offsets_.back() * static_cast<std::size_t>(heads)));
-        matrix& sa = scratch_;
-        sa.resize(Ti, H);
-        if (A > 0) {
-            mlm_detail::gemm<float>(false, true, Ti, 3 * A, H, 1.0f, R.input.data(), H, L.qkv.weight.data(), H, 0.0f,
-                                    R.qkv.data(), 3 * A);
-            R.qkv.rowwise() += L.qkv.bias.transpose();
-            const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-            for (int b = 0; b < batch.sequences(); ++b) {
-                const auto r0 = static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]);
-                const int len = batch.length(b);
-                const auto lens = static_cast<std::size_t>(len);
-                for (int h = 0; h < heads; ++h) {
-                    const std::size_t po = prob_offsets_[static_cast<std::size_t>(b)] * static_cast<std::size_t>(heads) +
-                                           static_cast<std::size_t>(h) * lens * lens;
-                    float* P = R.probs.data() + po;
-                    const float* q = R.qkv.data() + r0 * 3 * As + static_cast<std::size_t>(h * d);
-                    mlm_detail::gemm<float>(false, true, len, len, d, scale, q, 3 * A, q + As, 3 * A, 0.0f, P, len);
-                    for (int i = 0; i < len; ++i) kernels::softmax(P + static_cast<std::size_t>(i) * lens, len, 1.0f);
-                    const float* Pd = P;
-                    if (o.enabled && o.attention > 0.0f) {
-                        probs_dropped_.resize(static_cast<Eigen::Index>(lens * lens));
-                        std::copy(P, P + lens * lens, probs_dropped_.data());
-                        dropout(probs_dropped_.data(), lens * lens, o, o.attention, site(l, 0), po);
-                        Pd = probs_dropped_.data();
-                    }
-                    mlm_detail::gemm<float>(false, false, len, d, len, 1.0f, Pd, len, q + 2 * As, 3 * A, 0.0f,
-                                            R.context.data() + r0 * As + static_cast<std::size_t>(h * d), A);
-                }
-            }
-            mlm_detail::gemm<float>(false, true, Ti, H, A, 1.0f, R.context.data(), A, L.attention_output.weight.data(), A,
-                                    0.0f, sa.data(), H);
-        } else {
-            sa.setZero();
-        }
-        sa.rowwise() += L.attention_output.bias.transpose();
-        dropout(sa.data(), T * hs, o, o.hidden, site(l, 1), 0);
-        sa += R.input;
-        R.attn_hat.resize(Ti, H);
-        R.attn_out.resize(Ti, H);
-        R.attn_rstd.resize(Ti);
-        for (int t = 0; t < Ti; ++t) {
-            layer_norm_row(sa.row(t).data(), R.attn_out.row(t).data(), R.attn_hat.row(t).data(), &R.attn_rstd(t),
-                           L.attention_norm.weight.data(), L.attention_norm.bias.data(), H, eps);
-        }
-        matrix& so = sa;
-        if (F > 0) {
-            R.inter_pre.resize(Ti, F);
-            R.inter_act.resize(Ti, F);
-            mlm_detail::gemm<float>(false, true, Ti, F, H, 1.0f, R.attn_out.data(), H, L.intermediate.weight.data(), H,
-                                    0.0f, R.inter_pre.data(), F);
-            R.inter_pre.rowwise() += L.intermediate.bias.transpose();
-            const float* pre = R.inter_pre.data();
-            float* act = R.inter_act.data();
-            for (std::size_t i = 0, n = T * static_cast<std::size_t>(F); i < n; ++i) act[i] = kernels::gelu(pre[i]);
-            mlm_detail::gemm<float>(false, true, Ti, H, F, 1.0f, act, F, L.output.weight.data(), F, 0.0f, so.data(), H);
-            so.rowwise() += L.output.bias.transpose();
-            dropout(so.data(), T * hs, o, o.hidden, site(l, 2), 0);
-            so += R.attn_out;
-        } else {
-            so = R.attn_out;
-        }
-        R.out_hat.resize(Ti, H);
-        R.out_rstd.resize(Ti);
-        for (int t = 0; t < Ti; ++t) {
-            layer_norm_row(so.row(t).data(), x_.row(t).data(), R.out_hat.row(t).data(), &R.out_rstd(t),
-                           L.output_norm.weight.data(), L.output_norm.bias.data(), H, eps);
-        }
-    }
-
-    // dy_ holds the gradient of layer l's output on entry, of its input on exit.
-    void backward_layer(const weights& w, std::size_t l, const packed_batch& batch, const dropout_options& o,
-                        weights& grads) {
-        using namespace pretrain_detail;
-        const layer_weights& L = w.layers[l];
-        layer_weights& G = grads.layers[l];
-        const record& R = layers_[l];
-        const int H = w.cfg.hidden_size;
-        const auto hs = static_cast<std::size_t>(H);
-        const auto T = tokens_;
-        const auto Ti = static_cast<int>(T);
-        const int heads = L.heads, d = L.head_size, A = L.attention_width(), F = L.ffn();
-        const auto As = static_cast<std::size_t>(A);
-        // Output LayerNorm.
-        dx_.resize(Ti, H);
-        for (int t = 0; t < Ti; ++t) {
-            layer_norm_row_backward(dy_.row(t).data(), R.out_hat.row(t).data(), R.out_rstd(t),
-                                    L.output_norm.weight.data(), dx_.row(t).data(), G.output_norm.weight.data(),
-                                    G.output_norm.bias.data(), H);
-        }
-        matrix& da = dy_;  // residual + MLP path
-        da = dx_;
-        if (F > 0) {
-            matrix& dm = scratch_;
-            dm = dx_;
-            dropout(dm.data(), T * hs, o, o.hidden, site(l, 2), 0);
-            add_column_sums(dm.data(), T, H, G.output.bias.data());
-            mlm_detail::gemm<float>(true, false, H, F, Ti, 1.0f, dm.data(), H, R.inter_act.data(), F, 1.0f,
-                                    G.output.weight.data(), F);
-            dffn_.resize(Ti, F);
-            mlm_detail::gemm<float>(false, false, Ti, F, H, 1.0f, dm.data(), H, L.output.weight.data(), F, 0.0f,
-                                    dffn_.data(), F);
-            const float* pre = R.inter_pre.data();
-            float* dact = dffn_.data();
-            for (std::size_t i = 0, n = T * static_cast<std::size_t>(F); i < n; ++i) {
-                dact[i] *= kernels::gelu_derivative(pre[i]);
-            }
-            add_column_sums(dact, T, F, G.intermediate.bias.data());
-            mlm_detail::gemm<float>(true, false, F, H, Ti, 1.0f, dact, F, R.attn_out.data(), H, 1.0f,
-                                    G.intermediate.weight.data(), H);
-            mlm_detail::gemm<float>(false, false, Ti, H, F, 1.0f, dact, F, L.intermediate.weight.data(), H, 1.0f,
-                                    da.data(), H);
-        }
-        // Attention LayerNorm: dsa into dx_; the layer input's gradient starts as dsa.
-        for (int t = 0; t < Ti; ++t) {
-            layer_norm_row_backward(da.row(t).data(), R.attn_hat.row(t).data(), R.attn_rstd(t),
-                                    L.attention_norm.weight.data(), dx_.row(t).data(), G.attention_norm.weight.data(),
-                                    G.attention_norm.bias.data(), H);
-        }
-        dy_ = dx_;
-        matrix& dd = scratch_;
-        dd = dx_;
-        dropout(dd.data(), T * hs, o, o.hidden, site(l, 1), 0);
-        add_column_sums(dd.data(), T, H, G.attention_output.bias.data());
-        if (A == 0) return;
-        mlm_detail::gemm<float>(true, false, H, A, Ti, 1.0f, dd.data(), H, R.context.data(), A, 1.0f,
-                                G.attention_output.weight.data(), A);
-        dctx_.resize(Ti, A);
-        mlm_detail::gemm<float>(false, false, Ti, A, H, 1.0f, dd.data(), H, L.attention_output.weight.data(), A, 0.0f,
-                                dctx_.data(), A);
-        dqkv_.resize(Ti, 3 * A);
-        const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-        const bool drop = o.enabled && o.attention > 0.0f;
-        const float keep = drop ? 1.0f / (1.0f - o.attention) : 1.0f;
-        for (int b = 0; b < batch.sequences(); ++b) {
-            const auto r0 = static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]);
-            const int len = batch.length(b);
-            const auto lens = static_cast<std::size_t>(len);
-            dscores_.resize(static_cast<Eigen::Index>(lens * lens));
-            probs_dropped_.resize(static_cast<Eigen::Index>(lens * lens));
-            for (int h = 0; h < heads; ++h) {
-                const std::size_t po = prob_offsets_[static_cast<std::size_t>(b)] * static_cast<std::size_t>(heads) +
-                                       static_cast<std::size_t>(h) * lens * lens;
-                const float* P = R.probs.data() + po;
-                float* Pd = probs_dropped_.data();
-                for (std::size_t i = 0; i < lens * lens; ++i) {
-                    Pd[i] = drop ? (hash_uniform(o.seed, site(l, 0), po + i) < o.attention ? 0.0f : P[i] * keep) : P[i];
-                }
-                const std::size_t hd = static_cast<std::size_t>(h * d);
-                const float* q = R.qkv.data() + r0 * 3 * As + hd;
-                const float* k = q + As;
-                const float* v = q + 2 * As;
-                float* dq = dqkv_.data() + r0 * 3 * As + hd;
-                float* dk = dq + As;
-                float* dv = dq + 2 * As;
-                const float* dc = dctx_.data() + r0 * As + hd;
-                float* dP = dscores_.data();
-                // dV = Pd^T dC ; dPd = dC V^T
-                mlm_detail::gemm<float>(true, false, len, d, len, 1.0f, Pd, len, dc, A, 0.0f, dv, 3 * A);
-                mlm_detail::gemm<float>(false, true, len, len, d, 1.0f, dc, A, v, 3 * A, 0.0f, dP, len);
-                for (std::size_t i = 0; i < lens; ++i) {
-                    float* row = dP + i * lens;
-                    const float* prow = P + i * lens;
-                    float dot = 0.0f;
-                    for (std::size_t j = 0; j < lens; ++j) {
-                        if (drop) row[j] *= hash_uniform(o.seed, site(l, 0), po + i * lens + j) < o.attention ? 0.0f : keep;
-                        dot += row[j] * prow[j];
-                    }
-                    for (std::size_t j = 0; j < lens; ++j) row[j] = prow[j] * (row[j] - dot);
-                }
-                // dQ = dS K s ; dK = dS^T Q s
-                mlm_detail::gemm<float>(false, false, len, d, len, scale, dP, len, k, 3 * A, 0.0f, dq, 3 * A);
-                mlm_detail::gemm<float>(true, false, len, d, len, scale, dP, len, q, 3 * A, 0.0f, dk, 3 * A);
-            }
-        }
-        add_column_sums(dqkv_.data(), T, 3 * A, G.qkv.bias.data());
-        mlm_detail::gemm<float>(true, false, 3 * A, H, Ti, 1.0f, dqkv_.data(), 3 * A, R.input.data(), H, 1.0f,
-                                G.qkv.weight.data(), H);
-        mlm_detail::gemm<float>(false, false, Ti, H, 3 * A, 1.0f, dqkv_.data(), 3 * A, L.qkv.weight.data(), H, 1.0f,
-                                dy_.data(), H);
-    }
-
-    std::vector<record> layers_;
-    std::vector<std::size_t> prob_offsets_;
-    matrix x_, emb_hat_, scratch_, dy_, dx_, dffn_, dctx_, dqkv_;
-    vector emb_rstd_, probs_dropped_, dscores_;
-    std::size_t tokens_ = 0;
-};
 
 // ------------------------------------------------------------------------------------------
 // Optimiser.
@@ -564,7 +203,7 @@ struct pretrain_options {
     float attention_dropout = 0.1f;    ///< attention_probs_dropout_prob
     masking_options masking;           ///< 15% with 80/10/10
     std::uint64_t seed = 0;            ///< initialisation, order, masks and dropout
-    int threads = 2;                   ///< OpenBLAS threads
+    int threads = 2;                   ///< threads of the training pass (0 = every core)
 };
 
 /// Progress of the loop, reported after every step.
@@ -679,7 +318,6 @@ inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, con
     for (const auto& line : corpus.lines)
         for (auto id : line)
             if (id < 0 || id >= cfg.vocab_size) throw value_error("pretrain: corpus token id " + std::to_string(id) + " outside the vocabulary");
-    blas_threads(std::max(1, o.threads));
 
     const std::vector<std::int32_t> specials = {vocab.pad_id(), vocab.unk_id(), vocab.cls_id(), vocab.sep_id(),
                                                 vocab.mask_id()};
@@ -697,9 +335,15 @@ inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, con
         const auto params = pretraining_parameters(r.model, r.head, grads, head_grads);
         parameter_adamw optimizer(params, o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay);
         const auto warmup = static_cast<std::size_t>(std::ceil(o.warmup_fraction * static_cast<double>(total)));
-        encoder_trainer encoder;
+        training_workspace<float> encoder(o.threads);
+        blas_single_threaded();  // the pool does the threading (also at 1 thread: OpenBLAS on the caller only)
         mlm_workspace head_ws;
-        matrix d_hidden;
+        head_ws.set_pool(&encoder.pool());
+        std::vector<float> d_hidden;
+        training_options drop;
+        drop.dropout = o.hidden_dropout > 0.0f || o.attention_dropout > 0.0f;
+        drop.hidden_dropout = o.hidden_dropout;
+        drop.attention_dropout = o.attention_dropout;
         packed_batch batch;
         std::vector<std::size_t> order(corpus.lines.size());
         std::size_t cursor = order.size();  // reshuffle at once
@@ -716,17 +360,13 @@ inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, con
             const std::uint64_t step_seed = o.seed * 0x9E3779B97F4A7C15ull + step + 1;
             const mlm_targets targets = masker.mask(batch, step_seed);
             for (const auto& p : params) std::fill(p.gradient.values().begin(), p.gradient.values().end(), 0.0f);
-            dropout_options drop;
-            drop.enabled = o.hidden_dropout > 0.0f || o.attention_dropout > 0.0f;
-            drop.hidden = o.hidden_dropout;
-            drop.attention = o.attention_dropout;
             drop.seed = step_seed ^ 0xD50Bull;
-            const float* hidden = encoder.forward(r.model, batch, drop);
-            d_hidden.resize(batch.tokens(), cfg.hidden_size);
-            const double loss = mlm_loss<float>(r.model.word_embeddings, r.head, hidden, batch.tokens(), targets.positions,
-                                                targets.labels, cfg.layer_norm_eps, head_ws, &head_grads,
-                                                &grads.word_embeddings, d_hidden.data());
-            encoder.backward(r.model, batch, drop, d_hidden.data(), grads);
+            const std::span<const float> hidden = encode_for_training(r.model, batch, nullptr, encoder, drop);
+            d_hidden.resize(hidden.size());
+            const double loss = mlm_loss<float>(r.model.word_embeddings, r.head, hidden.data(), batch.tokens(),
+                                                targets.positions, targets.labels, cfg.layer_norm_eps, head_ws,
+                                                &head_grads, &grads.word_embeddings, d_hidden.data());
+            backward_from_hidden(r.model, batch, nullptr, encoder, std::span<const float>(d_hidden), &grads, drop);
             clip_gradients(params, o.max_grad_norm);
             const double lr = o.learning_rate * mlm_linear_schedule(step, total, warmup);
             optimizer.step(params, lr);
@@ -744,11 +384,17 @@ inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, con
 
     std::size_t total = o.steps;
     if (total == 0) {
-        // Timed trial: a few steps of the same work (discarded), then as many steps as fit.
-        const std::size_t trial = 4;
-        const auto t0 = std::chrono::steady_clock::now();
-        (void)run(1000, trial, callback{});
-        const double per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / trial;
+        // Timed trial on a throw-away copy of the same work: a few untimed steps first (the thread
+        // pool, OpenBLAS's buffers and the workspace warm up: the first steps are ~2x slower than
+        // the rest), then `timed` steps give the steady step time; as many steps as fit follow.
+        const std::size_t warmup = 3, timed = 10;
+        double t_warm = 0.0, t_end = 0.0;
+        (void)run(1000, warmup + timed, [&](const pretrain_progress& p) {
+            if (p.step == warmup) t_warm = p.seconds;
+            t_end = p.seconds;
+            return true;
+        });
+        const double per_step = (t_end - t_warm) / static_cast<double>(timed);
         const double left = o.minutes * 60.0 - seconds();
         total = static_cast<std::size_t>(std::max(1.0, std::floor(left / (per_step * 1.03))));
         // Stop early if the machine slows down by more than 10% against the trial.
