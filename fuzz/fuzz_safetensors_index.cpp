@@ -3,6 +3,8 @@
 // Both are written into a private temporary directory and opened with checkpoint::open.
 #include <prune/io/safetensors.hpp>
 
+#include "common.hpp"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -12,21 +14,11 @@
 
 namespace {
 const std::filesystem::path& directory() {
-    static const std::filesystem::path dir = [] {
-        std::string pattern = (std::filesystem::temp_directory_path() / "prune-fuzz-index-XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) {
-            std::abort();
-        }
-        std::atexit([] { std::filesystem::remove_all(directory()); });
-        return std::filesystem::path(pattern);
-    }();
+    static const std::filesystem::path dir = prune_fuzz::make_private_directory("prune-fuzz-index-");
     return dir;
 }
 
-void write(const std::filesystem::path& path, std::string_view bytes) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using prune_fuzz::write;
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

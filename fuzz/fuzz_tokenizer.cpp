@@ -13,6 +13,8 @@
 // (Replaces the stand-alone harness that was tests/text/fuzz_tokenizer.cpp.)
 #include <prune/bert/tokenizer.hpp>
 
+#include "common.hpp"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -24,21 +26,11 @@
 
 namespace {
 const std::filesystem::path& directory() {
-    static const std::filesystem::path dir = [] {
-        std::string pattern = (std::filesystem::temp_directory_path() / "prune-fuzz-vocab-XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) {
-            std::abort();
-        }
-        std::atexit([] { std::filesystem::remove_all(directory()); });
-        return std::filesystem::path(pattern);
-    }();
+    static const std::filesystem::path dir = prune_fuzz::make_private_directory("prune-fuzz-vocab-");
     return dir;
 }
 
-void write(const std::filesystem::path& path, std::string_view bytes) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using prune_fuzz::write;
 
 const prune::bert::vocabulary& fixed_vocabulary() {
     static const prune::bert::vocabulary vocab = prune::bert::vocabulary::from_tokens(
