@@ -6,6 +6,7 @@
 
 #include <prune/data/wordnet.hpp>
 #include <prune/data/wordnet_tasks.hpp>
+#include <prune/error.hpp>
 #include <prune/io/atomic.hpp>
 
 #include <chrono>
@@ -25,15 +26,34 @@ int main(int argc, char** argv) {
     wordnet->add_option("--wordnet-dir", wordnet_dir, "directory with data.{noun,verb,adj,adv}")->capture_default_str();
     wordnet->add_option("--tasks", options.tasks, "tasks (default supersense pos concrete): supersense pos concrete hypernym same_supersense cohyponym example_match same_pos")
         ->capture_default_str();
-    wordnet->add_option("--train-rows", options.train_rows, "rows per task in train")->capture_default_str();
-    wordnet->add_option("--dev-rows", options.dev_rows, "rows per task in dev")->capture_default_str();
-    wordnet->add_option("--vocab-size", options.vocab_size, "WordPiece vocabulary size")->capture_default_str();
-    wordnet->add_option("--max-words", options.max_words, "longest definition/example used (words)")->capture_default_str();
+    // The sizes are read as signed numbers and checked in the body: as std::size_t, CLI11 would
+    // read -1 as 2^64 - 1 ("all rows").
+    auto size_flag = [](std::size_t value) { return static_cast<long long>(value); };
+    long long train_rows = size_flag(options.train_rows), dev_rows = size_flag(options.dev_rows);
+    long long vocab_size = size_flag(options.vocab_size), max_words = size_flag(options.max_words);
+    long long max_length = size_flag(options.max_length);
+    wordnet->add_option("--train-rows", train_rows, "rows per task in train (>= 1)")->capture_default_str();
+    wordnet->add_option("--dev-rows", dev_rows, "rows per task in dev (>= 1)")->capture_default_str();
+    wordnet->add_option("--vocab-size", vocab_size, "WordPiece vocabulary size")->capture_default_str();
+    wordnet->add_option("--max-words", max_words, "longest definition/example used (words, >= 1)")->capture_default_str();
     wordnet->add_flag("--ids", options.write_ids, "also write tokenized <task>/{train,dev}.ids.jsonl");
-    wordnet->add_option("--max-length", options.max_length, "truncation of the .ids.jsonl rows (tokens)")
+    wordnet->add_option("--max-length", max_length, "truncation of the .ids.jsonl rows (tokens, >= 3: [CLS] a [SEP] b [SEP])")
         ->capture_default_str();
 
     return prune_cli::run(app, argc, argv, [&] {
+        // Sizes first: a bad one is an error before anything is read or written.
+        auto at_least = [](const char* flag, long long value, long long least) {
+            if (value < least) {
+                throw prune::value_error(std::string(flag) + " " + std::to_string(value) + " (expected >= " +
+                                         std::to_string(least) + ")");
+            }
+            return static_cast<std::size_t>(value);
+        };
+        options.train_rows = at_least("--train-rows", train_rows, 1);
+        options.dev_rows = at_least("--dev-rows", dev_rows, 1);
+        options.vocab_size = at_least("--vocab-size", vocab_size, 1);
+        options.max_words = at_least("--max-words", max_words, 1);
+        options.max_length = at_least("--max-length", max_length, 3);
         prune::io::remove_staging_on_signal();
         prune::io::output_directory staging(out);  // fails now, before any work, if OUT cannot be written
         const auto start = std::chrono::steady_clock::now();

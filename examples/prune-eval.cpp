@@ -49,11 +49,24 @@ int main(int argc, char** argv) {
         bert::weights w = bert::load_model(model_dir);
         const bert::config& cfg = w.cfg;
         if (!element_mask_file.empty()) {
-            bert::apply_element_masks(w, io::read_element_masks(fs::path(element_mask_file)));
+            const io::element_masks masks = io::read_element_masks(fs::path(element_mask_file));
+            const std::string where = "element masks '" + element_mask_file + "': ";
+            try {  // apply_element_masks does not know the file: say which one
+                bert::apply_element_masks(w, masks);
+            } catch (const shape_error& e) {
+                throw shape_error(where + e.what());
+            } catch (const format_error& e) {
+                throw format_error(where + e.what());
+            }
         }
         std::optional<bert::gates> gate;
         if (!mask_file.empty()) {
-            gate = bert::gates::from_mask(io::read_structure_mask(mask_file), w);
+            const structure_mask mask = io::read_structure_mask(mask_file);
+            try {
+                gate = bert::gates::from_mask(mask, w);
+            } catch (const shape_error& e) {  // from_mask does not know the file: say which one
+                throw shape_error("structure mask '" + mask_file + "': " + e.what());
+            }
         }
         data::data_options data_opt;
         data_opt.num_labels = static_cast<std::size_t>(cfg.num_labels);

@@ -12,6 +12,9 @@
 #include <prune/bert/weights.hpp>
 #include <prune/io/safetensors.hpp>
 
+#include "../support/files.hpp"
+#include "../support/tiny_bert.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -36,18 +39,8 @@ using namespace prune;
 
 namespace {
 
-std::string read_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-void write_file(const fs::path& path, const std::string& bytes) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    REQUIRE(out.good());
-}
+using prune_test::read_file;
+using prune_test::write_file;
 
 // ---- one row of docs/bad-inputs.md ----------------------------------------------------
 struct row {
@@ -128,17 +121,7 @@ std::map<std::string, std::uintmax_t> listing(const fs::path& dir) {
 
 // ---- the fixture ------------------------------------------------------------------------
 // A tiny BERT: vocab 20, hidden 32, 2 layers x 4 heads, FFN 64, 16 positions, 2 labels.
-bert::config tiny_config() {
-    bert::config c;
-    c.vocab_size = 20;
-    c.hidden_size = 32;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.intermediate_size = 64;
-    c.max_position_embeddings = 16;
-    c.num_labels = 2;
-    return c;
-}
+using prune_test::tiny_config;
 
 struct safetensors_parts {
     nlohmann::ordered_json header;
@@ -162,10 +145,8 @@ std::string join(const nlohmann::ordered_json& header, const std::string& data) 
 
 class fixture {
 public:
-    fixture() : dir_(fs::temp_directory_path() / ("prune_bad_inputs_" + std::to_string(::getpid()))) {
-        fs::remove_all(dir_);
-        fs::create_directories(dir_ / "in");
-        d_ = dir_ / "in";
+    fixture() : dir_("prune_bad_inputs"), d_(dir_.path() / "in") {
+        fs::create_directories(d_);
         const bert::weights w = bert::random_weights(tiny_config(), 7, 0.1f);
         bert::save_model(w, d_ / "model");
         make_data();
@@ -175,9 +156,8 @@ public:
         write_file(d_ / "afile", "a regular file, not a directory\n");
         fs::create_directories(d_ / "empty-dir");
     }
-    ~fixture() { fs::remove_all(dir_); }
     const fs::path& d() const { return d_; }
-    fs::path stderr_path() const { return dir_ / "stderr.txt"; }
+    fs::path stderr_path() const { return dir_.path() / "stderr.txt"; }
 
 private:
     fs::path model_copy(const std::string& name) {
@@ -345,6 +325,7 @@ private:
     void make_masks() {
         write_file(d_ / "mask-shape.json", R"({"heads": [[1, 1, 1], [1, 1, 1]]})");
         write_file(d_ / "mask-layers.json", R"({"heads": [[1, 1, 1, 1]], "mlps": [1]})");
+        write_file(d_ / "mask-mlps.json", R"({"heads": [[1, 1, 1, 1], [1, 1, 1, 1]], "mlps": [1, 1, 1]})");
         write_file(d_ / "mask-values.json", R"({"heads": [[1, 2, 1, 1], [1, 1, 1, 1]]})");
         write_file(d_ / "mask-not-json.json", R"({"heads": [[1, 1, 1, 1], [1, 1, 1, 1]])");
         write_file(d_ / "mask-none.json", R"({"heads": [[0, 0, 0, 0], [0, 0, 0, 0]], "mlps": [0, 0]})");
@@ -368,25 +349,15 @@ private:
         }
     }
 
-    fs::path dir_, d_;
+    prune_test::temp_dir dir_;  // d_ and the stderr file of the runs
+    fs::path d_;                // where the binaries run and write: listed before and after each row
 };
 
-struct outcome {
-    int code;
-    std::string err;
-};
+using prune_test::outcome;
+using prune_test::last_line;
 
 outcome run(const fixture& fx, const std::string& command) {
-    const std::string line = "cd '" + fx.d().string() + "' && OPENBLAS_NUM_THREADS=1 " + std::string(PRUNE_BINARY_DIR) +
-                             "/bin/" + command + " > /dev/null 2> '" + fx.stderr_path().string() + "'";
-    const int status = std::system(line.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(fx.stderr_path())};
-}
-
-std::string last_line(std::string text) {
-    while (!text.empty() && text.back() == '\n') text.pop_back();
-    const auto pos = text.rfind('\n');
-    return pos == std::string::npos ? text : text.substr(pos + 1);
+    return prune_test::run_binary(command, fx.d(), fx.stderr_path(), "OPENBLAS_NUM_THREADS=1");
 }
 
 }  // namespace

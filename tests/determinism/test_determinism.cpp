@@ -15,6 +15,9 @@
 #include <prune/bert/checkpoint.hpp>
 #include <prune/bert/weights.hpp>
 
+#include "../support/files.hpp"
+#include "../support/tiny_bert.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -36,51 +39,27 @@ using namespace prune;
 
 namespace {
 
-std::string read_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using prune_test::read_file;
+using prune_test::write_file;
 
-void write_file(const fs::path& path, const std::string& text) {
-    fs::create_directories(path.parent_path());
-    std::ofstream(path, std::ios::binary) << text;
-}
-
-// "Does token 3 come before token 4?" rows: [CLS]=2, fillers in [5, 20), length 6..10.
+// The toy task of tests/support/tiny_bert.hpp as JSON Lines.
 std::string a_before_b(std::size_t n, unsigned seed) {
-    std::mt19937 rng(seed);
+    struct row {
+        std::vector<int> input_ids;
+        int label = 0;
+    };
     std::string out;
-    for (std::size_t k = 0; k < n; ++k) {
-        const int len = std::uniform_int_distribution<int>(6, 10)(rng);
-        std::vector<int> ids(static_cast<std::size_t>(len));
-        ids[0] = 2;
-        for (int i = 1; i < len; ++i) ids[static_cast<std::size_t>(i)] = std::uniform_int_distribution<int>(5, 19)(rng);
-        const int pa = std::uniform_int_distribution<int>(1, len - 1)(rng);
-        int pb = pa;
-        while (pb == pa) pb = std::uniform_int_distribution<int>(1, len - 1)(rng);
-        ids[static_cast<std::size_t>(pa)] = 3;
-        ids[static_cast<std::size_t>(pb)] = 4;
-        out += nlohmann::json({{"input_ids", ids}, {"label", pa < pb ? 1 : 0}}).dump() + "\n";
+    for (const row& r : prune_test::a_before_b<row>(n, seed)) {
+        out += nlohmann::json({{"input_ids", r.input_ids}, {"label", r.label}}).dump() + "\n";
     }
     return out;
 }
 
 struct fixture {
-    fs::path d;
-    fixture() : d(fs::temp_directory_path() / ("prune_determinism_" + std::to_string(::getpid()))) {
-        fs::remove_all(d);
-        fs::create_directories(d);
-        bert::config c;
-        c.vocab_size = 20;
-        c.hidden_size = 32;
-        c.num_hidden_layers = 2;
-        c.num_attention_heads = 4;
-        c.intermediate_size = 64;
-        c.max_position_embeddings = 16;
-        c.num_labels = 2;
-        bert::save_model(bert::random_weights(c, 11, 0.2f), d / "model");
+    prune_test::temp_dir dir{"prune_determinism"};  // PRUNE_KEEP_TEST_DIR=1 keeps it, to look at the outputs
+    fs::path d = dir.path();
+    fixture() {
+        bert::save_model(bert::random_weights(prune_test::tiny_config(), 11, 0.2f), d / "model");
         write_file(d / "train.jsonl", a_before_b(96, 1));
         write_file(d / "dev.jsonl", a_before_b(48, 2));
         write_file(d / "mask.json", R"({"heads": [[1, 0, 1, 1], [1, 1, 0, 1]], "mlps": [1, 0]})");
@@ -101,9 +80,6 @@ struct fixture {
         }
         write_file(d / "corpus" / "pretrain" / "train.txt", corpus);
     }
-    ~fixture() {
-        if (std::getenv("PRUNE_KEEP_TEST_DIR") == nullptr) fs::remove_all(d);  // set it to look at the outputs
-    }
 };
 
 // Runs `args` (a binary of PRUNE_BINARY_DIR/bin and its flags; "{threads}" is replaced) at
@@ -113,13 +89,10 @@ void run(const fixture& fx, const std::string& args, int threads) {
     for (auto at = command.find("{threads}"); at != std::string::npos; at = command.find("{threads}")) {
         command.replace(at, 9, std::to_string(threads));
     }
-    const std::string line = "cd '" + fx.d.string() + "' && OPENBLAS_NUM_THREADS=" + std::to_string(threads) + " " +
-                             std::string(PRUNE_BINARY_DIR) + "/bin/" + command + " > /dev/null 2> '" +
-                             (fx.d / "stderr.txt").string() + "'";
-    const int status = std::system(line.c_str());
-    INFO(command << "\n" << read_file(fx.d / "stderr.txt"));
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);
+    const prune_test::outcome o =
+        prune_test::run_binary(command, fx.d, fx.d / "stderr.txt", "OPENBLAS_NUM_THREADS=" + std::to_string(threads));
+    INFO(command << "\n" << o.err);
+    REQUIRE(o.code == 0);
 }
 
 // Every regular file under `root` (relative path -> bytes); a file alone is keyed "".

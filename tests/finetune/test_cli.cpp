@@ -7,6 +7,9 @@
 #include <prune/bert/importance.hpp>
 #include <prune/io/json.hpp>
 
+#include "../support/files.hpp"
+#include "../support/tiny_bert.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -22,45 +25,14 @@ namespace fs = std::filesystem;
 using namespace prune::bert;
 
 namespace {
-struct run_result {
-    int code;
-    std::string err;
-};
+using prune_test::last_line;
 
-run_result run(const std::string& args, const fs::path& dir) {
-    const fs::path err = dir / "stderr.txt";
-    const std::string command = std::string(PRUNE_BINARY_DIR) + "/bin/" + args + " 2> " + err.string() + " > /dev/null";
-    const int status = std::system(command.c_str());
-    std::ifstream f(err);
-    std::stringstream s;
-    s << f.rdbuf();
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, s.str()};
-}
-
-// The last line of stderr (progress lines come first).
-std::string last_line(const std::string& text) {
-    std::string t = text;
-    while (!t.empty() && t.back() == '\n') t.pop_back();
-    const auto pos = t.rfind('\n');
-    return pos == std::string::npos ? t : t.substr(pos + 1);
+prune_test::outcome run(const std::string& args, const fs::path& dir) {
+    return prune_test::run_binary(args, dir, dir / "stderr.txt");
 }
 
 std::vector<labeled_sequence> a_before_b(std::size_t n, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::vector<labeled_sequence> data(n);
-    for (auto& s : data) {
-        const int len = std::uniform_int_distribution<int>(6, 10)(rng);
-        s.input_ids.assign(static_cast<std::size_t>(len), 0);
-        s.input_ids[0] = 2;
-        for (int i = 1; i < len; ++i) s.input_ids[static_cast<std::size_t>(i)] = std::uniform_int_distribution<int>(5, 19)(rng);
-        const int pa = std::uniform_int_distribution<int>(1, len - 1)(rng);
-        int pb = pa;
-        while (pb == pa) pb = std::uniform_int_distribution<int>(1, len - 1)(rng);
-        s.input_ids[static_cast<std::size_t>(pa)] = 3;
-        s.input_ids[static_cast<std::size_t>(pb)] = 4;
-        s.label = pa < pb ? 1 : 0;
-    }
-    return data;
+    return prune_test::a_before_b<labeled_sequence>(n, seed);
 }
 
 void write_jsonl(const fs::path& path, const std::vector<labeled_sequence>& data) {
@@ -72,21 +44,11 @@ void write_jsonl(const fs::path& path, const std::vector<labeled_sequence>& data
 }
 
 struct fixture {
-    fs::path dir;
+    prune_test::temp_dir temp{"prune_cli"};
+    fs::path dir = temp.path();
     std::vector<labeled_sequence> train, dev;
     fixture() {
-        dir = fs::temp_directory_path() / ("prune_cli_" + std::to_string(::getpid()));
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-        config c;
-        c.vocab_size = 20;
-        c.hidden_size = 32;
-        c.num_hidden_layers = 2;
-        c.num_attention_heads = 4;
-        c.intermediate_size = 64;
-        c.max_position_embeddings = 16;
-        c.num_labels = 2;
-        weights w = random_weights(c, 7, 0.1f);
+        weights w = random_weights(prune_test::tiny_config(), 7, 0.1f);
         train = a_before_b(600, 1);
         dev = a_before_b(200, 2);
         finetune_options o;
@@ -103,7 +65,6 @@ struct fixture {
         bad[5].label = 2;
         write_jsonl(dir / "bad_labels.jsonl", bad);
     }
-    ~fixture() { fs::remove_all(dir); }
 };
 }  // namespace
 

@@ -4,6 +4,8 @@
 // accuracy, with pruned weights held at exactly 0, reproducibly.
 #include <prune/bert/finetune.hpp>
 
+#include "../support/tiny_bert.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <random>
@@ -12,38 +14,15 @@
 using namespace prune::bert;
 
 namespace {
-constexpr int token_a = 3, token_b = 4;
+using prune_test::token_a;
+using prune_test::token_b;
 
 // [CLS]=2, filler tokens 5..19, A and B once each at random positions; label = A before B.
 std::vector<labeled_sequence> a_before_b(std::size_t n, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::vector<labeled_sequence> data(n);
-    for (auto& s : data) {
-        const int len = std::uniform_int_distribution<int>(6, 10)(rng);
-        s.input_ids.assign(static_cast<std::size_t>(len), 0);
-        s.input_ids[0] = 2;
-        for (int i = 1; i < len; ++i) s.input_ids[static_cast<std::size_t>(i)] = std::uniform_int_distribution<int>(5, 19)(rng);
-        int pa = std::uniform_int_distribution<int>(1, len - 1)(rng);
-        int pb = pa;
-        while (pb == pa) pb = std::uniform_int_distribution<int>(1, len - 1)(rng);
-        s.input_ids[static_cast<std::size_t>(pa)] = token_a;
-        s.input_ids[static_cast<std::size_t>(pb)] = token_b;
-        s.label = pa < pb ? 1 : 0;
-    }
-    return data;
+    return prune_test::a_before_b<labeled_sequence>(n, seed);
 }
 
-config tiny() {
-    config c;
-    c.vocab_size = 20;
-    c.hidden_size = 32;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.intermediate_size = 64;
-    c.max_position_embeddings = 16;
-    c.num_labels = 2;
-    return c;
-}
+config tiny() { return prune_test::tiny_config(); }
 }  // namespace
 
 TEST_CASE("one AdamW step matches the hand-computed HF AdamW update", "[adamw]") {

@@ -73,15 +73,17 @@ struct gates {
     /// Gates from a structure mask. A mask row may list every original head (mapped through the
     /// layer's head_ids; a head already removed must be 0 there) or just the kept heads; an empty
     /// mask (no layers) means all 1. W: weights, or any type with the same cfg and layers[l].heads /
-    /// head_ids (basic_weights<double>). Throws shape_error when the mask does not fit the model.
+    /// head_ids (basic_weights<double>). Throws shape_error when the mask does not fit the model (the
+    /// message says which part of the mask and what was expected; a caller that knows the mask's
+    /// file prefixes it, as prune-eval does).
     template <class W>
     [[nodiscard]] static gates from_mask(const structure_mask& mask, const W& w) {
         gates g;
         const std::size_t layers = w.layers.size();
         if (mask.heads.layers() != 0) {
             if (mask.heads.layers() != layers) {
-                throw shape_error("head mask has " + std::to_string(mask.heads.layers()) + " layers, the model " +
-                                  std::to_string(layers));
+                throw shape_error("head mask has " + std::to_string(mask.heads.layers()) + " layers (expected " +
+                                  std::to_string(layers) + ", the model's layers)");
             }
             g.heads.resize(layers);
             for (std::size_t l = 0; l < layers; ++l) {
@@ -104,8 +106,8 @@ struct gates {
         }
         if (mask.mlps.layers() != 0) {
             if (mask.mlps.layers() != layers) {
-                throw shape_error("MLP mask has " + std::to_string(mask.mlps.layers()) + " layers, the model " +
-                                  std::to_string(layers));
+                throw shape_error("MLP mask has " + std::to_string(mask.mlps.layers()) + " layers (expected " +
+                                  std::to_string(layers) + ", the model's layers)");
             }
             for (std::size_t l = 0; l < layers; ++l) {
                 if (mask.mlps.groups(l) != 1) {
