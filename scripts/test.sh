@@ -3,23 +3,23 @@
 # is missing, then builds and runs every test twice:
 #   1. the `release` preset: warnings are errors, every public header compiles on its own,
 #      ctest runs the whole suite (PyTorch oracles, consumer projects, compile-fail tests);
-#   2. the `asan` preset: the same suite (without libtorch) under ASan + UBSan + LeakSanitizer;
+#   2. the `asan` preset: the same ctest suite, every test, under ASan + UBSan + LeakSanitizer
+#      (the test programs and the example binaries the CLI tests run are all instrumented),
+#      with three deliberate bugs (tests/badinput/sanitizer_canary.cpp) that must be caught;
+#      one exception: test_torch, the libtorch adapter's test (see below);
 # and, when the fuzz targets exist and clang is present, runs each one for a bounded time.
-# Usage: scripts/test.sh [--no-asan] [--no-fuzz] [--asan-binaries]
-#   --asan-binaries (or PRUNE_ASAN_BINARIES=1): the ASan stage also builds the example binaries
-#   and runs the tests that drive them on tiny models (bad inputs, determinism, CLI contract).
+# Usage: scripts/test.sh [--no-asan] [--no-fuzz]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 run_asan=1
 run_fuzz=1
-asan_binaries=${PRUNE_ASAN_BINARIES:-0}
 for arg in "$@"; do
   case "$arg" in
     --no-asan) run_asan=0 ;;
     --no-fuzz) run_fuzz=0 ;;
-    --asan-binaries) asan_binaries=1 ;;
-    *) echo "scripts/test.sh: unknown option '$arg' (expected --no-asan, --no-fuzz or --asan-binaries)" >&2; exit 2 ;;
+    --asan-binaries) ;;  # accepted for old scripts: the binaries are always in the ASan stage now
+    *) echo "scripts/test.sh: unknown option '$arg' (expected --no-asan or --no-fuzz)" >&2; exit 2 ;;
   esac
 done
 
@@ -35,28 +35,28 @@ cmake --build --preset release --target all_verify_interface_header_sets
 step "release tests"
 ctest --preset release
 
-# Under the sanitizers: every test of the library layers below the reference BERT (core,
-# adapters, file formats, data, selection, importance accumulator, s-pruning, subnetworks,
-# tokenizer, report). The BERT numerics and the binaries' CLI tests are not in this list yet:
-# compiled with -O1 -fsanitize they took ~50 minutes on 2 cores, beyond CI's budget
-# (see the notes on issues 2 and 8).
-asan_tests=(test_error test_element test_tensor test_mask test_prune test_eigen test_xtensor
-            test_atomic test_safetensors test_masks test_jsonl test_glue_tsv
-            test_select test_select_torch test_scores test_schedule test_search
-            test_michel test_lottery test_spruning test_stability test_heatmap test_lottery_report
-            test_tokenizer test_wordpiece_builder test_fuzz_regressions)
-# The binaries under the sanitizers (opt-in until its time on CI is measured, see issue 8):
-# every example binary, and the tests that run them on tiny models.
-if [ "$asan_binaries" = 1 ]; then
-  asan_tests+=(prune-eval prune-importance prune-magnitude prune-heads prune-finetune prune-data prune-pretrain
-               prune-lottery test_bad_inputs test_determinism test_cli)
-fi
+# Under the sanitizers: the whole ctest suite of the `asan` preset (ASan + UBSan, LeakSanitizer
+# on, every error fatal), built with -Og -g1 and without -march=native: -Og halves the compile
+# time of -O1 under ASan at about the same test speed, which is what lets the whole suite (the
+# eight example binaries included) fit in CI's budget on 2 cores. Every test of the release
+# stage runs here except test_torch (the libtorch adapter: the preset has PRUNE_WITH_TORCH=OFF;
+# libtorch itself is not instrumented). The tests that ask PyTorch for the truth run it as a
+# separate, uninstrumented python3 process, as in the release stage. ASan's and UBSan's
+# options are the preset's (CMakePresets.json), repeated here so that they show in the log.
 if [ "$run_asan" = 1 ]; then
-  step "ASan + UBSan build (${#asan_tests[@]} test programs)"
+  step "ASan + UBSan build (every test program and the example binaries, -Og -g1)"
   cmake --preset asan
-  cmake --build --preset asan --target "${asan_tests[@]}"
-  step "ASan + UBSan + LeakSanitizer tests"
-  ctest --preset asan -R "^($(IFS='|'; echo "${asan_tests[*]}")|test_heatmap_renders)\$"
+  cmake --build --preset asan -j2
+  step "ASan + UBSan + LeakSanitizer: the whole test suite"
+  export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  ctest --preset asan -E '^test_importance_torch$'
+  # test_importance_torch links tests/backward/alloc_counter.cpp, which replaces operator
+  # new(size_t) and delete but not the nothrow new that Catch2 uses; under ASan that nothrow new
+  # is ASan's own, so deleting its block through the replaced delete (free) is reported as an
+  # alloc-dealloc mismatch that does not exist without ASan. Until alloc_counter.cpp replaces the
+  # nothrow forms too, this one test runs with that one check off (all else on).
+  ASAN_OPTIONS=$ASAN_OPTIONS:alloc_dealloc_mismatch=0 ctest --test-dir build-asan --output-on-failure \
+    -R '^test_importance_torch$'
 fi
 
 if [ "$run_fuzz" = 1 ] && [ -x fuzz/run.sh ]; then
