@@ -49,14 +49,7 @@ if [ "$run_asan" = 1 ]; then
   cmake --build --preset asan -j2
   step "ASan + UBSan + LeakSanitizer: the whole test suite"
   export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-  ctest --preset asan -E '^test_importance_torch$'
-  # test_importance_torch links tests/backward/alloc_counter.cpp, which replaces operator
-  # new(size_t) and delete but not the nothrow new that Catch2 uses; under ASan that nothrow new
-  # is ASan's own, so deleting its block through the replaced delete (free) is reported as an
-  # alloc-dealloc mismatch that does not exist without ASan. Until alloc_counter.cpp replaces the
-  # nothrow forms too, this one test runs with that one check off (all else on).
-  ASAN_OPTIONS=$ASAN_OPTIONS:alloc_dealloc_mismatch=0 ctest --test-dir build-asan --output-on-failure \
-    -R '^test_importance_torch$'
+  ctest --preset asan
 fi
 
 if [ "$run_fuzz" = 1 ] && [ -x fuzz/run.sh ]; then
