@@ -6,7 +6,6 @@
 #   2. the `asan` preset: the same ctest suite, every test, under ASan + UBSan + LeakSanitizer
 #      (the test programs and the example binaries the CLI tests run are all instrumented),
 #      with three deliberate bugs (tests/badinput/sanitizer_canary.cpp) that must be caught;
-#      one exception: test_torch, the libtorch adapter's test (see below);
 # and, when the fuzz targets exist and clang is present, runs each one for a bounded time.
 # Usage: scripts/test.sh [--no-asan] [--no-fuzz]
 set -euo pipefail
@@ -39,8 +38,7 @@ ctest --preset release
 # on, every error fatal), built with -Og -g1 and without -march=native: -Og halves the compile
 # time of -O1 under ASan at about the same test speed, which is what lets the whole suite (the
 # eight example binaries included) fit in CI's budget on 2 cores. Every test of the release
-# stage runs here except test_torch (the libtorch adapter: the preset has PRUNE_WITH_TORCH=OFF;
-# libtorch itself is not instrumented). The tests that ask PyTorch for the truth run it as a
+# stage runs here, test_torch included (libtorch itself is not instrumented, the adapter is). The tests that ask PyTorch for the truth run it as a
 # separate, uninstrumented python3 process, as in the release stage. ASan's and UBSan's
 # options are the preset's (CMakePresets.json), repeated here so that they show in the log.
 if [ "$run_asan" = 1 ]; then
