@@ -467,7 +467,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> tasks;
     int seeds = 0, threads = 0, epochs = 0;
     double lr = 0.0;
-    std::size_t train_rows = 0, dev_rows = 0;
+    long long train_rows = 0, dev_rows = 0;  // signed: as std::size_t, CLI11 reads -1 as 2^64 - 1
     std::uint64_t data_seed = 1;
     auto* quick_flag = app.add_flag("--quick", quick,
                                     "a first look: 3 tasks x 2 seeds on small slices, a model pre-trained for 0.5 min");
@@ -514,12 +514,12 @@ int main(int argc, char** argv) {
             run.finetune.learning_rate = lr;
         }
         if (app.count("--train-rows") > 0) {
-            if (train_rows < 1) throw prune::value_error("--train-rows 0 (expected >= 1)");
-            run.train_rows = train_rows;
+            if (train_rows < 1) throw prune::value_error("--train-rows " + std::to_string(train_rows) + " (expected >= 1)");
+            run.train_rows = static_cast<std::size_t>(train_rows);
         }
         if (app.count("--dev-rows") > 0) {
-            if (dev_rows < 1) throw prune::value_error("--dev-rows 0 (expected >= 1)");
-            run.dev_rows = dev_rows;
+            if (dev_rows < 1) throw prune::value_error("--dev-rows " + std::to_string(dev_rows) + " (expected >= 1)");
+            run.dev_rows = static_cast<std::size_t>(dev_rows);
         }
         run.threads = threads;
         { prune::io::output_directory probe(out_dir); }  // fail before any work when --out is unwritable
