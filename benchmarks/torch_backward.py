@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -113,15 +114,21 @@ def main():
     ours_s = {}
     ours_cfg = {}
     best = {}
+    round_ratios = {d: [] for d in args.dims}  # per round: that round's best torch / that round's best ours
     for rnd in range(args.rounds):  # rounds alternate the two sides; each side keeps its best
+        ours_round = {}
+        torch_round = {}
         for name, env in ours_configs:
             filt = "--benchmark_filter=" + "|".join(args.dims)
             out = json.loads(subprocess.run([args.bench, "--benchmark_format=json", filt], check=True,
                                             capture_output=True, text=True, env=dict(os.environ, **env)).stdout)
             for b in out["benchmarks"]:
+                if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
+                    continue  # base reports the median of its repetitions (torch: the median of its steps)
                 dims = b["name"].split("/")[1]
                 seconds = b["real_time"] / 1000.0  # ms -> s
                 print(f"ours {dims} [{name}]: {seconds * 1000:.1f} ms", file=sys.stderr)
+                ours_round[dims] = min(seconds, ours_round.get(dims, seconds))
                 if dims not in ours_s or seconds < ours_s[dims]:
                     ours_s[dims] = seconds
                     ours_cfg[dims] = name
@@ -133,15 +140,22 @@ def main():
                                    capture_output=True, text=True)
                 s = json.loads(r.stdout)["seconds"]
                 print(f"torch {dims} [{name}]: {s * 1000:.1f} ms", file=sys.stderr)
+                torch_round[dims] = min(s, torch_round.get(dims, s))
                 if dims not in best or s < best[dims][0]:
                     best[dims] = (s, name)
+        for d in args.dims:
+            round_ratios[d].append(torch_round[d] / ours_round[d])
         if args.rounds > 1:
-            print(f"after round {rnd + 1}: " + ", ".join(f"{d} {best[d][0] / ours_s[d]:.3f}" for d in args.dims),
-                  file=sys.stderr)
+            print(f"round {rnd + 1}: " + ", ".join(f"{d} {round_ratios[d][-1]:.3f}" for d in args.dims) +
+                  "; best so far: " + ", ".join(f"{d} {best[d][0] / ours_s[d]:.3f}" for d in args.dims), file=sys.stderr)
     for dims in args.dims:
+        r = sorted(round_ratios[dims])
         print(json.dumps({"dims": dims, "ours_ms": ours_s[dims] * 1000, "ours_config": ours_cfg[dims],
                           "torch_ms": best[dims][0] * 1000, "torch_config": best[dims][1],
-                          "ratio_torch_over_ours": best[dims][0] / ours_s[dims]}))
+                          "ratio_torch_over_ours": best[dims][0] / ours_s[dims],
+                          "round_ratios": [round(x, 3) for x in round_ratios[dims]],
+                          "round_ratio_median": statistics.median(r), "round_ratio_min": r[0],
+                          "round_ratio_max": r[-1]}))
 
 
 def cpu_only(args):
@@ -150,7 +164,8 @@ def cpu_only(args):
     filt = "--benchmark_filter=" + "|".join(args.dims)
     out = json.loads(subprocess.run([args.bench, "--benchmark_format=json", filt], check=True, capture_output=True,
                                     text=True, env=dict(os.environ, PRUNE_BENCH_THREADS="1", **skx)).stdout)
-    ours = {b["name"].split("/")[1]: b["cpu_time"] / 1000.0 for b in out["benchmarks"]}  # ms -> s
+    ours = {b["name"].split("/")[1]: b["cpu_time"] / 1000.0 for b in out["benchmarks"]  # ms -> s
+            if b.get("run_type") != "aggregate" or b.get("aggregate_name") == "median"}
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", **skx)
     for dims in args.dims:
         reps = "9" if dims == "mini" else "3"
