@@ -4,27 +4,77 @@
 // per-example gate gradients against separate single-sequence passes; float vs double.
 #include <prune/bert/backward.hpp>
 
+#include "../support/tiny_bert.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 using namespace prune::bert;
 
 namespace {
-config tiny_config(int labels) {
-    config c;
-    c.vocab_size = 23;
-    c.hidden_size = 8;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 2;
-    c.intermediate_size = 12;
-    c.max_position_embeddings = 16;
-    c.type_vocab_size = 2;
-    c.num_labels = labels;
-    c.layer_norm_eps = 1e-12f;
-    return c;
+// 2 layers x 2 heads, hidden 8, FFN 12, vocab 23, 16 positions: small enough for finite
+// differences in double over every tensor.
+config tiny_config(int labels) { return prune_test::small_config(2, 8, 2, 12, 23, labels); }
+
+// The name of tensor p in for_each_tensor's order (qkv is one stacked tensor there).
+std::string tensor_name(std::size_t p, std::size_t layers) {
+    static const char* const head[] = {"word_embeddings", "position_embeddings", "token_type_embeddings",
+                                       "embedding_norm.weight", "embedding_norm.bias"};
+    static const char* const layer[] = {"qkv.weight", "qkv.bias", "attention_output.weight", "attention_output.bias",
+                                        "attention_norm.weight", "attention_norm.bias", "intermediate.weight",
+                                        "intermediate.bias", "output.weight", "output.bias", "output_norm.weight",
+                                        "output_norm.bias"};
+    static const char* const tail[] = {"pooler.weight", "pooler.bias", "classifier.weight", "classifier.bias"};
+    if (p < 5) return head[p];
+    p -= 5;
+    if (p < 12 * layers) return "layers." + std::to_string(p / 12) + "." + layer[p % 12];
+    p -= 12 * layers;
+    return p < 4 ? tail[p] : "tensor " + std::to_string(p + 5 + 12 * layers);
+}
+
+// How close two gradient sets must be. per_tensor: each tensor's largest |a - b| <= rel *
+// (its largest |b|) + margin; per_element: every element a == Approx(b).epsilon(rel).margin(margin).
+// The head gate totals are compared element by element with gate_rel / gate_margin.
+struct tolerance {
+    enum kind_t { per_tensor, per_element } kind;
+    double rel, margin, gate_rel, gate_margin;
+};
+
+// Compares every tensor of gradients `a` with reference `b` (same shapes), and the batch totals
+// of the head gate gradients, within `tol`.
+template <class A, class B>
+void compare_gradients(const A& a, const gate_gradients& a_gates, const B& b, const gate_gradients& b_gates,
+                       const tolerance& tol) {
+    std::vector<std::vector<double>> ta, tb;  // each tensor's elements, widened to double
+    for_each_tensor(a, [&](const auto& t) { ta.emplace_back(t.data(), t.data() + t.size()); });
+    for_each_tensor(b, [&](const auto& t) { tb.emplace_back(t.data(), t.data() + t.size()); });
+    REQUIRE(ta.size() == tb.size());
+    for (std::size_t p = 0; p < ta.size(); ++p) {
+        INFO(tensor_name(p, a.layers.size()));
+        REQUIRE(ta[p].size() == tb[p].size());
+        if (tol.kind == tolerance::per_element) {
+            for (std::size_t i = 0; i < ta[p].size(); ++i) {
+                INFO("element " << i);
+                CHECK(ta[p][i] == Approx(tb[p][i]).epsilon(tol.rel).margin(tol.margin));
+            }
+        } else {
+            double max_abs = 0, max_err = 0;
+            for (std::size_t i = 0; i < ta[p].size(); ++i) {
+                max_abs = std::max(max_abs, std::abs(tb[p][i]));
+                max_err = std::max(max_err, std::abs(ta[p][i] - tb[p][i]));
+            }
+            CHECK(max_err <= tol.rel * max_abs + tol.margin);
+        }
+    }
+    REQUIRE(a_gates.total_heads == b_gates.total_heads);
+    for (std::size_t i = 0; i < b_gates.total_heads; ++i) {
+        INFO("head gate " << i);
+        CHECK(a_gates.head_total(i) == Approx(b_gates.head_total(i)).epsilon(tol.gate_rel).margin(tol.gate_margin));
+    }
 }
 
 packed_batch tiny_batch() {
@@ -200,22 +250,8 @@ TEST_CASE("the float pass agrees with the double pass", "[backward]") {
     const double lf = train_pass(wf, batch, {classes, {}}, nullptr, wsf, &gf, o);
     const double ld = train_pass(wd, batch, {classes, {}}, nullptr, wsd, &gd, o);
     CHECK(lf == Approx(ld).epsilon(1e-5));
-    std::vector<float*> a;
-    std::vector<double*> b;
-    std::vector<std::size_t> n;
-    for_each_tensor(gf, [&](auto& t) { a.push_back(t.data()); n.push_back(static_cast<std::size_t>(t.size())); });
-    for_each_tensor(gd, [&](auto& t) { b.push_back(t.data()); });
-    for (std::size_t p = 0; p < a.size(); ++p) {
-        double max_abs = 0, max_err = 0;
-        for (std::size_t i = 0; i < n[p]; ++i) {
-            max_abs = std::max(max_abs, std::abs(b[p][i]));
-            max_err = std::max(max_err, std::abs(static_cast<double>(a[p][i]) - b[p][i]));
-        }
-        INFO("tensor " << p);
-        CHECK(max_err <= 1e-4 * max_abs + 1e-9);
-    }
-    for (std::size_t i = 0; i < wsd.gates().total_heads; ++i)
-        CHECK(wsf.gates().head_total(i) == Approx(wsd.gates().head_total(i)).epsilon(1e-4).margin(1e-7));
+    // float rounding: judged per tensor, relative to the tensor's largest gradient.
+    compare_gradients(gf, wsf.gates(), gd, wsd.gates(), {tolerance::per_tensor, 1e-4, 1e-9, 1e-4, 1e-7});
 }
 
 TEST_CASE("bad labels and gates throw", "[backward]") {
@@ -396,17 +432,8 @@ TEST_CASE("encoder_rows::cls gives the [CLS] rows and gradients of the full pass
         basic_weights<double> g_full = zeros_like(w), g_cls = zeros_like(w);
         backward_from_hidden(w, batch, nullptr, full_ws, std::span<const double>(d_full), &g_full, o);
         backward_from_hidden(w, batch, nullptr, cls_ws, std::span<const double>(d_cls), &g_cls, o);
-        std::vector<double*> a, b;
-        std::vector<std::size_t> n;
-        for_each_tensor(g_full, [&](auto& t) { a.push_back(t.data()); n.push_back(static_cast<std::size_t>(t.size())); });
-        for_each_tensor(g_cls, [&](auto& t) { b.push_back(t.data()); });
-        for (std::size_t p = 0; p < a.size(); ++p)
-            for (std::size_t i = 0; i < n[p]; ++i) {
-                INFO("tensor " << p << " element " << i);
-                CHECK(b[p][i] == Approx(a[p][i]).epsilon(1e-10).margin(1e-12));
-            }
-        for (std::size_t i = 0; i < full_ws.gates().total_heads; ++i)
-            CHECK(cls_ws.gates().head_total(i) == Approx(full_ws.gates().head_total(i)).epsilon(1e-10).margin(1e-12));
+        // The same sums in double: every element to 1e-10.
+        compare_gradients(g_cls, cls_ws.gates(), g_full, full_ws.gates(), {tolerance::per_element, 1e-10, 1e-12, 1e-10, 1e-12});
     }
 }
 

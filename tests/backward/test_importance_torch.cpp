@@ -5,6 +5,8 @@
 // Also: the importance pass allocates nothing per example once its buffers have grown.
 #include <prune/bert/importance.hpp>
 
+#include "../support/tiny_bert.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -24,17 +26,9 @@ namespace fs = std::filesystem;
 extern std::atomic<std::size_t> g_allocations;
 
 namespace {
-config oracle_config(int labels) {
-    config c;
-    c.vocab_size = 31;
-    c.hidden_size = 16;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.intermediate_size = 24;
-    c.max_position_embeddings = 16;
-    c.num_labels = labels;
-    return c;
-}
+// 2 layers x 4 heads, hidden 16, FFN 24, vocab 31, 16 positions (the torch oracle builds the
+// same shapes from the saved config.json).
+config oracle_config(int labels) { return prune_test::small_config(2, 16, 4, 24, 31, labels); }
 
 std::vector<labeled_sequence> make_data(std::size_t n, int labels, unsigned seed, int max_len = 9) {
     std::mt19937 rng(seed);

@@ -10,6 +10,8 @@
 #include <prune/io/safetensors.hpp>
 #include <prune/select.hpp>
 
+#include "../support/tiny_bert.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -72,15 +74,8 @@ struct fixture {
         dir = fs::temp_directory_path() / name;
         fs::remove_all(dir);
         fs::create_directories(dir);
-        prune::bert::config c;
-        c.vocab_size = 20;
-        c.hidden_size = 16;
-        c.num_hidden_layers = 2;
-        c.num_attention_heads = 2;
-        c.intermediate_size = 32;
-        c.max_position_embeddings = 16;
-        c.num_labels = 2;
-        w = prune::bert::random_weights(c, 7, 0.1f);
+        // 2 layers x 2 heads, hidden 16, FFN 32, vocab 20, 16 positions, 2 labels.
+        w = prune::bert::random_weights(prune_test::small_config(2, 16, 2, 32, 20, 2), 7, 0.1f);
         prune::bert::save_model(w, dir / "model");
         std::ofstream data(dir / "dev.jsonl");
         std::mt19937 rng(3);

@@ -1,6 +1,7 @@
 // tests/support/tiny_bert.hpp: the tiny BERT and the toy task that the binary-driving tests
 // share (tests/badinput, tests/determinism, tests/finetune): a config small enough for ASan
-// runs, and "does token A come before token B?" sequences, which need attention to learn.
+// runs (and small_config for tests that need their own dims), and "does token A come before
+// token B?" sequences, which need attention to learn.
 #pragma once
 
 #include <prune/bert/config.hpp>
@@ -11,18 +12,16 @@
 
 namespace prune_test {
 
-/// vocab 20, hidden 32, 2 layers x 4 heads, FFN 64, 16 positions, 2 labels.
-inline prune::bert::config tiny_config() {
-    prune::bert::config c;
-    c.vocab_size = 20;
-    c.hidden_size = 32;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.intermediate_size = 64;
+/// config::make(layers, hidden, heads, ffn, vocab, labels) with 16 positions (the tests'
+/// sequences are short) and the HF defaults for the rest (2 token types, eps 1e-12, GELU).
+inline prune::bert::config small_config(int layers, int hidden, int heads, int ffn, int vocab, int labels) {
+    prune::bert::config c = prune::bert::config::make(layers, hidden, heads, ffn, vocab, labels);
     c.max_position_embeddings = 16;
-    c.num_labels = 2;
     return c;
 }
+
+/// vocab 20, hidden 32, 2 layers x 4 heads, FFN 64, 16 positions, 2 labels.
+inline prune::bert::config tiny_config() { return small_config(2, 32, 4, 64, 20, 2); }
 
 /// Token A and token B of the toy task ([CLS] is 2, the fillers are 5..19).
 inline constexpr int token_a = 3, token_b = 4;
