@@ -15,6 +15,13 @@
 // the same members. Large float products go to OpenBLAS when its kernels are fast on this CPU
 // (else Eigen), one call per pool thread; double products to OpenBLAS's dgemm (or Eigen).
 //
+// Thread-count independence: a pass gives the same bits on any number of threads, in every
+// build. Reductions are ordered by index (lane_sum, column sums split by columns, gate
+// gradients per sequence), dropout is drawn by index, OpenBLAS runs single-threaded (the pool
+// threads above it), and a product is split over the pool only where the split cannot change
+// its rounding: OpenBLAS's AVX-512 kernels (one block per thread, as measured), else fixed
+// blocks that depend on the product's shape alone (detail::split_gemm, gemm_tiling).
+//
 // Speed (docs/bert.md has the profile and the torch ratios): element-wise and row-wise work is
 // vectorised with address-independent reduction order and runs on the pool; nothing of dropout
 // runs when it is off; large products split along the longer side of the output, and on two
@@ -262,10 +269,29 @@ struct grow_buffer {
     }
 };
 
-/// C[m,n] = alpha * op(A) op(B) + beta * C, row-major; op = transpose when the flag is set.
+/// Whether a product of m x n x k goes to OpenBLAS: doubles always (when there is a CBLAS);
+/// floats where OpenBLAS's kernels are fast on this CPU (prune/bert/gemm.hpp) and the product is
+/// large (small ones stay in Eigen: call overhead dominates them). Decided for a whole product,
+/// never for a block of one, so a split product uses the library its whole would.
 template <class S>
-void gemm(bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, int lda, const S* b, int ldb, S beta,
-          S* c, int ldc) {
+bool gemm_uses_blas([[maybe_unused]] int m, [[maybe_unused]] int n, [[maybe_unused]] int k) {
+#if defined(PRUNE_HAVE_CBLAS)
+    if constexpr (std::is_same_v<S, float>) {
+        static const bool blas_fast = resolve(gemm_backend::automatic) == gemm_backend::blas;
+        return blas_fast && static_cast<double>(m) * n * k >= 2097152.0;
+    } else {
+        return std::is_same_v<S, double>;
+    }
+#else
+    return false;
+#endif
+}
+
+/// C[m,n] = alpha * op(A) op(B) + beta * C, row-major; op = transpose when the flag is set;
+/// OpenBLAS when `blas` (see gemm_uses_blas), else Eigen.
+template <class S>
+void gemm_on(bool blas, bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, int lda, const S* b,
+             int ldb, S beta, S* c, int ldc) {
     if (m <= 0 || n <= 0) return;
     using mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using cmap = Eigen::Map<const mat, 0, Eigen::OuterStride<>>;
@@ -276,20 +302,19 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, 
         return;
     }
 #if defined(PRUNE_HAVE_CBLAS)
-    // Float: OpenBLAS only where its kernels are fast on this CPU (prune/bert/gemm.hpp) and the
-    // product is large; small products stay in Eigen (call overhead dominates them).
-    if constexpr (std::is_same_v<S, float>) {
-        static const bool blas_fast = resolve(gemm_backend::automatic) == gemm_backend::blas;
-        if (blas_fast && static_cast<double>(m) * n * k >= 2097152.0) {
+    if (blas) {
+        if constexpr (std::is_same_v<S, float>) {
             cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n,
                         k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
+        } else if constexpr (std::is_same_v<S, double>) {
+            cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n,
+                        k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
         }
-    } else if constexpr (std::is_same_v<S, double>) {
-        cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
-                    alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
     }
+#else
+    (void)blas;
 #endif
     if (beta == S{0}) cm.setZero(); else if (beta != S{1}) cm *= beta;
     const cmap am = trans_a ? cmap(a, k, m, Eigen::OuterStride<>(lda)) : cmap(a, m, k, Eigen::OuterStride<>(lda));
@@ -298,6 +323,13 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, 
     else if (trans_a) cm.noalias() += alpha * am.transpose() * bm;
     else if (trans_b) cm.noalias() += alpha * am * bm.transpose();
     else cm.noalias() += alpha * am * bm;
+}
+
+/// C[m,n] = alpha * op(A) op(B) + beta * C, row-major; op = transpose when the flag is set.
+template <class S>
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, int lda, const S* b, int ldb, S beta,
+          S* c, int ldc) {
+    gemm_on<S>(gemm_uses_blas<S>(m, n, k), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 /// Runs body(begin, end) over size() contiguous chunks of [0, n) on the pool. Unlike
@@ -352,36 +384,6 @@ void for_rows(thread_pool& pool, std::size_t rows, std::size_t width, Row&& row)
     parallel_chunks(pool, static_cast<std::int64_t>(rows), chunk);
 }
 
-/// gemm() split over blocks of C on the pool when the product is large: row blocks when C has
-/// at least as many rows as columns, else column blocks (multiples of 16), so the operand every
-/// block must pack in full is the smaller one. Each block is an independent product; a
-/// pointer-sized capture keeps std::function from allocating.
-template <class S>
-void parallel_gemm(thread_pool& pool, bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, int lda,
-                   const S* b, int ldb, S beta, S* c, int ldc) {
-    const bool by_rows = m >= n && m >= 4 * pool.size();
-    const bool by_columns = !by_rows && n >= 16 * pool.size();
-    if (pool.size() == 1 || static_cast<double>(m) * n * k < 1048576.0 || (!by_rows && !by_columns)) {
-        gemm<S>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-    if (by_rows) {
-        auto block = [&](std::int64_t r0, std::int64_t r1) {
-            const S* ab = trans_a ? a + r0 : a + r0 * lda;
-            gemm<S>(trans_a, trans_b, static_cast<int>(r1 - r0), n, k, alpha, ab, lda, b, ldb, beta, c + r0 * ldc, ldc);
-        };
-        parallel_chunks(pool, m, block);
-        return;
-    }
-    auto block = [&](std::int64_t b0, std::int64_t b1) {
-        const std::int64_t n0 = b0 * 16;
-        const std::int64_t n1 = std::min<std::int64_t>(n, b1 * 16);
-        const S* bb = trans_b ? b + n0 * ldb : b + n0;
-        gemm<S>(trans_a, trans_b, m, static_cast<int>(n1 - n0), k, alpha, a, lda, bb, ldb, beta, c + n0, ldc);
-    };
-    parallel_chunks(pool, (n + 15) / 16, block);
-}
-
 /// The operands of one gemm() call.
 template <class S>
 struct gemm_call {
@@ -397,25 +399,142 @@ struct gemm_call {
     int ldc;
 };
 
-/// Runs two independent products (y may be null). On a pool of two threads each runs whole on
-/// its own thread -- no operand is packed twice and the backward pass's data-gradient and
-/// weight-gradient products come in pairs of equal size; otherwise one after the other, each
-/// split over the pool.
+/// True when a product split into row or column blocks gives the bits of the whole product
+/// whatever the blocks: OpenBLAS's AVX-512 sgemm kernels (SkylakeX, and Cooperlake / Sapphire
+/// Rapids, which use them), whose every row and column tail keeps the k order of the full
+/// tiles (checked at 1 to 3 threads over the training pass's shapes and odd ones). Not Eigen
+/// (its GEBP kernel sums a tail row or column in another order than a full panel), nor
+/// OpenBLAS's Haswell or Prescott kernels (seen to differ), nor dgemm (not checked).
+template <class S>
+bool blas_split_invariant() {
+    if constexpr (std::is_same_v<S, float>) {
+        static const bool invariant = [] {
+            const std::string core = blas_core();
+            return core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
+        }();
+        return invariant;
+    } else {
+        return false;
+    }
+}
+
+/// A split of C into blocks for a product whose split is not invariant: the blocks depend on
+/// m, n and k only -- never on the pool -- and the pool only shares them out, so every thread
+/// count sums every element of C in the same order. Row blocks of whole 48-row units (a
+/// multiple of Eigen's GEBP panel height on SSE, AVX2 and AVX-512) when C has at least as many
+/// rows as columns, else column blocks of 16-column units; up to 16 blocks, one for products
+/// under 2^20 multiply-adds (not worth splitting).
+struct gemm_tiling {
+    bool by_rows = true;  ///< row blocks (else column blocks)
+    int unit = 48;        ///< rows or columns per unit
+    int units = 1;        ///< units along the split dimension
+    int tiles = 1;        ///< blocks; block t holds units [units t / tiles, units (t + 1) / tiles)
+
+    /// The tiling of an m x n x k product.
+    static gemm_tiling of(int m, int n, int k) {
+        gemm_tiling g;
+        g.by_rows = m >= n;
+        g.unit = g.by_rows ? 48 : 16;
+        const int extent = g.by_rows ? m : n;
+        g.units = (extent + g.unit - 1) / g.unit;
+        const double work = static_cast<double>(m) * n * k;
+        g.tiles = work < 1048576.0 ? 1 : std::min(g.units, 16);
+        return g;
+    }
+    /// First row (or column) of block t, for t in [0, tiles]; `extent` = m or n.
+    [[nodiscard]] int begin(int t, int extent) const {
+        return std::min(extent, static_cast<int>(static_cast<std::int64_t>(units) * t / tiles) * unit);
+    }
+};
+
+/// Computes blocks [t0, t1) of the tiling of g (one gemm_on call per block, in order).
+template <class S>
+void gemm_tiles(bool blas, const gemm_tiling& tiling, const gemm_call<S>& g, int t0, int t1) {
+    for (int t = t0; t < t1; ++t) {
+        if (tiling.by_rows) {
+            const int r0 = tiling.begin(t, g.m), r1 = tiling.begin(t + 1, g.m);
+            const S* ab = g.trans_a ? g.a + r0 : g.a + static_cast<std::ptrdiff_t>(r0) * g.lda;
+            gemm_on<S>(blas, g.trans_a, g.trans_b, r1 - r0, g.n, g.k, g.alpha, ab, g.lda, g.b, g.ldb, g.beta,
+                       g.c + static_cast<std::ptrdiff_t>(r0) * g.ldc, g.ldc);
+        } else {
+            const int c0 = tiling.begin(t, g.n), c1 = tiling.begin(t + 1, g.n);
+            const S* bb = g.trans_b ? g.b + static_cast<std::ptrdiff_t>(c0) * g.ldb : g.b + c0;
+            gemm_on<S>(blas, g.trans_a, g.trans_b, g.m, c1 - c0, g.k, g.alpha, g.a, g.lda, bb, g.ldb, g.beta, g.c + c0,
+                       g.ldc);
+        }
+    }
+}
+
+/// The product g, split over the pool when it is large (null: on the caller), with bits that do
+/// not depend on the pool's size. OpenBLAS with split-invariant kernels (the fast path): one
+/// call on one thread, else one row block per thread when C has at least as many rows as
+/// columns, else column blocks (multiples of 16), so the operand every block must pack in full is
+/// the smaller one. Otherwise the fixed blocks of gemm_tiling, shared out over the pool.
+template <class S>
+void split_gemm(thread_pool* pool, const gemm_call<S>& g) {
+    const int m = g.m, n = g.n, k = g.k;
+    if (m <= 0 || n <= 0) return;
+    const bool blas = gemm_uses_blas<S>(m, n, k);
+    const int threads = pool != nullptr ? pool->size() : 1;
+    if (blas && blas_split_invariant<S>()) {
+        const bool by_rows = m >= n && m >= 4 * threads;
+        const bool by_columns = !by_rows && n >= 16 * threads;
+        if (threads == 1 || static_cast<double>(m) * n * k < 1048576.0 || (!by_rows && !by_columns)) {
+            gemm_on<S>(blas, g.trans_a, g.trans_b, m, n, k, g.alpha, g.a, g.lda, g.b, g.ldb, g.beta, g.c, g.ldc);
+            return;
+        }
+        if (by_rows) {
+            auto block = [&](std::int64_t r0, std::int64_t r1) {
+                const S* ab = g.trans_a ? g.a + r0 : g.a + r0 * g.lda;
+                gemm_on<S>(blas, g.trans_a, g.trans_b, static_cast<int>(r1 - r0), n, k, g.alpha, ab, g.lda, g.b, g.ldb,
+                           g.beta, g.c + r0 * g.ldc, g.ldc);
+            };
+            parallel_chunks(*pool, m, block);
+            return;
+        }
+        auto block = [&](std::int64_t b0, std::int64_t b1) {
+            const std::int64_t n0 = b0 * 16;
+            const std::int64_t n1 = std::min<std::int64_t>(n, b1 * 16);
+            const S* bb = g.trans_b ? g.b + n0 * g.ldb : g.b + n0;
+            gemm_on<S>(blas, g.trans_a, g.trans_b, m, static_cast<int>(n1 - n0), k, g.alpha, g.a, g.lda, bb, g.ldb,
+                       g.beta, g.c + n0, g.ldc);
+        };
+        parallel_chunks(*pool, (n + 15) / 16, block);
+        return;
+    }
+    const gemm_tiling tiling = gemm_tiling::of(m, n, k);
+    if (threads == 1 || tiling.tiles == 1) {
+        gemm_tiles<S>(blas, tiling, g, 0, tiling.tiles);
+        return;
+    }
+    auto chunk = [&](std::int64_t t0, std::int64_t t1) {
+        gemm_tiles<S>(blas, tiling, g, static_cast<int>(t0), static_cast<int>(t1));
+    };
+    parallel_chunks(*pool, tiling.tiles, chunk);
+}
+
+/// gemm() split over blocks of C on the pool when the product is large, with the bits of the
+/// same call at any pool size (see split_gemm). A pointer-sized capture keeps std::function
+/// from allocating.
+template <class S>
+void parallel_gemm(thread_pool& pool, bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, int lda,
+                   const S* b, int ldb, S beta, S* c, int ldc) {
+    split_gemm<S>(&pool, gemm_call<S>{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc});
+}
+
+/// Runs two independent products (y may be null). On a pool of two threads each runs on its own
+/// thread (as split_gemm would on one thread) -- no operand is packed twice and the backward
+/// pass's data-gradient and weight-gradient products come in pairs of equal size; otherwise one
+/// after the other, each split over the pool. The bits do not depend on the pool's size.
 template <class S>
 void gemm_pair(thread_pool& pool, const gemm_call<S>& x, const gemm_call<S>* y) {
-    auto run = [](const gemm_call<S>& g) {
-        gemm<S>(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, g.a, g.lda, g.b, g.ldb, g.beta, g.c, g.ldc);
-    };
     if (y != nullptr && pool.size() == 2) {
-        auto body = [&](std::int64_t i, int) { run(i == 0 ? x : *y); };
+        auto body = [&](std::int64_t i, int) { split_gemm<S>(nullptr, i == 0 ? x : *y); };
         parallel_tasks(pool, 2, body);
         return;
     }
     for (const gemm_call<S>* g : {&x, y}) {
-        if (g != nullptr) {
-            parallel_gemm<S>(pool, g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b, g->ldb,
-                             g->beta, g->c, g->ldc);
-        }
+        if (g != nullptr) split_gemm<S>(&pool, *g);
     }
 }
 
@@ -642,10 +761,11 @@ void backward_from_hidden(const W& w, const packed_batch& batch, const gate_valu
 template <class S>
 class training_workspace {
 public:
-    /// A workspace whose pass runs on `threads` threads (0 = every core). With more than one
-    /// thread OpenBLAS is made single-threaded per call, process-wide: the pool does the threading.
+    /// A workspace whose pass runs on `threads` threads (0 = every core). OpenBLAS is made
+    /// single-threaded per call, process-wide, at any pool size: the pool does the threading (at
+    /// one thread OpenBLAS's own threading would round some products differently).
     explicit training_workspace(int threads = 0) : pool_(threads) {
-        if (pool_.size() > 1) blas_single_threaded();
+        blas_single_threaded();
         scratch_.resize(static_cast<std::size_t>(pool_.size()));
     }
     /// The pool the pass runs on.
