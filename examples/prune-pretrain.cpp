@@ -4,7 +4,13 @@
 // (config.json, model.safetensors with bert.* and cls.predictions.*, vocab.txt), atomically.
 //
 //   prune-pretrain --data DIR --out MODEL [--layers 2 --hidden 128 --heads 2 --intermediate 512]
-//                  [--minutes M | --steps N] [--seed S]
+//                  [--minutes M | --steps N] [--seed S] [--dev-sentences 1024 --dev-every 200]
+//
+// The held-out MLM loss is computed on DIR/pretrain/dev.txt (the dev synsets' text: never
+// trained on), on --dev-sentences sequences masked once with a constant seed (the same
+// positions at every evaluation and in every run), every --dev-every steps and at the end; it
+// is printed and stored in the safetensors metadata (prune_pretrain_dev_mlm_loss) next to the
+// training loss. It does not change the weights.
 //
 // Same seed and --steps, same bytes. With --minutes the number of steps comes from a timed
 // trial (3 untimed warm-up steps, then 10 timed ones); it is printed (and stored in the
@@ -19,8 +25,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <string>
 
 int main(int argc, char** argv) {
@@ -53,6 +62,12 @@ int main(int argc, char** argv) {
     double dropout = 0.0;  // docs/pretraining.md: off, the MLM loss of a 3.5-minute run falls further
     app.add_option("--dropout", dropout, "hidden and attention dropout during pre-training (0 turns it off)")
         ->capture_default_str();
+    long long dev_sentences = 1024, dev_every = 200;  // signed: as std::size_t, CLI11 reads -1 as 2^64 - 1
+    app.add_option("--dev-sentences", dev_sentences,
+                   "held-out sequences (from pretrain/dev.txt) scored for the held-out MLM loss (0: none)")
+        ->capture_default_str();
+    app.add_option("--dev-every", dev_every, "held-out MLM loss every N steps (0: at the end only)")
+        ->capture_default_str();
     bool init_only = false;
     app.add_flag("--init-only", init_only,
                  "write the seed's initial weights without training (the from-scratch baseline)");
@@ -67,6 +82,9 @@ int main(int argc, char** argv) {
         if (steps_opt->count() > 0 && steps == 0) throw prune::value_error("--steps must be > 0");
         if (minutes_opt->count() > 0 && !(minutes > 0.0)) throw prune::value_error("--minutes must be > 0");
         if (!(dropout >= 0.0 && dropout < 1.0)) throw prune::value_error("--dropout must be in [0, 1)");
+        if (dev_sentences < 0) throw prune::value_error("--dev-sentences " + std::to_string(dev_sentences) + " (expected >= 0)");
+        if (dev_every < 0) throw prune::value_error("--dev-every " + std::to_string(dev_every) + " (expected >= 0)");
+        o.dev_every = static_cast<std::size_t>(dev_every);
         o.hidden_dropout = static_cast<float>(dropout);
         o.attention_dropout = static_cast<float>(dropout);
         o.steps = steps;
@@ -87,12 +105,29 @@ int main(int argc, char** argv) {
         const auto corpus = prune::bert::read_mlm_corpus(corpus_txt, tok, o.max_length - 2);
         std::fprintf(stderr, "prune-pretrain: %zu lines, %zu word pieces, vocabulary %zu (%.1f s)\n",
                      corpus.lines.size(), corpus.tokens, tok.vocab().size(), seconds());
+        // The held-out set: the dev synsets' text (prune-data writes it beside train.txt; a data
+        // directory without it gets no held-out loss, said so).
+        const fs::path dev_txt = data / "pretrain" / "dev.txt";
+        std::optional<prune::bert::mlm_eval_set> dev;
+        if (dev_sentences > 0 && !init_only) {
+            if (fs::is_regular_file(dev_txt)) {
+                dev = prune::bert::make_mlm_eval_set(prune::bert::read_mlm_corpus(dev_txt, tok, o.max_length - 2),
+                                                     tok.vocab(), o, static_cast<std::size_t>(dev_sentences));
+                std::fprintf(stderr, "prune-pretrain: held-out set: %zu sequences from %zu lines of %s, %zu masked tokens\n",
+                             dev->sequences, dev->lines, dev_txt.c_str(), dev->positions);
+            } else {
+                std::fprintf(stderr, "prune-pretrain: no %s: no held-out loss\n", dev_txt.c_str());
+            }
+        }
         auto cfg = prune::bert::pretraining_config(layers, hidden, heads, intermediate,
                                                    static_cast<int>(tok.vocab().size()));
         std::size_t last_print = 0;
         double smoothed = 0.0;
         auto report = [&](const prune::bert::pretrain_progress& p) {
             smoothed = p.step == 1 ? p.loss : 0.95 * smoothed + 0.05 * p.loss;
+            if (!std::isnan(p.dev_loss)) {
+                std::fprintf(stderr, "prune-pretrain: step %zu/%zu  held-out loss %.3f\n", p.step, p.total, p.dev_loss);
+            }
             if (p.step == 1 || p.step == p.total || p.step - last_print >= 50) {
                 last_print = p.step;
                 const double per_step = p.seconds / static_cast<double>(p.step);
@@ -109,7 +144,7 @@ int main(int argc, char** argv) {
             o.minutes = 0.0;
         }
         auto result = init_only ? prune::bert::pretrain_initial(cfg, o.seed)
-                                : prune::bert::pretrain(cfg, corpus, tok.vocab(), o, report);
+                                : prune::bert::pretrain(cfg, corpus, tok.vocab(), o, report, dev ? &*dev : nullptr);
         std::string hyper;  // the training options, so the stored command reproduces the run
         if (!init_only) {
             char text[200];
@@ -128,12 +163,30 @@ int main(int argc, char** argv) {
         tail /= static_cast<double>(std::max<std::size_t>(1, n));
         char loss_text[32];
         std::snprintf(loss_text, sizeof loss_text, "%.4f", tail);
-        prune::bert::write_pretrained(out, result.model, result.head, vocab_txt,
-                                      {{"prune_pretrain_command", command},
-                                       {"prune_pretrain_steps", std::to_string(result.steps)},
-                                       {"prune_pretrain_mlm_loss_last50", loss_text}});
-        std::fprintf(stderr, "prune-pretrain: %zu steps, MLM loss (mean of the last %zu) %.3f; wrote %s (%.1f s)\n",
-                     result.steps, n, tail, out.c_str(), seconds());
+        std::map<std::string, std::string> metadata{{"prune_pretrain_command", command},
+                                                    {"prune_pretrain_steps", std::to_string(result.steps)},
+                                                    {"prune_pretrain_mlm_loss_last50", loss_text}};
+        std::string held_out_text;
+        if (dev && !result.dev_losses.empty()) {
+            char dev_text[32];
+            std::snprintf(dev_text, sizeof dev_text, "%.4f", result.dev_losses.back().second);
+            metadata["prune_pretrain_dev_mlm_loss"] = dev_text;
+            metadata["prune_pretrain_dev_sequences"] = std::to_string(dev->sequences);
+            held_out_text = std::string(", held-out MLM loss ") + dev_text + " (" + std::to_string(dev->sequences) +
+                            " sequences of pretrain/dev.txt)";
+            // The same measurement on as many sequences of the training text: the generalisation gap.
+            const auto held_in = prune::bert::make_mlm_eval_set(corpus, tok.vocab(), o, dev->sequences);
+            prune::bert::training_workspace<float> encoder(o.threads);
+            prune::bert::mlm_workspace head_ws;
+            head_ws.set_pool(&encoder.pool());
+            const auto train_eval = prune::bert::mlm_eval_loss(result.model, result.head, held_in, encoder, head_ws);
+            std::snprintf(dev_text, sizeof dev_text, "%.4f", train_eval.loss);
+            metadata["prune_pretrain_train_sample_mlm_loss"] = dev_text;
+            held_out_text += std::string(", the same on training text ") + dev_text;
+        }
+        prune::bert::write_pretrained(out, result.model, result.head, vocab_txt, metadata);
+        std::fprintf(stderr, "prune-pretrain: %zu steps, MLM loss (mean of the last %zu) %.3f%s; wrote %s (%.1f s)\n",
+                     result.steps, n, tail, held_out_text.c_str(), out.c_str(), seconds());
         if (init_only) {
             std::fprintf(stderr, "prune-pretrain: --init-only: wrote the untrained initialisation of seed %llu\n",
                          static_cast<unsigned long long>(o.seed));

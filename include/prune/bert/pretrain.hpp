@@ -14,7 +14,11 @@
 //    definition or example per line) as token ids; each training sequence is [CLS] A [SEP]
 //    or, half of the time, [CLS] A [SEP] B [SEP] with token types 0 / 1 (A, B consecutive
 //    lines of the shuffled corpus), truncated longest-first to max_length.
-//  - pretrain(): the loop (seeded shuffles, masks and dropout: same seed, same bytes).
+//  - mlm_eval_set / mlm_eval_loss: a held-out MLM loss (DIR/pretrain/dev.txt: the dev
+//    synsets' text, never trained on), on sequences, pairs and masks fixed by a constant seed
+//    (the same masked positions at every evaluation, in every run), the encoder without dropout.
+//  - pretrain(): the loop (seeded shuffles, masks and dropout: same seed, same bytes), with the
+//    held-out loss every `dev_every` steps and at the end when given a held-out set.
 //  - write_pretrained / read_pretrained: an HF model directory (config.json with
 //    "architectures": ["BertForMaskedLM"], model.safetensors with bert.* and cls.predictions.*,
 //    vocab.txt), written atomically.
@@ -42,10 +46,12 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <span>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace prune::bert {
@@ -204,6 +210,7 @@ struct pretrain_options {
     masking_options masking;           ///< 15% with 80/10/10
     std::uint64_t seed = 0;            ///< initialisation, order, masks and dropout
     int threads = 2;                   ///< threads of the training pass (0 = every core)
+    std::size_t dev_every = 0;         ///< held-out loss every this many steps (0: at the end only)
 };
 
 /// Progress of the loop, reported after every step.
@@ -214,6 +221,7 @@ struct pretrain_progress {
     double accuracy = 0.0;     ///< this step's masked-token accuracy
     double lr = 0.0;           ///< learning rate used
     double seconds = 0.0;      ///< wall time so far
+    double dev_loss = std::numeric_limits<double>::quiet_NaN();  ///< held-out loss after this step (NaN: not evaluated)
 };
 
 /// What pre-training produced.
@@ -223,9 +231,32 @@ struct pretrain_result {
     std::size_t steps = 0;             ///< steps taken
     std::size_t planned_steps = 0;     ///< steps the schedule was made for
     std::vector<double> losses;        ///< MLM loss of every step
+    std::vector<std::pair<std::size_t, double>> dev_losses;  ///< (step, held-out loss) of every evaluation; the last is the final model's
 };
 
 namespace pretrain_detail {
+
+/// Appends [CLS] a [SEP] (b [SEP] when `pair`), types 0 / 1, truncated longest-first to `budget`.
+inline void add_sequence(std::vector<std::int32_t> a, std::vector<std::int32_t> b, bool pair, std::size_t budget,
+                         const vocabulary& vocab, std::vector<std::int32_t>& ids, std::vector<std::int32_t>& types,
+                         packed_batch& batch) {
+    const std::size_t specials = pair ? 3 : 2;
+    while (a.size() + b.size() + specials > budget) {
+        if (a.size() > b.size()) a.pop_back(); else b.pop_back();
+    }
+    ids.clear();
+    types.clear();
+    ids.push_back(vocab.cls_id());
+    ids.insert(ids.end(), a.begin(), a.end());
+    ids.push_back(vocab.sep_id());
+    types.assign(ids.size(), 0);
+    if (pair) {
+        ids.insert(ids.end(), b.begin(), b.end());
+        ids.push_back(vocab.sep_id());
+        types.resize(ids.size(), 1);
+    }
+    batch.add(ids, types);
+}
 
 /// Builds the batch of sequences `first .. first + count` of the epoch order (wrapping).
 inline void fill_batch(const mlm_corpus& corpus, const std::vector<std::size_t>& order, std::size_t& cursor,
@@ -238,29 +269,12 @@ inline void fill_batch(const mlm_corpus& corpus, const std::vector<std::size_t>&
         ++cursor;
         return l;
     };
-    const std::size_t budget = o.max_length;
     for (std::size_t s = 0; s < count; ++s) {
         std::vector<std::int32_t> a = next_line();
         std::vector<std::int32_t> b;
         const bool pair = rng.uniform() < o.pair_probability;
         if (pair) b = next_line();
-        // longest-first truncation to the budget
-        const std::size_t specials = pair ? 3 : 2;
-        while (a.size() + b.size() + specials > budget) {
-            if (a.size() > b.size()) a.pop_back(); else b.pop_back();
-        }
-        ids.clear();
-        types.clear();
-        ids.push_back(vocab.cls_id());
-        ids.insert(ids.end(), a.begin(), a.end());
-        ids.push_back(vocab.sep_id());
-        types.assign(ids.size(), 0);
-        if (pair) {
-            ids.insert(ids.end(), b.begin(), b.end());
-            ids.push_back(vocab.sep_id());
-            types.resize(ids.size(), 1);
-        }
-        batch.add(ids, types);
+        add_sequence(std::move(a), std::move(b), pair, o.max_length, vocab, ids, types, batch);
     }
 }
 
@@ -294,14 +308,112 @@ inline void fill_batch(const mlm_corpus& corpus, const std::vector<std::size_t>&
     return r;
 }
 
+// ------------------------------------------------------------------------------------------
+// The held-out loss.
+
+/// The seed of the held-out sequences, pairs and masks: a constant, not pretrain_options::seed,
+/// so that runs with different seeds (and recipes) are scored on the same masked positions.
+inline constexpr std::uint64_t mlm_eval_seed = 0xDE7E7A15ull;
+
+/// Held-out MLM batches, masked once: the same sequences and masked positions at every evaluation.
+struct mlm_eval_set {
+    std::vector<packed_batch> batches;  ///< masked batches of at most batch_size sequences
+    std::vector<mlm_targets> targets;   ///< the masked positions and original tokens of each batch
+    std::size_t sequences = 0;          ///< sequences in all
+    std::size_t positions = 0;          ///< masked positions in all
+    std::size_t lines = 0;              ///< lines of the held-out text used
+};
+
+/// Builds the held-out set from `text` as training builds its sequences (o.pair_probability,
+/// o.max_length, o.masking, batches of o.batch_size), in an order, pairing and masking drawn from
+/// `seed` only: the lines in a seeded shuffled order, each line used at most once, at most
+/// `max_sequences` sequences (0: all the lines). value_error when there is nothing to evaluate.
+[[nodiscard]] inline mlm_eval_set make_mlm_eval_set(const mlm_corpus& text, const vocabulary& vocab,
+                                                    const pretrain_options& o, std::size_t max_sequences,
+                                                    std::uint64_t seed = mlm_eval_seed) {
+    if (o.batch_size == 0 || o.max_length < 4) throw value_error("make_mlm_eval_set: batch_size 0 or max_length < 4");
+    const int vocab_size = static_cast<int>(vocab.size());
+    for (const auto& line : text.lines)
+        for (auto id : line)
+            if (id < 0 || id >= vocab_size) throw value_error("make_mlm_eval_set: token id " + std::to_string(id) + " outside the vocabulary");
+    const std::vector<std::int32_t> specials = {vocab.pad_id(), vocab.unk_id(), vocab.cls_id(), vocab.sep_id(),
+                                                vocab.mask_id()};
+    const token_masker masker(vocab_size, specials, vocab.mask_id(), o.masking);
+    std::vector<std::size_t> order(text.lines.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    prune::detail::splitmix64 shuffle(seed, 0x0DE7);
+    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle.below(i)]);
+    prune::detail::splitmix64 pair_rng(seed, 0x0DE8);
+    mlm_eval_set set;
+    std::vector<std::int32_t> ids, types;
+    std::size_t cursor = 0;
+    packed_batch batch;
+    auto flush = [&] {
+        if (batch.sequences() == 0) return;
+        set.targets.push_back(masker.mask(batch, seed ^ (0x9E3779B97F4A7C15ull * (set.batches.size() + 1))));
+        set.positions += set.targets.back().positions.size();
+        set.batches.push_back(std::move(batch));
+        batch = packed_batch();
+    };
+    while (cursor < order.size() && (max_sequences == 0 || set.sequences < max_sequences)) {
+        const bool pair = pair_rng.uniform() < o.pair_probability && cursor + 1 < order.size();
+        const auto& a = text.lines[order[cursor++]];
+        const auto& b = pair ? text.lines[order[cursor++]] : std::vector<std::int32_t>{};
+        pretrain_detail::add_sequence(a, b, pair, o.max_length, vocab, ids, types, batch);
+        ++set.sequences;
+        if (static_cast<std::size_t>(batch.sequences()) == o.batch_size) flush();
+    }
+    flush();
+    set.lines = cursor;
+    if (set.positions == 0) throw value_error("make_mlm_eval_set: the held-out text has no maskable token");
+    return set;
+}
+
+/// A held-out evaluation: mean cross-entropy over every masked position of the set.
+struct mlm_eval_result {
+    double loss = 0.0;          ///< mean MLM cross-entropy (nats) over all masked positions
+    double accuracy = 0.0;      ///< share of masked positions whose arg-max is the original token
+    std::size_t positions = 0;  ///< masked positions scored
+};
+
+/// The MLM loss of (model, head) on `set`, the encoder in inference mode (no dropout): per batch,
+/// encode_for_training without dropout then the head's forward pass, both in the given grow-only
+/// workspaces (those of the training loop: no memory beyond what training uses, once they have
+/// seen a batch as long). Each batch's mean is weighted by its number of masked positions.
+template <class W>
+[[nodiscard]] mlm_eval_result mlm_eval_loss(const W& model, const mlm_head& head, const mlm_eval_set& set,
+                                            training_workspace<float>& encoder, mlm_workspace& head_ws) {
+    training_options inference;  // dropout off
+    inference.dropout = false;
+    double sum = 0.0;
+    std::size_t correct = 0, count = 0;
+    for (std::size_t k = 0; k < set.batches.size(); ++k) {
+        const auto& batch = set.batches[k];
+        const auto& t = set.targets[k];
+        if (t.positions.empty()) continue;
+        const std::span<const float> hidden = encode_for_training(model, batch, nullptr, encoder, inference);
+        const double loss = mlm_loss<float>(model.word_embeddings, head, hidden.data(), batch.tokens(), t.positions,
+                                            t.labels, model.cfg.layer_norm_eps, head_ws);
+        sum += loss * static_cast<double>(t.positions.size());
+        correct += head_ws.correct();
+        count += t.positions.size();
+    }
+    PRUNE_ASSERT(count > 0);
+    return {sum / static_cast<double>(count), static_cast<double>(correct) / static_cast<double>(count), count};
+}
+
 /// Pre-trains a fresh model of shape `cfg` on `corpus` (ids from `vocab`). Everything is a
 /// function of options.seed, except that options.minutes picks the number of steps from a
 /// timed trial (the progress reports it; pass it as options.steps to reproduce bit-for-bit).
 /// `progress`, when set, is called after every step; returning false stops early.
+/// With `held_out`, the held-out loss (mlm_eval_loss, on the loop's own workspaces) is computed
+/// every o.dev_every steps and after the last step (result.dev_losses, progress.dev_loss); it
+/// does not change the weights. With o.minutes the plan leaves time for those evaluations.
 /// Throws value_error on bad options, a corpus or config that do not fit.
 inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, const vocabulary& vocab,
                                 const pretrain_options& o,
-                                const std::function<bool(const pretrain_progress&)>& progress = {}) {
+                                const std::function<bool(const pretrain_progress&)>& progress = {},
+                                const mlm_eval_set* held_out = nullptr) {
     cfg.validate("pretrain config");
     if (cfg.vocab_size != static_cast<int>(vocab.size())) {
         throw value_error("pretrain: config vocab_size " + std::to_string(cfg.vocab_size) + " but the vocabulary has " +
@@ -327,7 +439,7 @@ inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, con
 
     // The run itself, for `total` planned steps (stopping after `limit`).
     using callback = std::function<bool(const pretrain_progress&)>;
-    auto run = [&](std::size_t total, std::size_t limit, const callback& report) {
+    auto run = [&](std::size_t total, std::size_t limit, const callback& report, const mlm_eval_set* dev) {
         pretrain_result r = pretrain_initial(cfg, o.seed);
         r.planned_steps = total;
         weights grads = allocate(cfg, false);
@@ -372,12 +484,19 @@ inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, con
             optimizer.step(params, lr);
             r.losses.push_back(loss);
             r.steps = step + 1;
+            const double accuracy = static_cast<double>(head_ws.correct()) / static_cast<double>(head_ws.count());
+            double dev_loss = std::numeric_limits<double>::quiet_NaN();
+            if (dev != nullptr && ((o.dev_every > 0 && r.steps % o.dev_every == 0) || r.steps == limit)) {
+                dev_loss = mlm_eval_loss(r.model, r.head, *dev, encoder, head_ws).loss;
+                r.dev_losses.emplace_back(r.steps, dev_loss);
+            }
             if (report) {
-                const pretrain_progress p{step + 1, total, loss,
-                                          static_cast<double>(head_ws.correct()) / static_cast<double>(head_ws.count()),
-                                          lr, seconds()};
+                const pretrain_progress p{step + 1, total, loss, accuracy, lr, seconds(), dev_loss};
                 if (!report(p)) break;
             }
+        }
+        if (dev != nullptr && (r.dev_losses.empty() || r.dev_losses.back().first != r.steps)) {  // stopped early
+            r.dev_losses.emplace_back(r.steps, mlm_eval_loss(r.model, r.head, *dev, encoder, head_ws).loss);
         }
         return r;
     };
@@ -389,19 +508,33 @@ inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, con
         // the rest), then `timed` steps give the steady step time; as many steps as fit follow.
         const std::size_t warmup = 3, timed = 10;
         double t_warm = 0.0, t_end = 0.0;
-        (void)run(1000, warmup + timed, [&](const pretrain_progress& p) {
+        const pretrain_result trial = run(1000, warmup + timed, [&](const pretrain_progress& p) {
             if (p.step == warmup) t_warm = p.seconds;
             t_end = p.seconds;
             return true;
-        });
+        }, nullptr);
         const double per_step = (t_end - t_warm) / static_cast<double>(timed);
-        const double left = o.minutes * 60.0 - seconds();
-        total = static_cast<std::size_t>(std::max(1.0, std::floor(left / (per_step * 1.03))));
+        // The held-out evaluations come out of the budget: one is timed (after an untimed one).
+        double per_eval = 0.0;
+        if (held_out != nullptr) {
+            training_workspace<float> encoder(o.threads);
+            mlm_workspace head_ws;
+            head_ws.set_pool(&encoder.pool());
+            (void)mlm_eval_loss(trial.model, trial.head, *held_out, encoder, head_ws);
+            const double t0 = seconds();
+            (void)mlm_eval_loss(trial.model, trial.head, *held_out, encoder, head_ws);
+            per_eval = seconds() - t0;
+        }
+        const double left = o.minutes * 60.0 - seconds() - per_eval;  // the final evaluation
+        const double per_planned_step =
+            per_step * 1.03 + (o.dev_every > 0 ? per_eval / static_cast<double>(o.dev_every) : 0.0);
+        total = static_cast<std::size_t>(std::max(1.0, std::floor(left / per_planned_step)));
         // Stop early if the machine slows down by more than 10% against the trial.
         const double limit = o.minutes * 60.0 * 1.1;
-        return run(total, total, [&](const pretrain_progress& p) { return (!progress || progress(p)) && p.seconds < limit; });
+        return run(total, total, [&](const pretrain_progress& p) { return (!progress || progress(p)) && p.seconds < limit; },
+                   held_out);
     }
-    return run(total, total, progress ? progress : callback([](const pretrain_progress&) { return true; }));
+    return run(total, total, progress ? progress : callback([](const pretrain_progress&) { return true; }), held_out);
 }
 
 // ------------------------------------------------------------------------------------------
