@@ -20,7 +20,8 @@
 // gradients per sequence), dropout is drawn by index, OpenBLAS runs single-threaded (the pool
 // threads above it), and a product is split over the pool only where the split cannot change
 // its rounding: OpenBLAS's AVX-512 kernels (one block per thread, as measured), else fixed
-// blocks that depend on the product's shape alone (detail::split_gemm, gemm_tiling).
+// blocks that depend on the product's shape and the machine's core count alone
+// (detail::split_gemm, gemm_tiling).
 //
 // Speed (docs/bert.md has the profile and the torch ratios): element-wise and row-wise work is
 // vectorised with address-independent reduction order and runs on the pool; nothing of dropout
@@ -69,6 +70,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -419,11 +421,13 @@ bool blas_split_invariant() {
 }
 
 /// A split of C into blocks for a product whose split is not invariant: the blocks depend on
-/// m, n and k only -- never on the pool -- and the pool only shares them out, so every thread
-/// count sums every element of C in the same order. Row blocks of whole 48-row units (a
-/// multiple of Eigen's GEBP panel height on SSE, AVX2 and AVX-512) when C has at least as many
-/// rows as columns, else column blocks of 16-column units; up to 16 blocks, one for products
-/// under 2^20 multiply-adds (not worth splitting).
+/// m, n, k and the machine's core count only -- never on the pool -- and the pool only shares
+/// them out, so every thread count sums every element of C in the same order. Row blocks of
+/// whole 48-row units (a multiple of Eigen's GEBP panel height on SSE, AVX2 and AVX-512) when C
+/// has at least as many rows as columns, else column blocks of 16-column units; as many blocks
+/// as the machine has cores (at most 16), each of at least 4 units (every block packs the other
+/// operand again: finer blocks cost ~15% at BERT-base on Eigen), one for products under 2^20
+/// multiply-adds (not worth splitting). A pool of all the cores thus runs one block per thread.
 struct gemm_tiling {
     bool by_rows = true;  ///< row blocks (else column blocks)
     int unit = 48;        ///< rows or columns per unit
@@ -438,7 +442,8 @@ struct gemm_tiling {
         const int extent = g.by_rows ? m : n;
         g.units = (extent + g.unit - 1) / g.unit;
         const double work = static_cast<double>(m) * n * k;
-        g.tiles = work < 1048576.0 ? 1 : std::min(g.units, 16);
+        static const int cores = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 16);
+        g.tiles = work < 1048576.0 ? 1 : std::clamp(g.units / 4, 1, cores);
         return g;
     }
     /// First row (or column) of block t, for t in [0, tiles]; `extent` = m or n.
