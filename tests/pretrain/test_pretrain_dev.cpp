@@ -9,13 +9,13 @@
 
 #include <catch2/catch.hpp>
 
+#include "../support/files.hpp"
+
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
-#include <iterator>
 #include <random>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 using namespace prune::bert;
@@ -112,18 +112,6 @@ reference_eval reference_loss(const weights& w, const mlm_head& head, const mlm_
         }
     }
     return {sum / static_cast<double>(count), static_cast<double>(correct) / static_cast<double>(count), count};
-}
-
-std::string read_bytes(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-fs::path temp_dir(const std::string& tag) {
-    auto d = fs::temp_directory_path() / ("prune_pretrain_dev_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
 }
 
 }  // namespace
@@ -245,7 +233,8 @@ TEST_CASE("held-out text never reaches training", "[pretrain][dev]") {
     // prune-pretrain: dev.txt changes the held-out loss in the metadata, never a tensor.
     const fs::path binary = fs::path(PRUNE_BINARY_DIR) / "bin" / "prune-pretrain";
     REQUIRE(fs::exists(binary));
-    const auto dir = temp_dir("cli");
+    const prune_test::temp_dir scratch("prune_pretrain_dev_cli");
+    const fs::path& dir = scratch.path();
     fs::create_directories(dir / "data" / "pretrain");
     std::ofstream(dir / "data" / "vocab.txt") << tok.vocab().to_text();
     {
@@ -290,9 +279,8 @@ TEST_CASE("held-out text never reaches training", "[pretrain][dev]") {
     CHECK(tb.head.transform_weight == tn.head.transform_weight);
     // Bad values: one line, exit 2, nothing written.
     CHECK(run("--out " + (dir / "bad").string() + " --dev-every -1") == 2);
-    CHECK(read_bytes(dir / "err.txt") == "prune-pretrain: --dev-every -1 (expected >= 0)\n");
+    CHECK(prune_test::read_file(dir / "err.txt") == "prune-pretrain: --dev-every -1 (expected >= 0)\n");
     CHECK(run("--out " + (dir / "bad").string() + " --dev-sentences -3") == 2);
-    CHECK(read_bytes(dir / "err.txt") == "prune-pretrain: --dev-sentences -3 (expected >= 0)\n");
+    CHECK(prune_test::read_file(dir / "err.txt") == "prune-pretrain: --dev-sentences -3 (expected >= 0)\n");
     CHECK_FALSE(fs::exists(dir / "bad"));
-    fs::remove_all(dir);
 }
