@@ -8,6 +8,8 @@ Torch is measured in the configurations of ../shared/BENCHMARKS.md (2 threads wi
 OMP_WAIT_POLICY=PASSIVE; 1 torch thread with OPENBLAS_NUM_THREADS=2), each also with
 OPENBLAS_CORETYPE=SkylakeX (OpenBLAS 0.3.21 otherwise falls back to SSE3 kernels on this CPU),
 and the best is used; ours runs with Eigen products and with OpenBLAS's AVX-512 kernels, best used.
+With --rounds N it also prints each round's ratio (their median, min, max) and
+median_ratio_best_configs: every set-up's median over the rounds, the best set-up of each side.
 
 --cpu-only compares instead the CPU time of one thread on each side (torch: 1 thread,
 OPENBLAS_NUM_THREADS=1; ours: PRUNE_BENCH_THREADS=1; both OPENBLAS_CORETYPE=SkylakeX): steadier
@@ -115,6 +117,7 @@ def main():
     ours_cfg = {}
     best = {}
     round_ratios = {d: [] for d in args.dims}  # per round: that round's best torch / that round's best ours
+    samples = {}  # (side, config, dims) -> every round's time, for the median per configuration
     for rnd in range(args.rounds):  # rounds alternate the two sides; each side keeps its best
         ours_round = {}
         torch_round = {}
@@ -128,6 +131,7 @@ def main():
                 dims = b["name"].split("/")[1]
                 seconds = b["real_time"] / 1000.0  # ms -> s
                 print(f"ours {dims} [{name}]: {seconds * 1000:.1f} ms", file=sys.stderr)
+                samples.setdefault(("ours", name, dims), []).append(seconds)
                 ours_round[dims] = min(seconds, ours_round.get(dims, seconds))
                 if dims not in ours_s or seconds < ours_s[dims]:
                     ours_s[dims] = seconds
@@ -140,6 +144,7 @@ def main():
                                    capture_output=True, text=True)
                 s = json.loads(r.stdout)["seconds"]
                 print(f"torch {dims} [{name}]: {s * 1000:.1f} ms", file=sys.stderr)
+                samples.setdefault(("torch", name, dims), []).append(s)
                 torch_round[dims] = min(s, torch_round.get(dims, s))
                 if dims not in best or s < best[dims][0]:
                     best[dims] = (s, name)
@@ -150,12 +155,19 @@ def main():
                   "; best so far: " + ", ".join(f"{d} {best[d][0] / ours_s[d]:.3f}" for d in args.dims), file=sys.stderr)
     for dims in args.dims:
         r = sorted(round_ratios[dims])
+        # ../shared/BENCHMARKS.md's statistic: each configuration's median over the rounds, the
+        # best configuration of each side.
+        med = {side: min((statistics.median(v), cfg) for (sd, cfg, d), v in samples.items() if sd == side and d == dims)
+               for side in ("ours", "torch")}
         print(json.dumps({"dims": dims, "ours_ms": ours_s[dims] * 1000, "ours_config": ours_cfg[dims],
                           "torch_ms": best[dims][0] * 1000, "torch_config": best[dims][1],
                           "ratio_torch_over_ours": best[dims][0] / ours_s[dims],
                           "round_ratios": [round(x, 3) for x in round_ratios[dims]],
                           "round_ratio_median": statistics.median(r), "round_ratio_min": r[0],
-                          "round_ratio_max": r[-1]}))
+                          "round_ratio_max": r[-1],
+                          "median_ours_ms": med["ours"][0] * 1000, "median_torch_ms": med["torch"][0] * 1000,
+                          "median_torch_config": med["torch"][1],
+                          "median_ratio_best_configs": med["torch"][0] / med["ours"][0]}))
 
 
 def cpu_only(args):
