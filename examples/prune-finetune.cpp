@@ -52,9 +52,7 @@ int main(int argc, char** argv) {
     app.add_option("--out", out, "output model directory")->required();
     return prune_cli::run(app, argc, argv, [&] {
         if (!(options.learning_rate > 0.0)) {
-            char text[32];
-            std::snprintf(text, sizeof text, "%g", options.learning_rate);
-            throw prune::value_error("--lr " + std::string(text) + " (expected > 0)");
+            throw prune::value_error("--lr " + prune::number_text(options.learning_rate) + " (expected > 0)");
         }
         if (options.epochs < 1) throw prune::value_error("--epochs " + std::to_string(options.epochs) + " (expected >= 1)");
         if (options.batch_size == 0) throw prune::value_error("--batch-size 0 (expected >= 1)");

@@ -510,7 +510,7 @@ int main(int argc, char** argv) {
             run.finetune.epochs = epochs;
         }
         if (app.count("--lr") > 0) {
-            if (!(lr > 0.0) || !std::isfinite(lr)) throw prune::value_error("--lr " + std::to_string(lr) + " (expected > 0)");
+            if (!(lr > 0.0) || !std::isfinite(lr)) throw prune::value_error("--lr " + prune::number_text(lr) + " (expected > 0)");
             run.finetune.learning_rate = lr;
         }
         if (app.count("--train-rows") > 0) {

@@ -349,10 +349,10 @@ int main(int argc, char** argv) {
         io::remove_staging_on_signal();
         const auto start = std::chrono::steady_clock::now();
         if (!(amount >= 0.0 && amount <= 1.0)) {
-            throw value_error("--amount " + std::to_string(amount) + " is outside [0, 1]");
+            throw value_error("--amount " + prune::number_text(amount) + " is outside [0, 1]");
         }
         if (!(threshold >= 0.0) || !std::isfinite(threshold)) {
-            throw value_error("--threshold " + std::to_string(threshold) + " must be finite and >= 0");
+            throw value_error("--threshold " + prune::number_text(threshold) + " must be finite and >= 0");
         }
         if (!fs::is_regular_file(fs::path(model_dir) / "config.json")) {
             throw io_error("model directory '" + model_dir + "' has no config.json");

@@ -7,6 +7,7 @@
 // failed expression: they are bugs, not input errors.
 #pragma once
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -49,6 +50,15 @@ class dtype_error : public error {
 public:
     using error::error;
 };
+
+/// A number as the shortest text that reads back as the same double ("0.001", "1e-12", "-1",
+/// "nan"), for messages: std::to_string prints 1e-12 as "0.000000" and -1 as "-1.000000".
+[[nodiscard]] inline std::string number_text(double value) {
+    if (value != value) return "nan";  // to_chars writes "-nan" for a NaN with its sign bit set
+    char text[32];
+    const auto end = std::to_chars(text, text + sizeof text, value).ptr;
+    return std::string(text, end);
+}
 
 namespace detail {
 /// Reports a failed PRUNE_ASSERT and aborts.

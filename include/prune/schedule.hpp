@@ -27,7 +27,7 @@ namespace prune {
 /// Throws value_error for amount outside [0, 1] or NaN.
 [[nodiscard]] inline double sparsity_after_steps(double amount, std::size_t steps) {
     if (!(amount >= 0.0 && amount <= 1.0)) {
-        throw value_error("prune::sparsity_after_steps: amount " + std::to_string(amount) +
+        throw value_error("prune::sparsity_after_steps: amount " + number_text(amount) +
                           " is outside [0, 1] (or NaN)");
     }
     return 1.0 - std::pow(1.0 - amount, static_cast<double>(steps));
@@ -37,8 +37,8 @@ namespace prune {
 /// (0 when from == 1). Throws value_error unless 0 <= from <= to <= 1.
 [[nodiscard]] inline double amount_between(double from, double to) {
     if (!(from >= 0.0 && from <= to && to <= 1.0)) {
-        throw value_error("prune::amount_between: need 0 <= from <= to <= 1, got from " + std::to_string(from) +
-                          " and to " + std::to_string(to));
+        throw value_error("prune::amount_between: need 0 <= from <= to <= 1, got from " + number_text(from) +
+                          " and to " + number_text(to));
     }
     return from == 1.0 ? 0.0 : (to - from) / (1.0 - from);
 }
@@ -66,7 +66,7 @@ inline void validate(const gradual_schedule& schedule) {
     const double sf = schedule.final_sparsity;
     if (!(si >= 0.0 && si <= sf && sf <= 1.0)) {
         throw value_error("prune::gradual_schedule: need 0 <= initial_sparsity <= final_sparsity <= 1, got " +
-                          std::to_string(si) + " and " + std::to_string(sf));
+                          number_text(si) + " and " + number_text(sf));
     }
     if (schedule.frequency < 1 || schedule.updates < 1) {
         throw value_error("prune::gradual_schedule: frequency (" + std::to_string(schedule.frequency) +
@@ -74,7 +74,7 @@ inline void validate(const gradual_schedule& schedule) {
     }
     if (schedule.curve == schedule_curve::exponential && sf >= 1.0) {
         throw value_error("prune::gradual_schedule: the exponential curve needs final_sparsity < 1, got " +
-                          std::to_string(sf));
+                          number_text(sf));
     }
 }
 

@@ -100,10 +100,10 @@ template <class Mask, class Step, class Evaluate, class Sparsity, class Between 
                                          Sparsity sparsity, const search_options& options = {},
                                          Between between = {}) {
     if (!std::isfinite(baseline)) {
-        throw value_error("prune::search: baseline metric " + std::to_string(baseline) + " is not finite");
+        throw value_error("prune::search: baseline metric " + number_text(baseline) + " is not finite");
     }
     if (!(options.ratio >= 0.0) || !std::isfinite(options.ratio)) {
-        throw value_error("prune::search: ratio " + std::to_string(options.ratio) + " must be finite and >= 0");
+        throw value_error("prune::search: ratio " + number_text(options.ratio) + " must be finite and >= 0");
     }
     const double bar = options.ratio * baseline;
     search_result<Mask> result{std::move(start), {}, 0, search_stop::max_steps};

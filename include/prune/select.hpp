@@ -738,7 +738,7 @@ inline selection_result prune_global_to_sparsity(std::span<const score_source> s
     const std::size_t kept = selector.candidates();
     const std::size_t already = total - kept;
     if (target < already) {
-        throw value_error("prune_global_to_sparsity: target sparsity " + std::to_string(sparsity) + " (" +
+        throw value_error("prune_global_to_sparsity: target sparsity " + number_text(sparsity) + " (" +
                           std::to_string(target) + " of " + std::to_string(total) + " pruned) is below the " +
                           std::to_string(already) + " already pruned");
     }

@@ -102,7 +102,7 @@ template <class Importance, class Evaluate>
 [[nodiscard]] spruning_result s_prune(const structure_mask& start, Importance importance, Evaluate evaluate,
                                       const spruning_options& options = {}) {
     if (!(options.heads_fraction >= 0.0 && options.heads_fraction <= 1.0) || options.phase2_divisor == 0) {
-        throw value_error("prune::s_prune: heads_fraction " + std::to_string(options.heads_fraction) +
+        throw value_error("prune::s_prune: heads_fraction " + number_text(options.heads_fraction) +
                           " (expected in [0, 1]) / phase2_divisor " + std::to_string(options.phase2_divisor) +
                           " (expected > 0)");
     }

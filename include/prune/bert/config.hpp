@@ -92,7 +92,7 @@ struct config {
                  std::to_string(num_attention_heads));
         }
         if (!(layer_norm_eps > 0.0f) || !std::isfinite(layer_norm_eps)) {  // 1e39 reads as inf: not savable
-            fail("layer_norm_eps = " + std::to_string(layer_norm_eps) + " (expected a finite number > 0 as a float)");
+            fail("layer_norm_eps = " + number_text(layer_norm_eps) + " (expected a finite number > 0 as a float)");
         }
         if (hidden_act != "gelu" && hidden_act != "gelu_python") {
             fail("hidden_act \"" + hidden_act + "\" is not supported (expected \"gelu\", the erf form)");

@@ -144,14 +144,14 @@ inline finetune_report finetune(weights& w, std::span<const labeled_sequence> tr
                                 const named_element_masks& element_masks, const finetune_options& options,
                                 const std::function<double(int, const weights&)>& after_epoch = {}) {
     if (!(options.learning_rate > 0.0) || !std::isfinite(options.learning_rate)) {
-        throw value_error("finetune: learning rate " + std::to_string(options.learning_rate) + " (expected > 0)");
+        throw value_error("finetune: learning rate " + number_text(options.learning_rate) + " (expected > 0)");
     }
     if (options.batch_size == 0 || options.epochs < 0) {
         throw value_error("finetune: batch size " + std::to_string(options.batch_size) + " / epochs " +
                           std::to_string(options.epochs) + " (expected > 0 / >= 0)");
     }
     if (!(options.warmup_fraction >= 0.0 && options.warmup_fraction <= 1.0)) {
-        throw value_error("finetune: warm-up fraction " + std::to_string(options.warmup_fraction) + " (expected [0, 1])");
+        throw value_error("finetune: warm-up fraction " + number_text(options.warmup_fraction) + " (expected [0, 1])");
     }
     if (train.empty()) throw value_error("finetune: empty training set");
     check_labels(train, w.cfg.num_labels, "finetune");

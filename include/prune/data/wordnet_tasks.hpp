@@ -223,7 +223,7 @@ inline wordnet_glue build_wordnet_glue(const wordnet_database& db, const wordnet
             throw value_error("unknown WordNet-GLUE task '" + t +
                               "' (expected supersense, pos, concrete, hypernym, same_supersense, cohyponym, example_match or same_pos)");
     if (!(options.dev_fraction > 0.0 && options.dev_fraction < 1.0))
-        throw value_error("dev_fraction must be in (0, 1), got " + std::to_string(options.dev_fraction));
+        throw value_error("dev_fraction must be in (0, 1), got " + number_text(options.dev_fraction));
     if (options.synset_stride == 0) throw value_error("synset_stride must be >= 1");
     const std::size_t n = db.synsets.size();
     const auto& syn = db.synsets;
