@@ -46,14 +46,12 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "threads (0 = every core)")->check(CLI::NonNegativeNumber);
     app.add_option("--out", out, "output directory (masks.json, history.json, model/)")->required();
     return prune_cli::run(app, argc, argv, [&] {
-        auto number = [](double v) {
-            char text[32];
-            std::snprintf(text, sizeof text, "%g", v);
-            return std::string(text);
-        };
-        if (!(options.ratio >= 0.0)) throw prune::value_error("--threshold " + number(options.ratio) + " (expected >= 0)");
+        if (!(options.ratio >= 0.0)) {
+            throw prune::value_error("--threshold " + prune::number_text(options.ratio) + " (expected >= 0)");
+        }
         if (!(options.heads_fraction > 0.0 && options.heads_fraction <= 1.0)) {
-            throw prune::value_error("--heads-step " + number(options.heads_fraction) + " (expected a fraction in (0, 1])");
+            throw prune::value_error("--heads-step " + prune::number_text(options.heads_fraction) +
+                                     " (expected a fraction in (0, 1])");
         }
         if (options.mlps_per_step == 0) throw prune::value_error("--mlps-step 0 (expected >= 1)");
         if (batch_size == 0) throw prune::value_error("--batch-size 0 (expected >= 1)");
