@@ -113,11 +113,13 @@ def main():
                 {"OPENBLAS_NUM_THREADS": "2", "OPENBLAS_CORETYPE": "SkylakeX"}, 1)]
     if args.skx_only:
         configs = [c for c in configs if "SkylakeX" in c[0]]
-    ours_s = {}
-    ours_cfg = {}
-    best = {}
     round_ratios = {d: [] for d in args.dims}  # per round: that round's best torch / that round's best ours
-    samples = {}  # (side, config, dims) -> every round's time, for the median per configuration
+    samples = {}  # (side, config, dims) -> every round's time
+
+    def fastest(side, dims, stat):
+        """(stat of the times, config) of the side's configuration with the smallest stat."""
+        return min((stat(v), cfg) for (sd, cfg, d), v in samples.items() if sd == side and d == dims)
+
     for rnd in range(args.rounds):  # rounds alternate the two sides; each side keeps its best
         ours_round = {}
         torch_round = {}
@@ -133,9 +135,6 @@ def main():
                 print(f"ours {dims} [{name}]: {seconds * 1000:.1f} ms", file=sys.stderr)
                 samples.setdefault(("ours", name, dims), []).append(seconds)
                 ours_round[dims] = min(seconds, ours_round.get(dims, seconds))
-                if dims not in ours_s or seconds < ours_s[dims]:
-                    ours_s[dims] = seconds
-                    ours_cfg[dims] = name
         for dims in args.dims:
             for name, env, threads in configs:
                 e = dict(os.environ, **env)
@@ -146,22 +145,21 @@ def main():
                 print(f"torch {dims} [{name}]: {s * 1000:.1f} ms", file=sys.stderr)
                 samples.setdefault(("torch", name, dims), []).append(s)
                 torch_round[dims] = min(s, torch_round.get(dims, s))
-                if dims not in best or s < best[dims][0]:
-                    best[dims] = (s, name)
         for d in args.dims:
             round_ratios[d].append(torch_round[d] / ours_round[d])
         if args.rounds > 1:
             print(f"round {rnd + 1}: " + ", ".join(f"{d} {round_ratios[d][-1]:.3f}" for d in args.dims) +
-                  "; best so far: " + ", ".join(f"{d} {best[d][0] / ours_s[d]:.3f}" for d in args.dims), file=sys.stderr)
+                  "; best so far: " +
+                  ", ".join(f"{d} {fastest('torch', d, min)[0] / fastest('ours', d, min)[0]:.3f}" for d in args.dims), file=sys.stderr)
     for dims in args.dims:
         r = sorted(round_ratios[dims])
+        best = {side: fastest(side, dims, min) for side in ("ours", "torch")}
         # ../shared/BENCHMARKS.md's statistic: each configuration's median over the rounds, the
         # best configuration of each side.
-        med = {side: min((statistics.median(v), cfg) for (sd, cfg, d), v in samples.items() if sd == side and d == dims)
-               for side in ("ours", "torch")}
-        print(json.dumps({"dims": dims, "ours_ms": ours_s[dims] * 1000, "ours_config": ours_cfg[dims],
-                          "torch_ms": best[dims][0] * 1000, "torch_config": best[dims][1],
-                          "ratio_torch_over_ours": best[dims][0] / ours_s[dims],
+        med = {side: fastest(side, dims, statistics.median) for side in ("ours", "torch")}
+        print(json.dumps({"dims": dims, "ours_ms": best["ours"][0] * 1000, "ours_config": best["ours"][1],
+                          "torch_ms": best["torch"][0] * 1000, "torch_config": best["torch"][1],
+                          "ratio_torch_over_ours": best["torch"][0] / best["ours"][0],
                           "round_ratios": [round(x, 3) for x in round_ratios[dims]],
                           "round_ratio_median": statistics.median(r), "round_ratio_min": r[0],
                           "round_ratio_max": r[-1],
