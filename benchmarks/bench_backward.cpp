@@ -1,11 +1,11 @@
 // bench_backward: one forward + backward pass of the reference BERT training pass
-// (prune/bert/backward.hpp: cross-entropy, every parameter gradient and the gate gradients,
+// (prune/models/bert/backward.hpp: cross-entropy, every parameter gradient and the gate gradients,
 // dropout off) at BERT-mini (4 x 256, 4 heads, ffn 1024) and BERT-base (12 x 768, 12 heads,
 // ffn 3072) dims on 8 sequences of 128 tokens. benchmarks/torch_backward.py runs torch autograd
 // on the same model and shapes in the same run and prints the ratio.
 // Threads: the pass's pool (and OpenBLAS when the pool has one thread) runs on PRUNE_BENCH_THREADS
 // threads (default 2).
-#include <prune/bert/backward.hpp>
+#include <prune/models/bert/backward.hpp>
 
 #include <benchmark/benchmark.h>
 

@@ -1,4 +1,4 @@
-// bench_forward: the reference BERT's forward pass (prune/bert/forward.hpp) at tiny, mini and
+// bench_forward: the reference BERT's forward pass (prune/models/bert/forward.hpp) at tiny, mini and
 // base dims, batch 8 x 128 tokens, on random weights; plus the GEMM back-ends alone.
 // benchmarks/compare_forward.py runs this and torch (benchmarks/torch_forward.py) in the same
 // run and prints the ratios; docs/bert.md reports them.
@@ -9,8 +9,8 @@
 //   BM_encode_varlen   8 sequences of lengths 16..128 (mean ~72), packed, all tokens
 //   BM_encode_pruned   half the heads of every layer and half the MLPs physically removed
 //   BM_gemm            C[1024, 3072] = A[1024, 768] B^T, backend 0 = OpenBLAS, 1 = Eigen
-#include <prune/bert/forward.hpp>
-#include <prune/bert/pruning.hpp>
+#include <prune/models/bert/forward.hpp>
+#include <prune/models/bert/pruning.hpp>
 
 #include <benchmark/benchmark.h>
 

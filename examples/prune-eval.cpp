@@ -12,10 +12,10 @@
 // pearson and spearman. Bad input: one line on stderr, exit 2, nothing written.
 #include "common/cli.hpp"
 
-#include <prune/bert/checkpoint.hpp>
-#include <prune/bert/forward.hpp>
-#include <prune/bert/metrics.hpp>
-#include <prune/bert/tokenizer.hpp>
+#include <prune/models/bert/checkpoint.hpp>
+#include <prune/models/bert/forward.hpp>
+#include <prune/models/bert/metrics.hpp>
+#include <prune/text/wordpiece.hpp>
 #include <prune/data/jsonl.hpp>
 #include <prune/io/atomic.hpp>
 #include <prune/io/masks.hpp>
@@ -73,13 +73,13 @@ int main(int argc, char** argv) {
         const data::dataset data = data::read_jsonl(data_file, data_opt);
 
         // Token ids per example (tokenizing text rows), checked against the model with the line number.
-        std::optional<bert::tokenizer> tok;
+        std::optional<text::tokenizer> tok;
         if (data.form == data::example_form::text) {
             const fs::path vocab = fs::path(model_dir) / "vocab.txt";
             if (!fs::exists(vocab)) {
                 throw format_error(data_file + ": text rows need " + vocab.string() + " (not found)");
             }
-            tok.emplace(bert::tokenizer::from_file(vocab));
+            tok.emplace(text::tokenizer::from_file(vocab));
         }
         const std::size_t n = data.examples.size();
         std::vector<bert::packed_batch> rows(n);

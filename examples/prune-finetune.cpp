@@ -1,4 +1,4 @@
-// prune-finetune: fine-tunes a BERT sequence classifier (prune/bert/finetune.hpp): AdamW
+// prune-finetune: fine-tunes a BERT sequence classifier (prune/models/bert/finetune.hpp): AdamW
 // (eps 1e-8, HF's bias / LayerNorm weight-decay exclusion), linear decay with optional
 // warm-up, clipping at a global norm, seeded and reproducible; optionally from pre-trained
 // weights under masks (--fresh-classifier: rewinding with a new classifier head).
@@ -10,11 +10,11 @@
 // OUT is a model directory (written atomically); REPORT has per-epoch loss and dev metric.
 #include "common/cli.hpp"
 
-#include <prune/bert/dataset.hpp>
-#include <prune/bert/checkpoint.hpp>
-#include <prune/bert/finetune.hpp>
-#include <prune/bert/pruning.hpp>
-#include <prune/bert/tokenizer.hpp>
+#include <prune/models/bert/dataset.hpp>
+#include <prune/models/bert/checkpoint.hpp>
+#include <prune/models/bert/finetune.hpp>
+#include <prune/models/bert/pruning.hpp>
+#include <prune/text/wordpiece.hpp>
 #include <prune/data/jsonl.hpp>
 #include <prune/io/atomic.hpp>
 #include <prune/io/json.hpp>

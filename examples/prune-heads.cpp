@@ -9,12 +9,12 @@
 // the masked heads and MLPs physically removed).
 #include "common/cli.hpp"
 
-#include <prune/bert/dataset.hpp>
-#include <prune/bert/checkpoint.hpp>
-#include <prune/bert/finetune.hpp>
-#include <prune/bert/importance.hpp>
-#include <prune/bert/pruning.hpp>
-#include <prune/bert/tokenizer.hpp>
+#include <prune/models/bert/dataset.hpp>
+#include <prune/models/bert/checkpoint.hpp>
+#include <prune/models/bert/finetune.hpp>
+#include <prune/models/bert/importance.hpp>
+#include <prune/models/bert/pruning.hpp>
+#include <prune/text/wordpiece.hpp>
 #include <prune/data/jsonl.hpp>
 #include <prune/io/atomic.hpp>
 #include <prune/io/json.hpp>

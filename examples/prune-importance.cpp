@@ -1,5 +1,5 @@
 // prune-importance: Michel et al.'s head importance, extended to MLPs, of a fine-tuned BERT
-// over a data file: I[l][h] = E |dL/dxi[l][h]| (prune/bert/importance.hpp, docs/importance.md).
+// over a data file: I[l][h] = E |dL/dxi[l][h]| (prune/models/bert/importance.hpp, docs/importance.md).
 //   prune-importance --model DIR --data F [--mask F] [--abs per-example|per-batch|cumulative]
 //                    [--normalize none|layer|global|layer+global] [--batch-size N] [--threads N] [--json OUT]
 // OUT: {"heads": L x H, "mlps": L, "abs", "normalize", "examples", "tokens"}; without --json a
@@ -7,10 +7,10 @@
 // prefix "tokens+" to divide by the number of non-padding tokens instead (HF's code).
 #include "common/cli.hpp"
 
-#include <prune/bert/dataset.hpp>
-#include <prune/bert/checkpoint.hpp>
-#include <prune/bert/importance.hpp>
-#include <prune/bert/tokenizer.hpp>
+#include <prune/models/bert/dataset.hpp>
+#include <prune/models/bert/checkpoint.hpp>
+#include <prune/models/bert/importance.hpp>
+#include <prune/text/wordpiece.hpp>
 #include <prune/data/jsonl.hpp>
 #include <prune/io/atomic.hpp>
 #include <prune/io/json.hpp>

@@ -17,14 +17,14 @@
 #include "common/cli.hpp"
 #include "lottery/report.hpp"
 
-#include <prune/bert/gemm.hpp>
-#include <prune/bert/candidates.hpp>
-#include <prune/bert/checkpoint.hpp>
-#include <prune/bert/dataset.hpp>
-#include <prune/bert/finetune.hpp>
-#include <prune/bert/importance.hpp>
-#include <prune/bert/metrics.hpp>
-#include <prune/bert/weights.hpp>
+#include <prune/models/bert/gemm.hpp>
+#include <prune/models/bert/candidates.hpp>
+#include <prune/models/bert/checkpoint.hpp>
+#include <prune/models/bert/dataset.hpp>
+#include <prune/models/bert/finetune.hpp>
+#include <prune/models/bert/importance.hpp>
+#include <prune/models/bert/metrics.hpp>
+#include <prune/models/bert/weights.hpp>
 #include <prune/data/glue_tsv.hpp>
 #include <prune/data/wordnet_tasks.hpp>
 #include <prune/importance/scores.hpp>
@@ -81,7 +81,7 @@ struct settings {
     std::size_t m_max_steps = 10;
     int threads = 0;
     std::string mode = "default";
-    std::string metric = "auto";  ///< the task's dev metric (prune/bert/metrics.hpp name; auto = accuracy)
+    std::string metric = "auto";  ///< the task's dev metric (prune/models/bert/metrics.hpp name; auto = accuracy)
     std::string model_name = "tiny-bert";  ///< the built-in model's name in the cache (+ "-s<seed>")
     std::string pretrain_arguments;        ///< prune-pretrain's arguments beyond --data, --out, --seed
 };

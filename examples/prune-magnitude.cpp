@@ -26,7 +26,7 @@
 // report.json (settings, history: step, sparsity, metric, passed; per-tensor kept counts).
 #include "common/cli.hpp"
 
-#include <prune/bert/candidates.hpp>
+#include <prune/models/bert/candidates.hpp>
 #include <prune/importance/scores.hpp>
 #include <prune/io/atomic.hpp>
 #include <prune/io/masks.hpp>
@@ -34,10 +34,10 @@
 #include <prune/search.hpp>
 #include <prune/select.hpp>
 
-#include <prune/bert/checkpoint.hpp>
-#include <prune/bert/forward.hpp>
-#include <prune/bert/metrics.hpp>
-#include <prune/bert/tokenizer.hpp>
+#include <prune/models/bert/checkpoint.hpp>
+#include <prune/models/bert/forward.hpp>
+#include <prune/models/bert/metrics.hpp>
+#include <prune/text/wordpiece.hpp>
 #include <prune/data/jsonl.hpp>
 
 #include <nlohmann/json.hpp>
@@ -235,13 +235,13 @@ public:
         data::data_options data_opt;
         data_opt.num_labels = static_cast<std::size_t>(cfg.num_labels);
         data_ = data::read_jsonl(data_file, data_opt);
-        std::optional<bert::tokenizer> tok;
+        std::optional<text::tokenizer> tok;
         if (data_.form == data::example_form::text) {
             const fs::path vocab = fs::path(model_dir) / "vocab.txt";
             if (!fs::exists(vocab)) {
                 throw format_error(data_file + ": text rows need " + vocab.string() + " (not found)");
             }
-            tok.emplace(bert::tokenizer::from_file(vocab));
+            tok.emplace(text::tokenizer::from_file(vocab));
         }
         const std::size_t n = data_.examples.size();
         if (n == 0) {

@@ -18,9 +18,9 @@
 // docs/pretraining.md has the defaults' measurements.
 #include "common/cli.hpp"
 
-#include <prune/bert/gemm.hpp>
-#include <prune/bert/pretrain.hpp>
-#include <prune/bert/tokenizer.hpp>
+#include <prune/models/bert/gemm.hpp>
+#include <prune/models/bert/pretrain.hpp>
+#include <prune/text/wordpiece.hpp>
 #include <prune/io/atomic.hpp>
 
 #include <algorithm>
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
         }
         const auto start = std::chrono::steady_clock::now();
         auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-        const auto tok = prune::bert::tokenizer::from_file(vocab_txt);
+        const auto tok = prune::text::tokenizer::from_file(vocab_txt);
         const auto corpus = prune::bert::read_mlm_corpus(corpus_txt, tok, o.max_length - 2);
         std::fprintf(stderr, "prune-pretrain: %zu lines, %zu word pieces, vocabulary %zu (%.1f s)\n",
                      corpus.lines.size(), corpus.tokens, tok.vocab().size(), seconds());

@@ -4,7 +4,7 @@
 // Properties: a config that is accepted is consistent (validate() passes, every layer's
 // head and feed-forward counts agree with pruned_heads / pruned_mlps), and writing it back
 // with to_json() and reading that again gives the same config.
-#include <prune/bert/config.hpp>
+#include <prune/models/bert/config.hpp>
 
 #include <cstdlib>
 #include <string_view>

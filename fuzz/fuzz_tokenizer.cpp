@@ -1,4 +1,4 @@
-// libFuzzer target: a vocab.txt and text through BERT's tokenizer (prune/bert/tokenizer.hpp).
+// libFuzzer target: a vocab.txt and text through BERT's tokenizer (prune/text/wordpiece.hpp).
 // Input: the vocab.txt bytes, the separator "\n--TEXT--\n", then the text bytes (any
 // bytes, invalid UTF-8 included). Byte 0 of the text picks the options: lower-casing,
 // accent stripping, CJK splitting, max_input_chars_per_word and the max_length of the
@@ -11,7 +11,7 @@
 // token_type_ids / attention_mask, ids inside the vocabulary and respects max_length;
 // an accepted vocabulary written back with to_text() loads to the same tokens.
 // (Replaces the stand-alone harness that was tests/text/fuzz_tokenizer.cpp.)
-#include <prune/bert/tokenizer.hpp>
+#include <prune/text/wordpiece.hpp>
 
 #include "common.hpp"
 
@@ -32,14 +32,14 @@ const std::filesystem::path& directory() {
 
 using prune_fuzz::write;
 
-const prune::bert::vocabulary& fixed_vocabulary() {
-    static const prune::bert::vocabulary vocab = prune::bert::vocabulary::from_tokens(
+const prune::text::vocabulary& fixed_vocabulary() {
+    static const prune::text::vocabulary vocab = prune::text::vocabulary::from_tokens(
         {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "##a", "##b", "ab", "##ab", "\xC3\xA9", "##\xC3\xA9",
          "the", "##s", "un", "##want", "##ed", ",", ".", "\xE4\xB8\xAD", "\xCF\x83"});
     return vocab;
 }
 
-void check_encoding(const prune::bert::encoding& e, const prune::bert::vocabulary& vocab, std::size_t max_length) {
+void check_encoding(const prune::text::encoding& e, const prune::text::vocabulary& vocab, std::size_t max_length) {
     const std::size_t n = e.input_ids.size();
     if (n < 2 || e.token_type_ids.size() != n || e.attention_mask.size() != n) std::abort();
     if (max_length != 0 && n > max_length) std::abort();
@@ -53,7 +53,7 @@ void check_encoding(const prune::bert::encoding& e, const prune::bert::vocabular
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    using namespace prune::bert;
+    using namespace prune::text;
     const std::string_view input(reinterpret_cast<const char*>(data), size);
     const std::string_view separator = "\n--TEXT--\n";
     const std::size_t split = input.find(separator);

@@ -1,8 +1,8 @@
-// Tests for prune/bert/backward.hpp: central finite differences in double precision
+// Tests for prune/models/bert/backward.hpp: central finite differences in double precision
 // (the training pass is templated on the scalar; basic_weights<double>) for every parameter
 // kind and for the head and MLP gates, with and without dropout, on full and pruned shapes;
 // per-example gate gradients against separate single-sequence passes; float vs double.
-#include <prune/bert/backward.hpp>
+#include <prune/models/bert/backward.hpp>
 
 #include "../support/tiny_bert.hpp"
 

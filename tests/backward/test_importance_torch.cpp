@@ -1,9 +1,9 @@
-// Tests for prune/bert/importance.hpp (and the gate gradients of prune/bert/backward.hpp)
+// Tests for prune/models/bert/importance.hpp (and the gate gradients of prune/models/bert/backward.hpp)
 // against a PyTorch autograd oracle (tests/backward/torch_oracle.py, float64) on a padded
 // batch with a gated-off head and MLP: the C++ float model must agree within 1e-4 relative
 // (entries far below the largest one are compared with a margin of 1e-4 x the largest).
 // Also: the importance pass allocates nothing per example once its buffers have grown.
-#include <prune/bert/importance.hpp>
+#include <prune/models/bert/importance.hpp>
 
 #include "../support/tiny_bert.hpp"
 

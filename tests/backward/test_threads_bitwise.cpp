@@ -1,10 +1,10 @@
-// Tests that the training pass (include/prune/bert/backward.hpp) gives the same bits on 1, 2
+// Tests that the training pass (include/prune/models/bert/backward.hpp) gives the same bits on 1, 2
 // and 3 threads, with whatever products this build and CPU use (Eigen in a test binary, which
 // does not re-execute for OpenBLAS's wide kernels; OpenBLAS's SSE3 kernels in the ASan build;
 // OpenBLAS SkylakeX with OPENBLAS_CORETYPE=SkylakeX): first the split products on their own,
 // then a whole classification fine-tuning step (train_pass) with dropout and fractional gates.
 // The truth is the 1-thread result; equality is bit for bit (memcmp).
-#include <prune/bert/backward.hpp>
+#include <prune/models/bert/backward.hpp>
 
 #include <catch2/catch.hpp>
 

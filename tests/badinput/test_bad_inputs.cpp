@@ -7,9 +7,9 @@
 // The table is the one source of truth: this test parses docs/bad-inputs.md. To regenerate
 // the message column after a deliberate change, run the test with PRUNE_BAD_INPUTS_PRINT=1:
 // it prints every row with the message actually seen.
-#include <prune/bert/checkpoint.hpp>
-#include <prune/bert/config.hpp>
-#include <prune/bert/weights.hpp>
+#include <prune/models/bert/checkpoint.hpp>
+#include <prune/models/bert/config.hpp>
+#include <prune/models/bert/weights.hpp>
 #include <prune/io/safetensors.hpp>
 
 #include "../support/files.hpp"

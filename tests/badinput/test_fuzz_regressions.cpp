@@ -2,9 +2,9 @@
 // by fuzzing"): each reproducer, as bytes, must now give a prune::error with a clear message
 // (or the right result) instead of a crash or a time-out. The reproducers are generated here
 // (they are long runs of one pattern).
-#include <prune/bert/checkpoint.hpp>
-#include <prune/bert/config.hpp>
-#include <prune/bert/tokenizer.hpp>
+#include <prune/models/bert/checkpoint.hpp>
+#include <prune/models/bert/config.hpp>
+#include <prune/text/wordpiece.hpp>
 #include <prune/data/jsonl.hpp>
 #include <prune/io/json.hpp>
 #include <prune/io/masks.hpp>
@@ -84,7 +84,7 @@ TEST_CASE("deeply nested JSON is rejected, not a stack overflow") {
 // now each special token's next occurrence is searched once. No time is asserted here: before
 // the fix this test ran for minutes, past ctest's timeout.
 TEST_CASE("tokenizing many special-token strings is linear") {
-    const prune::bert::tokenizer tok(prune::bert::vocabulary::from_tokens({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "x"}));
+    const prune::text::tokenizer tok(prune::text::vocabulary::from_tokens({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "x"}));
     std::string text;
     for (int i = 0; i < 13000; ++i) text += "[PAD]";
     const auto pieces = tok.tokenize(text);

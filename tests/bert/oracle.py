@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""tests/bert/oracle.py OUT_DIR: PyTorch ground truth for prune/bert/forward.hpp.
+"""tests/bert/oracle.py OUT_DIR: PyTorch ground truth for prune/models/bert/forward.hpp.
 
 Builds BertForSequenceClassification from torch's own building blocks (nn.Linear,
 nn.LayerNorm, nn.Embedding, F.gelu, softmax) with random weights, exactly as Hugging Face's

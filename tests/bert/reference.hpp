@@ -1,9 +1,9 @@
 // tests/bert/reference.hpp: a deliberately naive double-precision BERT forward pass over
 // padded rows with Hugging Face's additive attention mask, written from the HF source
-// (modeling_bert.py) independently of prune/bert/forward.hpp, to test it against.
+// (modeling_bert.py) independently of prune/models/bert/forward.hpp, to test it against.
 #pragma once
 
-#include <prune/bert/forward.hpp>
+#include <prune/models/bert/forward.hpp>
 
 #include <cmath>
 #include <vector>

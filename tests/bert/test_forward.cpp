@@ -1,10 +1,10 @@
-// Tests of prune/bert/forward.hpp (and config, weights, batch, kernels): against the naive
+// Tests of prune/models/bert/forward.hpp (and config, weights, batch, kernels): against the naive
 // double-precision reference in reference.hpp (written from HF's modeling_bert.py), closed
 // forms for gated-off heads and MLPs, and invariances (packing, cls-only, threads, back-ends).
 // The PyTorch oracle lives in test_oracle.cpp.
 #include "reference.hpp"
 
-#include <prune/bert/forward.hpp>
+#include <prune/models/bert/forward.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,5 +1,5 @@
-// Tests of prune/bert/metrics.hpp against values worked out by hand (shown in the comments).
-#include <prune/bert/metrics.hpp>
+// Tests of prune/models/bert/metrics.hpp against values worked out by hand (shown in the comments).
+#include <prune/models/bert/metrics.hpp>
 
 #include <catch2/catch.hpp>
 

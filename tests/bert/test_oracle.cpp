@@ -3,9 +3,9 @@
 // (with and without head/MLP gates, F32/F16/BF16 checkpoints). Our logits must match within
 // 1e-4. Also: physically pruned models saved and loaded back give the gated logits; saving
 // F16/BF16 rounds exactly; bad checkpoints are format_errors naming the tensor.
-#include <prune/bert/checkpoint.hpp>
-#include <prune/bert/forward.hpp>
-#include <prune/bert/pruning.hpp>
+#include <prune/models/bert/checkpoint.hpp>
+#include <prune/models/bert/forward.hpp>
+#include <prune/models/bert/pruning.hpp>
 #include <prune/data/jsonl.hpp>
 
 #include <catch2/catch.hpp>

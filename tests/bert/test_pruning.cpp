@@ -1,9 +1,9 @@
-// Tests of prune/bert/pruning.hpp: a physically pruned model gives the gated full model's
+// Tests of prune/models/bert/pruning.hpp: a physically pruned model gives the gated full model's
 // logits (1e-5), including a layer that loses every head and layers that lose their MLP;
 // config.pruned_heads records original indices across repeated pruning.
 #include "reference.hpp"
 
-#include <prune/bert/pruning.hpp>
+#include <prune/models/bert/pruning.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -3,7 +3,7 @@
 // 32, 2 layers x 4 heads) and a generated task: twice at 1 thread, once at 2 threads
 // (--threads where the binary has it, and OPENBLAS_NUM_THREADS for the BLAS it calls), and
 // every output file is compared byte for byte (the batches are small, so the 2-thread runs do
-// split the work: the pool of prune/bert/threads.hpp splits token rows over its threads):
+// split the work: the pool of prune/models/bert/threads.hpp splits token rows over its threads):
 //   prune-importance  scores JSON (heads L x H, mlps L)      --normalize none and layer+global
 //   prune-heads       masks.json, history.json, model/ (pruned checkpoint)
 //   prune-magnitude   the output directory (element masks, report), with --data
@@ -12,8 +12,8 @@
 //   prune-lottery     --quick on the tiny model and task: report.json without its two wall-time
 //                     fields (wall_seconds, tasks[].seeds[].seconds), report.md without the
 //                     "wall time N min" phrase, every heatmap SVG byte for byte.
-#include <prune/bert/checkpoint.hpp>
-#include <prune/bert/weights.hpp>
+#include <prune/models/bert/checkpoint.hpp>
+#include <prune/models/bert/weights.hpp>
 
 #include "../support/files.hpp"
 #include "../support/tiny_bert.hpp"

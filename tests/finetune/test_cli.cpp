@@ -2,9 +2,9 @@
 // DESIGN.md): outputs on a tiny model and data set, exit 2 with a one-line reason on bad input
 // (masks of the wrong shape, lr <= 0, labels outside [0, num_labels)), and a mask that prunes
 // everything is accepted. The binaries are run from PRUNE_BINARY_DIR/bin.
-#include <prune/bert/checkpoint.hpp>
-#include <prune/bert/finetune.hpp>
-#include <prune/bert/importance.hpp>
+#include <prune/models/bert/checkpoint.hpp>
+#include <prune/models/bert/finetune.hpp>
+#include <prune/models/bert/importance.hpp>
 #include <prune/io/json.hpp>
 
 #include "../support/files.hpp"

@@ -1,8 +1,8 @@
-// Tests for prune/bert/adamw.hpp and prune/bert/finetune.hpp: the optimiser step against a
+// Tests for prune/models/bert/adamw.hpp and prune/models/bert/finetune.hpp: the optimiser step against a
 // hand-computed AdamW step, the schedule and clipping against their definitions, and a tiny
 // model that learns a task needing attention ("does token A occur before token B?") to high
 // accuracy, with pruned weights held at exactly 0, reproducibly.
-#include <prune/bert/finetune.hpp>
+#include <prune/models/bert/finetune.hpp>
 
 #include "../support/tiny_bert.hpp"
 

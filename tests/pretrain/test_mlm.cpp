@@ -1,8 +1,8 @@
-// Tests for prune/bert/mlm.hpp: the MLM head's loss and gradients against central finite
+// Tests for prune/models/bert/mlm.hpp: the MLM head's loss and gradients against central finite
 // differences (double) and against a PyTorch autograd oracle (tests/pretrain/mlm_oracle.py,
 // float64, BertForMaskedLM's head written out by hand: transformers is not installed); the
 // masking rule's counts, 80/10/10 proportions, special tokens, and determinism.
-#include <prune/bert/mlm.hpp>
+#include <prune/models/bert/mlm.hpp>
 
 #include "oracle.hpp"
 

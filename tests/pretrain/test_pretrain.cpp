@@ -1,11 +1,11 @@
-// Tests for prune/bert/pretrain.hpp: one MLM training pass as pretrain() takes it
+// Tests for prune/models/bert/pretrain.hpp: one MLM training pass as pretrain() takes it
 // (backward.hpp's encode_for_training at every token + the MLM head + backward_from_hidden from
 // d(hidden)) against a PyTorch autograd oracle (tests/pretrain/mlm_oracle.py, float64; no
 // dropout); the dropout path against central finite differences; the same result on 1 and 2
 // threads (within 1e-6); the MLM loss falling over a few dozen steps on a small synthetic corpus; determinism
 // of the written model directory (same seed, same bytes) and its round trip; the prune-pretrain
 // binary's contract (bad input: one line, exit 2, nothing written).
-#include <prune/bert/pretrain.hpp>
+#include <prune/models/bert/pretrain.hpp>
 
 #include "oracle.hpp"
 

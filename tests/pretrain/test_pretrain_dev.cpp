@@ -1,11 +1,11 @@
-// Tests for the held-out MLM loss of prune/bert/pretrain.hpp (make_mlm_eval_set, mlm_eval_loss,
+// Tests for the held-out MLM loss of prune/models/bert/pretrain.hpp (make_mlm_eval_set, mlm_eval_loss,
 // pretrain()'s evaluations) and of prune-pretrain (DIR/pretrain/dev.txt, --dev-sentences,
 // --dev-every): the loss equals an independent computation (forward.hpp's inference encoder,
 // then the MLM head and the log-softmax written out in double, here); it is deterministic (same
 // bits twice, and not a function of the training seed); it falls while pre-training on a toy
 // language; the held-out text never reaches training (the weights do not depend on it).
-#include <prune/bert/forward.hpp>
-#include <prune/bert/pretrain.hpp>
+#include <prune/models/bert/forward.hpp>
+#include <prune/models/bert/pretrain.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -3,7 +3,7 @@
 // counts per step, masks equal to prune_global on the same weights, the model zeroed exactly
 // where the masks say and every other tensor unchanged, --include/--exclude, --element-mask,
 // --data with the search loop, and bad input (exit 2, one line on stderr, no output left).
-#include <prune/bert/checkpoint.hpp>
+#include <prune/models/bert/checkpoint.hpp>
 #include <prune/importance/scores.hpp>
 #include <prune/io/json.hpp>
 #include <prune/io/masks.hpp>

@@ -4,7 +4,7 @@
 // token B?" sequences, which need attention to learn.
 #pragma once
 
-#include <prune/bert/config.hpp>
+#include <prune/models/bert/config.hpp>
 
 #include <cstddef>
 #include <random>

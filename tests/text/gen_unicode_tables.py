@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-"""Generates include/prune/bert/unicode_tables.hpp from Python's unicodedata.
+"""Generates include/prune/text/unicode_tables.hpp from Python's unicodedata.
 
 Hugging Face's BertTokenizer (slow, Python) calls unicodedata.category, str.lower,
 str.isspace and unicodedata.normalize("NFD"); this script dumps exactly those
 properties, so the C++ tokenizer answers as the Python one does for the Unicode
-version of the Python that ran it. Run: /usr/bin/python3 tests/text/gen_unicode_tables.py > include/prune/bert/unicode_tables.hpp
+version of the Python that ran it. Run: /usr/bin/python3 tests/text/gen_unicode_tables.py > include/prune/text/unicode_tables.hpp
 """
 import sys
 import unicodedata as ud
@@ -77,7 +77,7 @@ def cat(cp):
 
 
 def main():
-    print("// prune/bert/unicode_tables.hpp: the Unicode properties BERT's tokenizer needs, generated")
+    print("// prune/text/unicode_tables.hpp: the Unicode properties BERT's tokenizer needs, generated")
     print(f"// from Python {sys.version.split()[0]}'s unicodedata (Unicode {ud.unidata_version}) by")
     print("// tests/text/gen_unicode_tables.py -- do not edit by hand. Hugging Face's slow BertTokenizer")
     print("// calls exactly these: unicodedata.category (C*, Zs, P*, Mn), str.isspace, str.lower")
@@ -88,7 +88,7 @@ def main():
     print()
     print("#include <cstdint>")
     print()
-    print("namespace prune::bert::unicode {")
+    print("namespace prune::text::unicode {")
     print()
     print("/// An inclusive range of code points [first, last].")
     print("struct code_range {")
@@ -164,7 +164,7 @@ def main():
     print()
     emit_ranges("nonzero_combining_ranges", "Code points with a non-zero canonical combining class (NFD reorders runs of them).",
                 ranges(lambda cp: ud.combining(chr(cp)) > 0))
-    print("}  // namespace prune::bert::unicode")
+    print("}  // namespace prune::text::unicode")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-// Tests of prune/bert/tokenizer.hpp: hand-checked cases of Hugging Face's BertTokenizer,
+// Tests of prune/text/wordpiece.hpp: hand-checked cases of Hugging Face's BertTokenizer,
 // vocab.txt errors, pair encoding and truncation, and a randomized comparison against
 // hf_reference.py (HF's algorithm over Python's own unicodedata / str.lower / bytes.decode).
-#include <prune/bert/tokenizer.hpp>
-#include <prune/data/wordpiece_builder.hpp>
+#include <prune/text/wordpiece.hpp>
+#include <prune/text/wordpiece_builder.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -18,7 +18,7 @@
 
 namespace {
 
-using prune::bert::basic_tokenize;
+using prune::text::basic_tokenize;
 using strings = std::vector<std::string>;
 
 std::filesystem::path temp_dir(const std::string& name) {
@@ -30,13 +30,13 @@ std::filesystem::path temp_dir(const std::string& name) {
 
 // The vocabulary of transformers' test_wordpiece_tokenizer (tests/models/bert/test_tokenization_bert.py),
 // plus [PAD] and [MASK] which our vocabulary requires.
-prune::bert::vocabulary hf_test_vocab() {
-    return prune::bert::vocabulary::from_tokens(
+prune::text::vocabulary hf_test_vocab() {
+    return prune::text::vocabulary::from_tokens(
         {"[UNK]", "[CLS]", "[SEP]", "want", "##want", "##ed", "wa", "un", "runn", "##ing", "[PAD]", "[MASK]"});
 }
 
-prune::bert::basic_tokenizer_options no_lower() {
-    prune::bert::basic_tokenizer_options o;
+prune::text::basic_tokenizer_options no_lower() {
+    prune::text::basic_tokenizer_options o;
     o.lower_case = false;
     o.strip_accents = false;
     return o;
@@ -64,13 +64,13 @@ TEST_CASE("basic tokenizer: HF's documented cases", "[tokenizer]") {
     // Python's str.lower: a capital sigma ending a word is final (U+03C2) in BasicTokenizer alone...
     CHECK(basic_tokenize("\u039F\u0394\u039F\u03A3") == strings{"\u03BF\u03B4\u03BF\u03C2"});
     // ...but BertTokenizer.tokenize lower-cases character by character first, so sigma stays U+03C3.
-    const prune::bert::tokenizer greek(prune::bert::vocabulary::from_tokens(
+    const prune::text::tokenizer greek(prune::text::vocabulary::from_tokens(
         {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "\u03BF\u03B4\u03BF\u03C3", "\u03BF\u03B4\u03BF\u03C2"}));
     CHECK(greek.tokenize("\u039F\u0394\u039F\u03A3") == strings{"\u03BF\u03B4\u03BF\u03C3"});
 }
 
 TEST_CASE("character classes: HF's _is_whitespace, _is_control, _is_punctuation", "[tokenizer]") {
-    using namespace prune::bert;
+    using namespace prune::text;
     // test_is_whitespace
     for (char32_t c : {U' ', U'\t', U'\r', U'\n', U'\u00A0'}) CHECK(is_bert_whitespace(c));
     for (char32_t c : {U'A', U'-'}) CHECK_FALSE(is_bert_whitespace(c));
@@ -87,7 +87,7 @@ TEST_CASE("character classes: HF's _is_whitespace, _is_control, _is_punctuation"
 }
 
 TEST_CASE("wordpiece: HF's test_wordpiece_tokenizer", "[tokenizer]") {
-    const prune::bert::tokenizer tok(hf_test_vocab());
+    const prune::text::tokenizer tok(hf_test_vocab());
     // Greedy longest match: "unwanted" = un + ##want + ##ed; "running" = runn + ##ing.
     CHECK(tok.tokenize("") == strings{});
     CHECK(tok.tokenize("unwanted running") == strings{"un", "##want", "##ed", "runn", "##ing"});
@@ -108,7 +108,7 @@ TEST_CASE("wordpiece: HF's test_wordpiece_tokenizer", "[tokenizer]") {
 }
 
 TEST_CASE("encode: [CLS] A [SEP] B [SEP], token types, longest-first truncation", "[tokenizer]") {
-    const prune::bert::tokenizer tok(hf_test_vocab());
+    const prune::text::tokenizer tok(hf_test_vocab());
     // Ids are positions in hf_test_vocab(): [CLS]=1 [SEP]=2 want=3 ##want=4 ##ed=5 un=7 runn=8 ##ing=9.
     auto single = tok.encode("unwanted running");
     CHECK(single.input_ids == std::vector<std::int32_t>{1, 7, 4, 5, 8, 9, 2});
@@ -131,7 +131,7 @@ TEST_CASE("encode: [CLS] A [SEP] B [SEP], token types, longest-first truncation"
     CHECK(tok.encode("unwanted running", 4).input_ids == std::vector<std::int32_t>{1, 7, 4, 2});
     CHECK_THROWS_AS(tok.encode("a", "b", 2), prune::value_error);
 
-    prune::bert::pad(pair, 12, tok.vocab().pad_id());
+    prune::text::pad(pair, 12, tok.vocab().pad_id());
     CHECK(pair.input_ids.size() == 12);
     CHECK(pair.input_ids.back() == 10);
     CHECK(pair.attention_mask == std::vector<std::int32_t>{1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0});
@@ -143,7 +143,7 @@ TEST_CASE("vocabulary: vocab.txt loading and its errors", "[tokenizer]") {
         std::ofstream(dir / name, std::ios::binary) << text;
         return dir / name;
     };
-    const auto good = prune::bert::vocabulary::load(write("good.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n##s\r\n"));
+    const auto good = prune::text::vocabulary::load(write("good.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n##s\r\n"));
     CHECK(good.size() == 7);
     CHECK(good.pad_id() == 0);
     CHECK(good.mask_id() == 4);
@@ -151,26 +151,26 @@ TEST_CASE("vocabulary: vocab.txt loading and its errors", "[tokenizer]") {
     CHECK(good.token(5) == "hello");
     CHECK_THROWS_AS(good.token(7), prune::value_error);
 
-    CHECK_THROWS_AS(prune::bert::vocabulary::load(dir / "missing.txt"), prune::io_error);
+    CHECK_THROWS_AS(prune::text::vocabulary::load(dir / "missing.txt"), prune::io_error);
     try {
-        prune::bert::vocabulary::load(write("nomask.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n"));
+        prune::text::vocabulary::load(write("nomask.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n"));
         FAIL("expected a format_error");
     } catch (const prune::format_error& e) {
         CHECK(std::string(e.what()).find("[MASK]") != std::string::npos);
     }
     try {
-        prune::bert::vocabulary::load(write("dup.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\nhello\n"));
+        prune::text::vocabulary::load(write("dup.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\nhello\n"));
         FAIL("expected a format_error");
     } catch (const prune::format_error& e) {
         CHECK(std::string(e.what()).find("lines 6 and 7") != std::string::npos);
     }
-    CHECK_THROWS_AS(prune::bert::vocabulary::load(write("empty.txt", "[PAD]\n\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")),
+    CHECK_THROWS_AS(prune::text::vocabulary::load(write("empty.txt", "[PAD]\n\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")),
                     prune::format_error);
     std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("UTF-8 decoding: invalid bytes become U+FFFD, hand-checked", "[tokenizer]") {
-    using prune::bert::decode_utf8;
+    using prune::text::decode_utf8;
     // Maximal-subpart replacement (Unicode 3.9 / WHATWG), as Python's bytes.decode('utf-8', 'replace'):
     CHECK(decode_utf8("a\xC3\xA9") == U"a\u00E9");          // valid 2-byte
     CHECK(decode_utf8("\xC0\xAF") == U"\uFFFD\uFFFD");      // overlong lead C0: each byte
@@ -189,14 +189,14 @@ TEST_CASE("tokenizer agrees with HF's algorithm on random text (Python reference
     auto pick = [&](std::uint64_t n) { return static_cast<std::size_t>(rng() % n); };
 
     // A vocabulary built from English-ish text (so WordPiece has work to do).
-    prune::data::word_counter counter;
+    prune::text::word_counter counter;
     for (const char* t : {"The quick brown fox jumps over the lazy dog.", "unwanted running runners ran away",
                           "Caf\u00E9s na\u00EFvely r\u00E9sum\u00E9 \u00FCber stra\u00DFe", "\u535A\u63A8 \u03A3\u039F\u03A6\u039F\u03A3 sophia"})
         for (int k = 0; k < 3; ++k) counter.add_text(t);
-    prune::data::wordpiece_builder_options vo;
+    prune::text::wordpiece_builder_options vo;
     vo.vocab_size = 150;
-    const auto tokens = prune::data::build_wordpiece_vocabulary(counter.counts(), vo);
-    const prune::bert::tokenizer tok(prune::bert::vocabulary::from_tokens(tokens));
+    const auto tokens = prune::text::build_wordpiece_vocabulary(counter.counts(), vo);
+    const prune::text::tokenizer tok(prune::text::vocabulary::from_tokens(tokens));
     {
         std::ofstream v(dir / "vocab.txt", std::ios::binary);
         for (const auto& t : tokens) v << t << "\n";
@@ -219,7 +219,7 @@ TEST_CASE("tokenizer agrees with HF's algorithm on random text (Python reference
             const auto [lo, hi] = palette[pick(palette.size())];
             char32_t cp = lo + static_cast<char32_t>(pick(hi - lo + 1));
             if (cp >= 0xD800 && cp <= 0xDFFF) cp = U'x';
-            prune::bert::append_utf8(s, cp);
+            prune::text::append_utf8(s, cp);
         }
         if (c % 4 == 0) {  // raw byte damage
             for (int k = 0; k < 3; ++k) s.insert(pick(s.size() + 1), 1, static_cast<char>(rng() & 0xFF));
@@ -253,7 +253,7 @@ TEST_CASE("tokenizer agrees with HF's algorithm on random text (Python reference
         REQUIRE(k < cases.size());
         const auto j = nlohmann::json::parse(line);
         INFO("case " << k);
-        const auto decoded = prune::bert::decode_utf8(cases[k]);
+        const auto decoded = prune::text::decode_utf8(cases[k]);
         CHECK(std::vector<std::uint32_t>(decoded.begin(), decoded.end()) == j["decoded"].get<std::vector<std::uint32_t>>());
         CHECK(basic_tokenize(cases[k]) == j["basic"].get<strings>());
         CHECK(tok.tokenize(cases[k]) == j["tokens"].get<strings>());

@@ -1,7 +1,7 @@
-// Tests of prune/data/wordpiece_builder.hpp: a hand-worked merge sequence, determinism,
+// Tests of prune/text/wordpiece_builder.hpp: a hand-worked merge sequence, determinism,
 // coverage (no [UNK] on the corpus) and round trip through vocab.txt.
-#include <prune/bert/tokenizer.hpp>
-#include <prune/data/wordpiece_builder.hpp>
+#include <prune/text/wordpiece.hpp>
+#include <prune/text/wordpiece_builder.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -30,32 +30,32 @@ TEST_CASE("wordpiece builder: hand-worked merges", "[wordpiece_builder]") {
     //   5. tie at 5: (p,##ug) and (hug,##s); "p" entered the vocabulary first -> pug
     //   6. hug+##s -> hugs (5)
     //   7. b+##un  -> bun  (4)
-    prune::data::wordpiece_builder_options options;
+    prune::text::wordpiece_builder_options options;
     options.vocab_size = 100;
     options.min_frequency = 1;
     const strings expected = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "b", "g", "h", "n", "p", "s", "u",
                               "##b", "##g", "##h", "##n", "##p", "##s", "##u",
                               "##ug", "##un", "hug", "pun", "pug", "hugs", "bun"};
-    CHECK(prune::data::build_wordpiece_vocabulary(course_counts(), options) == expected);
+    CHECK(prune::text::build_wordpiece_vocabulary(course_counts(), options) == expected);
 
     // min_frequency 5 stops before "bun" (4); vocab_size 22 stops after "##ug", "##un", "hug".
     options.min_frequency = 5;
-    CHECK(prune::data::build_wordpiece_vocabulary(course_counts(), options) ==
+    CHECK(prune::text::build_wordpiece_vocabulary(course_counts(), options) ==
           strings(expected.begin(), expected.end() - 1));
     options.vocab_size = 22;
-    CHECK(prune::data::build_wordpiece_vocabulary(course_counts(), options) ==
+    CHECK(prune::text::build_wordpiece_vocabulary(course_counts(), options) ==
           strings(expected.begin(), expected.begin() + 22));
 
     // The vocabulary segments the words as the merges did, and new words by greedy longest match.
     options.vocab_size = 100;
     options.min_frequency = 1;
-    const prune::bert::tokenizer tok(
-        prune::bert::vocabulary::from_tokens(prune::data::build_wordpiece_vocabulary(course_counts(), options)));
+    const prune::text::tokenizer tok(
+        prune::text::vocabulary::from_tokens(prune::text::build_wordpiece_vocabulary(course_counts(), options)));
     CHECK(tok.tokenize("Hugs pun bun") == strings{"hugs", "pun", "bun"});
     CHECK(tok.tokenize("bugs snug") == strings{"b", "##ug", "##s", "s", "##n", "##ug"});
     CHECK(tok.tokenize("hugz") == strings{"[UNK]"});  // z is outside the alphabet
 
-    CHECK_THROWS_AS(prune::data::build_wordpiece_vocabulary(course_counts(), {3, 1, {}}), prune::value_error);
+    CHECK_THROWS_AS(prune::text::build_wordpiece_vocabulary(course_counts(), {3, 1, {}}), prune::value_error);
 }
 
 TEST_CASE("wordpiece builder: deterministic, covering, loadable", "[wordpiece_builder]") {
@@ -67,18 +67,18 @@ TEST_CASE("wordpiece builder: deterministic, covering, loadable", "[wordpiece_bu
         "move fast by using one's feet, with one foot off the ground at any given time",
         "having the necessary means or skill or know-how or authority to do something"};
     auto build = [&](bool reversed) {
-        prune::data::word_counter counter;
+        prune::text::word_counter counter;
         for (int k = 0; k < 6; ++k) counter.add_text(corpus[reversed ? 5 - k : k]);
-        prune::data::wordpiece_builder_options options;
+        prune::text::wordpiece_builder_options options;
         options.vocab_size = 120;
         options.min_frequency = 1;  // the corpus is tiny: let merges run to the size limit
-        return prune::data::build_wordpiece_vocabulary(counter.counts(), options);
+        return prune::text::build_wordpiece_vocabulary(counter.counts(), options);
     };
     const auto a = build(false);
     CHECK(a == build(false));
     CHECK(a == build(true));  // order of the texts does not matter
     CHECK(a.size() == 120);
-    const prune::bert::tokenizer tok(prune::bert::vocabulary::from_tokens(a));  // no duplicates, specials present
+    const prune::text::tokenizer tok(prune::text::vocabulary::from_tokens(a));  // no duplicates, specials present
     CHECK(tok.vocab().pad_id() == 0);
     CHECK(tok.vocab().unk_id() == 1);
     CHECK(tok.vocab().cls_id() == 2);

@@ -3,7 +3,7 @@
 // determinism (same seed, same bytes), no train/dev leakage of synsets or texts, stats.json
 // agreeing with the files, class balance, token ids agreeing with the tokenizer, and the
 // prune-data binary's exit codes.
-#include <prune/bert/tokenizer.hpp>
+#include <prune/text/wordpiece.hpp>
 #include <prune/data/wordnet.hpp>
 #include <prune/data/wordnet_tasks.hpp>
 
@@ -203,7 +203,7 @@ TEST_CASE("wordnet-glue: stats.json agrees with the files; balance; ids agree wi
     const auto options = small_options(5);
     prune::data::write_wordnet_glue(prune::data::build_wordnet_glue(database(), options), dir / "suite", options);
     const auto stats = nlohmann::json::parse(read_all(dir / "suite" / "stats.json"));
-    const auto tok = prune::bert::tokenizer::from_file(dir / "suite" / "vocab.txt");
+    const auto tok = prune::text::tokenizer::from_file(dir / "suite" / "vocab.txt");
     CHECK(stats["vocab_size"].get<std::size_t>() == tok.vocab().size());
     for (const auto& name : options.tasks) {
         INFO(name);

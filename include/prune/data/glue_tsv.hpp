@@ -167,7 +167,7 @@ inline std::size_t find_column(const std::string& column, const std::vector<std:
 struct glue_task {
     std::string name;     ///< as GLUE spells it: CoLA, SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE, WNLI
     tsv_options columns;  ///< columns and labels (labels.num_labels: 1 for STS-B's regression)
-    std::string metric;   ///< main metric (prune/bert/metrics.hpp names): mcc, accuracy, f1, pearson
+    std::string metric;   ///< main metric (prune/models/bert/metrics.hpp names): mcc, accuracy, f1, pearson
 };
 
 /// The GLUE task of that name (case-insensitive, "-" optional: "sst2", "STS-B"), or nullopt.

@@ -32,14 +32,14 @@
 //
 // write_wordnet_glue writes DIR/<task>/{train,dev}.jsonl ({"text","text_pair"?,"label"}),
 // optionally DIR/<task>/{train,dev}.ids.jsonl (input_ids, token_type_ids, attention_mask,
-// label), DIR/vocab.txt (built on the train side, prune/data/wordpiece_builder.hpp),
+// label), DIR/vocab.txt (built on the train side, prune/text/wordpiece_builder.hpp),
 // DIR/pretrain/{train,dev}.txt (definitions and examples, one per line) and DIR/stats.json,
 // into a staging directory that is renamed into place (prune/io/atomic.hpp).
 #pragma once
 
-#include <prune/bert/tokenizer.hpp>
+#include <prune/text/wordpiece.hpp>
 #include <prune/data/wordnet.hpp>
-#include <prune/data/wordpiece_builder.hpp>
+#include <prune/text/wordpiece_builder.hpp>
 #include <prune/error.hpp>
 #include <prune/io/atomic.hpp>
 
@@ -162,7 +162,7 @@ inline std::uint64_t hash_text(std::string_view text, std::uint64_t seed) {
 
 /// Number of BasicTokenizer words of a text.
 inline std::size_t word_count(std::string_view text) {
-    return bert::basic_tokenize(std::u32string_view(bert::decode_utf8(text))).size();
+    return prune::text::basic_tokenize(std::u32string_view(prune::text::decode_utf8(text))).size();
 }
 
 /// Lower-cased ASCII copy (for comparing lemmas).
@@ -482,7 +482,7 @@ inline wordnet_glue build_wordnet_glue(const wordnet_database& db, const wordnet
     }
 
     // 4. Pre-training corpus and vocabulary: texts of the train side only (lemmas too, for the vocabulary).
-    word_counter counter;
+    text::word_counter counter;
     for (std::size_t i = 0; i < n; ++i) {
         if (out.split[i] < 0) continue;
         auto& corpus = out.split[i] == 0 ? out.pretrain_train : out.pretrain_dev;
@@ -494,9 +494,9 @@ inline wordnet_glue build_wordnet_glue(const wordnet_database& db, const wordnet
             for (const auto& l : syn[i].lemmas) counter.add_text(l);
         }
     }
-    wordpiece_builder_options vocab_options;
+    text::wordpiece_builder_options vocab_options;
     vocab_options.vocab_size = options.vocab_size;
-    out.vocabulary = build_wordpiece_vocabulary(counter.counts(), vocab_options);
+    out.vocabulary = text::build_wordpiece_vocabulary(counter.counts(), vocab_options);
     return out;
 }
 
@@ -552,7 +552,7 @@ inline void write_wordnet_glue_files(const wordnet_glue& suite, const std::files
     std::string vocab_text;
     for (const auto& t : suite.vocabulary) vocab_text += t + "\n";
     write(out / "vocab.txt", vocab_text);
-    const bert::tokenizer tok(bert::vocabulary::from_tokens(suite.vocabulary, "generated vocabulary"));
+    const text::tokenizer tok(text::vocabulary::from_tokens(suite.vocabulary, "generated vocabulary"));
     for (const auto& task : suite.tasks) {
         std::filesystem::create_directories(out / task.name);
         for (int side = 0; side < 2; ++side) {

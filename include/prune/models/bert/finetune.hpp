@@ -1,5 +1,5 @@
-// prune/bert/finetune.hpp: fine-tuning of the reference BERT as Prasanna et al. (Hugging
-// Face's run_glue): AdamW (<prune/bert/adamw.hpp>), linear decay with optional warm-up,
+// prune/models/bert/finetune.hpp: fine-tuning of the reference BERT as Prasanna et al. (Hugging
+// Face's run_glue): AdamW (<prune/models/bert/adamw.hpp>), linear decay with optional warm-up,
 // gradient clipping at a global norm, mini-batches drawn in a seeded random order each epoch,
 // dropout in training mode.
 //
@@ -11,12 +11,12 @@
 // Also: evaluation (accuracy, or the negated MSE for regression) and the rewinding helper.
 #pragma once
 
-#include <prune/bert/adamw.hpp>
-#include <prune/bert/backward.hpp>
-#include <prune/bert/forward.hpp>
-#include <prune/bert/importance.hpp>
-#include <prune/bert/metrics.hpp>
-#include <prune/bert/weights.hpp>
+#include <prune/models/bert/adamw.hpp>
+#include <prune/models/bert/backward.hpp>
+#include <prune/models/bert/forward.hpp>
+#include <prune/models/bert/importance.hpp>
+#include <prune/models/bert/metrics.hpp>
+#include <prune/models/bert/weights.hpp>
 #include <prune/error.hpp>
 #include <prune/lottery.hpp>
 #include <prune/mask.hpp>
@@ -84,10 +84,10 @@ inline void fill_batch(std::span<const labeled_sequence> data, std::span<const s
 }
 }  // namespace detail
 
-/// The model's score on `data` under a structure mask, by the inference path (prune/bert/
+/// The model's score on `data` under a structure mask, by the inference path (prune/models/bert/
 /// forward.hpp's classify: packed batches, the last layer for the [CLS] rows only, no dropout),
 /// on `threads` threads (0 = every core). `metric` "auto": accuracy (classification) or -MSE
-/// (regression); else a prune/bert/metrics.hpp name (accuracy, mcc, f1, pearson, spearman),
+/// (regression); else a prune/models/bert/metrics.hpp name (accuracy, mcc, f1, pearson, spearman),
 /// value_error when it does not fit the model. Higher is better either way.
 [[nodiscard]] inline double evaluate(const weights& w, std::span<const labeled_sequence> data, const structure_mask& mask,
                                      std::size_t batch_size = 64, int threads = 0, const std::string& metric = "auto") {

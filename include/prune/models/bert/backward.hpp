@@ -1,4 +1,4 @@
-// prune/bert/backward.hpp: the training pass of the reference BERT -- a forward pass that
+// prune/models/bert/backward.hpp: the training pass of the reference BERT -- a forward pass that
 // records what it needs (with dropout in training mode) and the backward pass for
 // cross-entropy (or MSE when num_labels == 1): gradients of every parameter and of the head
 // and MLP gates, per example and per batch.
@@ -43,19 +43,19 @@
 
 // GCC 12 reports false "(may be) used uninitialized" warnings inside Eigen's AVX-512 packet
 // transposes when Eigen's float/double GEMM is instantiated with -march=native (see
-// prune/bert/eigen.hpp); they must be silenced before Eigen is first included.
+// prune/models/bert/eigen.hpp); they must be silenced before Eigen is first included.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-#include <prune/bert/eigen.hpp>
-#include <prune/bert/batch.hpp>
-#include <prune/bert/config.hpp>
-#include <prune/bert/gemm.hpp>
-#include <prune/bert/kernels.hpp>
-#include <prune/bert/threads.hpp>
-#include <prune/bert/weights.hpp>
+#include <prune/models/bert/eigen.hpp>
+#include <prune/models/bert/batch.hpp>
+#include <prune/models/bert/config.hpp>
+#include <prune/models/bert/gemm.hpp>
+#include <prune/models/bert/kernels.hpp>
+#include <prune/models/bert/threads.hpp>
+#include <prune/models/bert/weights.hpp>
 #include <prune/error.hpp>
 
 #include <Eigen/Core>
@@ -272,7 +272,7 @@ struct grow_buffer {
 };
 
 /// Whether a product of m x n x k goes to OpenBLAS: doubles always (when there is a CBLAS);
-/// floats where OpenBLAS's kernels are fast on this CPU (prune/bert/gemm.hpp) and the product is
+/// floats where OpenBLAS's kernels are fast on this CPU (prune/models/bert/gemm.hpp) and the product is
 /// large (small ones stay in Eigen: call overhead dominates them). Decided for a whole product,
 /// never for a block of one, so a split product uses the library its whole would.
 template <class S>

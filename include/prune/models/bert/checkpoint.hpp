@@ -1,4 +1,4 @@
-// prune/bert/checkpoint.hpp: Hugging Face model directories in and out: config.json +
+// prune/models/bert/checkpoint.hpp: Hugging Face model directories in and out: config.json +
 // model.safetensors (or shards) + optional vocab.txt, tensors named as
 // BertForSequenceClassification names them (the `bert.` prefix may be absent), F32, F16
 // or BF16 (loaded to float); element masks applied by parameter name.
@@ -11,8 +11,8 @@
 // into a staging directory that appears whole (atomic), or not at all.
 #pragma once
 
-#include <prune/bert/config.hpp>
-#include <prune/bert/weights.hpp>
+#include <prune/models/bert/config.hpp>
+#include <prune/models/bert/weights.hpp>
 #include <prune/element.hpp>
 #include <prune/error.hpp>
 #include <prune/io/atomic.hpp>

@@ -1,4 +1,4 @@
-// prune/bert/mlm.hpp: the masked-language-model head of Hugging Face's BertForMaskedLM
+// prune/models/bert/mlm.hpp: the masked-language-model head of Hugging Face's BertForMaskedLM
 // (forward and backward) and BERT's token masking.
 //
 // Head, on the final hidden states x of the masked positions only (M rows):
@@ -21,18 +21,18 @@
 //
 // The head is templated on the scalar (float for training, double for gradient checks). Its
 // products and row loops run on a thread pool when the workspace has one (set_pool; pre-training
-// hands it the encoder pass's pool), split as <prune/bert/backward.hpp> splits its own, with
+// hands it the encoder pass's pool), split as <prune/models/bert/backward.hpp> splits its own, with
 // vectorised exp and per-row reductions in a fixed order: the result is the same at any pool size.
 #pragma once
 
-#include <prune/bert/backward.hpp>  // thread pool and pool-split products (first: it sets up Eigen)
-#include <prune/bert/batch.hpp>
-#include <prune/bert/gemm.hpp>
-#include <prune/bert/weights.hpp>
+#include <prune/models/bert/backward.hpp>  // thread pool and pool-split products (first: it sets up Eigen)
+#include <prune/models/bert/batch.hpp>
+#include <prune/models/bert/gemm.hpp>
+#include <prune/models/bert/weights.hpp>
 #include <prune/error.hpp>
 #include <prune/lottery.hpp>
 
-#include <prune/bert/eigen.hpp>
+#include <prune/models/bert/eigen.hpp>
 
 #include <algorithm>
 #include <cmath>

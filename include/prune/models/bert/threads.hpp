@@ -1,4 +1,4 @@
-// prune/bert/threads.hpp: the small fixed thread pool the forward pass runs on.
+// prune/models/bert/threads.hpp: the small fixed thread pool the forward pass runs on.
 //
 // `thread_pool::run(f)` calls f(t) for t = 0 .. size()-1 at once (t = 0 on the calling
 // thread) and returns when all have finished. Idle workers sleep on a futex (C++20

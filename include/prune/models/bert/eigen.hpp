@@ -1,4 +1,4 @@
-// prune/bert/eigen.hpp: how the reference BERT includes Eigen.
+// prune/models/bert/eigen.hpp: how the reference BERT includes Eigen.
 //
 // GCC 12 reports false "may be used uninitialized" warnings inside Eigen's AVX-512 packet
 // transposes (avx512fintrin.h) when built with -march=native on AVX-512 machines. The

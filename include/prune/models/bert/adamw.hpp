@@ -1,4 +1,4 @@
-// prune/bert/adamw.hpp: AdamW for the reference BERT as Hugging Face's transformers.AdamW
+// prune/models/bert/adamw.hpp: AdamW for the reference BERT as Hugging Face's transformers.AdamW
 // (the optimiser of Prasanna et al.'s fine-tuning), the linear learning-rate schedule with
 // optional warm-up, and global-norm gradient clipping.
 //
@@ -12,8 +12,8 @@
 // weights are set to exactly 0 after every step.
 #pragma once
 
-#include <prune/bert/backward.hpp>  // first: it silences Eigen's AVX-512 false warnings
-#include <prune/bert/weights.hpp>
+#include <prune/models/bert/backward.hpp>  // first: it silences Eigen's AVX-512 false warnings
+#include <prune/models/bert/weights.hpp>
 #include <prune/error.hpp>
 #include <prune/mask.hpp>
 

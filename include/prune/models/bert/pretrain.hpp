@@ -1,12 +1,12 @@
-// prune/bert/pretrain.hpp: masked-language-model pre-training of a small BERT from scratch
+// prune/models/bert/pretrain.hpp: masked-language-model pre-training of a small BERT from scratch
 // (Hugging Face's BertForMaskedLM: the encoder, no pooler, and the MLM head of
-// <prune/bert/mlm.hpp> tied to the word embeddings), and its model directory.
+// <prune/models/bert/mlm.hpp> tied to the word embeddings), and its model directory.
 //
 // Pieces, in order:
-//  - the training step: the encoder in training mode is <prune/bert/backward.hpp>'s
+//  - the training step: the encoder in training mode is <prune/models/bert/backward.hpp>'s
 //    (encode_for_training, then backward_from_hidden from the MLM head's dloss/d(hidden) at every
 //    token: the same vectorised, pool-threaded pass that fine-tuning uses, dropout where HF puts
-//    it); the MLM head is <prune/bert/mlm.hpp>'s, on the same thread pool.
+//    it); the MLM head is <prune/models/bert/mlm.hpp>'s, on the same thread pool.
 //  - parameter_adamw: AdamW over named parameter lists (encoder + MLM head), HF's form with
 //    eps outside the bias correction and decoupled weight decay skipping biases and LayerNorm
 //    weights; mlm_linear_schedule (warm-up then linear decay); global-norm clipping.
@@ -24,20 +24,20 @@
 //    vocab.txt), written atomically.
 #pragma once
 
-#include <prune/bert/backward.hpp>
-#include <prune/bert/batch.hpp>
-#include <prune/bert/config.hpp>
-#include <prune/bert/gemm.hpp>
-#include <prune/bert/kernels.hpp>
-#include <prune/bert/mlm.hpp>
-#include <prune/bert/tokenizer.hpp>
-#include <prune/bert/weights.hpp>
+#include <prune/models/bert/backward.hpp>
+#include <prune/models/bert/batch.hpp>
+#include <prune/models/bert/config.hpp>
+#include <prune/models/bert/gemm.hpp>
+#include <prune/models/bert/kernels.hpp>
+#include <prune/models/bert/mlm.hpp>
+#include <prune/text/wordpiece.hpp>
+#include <prune/models/bert/weights.hpp>
 #include <prune/error.hpp>
 #include <prune/io/atomic.hpp>
 #include <prune/io/safetensors.hpp>
 #include <prune/lottery.hpp>
 
-#include <prune/bert/eigen.hpp>
+#include <prune/models/bert/eigen.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -170,7 +170,7 @@ struct mlm_corpus {
 
 /// Tokenizes every non-empty line of `text_file` (UTF-8), keeping at most `max_pieces` pieces of a
 /// line. Throws io_error when the file cannot be read, value_error when it has no text.
-[[nodiscard]] inline mlm_corpus read_mlm_corpus(const std::filesystem::path& text_file, const tokenizer& tok,
+[[nodiscard]] inline mlm_corpus read_mlm_corpus(const std::filesystem::path& text_file, const text::tokenizer& tok,
                                                 std::size_t max_pieces = 62) {
     std::ifstream in(text_file, std::ios::binary);
     if (!in) throw io_error("cannot read the pre-training corpus '" + text_file.string() + "'");
@@ -238,7 +238,7 @@ namespace pretrain_detail {
 
 /// Appends [CLS] a [SEP] (b [SEP] when `pair`), types 0 / 1, truncated longest-first to `budget`.
 inline void add_sequence(std::vector<std::int32_t> a, std::vector<std::int32_t> b, bool pair, std::size_t budget,
-                         const vocabulary& vocab, std::vector<std::int32_t>& ids, std::vector<std::int32_t>& types,
+                         const text::vocabulary& vocab, std::vector<std::int32_t>& ids, std::vector<std::int32_t>& types,
                          packed_batch& batch) {
     const std::size_t specials = pair ? 3 : 2;
     while (a.size() + b.size() + specials > budget) {
@@ -260,7 +260,7 @@ inline void add_sequence(std::vector<std::int32_t> a, std::vector<std::int32_t> 
 
 /// Builds the batch of sequences `first .. first + count` of the epoch order (wrapping).
 inline void fill_batch(const mlm_corpus& corpus, const std::vector<std::size_t>& order, std::size_t& cursor,
-                       std::size_t count, const pretrain_options& o, const vocabulary& vocab,
+                       std::size_t count, const pretrain_options& o, const text::vocabulary& vocab,
                        prune::detail::splitmix64& rng, packed_batch& batch) {
     batch.clear();
     std::vector<std::int32_t> ids, types;
@@ -328,7 +328,7 @@ struct mlm_eval_set {
 /// o.max_length, o.masking, batches of o.batch_size), in an order, pairing and masking drawn from
 /// `seed` only: the lines in a seeded shuffled order, each line used at most once, at most
 /// `max_sequences` sequences (0: all the lines). value_error when there is nothing to evaluate.
-[[nodiscard]] inline mlm_eval_set make_mlm_eval_set(const mlm_corpus& text, const vocabulary& vocab,
+[[nodiscard]] inline mlm_eval_set make_mlm_eval_set(const mlm_corpus& text, const text::vocabulary& vocab,
                                                     const pretrain_options& o, std::size_t max_sequences,
                                                     std::uint64_t seed = mlm_eval_seed) {
     if (o.batch_size == 0 || o.max_length < 4) throw value_error("make_mlm_eval_set: batch_size 0 or max_length < 4");
@@ -410,7 +410,7 @@ template <class W>
 /// every o.dev_every steps and after the last step (result.dev_losses, progress.dev_loss); it
 /// does not change the weights. With o.minutes the plan leaves time for those evaluations.
 /// Throws value_error on bad options, a corpus or config that do not fit.
-inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, const vocabulary& vocab,
+inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, const text::vocabulary& vocab,
                                 const pretrain_options& o,
                                 const std::function<bool(const pretrain_progress&)>& progress = {},
                                 const mlm_eval_set* held_out = nullptr) {

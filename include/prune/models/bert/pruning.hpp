@@ -1,4 +1,4 @@
-// prune/bert/pruning.hpp: physical removal of attention heads and feed-forward blocks
+// prune/models/bert/pruning.hpp: physical removal of attention heads and feed-forward blocks
 // (MLPs), so that a pruned model is smaller and faster and computes exactly what the gated
 // full model computes.
 //
@@ -11,8 +11,8 @@
 // (a gated-off MLP gives LN(a)), and records the layer in config.pruned_mlps.
 #pragma once
 
-#include <prune/bert/forward.hpp>
-#include <prune/bert/weights.hpp>
+#include <prune/models/bert/forward.hpp>
+#include <prune/models/bert/weights.hpp>
 #include <prune/error.hpp>
 #include <prune/mask.hpp>
 

@@ -1,4 +1,4 @@
-// prune/bert/batch.hpp: a batch of sequences packed without padding, the input of the
+// prune/models/bert/batch.hpp: a batch of sequences packed without padding, the input of the
 // forward pass, and length bucketing for whole data sets.
 //
 // Only tokens whose attention_mask is 1 are stored; each keeps its original position,
@@ -8,7 +8,7 @@
 // the one the classifier reads ([CLS]).
 #pragma once
 
-#include <prune/bert/config.hpp>
+#include <prune/models/bert/config.hpp>
 #include <prune/error.hpp>
 
 #include <algorithm>

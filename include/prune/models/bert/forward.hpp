@@ -1,4 +1,4 @@
-// prune/bert/forward.hpp: the forward pass of BertForSequenceClassification, exactly as
+// prune/models/bert/forward.hpp: the forward pass of BertForSequenceClassification, exactly as
 // Hugging Face computes it, with head and MLP gates, on packed (padding-free) batches.
 //
 //   embeddings  x = LN(word[id] + position[p] + type[t])
@@ -19,15 +19,15 @@
 // (the full last layer is then computed). Without one, nothing is recorded or copied.
 #pragma once
 
-#include <prune/bert/batch.hpp>
-#include <prune/bert/gemm.hpp>
-#include <prune/bert/kernels.hpp>
-#include <prune/bert/threads.hpp>
-#include <prune/bert/weights.hpp>
+#include <prune/models/bert/batch.hpp>
+#include <prune/models/bert/gemm.hpp>
+#include <prune/models/bert/kernels.hpp>
+#include <prune/models/bert/threads.hpp>
+#include <prune/models/bert/weights.hpp>
 #include <prune/error.hpp>
 #include <prune/mask.hpp>
 
-#include <prune/bert/eigen.hpp>
+#include <prune/models/bert/eigen.hpp>
 
 #include <algorithm>
 #include <cmath>

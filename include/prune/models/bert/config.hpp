@@ -1,4 +1,4 @@
-// prune/bert/config.hpp: the shape of a BERT model, read from and written to Hugging
+// prune/models/bert/config.hpp: the shape of a BERT model, read from and written to Hugging
 // Face's config.json, with the tiny / mini / base presets used by tests and benchmarks.
 //
 // Keys read: hidden_size, num_attention_heads, num_hidden_layers, intermediate_size,

@@ -1,4 +1,4 @@
-// prune/bert/tokenizer.hpp: BERT's uncased tokenizer, as Hugging Face's (slow, Python)
+// prune/text/wordpiece.hpp: BERT's uncased tokenizer, as Hugging Face's (slow, Python)
 // BertTokenizer builds it, from a vocab.txt.
 //
 // - UTF-8 in, robustly: every maximal invalid subsequence decodes to U+FFFD (never UB).
@@ -20,7 +20,7 @@
 //   special tokens and duplicates.
 #pragma once
 
-#include <prune/bert/unicode_tables.hpp>
+#include <prune/text/unicode_tables.hpp>
 #include <prune/error.hpp>
 
 #include <algorithm>
@@ -39,7 +39,7 @@
 #include <utility>
 #include <vector>
 
-namespace prune::bert {
+namespace prune::text {
 
 // ---------------------------------------------------------------------------------------
 // UTF-8
@@ -619,4 +619,4 @@ private:
     tokenizer_options options_;
 };
 
-}  // namespace prune::bert
+}  // namespace prune::text

@@ -1,9 +1,9 @@
-// prune/data/wordpiece_builder.hpp: builds a WordPiece vocabulary (vocab.txt) from a corpus,
+// prune/text/wordpiece_builder.hpp: builds a WordPiece vocabulary (vocab.txt) from a corpus,
 // deterministically.
 //
 // The algorithm is the one Hugging Face's `tokenizers` WordPieceTrainer runs: byte-pair
 // merges over words whose non-initial characters carry the "##" prefix.
-//   1. Words: every text goes through BERT's BasicTokenizer (prune/bert/tokenizer.hpp:
+//   1. Words: every text goes through BERT's BasicTokenizer (prune/text/wordpiece.hpp:
 //      lower-case, strip accents, split punctuation); words are counted.
 //   2. Alphabet: every code point seen, both as a word-initial piece "c" and as a
 //      continuation "##c" (so any word over the alphabet has a segmentation).
@@ -19,7 +19,7 @@
 // Greedy longest-match WordPiece over the result reproduces the merged words.
 #pragma once
 
-#include <prune/bert/tokenizer.hpp>
+#include <prune/text/wordpiece.hpp>
 #include <prune/error.hpp>
 
 #include <cstddef>
@@ -33,38 +33,38 @@
 #include <utility>
 #include <vector>
 
-namespace prune::data {
+namespace prune::text {
 
 /// Options of the vocabulary builder.
 struct wordpiece_builder_options {
     std::size_t vocab_size = 8000;                    ///< total tokens, specials and alphabet included
     std::uint64_t min_frequency = 2;                  ///< a pair must occur this often to be merged
-    bert::basic_tokenizer_options basic{};            ///< how texts are split into words (BERT uncased)
+    basic_tokenizer_options basic{};            ///< how texts are split into words (BERT uncased)
 };
 
 /// Counts the words of texts as BERT's BasicTokenizer splits them (deterministic: ordered map).
 class word_counter {
 public:
     /// A counter splitting texts with `basic` options.
-    explicit word_counter(bert::basic_tokenizer_options basic = {}) : basic_(basic) {}
+    explicit word_counter(basic_tokenizer_options basic = {}) : basic_(basic) {}
 
     /// Adds the words of one UTF-8 text.
     void add_text(std::string_view text) {
-        for (auto& word : bert::basic_tokenize(std::u32string_view(bert::decode_utf8(text)), basic_)) ++counts_[word];
+        for (auto& word : basic_tokenize(std::u32string_view(decode_utf8(text)), basic_)) ++counts_[word];
     }
 
     /// Word (as code points) -> count.
     const std::map<std::u32string, std::uint64_t>& counts() const { return counts_; }
 
 private:
-    bert::basic_tokenizer_options basic_;
+    basic_tokenizer_options basic_;
     std::map<std::u32string, std::uint64_t> counts_;
 };
 
 /// Builds the vocabulary tokens (in id order) from word counts; see the header comment for the algorithm.
 inline std::vector<std::string> build_wordpiece_vocabulary(const std::map<std::u32string, std::uint64_t>& word_counts,
                                                            const wordpiece_builder_options& options = {}) {
-    const std::size_t specials = bert::special_tokens.size();
+    const std::size_t specials = special_tokens.size();
     if (options.vocab_size < specials)
         throw value_error("wordpiece builder: vocab_size " + std::to_string(options.vocab_size) +
                           " is smaller than the " + std::to_string(specials) + " special tokens");
@@ -77,7 +77,7 @@ inline std::vector<std::string> build_wordpiece_vocabulary(const std::map<std::u
         if (inserted) tokens.push_back(t);
         return it->second;
     };
-    for (auto s : bert::special_tokens) add_token(std::string(s));
+    for (auto s : special_tokens) add_token(std::string(s));
 
     // Alphabet, sorted by code point; initial pieces first.
     std::set<char32_t> alphabet;
@@ -85,12 +85,12 @@ inline std::vector<std::string> build_wordpiece_vocabulary(const std::map<std::u
         for (char32_t cp : word) alphabet.insert(cp);
     for (char32_t cp : alphabet) {
         std::string t;
-        bert::append_utf8(t, cp);
+        append_utf8(t, cp);
         add_token(t);
     }
     for (char32_t cp : alphabet) {
         std::string t = "##";
-        bert::append_utf8(t, cp);
+        append_utf8(t, cp);
         add_token(t);
     }
 
@@ -105,7 +105,7 @@ inline std::vector<std::string> build_wordpiece_vocabulary(const std::map<std::u
         word_entry w{{}, count};
         for (std::size_t i = 0; i < word.size(); ++i) {
             std::string t = i == 0 ? "" : "##";
-            bert::append_utf8(t, word[i]);
+            append_utf8(t, word[i]);
             w.pieces.push_back(id_of.at(t));
         }
         words.push_back(std::move(w));
@@ -199,4 +199,4 @@ inline std::vector<std::string> build_wordpiece_vocabulary(const std::map<std::u
     return tokens;
 }
 
-}  // namespace prune::data
+}  // namespace prune::text

@@ -1,4 +1,4 @@
-// prune/bert/unicode_tables.hpp: the Unicode properties BERT's tokenizer needs, generated
+// prune/text/unicode_tables.hpp: the Unicode properties BERT's tokenizer needs, generated
 // from Python 3.11.2's unicodedata (Unicode 14.0.0) by
 // tests/text/gen_unicode_tables.py -- do not edit by hand. Hugging Face's slow BertTokenizer
 // calls exactly these: unicodedata.category (C*, Zs, P*, Mn), str.isspace, str.lower
@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-namespace prune::bert::unicode {
+namespace prune::text::unicode {
 
 /// An inclusive range of code points [first, last].
 struct code_range {
@@ -1744,4 +1744,4 @@ inline constexpr code_range nonzero_combining_ranges[] = {
     {0x1E2AE, 0x1E2AE}, {0x1E2EC, 0x1E2EF}, {0x1E8D0, 0x1E8D6}, {0x1E944, 0x1E94A},
 };
 
-}  // namespace prune::bert::unicode
+}  // namespace prune::text::unicode

@@ -1,4 +1,4 @@
-// prune/bert/kernels.hpp: the element-wise and row-wise pieces of the BERT forward pass,
+// prune/models/bert/kernels.hpp: the element-wise and row-wise pieces of the BERT forward pass,
 // written so the compiler vectorises them: GELU (erf form) with the bias add fused,
 // bias + LayerNorm over rows that already hold the residual sum, and a row softmax.
 //
@@ -6,7 +6,7 @@
 // (a few ulp on [-4, 4], +/-1 outside), so it vectorises where std::erf does not.
 #pragma once
 
-#include <prune/bert/eigen.hpp>
+#include <prune/models/bert/eigen.hpp>
 
 #include <algorithm>
 #include <cmath>

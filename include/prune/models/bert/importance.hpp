@@ -1,4 +1,4 @@
-// prune/bert/importance.hpp: Michel head + MLP importance of the reference BERT over a data
+// prune/models/bert/importance.hpp: Michel head + MLP importance of the reference BERT over a data
 // set, fed into prune::importance::michel_accumulator (<prune/importance/michel.hpp>).
 //
 // Dropout off, gates at their mask values (1 kept, 0 masked), loss = cross-entropy (MSE when
@@ -10,9 +10,9 @@
 // Nothing is allocated per example once the buffers have grown to the largest batch.
 #pragma once
 
-#include <prune/bert/backward.hpp>
-#include <prune/bert/batch.hpp>
-#include <prune/bert/forward.hpp>
+#include <prune/models/bert/backward.hpp>
+#include <prune/models/bert/batch.hpp>
+#include <prune/models/bert/forward.hpp>
 #include <prune/error.hpp>
 #include <prune/importance/michel.hpp>
 #include <prune/mask.hpp>

@@ -1,4 +1,4 @@
-// prune/bert/gemm.hpp: the one matrix product the BERT forward pass is made of,
+// prune/models/bert/gemm.hpp: the one matrix product the BERT forward pass is made of,
 // C = alpha * A B^T + beta * C with A [M, K], B [N, K] and C [M, N] row-major (B is a
 // weight in HF's [out, in] orientation), single-threaded: the caller splits the work.
 //
@@ -9,7 +9,7 @@
 
 #include <prune/error.hpp>
 
-#include <prune/bert/eigen.hpp>
+#include <prune/models/bert/eigen.hpp>
 
 #include <cstdlib>
 #include <string>

@@ -1,4 +1,4 @@
-// prune/bert/metrics.hpp: the GLUE task metrics a classifier or regressor is judged by:
+// prune/models/bert/metrics.hpp: the GLUE task metrics a classifier or regressor is judged by:
 // accuracy, Matthews correlation (CoLA; multi-class by Gorodkin's R_K, as scikit-learn),
 // binary F1 of class 1 (MRPC, QQP), Pearson and Spearman correlation (STS-B; Spearman with
 // average ranks for ties). Degenerate inputs (a constant vector) give 0, as scikit-learn's

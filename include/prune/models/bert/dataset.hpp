@@ -1,14 +1,14 @@
-// prune/bert/dataset.hpp: a data file (JSON Lines or GLUE TSV, <prune/data/>) as the
+// prune/models/bert/dataset.hpp: a data file (JSON Lines or GLUE TSV, <prune/data/>) as the
 // labelled token sequences the reference BERT trains and evaluates on. Text rows go
 // through the model directory's vocab.txt (BERT's tokenizer, truncated to
 // max_position_embeddings); token-id rows are checked against the model. Every error
 // names the file and line.
 #pragma once
 
-#include <prune/bert/batch.hpp>
-#include <prune/bert/config.hpp>
-#include <prune/bert/importance.hpp>
-#include <prune/bert/tokenizer.hpp>
+#include <prune/models/bert/batch.hpp>
+#include <prune/models/bert/config.hpp>
+#include <prune/models/bert/importance.hpp>
+#include <prune/text/wordpiece.hpp>
 #include <prune/data/jsonl.hpp>
 #include <prune/error.hpp>
 
@@ -25,13 +25,13 @@ namespace prune::bert {
 /// when a sequence does not fit the model (id >= vocab_size, too long, ...).
 [[nodiscard]] inline std::vector<labeled_sequence> to_sequences(const data::dataset& data, const config& cfg,
                                                                 const std::optional<std::filesystem::path>& vocab_txt) {
-    std::optional<tokenizer> tok;
+    std::optional<text::tokenizer> tok;
     if (data.form == data::example_form::text) {
         if (!vocab_txt || !std::filesystem::is_regular_file(*vocab_txt)) {
             throw format_error(data.source + ": text rows need the model's vocab.txt" +
                                (vocab_txt ? " (" + vocab_txt->string() + " not found)" : std::string()));
         }
-        tok.emplace(tokenizer::from_file(*vocab_txt));
+        tok.emplace(text::tokenizer::from_file(*vocab_txt));
     }
     const auto max_length = static_cast<std::size_t>(cfg.max_position_embeddings);
     std::vector<labeled_sequence> out;
@@ -40,7 +40,7 @@ namespace prune::bert {
     for (const data::example& e : data.examples) {
         labeled_sequence s;
         if (tok) {
-            encoding enc = e.text_pair ? tok->encode(e.text, *e.text_pair, max_length) : tok->encode(e.text, max_length);
+            text::encoding enc = e.text_pair ? tok->encode(e.text, *e.text_pair, max_length) : tok->encode(e.text, max_length);
             s.input_ids = std::move(enc.input_ids);
             s.token_type_ids = std::move(enc.token_type_ids);
             s.attention_mask = std::move(enc.attention_mask);

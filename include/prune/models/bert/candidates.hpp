@@ -1,4 +1,4 @@
-// prune/bert/candidates.hpp: the weights m-pruning considers by default, as Prasanna et al.
+// prune/models/bert/candidates.hpp: the weights m-pruning considers by default, as Prasanna et al.
 // (and Chen et al.) prune them: the Q, K, V, attention-output, intermediate and output dense
 // weights and biases of every encoder layer; no embeddings, LayerNorms, pooler or classifier.
 #pragma once

@@ -1,4 +1,4 @@
-// prune/bert/weights.hpp: the parameters of a BERT sequence classifier in memory, one
+// prune/models/bert/weights.hpp: the parameters of a BERT sequence classifier in memory, one
 // struct per layer, as float Eigen row-major matrices in Hugging Face's [out, in]
 // orientation, with each tensor's HF name, and deterministic random initialisation.
 //
@@ -9,10 +9,10 @@
 // contiguous in row-major storage.
 #pragma once
 
-#include <prune/bert/config.hpp>
+#include <prune/models/bert/config.hpp>
 #include <prune/error.hpp>
 
-#include <prune/bert/eigen.hpp>
+#include <prune/models/bert/eigen.hpp>
 
 #include <cstdint>
 #include <functional>
