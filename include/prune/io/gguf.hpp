@@ -1042,7 +1042,11 @@ public:
         using U = std::remove_const_t<T>;
         const auto extents = tensor.extents().extents();
         const std::vector<std::size_t> shape(extents.begin(), extents.end());
-        std::vector<std::byte> data = detail::row_major_bytes(tensor);
+        std::vector<std::byte> data(tensor.size() * sizeof(U));  // logical row-major order
+        for (std::size_t i = 0; i < tensor.size(); ++i) {
+            const U value = tensor.data()[tensor.storage_index(i)];
+            std::memcpy(data.data() + i * sizeof(U), &value, sizeof(U));
+        }
         check(name, ggml_type_of<U>(), shape, data.size());
         entries_.push_back({std::move(name), ggml_type_of<U>(), shape, std::move(data), {}});
     }

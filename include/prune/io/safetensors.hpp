@@ -386,25 +386,6 @@ inline parsed_header parse_header(std::span<const std::byte> file, const std::st
     return result;
 }
 
-/// The elements of a view as little-endian bytes in logical row-major order (a column-major
-/// view is transposed to it).
-template <element T>
-[[nodiscard]] std::vector<std::byte> row_major_bytes(tensor_view<T> tensor) {
-    using U = std::remove_const_t<T>;
-    std::vector<std::byte> data(tensor.size() * sizeof(U));
-    if (tensor.is_logically_contiguous()) {
-        if (!data.empty()) {
-            std::memcpy(data.data(), tensor.data().data(), data.size());
-        }
-        return data;
-    }
-    for (std::size_t i = 0; i < tensor.size(); ++i) {
-        const U value = tensor.data()[tensor.storage_index(i)];
-        std::memcpy(data.data() + i * sizeof(U), &value, sizeof(U));
-    }
-    return data;
-}
-
 /// Converts n elements of a dtype at `source` (any alignment) to float.
 inline void convert_to_float(dtype type, const std::byte* source, std::size_t n, float* out) {
     if (n == 0) {
@@ -723,7 +704,18 @@ public:
         const auto extents = tensor.extents().extents();
         const std::vector<std::size_t> shape(extents.begin(), extents.end());
         check(name, dtype_of<U>(), shape, tensor.size() * sizeof(U));
-        entries_.push_back({std::move(name), dtype_of<U>(), shape, detail::row_major_bytes(tensor), {}});
+        std::vector<std::byte> data(tensor.size() * sizeof(U));
+        if (tensor.is_logically_contiguous()) {
+            if (!data.empty()) {
+                std::memcpy(data.data(), tensor.data().data(), data.size());
+            }
+        } else {
+            for (std::size_t i = 0; i < tensor.size(); ++i) {
+                const U value = tensor.data()[tensor.storage_index(i)];
+                std::memcpy(data.data() + i * sizeof(U), &value, sizeof(U));
+            }
+        }
+        entries_.push_back({std::move(name), dtype_of<U>(), shape, std::move(data), {}});
     }
 
     /// Adds a U8 tensor (e.g. an element mask, 1 = kept).
