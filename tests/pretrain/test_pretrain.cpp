@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 using namespace prune::bert;
+using prune::text::tokenizer;
+using prune::text::vocabulary;
 namespace fs = std::filesystem;
 
 namespace {

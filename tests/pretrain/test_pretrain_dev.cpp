@@ -19,6 +19,8 @@
 #include <vector>
 
 using namespace prune::bert;
+using prune::text::tokenizer;
+using prune::text::vocabulary;
 namespace fs = std::filesystem;
 
 namespace {
