@@ -13,7 +13,11 @@ packages=(
   wordnet-base
   clang libclang-rt-14-dev
   librsvg2-bin
+  nodejs
 )
+# npm (the tests install npm reference implementations, e.g. @huggingface/gguf, into the
+# build tree): Debian's package, unless a node distribution that bundles npm is installed.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
