@@ -15,8 +15,9 @@ packages=(
   librsvg2-bin
   nodejs
 )
-# npm (the tests install npm reference implementations, e.g. @huggingface/gguf, into the
-# build tree): Debian's package, unless a node distribution that bundles npm is installed.
+# npm (the tests install npm reference implementations, e.g. @huggingface/gguf and Hugging
+# Face's tokenizers, into the build tree): Debian's package, unless a node distribution that
+# bundles npm is installed.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()

@@ -4,7 +4,10 @@
 Hugging Face's BertTokenizer (slow, Python) calls unicodedata.category, str.lower,
 str.isspace and unicodedata.normalize("NFD"); this script dumps exactly those
 properties, so the C++ tokenizer answers as the Python one does for the Unicode
-version of the Python that ran it. Run: /usr/bin/python3 tests/text/gen_unicode_tables.py > include/prune/text/unicode_tables.hpp
+version of the Python that ran it. The byte-level BPE tokenizer (bpe.hpp) adds what its
+pre-tokenizer regexes and NFC normalizer need: every code point's general category
+(\p{L}, \p{N}, ...), Unicode's White_Space property (\s), the canonical combining
+classes and the canonical compositions. Run: /usr/bin/python3 tests/text/gen_unicode_tables.py > include/prune/text/unicode_tables.hpp
 """
 import sys
 import unicodedata as ud
@@ -76,6 +79,105 @@ def cat(cp):
     return ud.category(chr(cp))
 
 
+# General categories in the order of prune::text::unicode::category (Cn, unassigned, is 0
+# and not listed in the table).
+CATEGORIES = ["Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps",
+              "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co"]
+
+# Unicode's White_Space property (PropList.txt; unchanged since Unicode 6.3, when U+180E left
+# it). unicodedata does not expose it; Oniguruma's and Rust regex's \s are this property.
+WHITE_SPACE = [(0x9, 0xD), (0x20, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A),
+               (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000)]
+
+
+def emit_valued_ranges(name, ctype, doc, value_of):
+    """Runs of equal non-zero value_of(cp) as {first, last, value}."""
+    runs, start, current = [], None, 0
+    for cp in range(MAX + 1):
+        v = value_of(cp) if cp < MAX else 0
+        if v != current:
+            if current:
+                runs.append((start, cp - 1, current))
+            start, current = cp, v
+    print(f"/// {doc}")
+    print(f"inline constexpr {ctype} {name}[] = {{")
+    line = "   "
+    for a, b, v in runs:
+        item = f" {{0x{a:X}, 0x{b:X}, {v}}},"
+        if len(line) + len(item) > 96:
+            print(line)
+            line = "   "
+        line += item
+    print(line)
+    print("};")
+    print()
+
+
+def emit_bpe_tables():
+    print("/// General categories; the values index `category_names` (Cn, unassigned, is 0).")
+    print("enum class category : std::uint8_t {")
+    items = [f"{c} = {i}," for i, c in enumerate(CATEGORIES)]
+    for k in range(0, len(items), 10):
+        print("    " + " ".join(items[k:k + 10]))
+    print("};")
+    print()
+    print("/// The two-letter names of `category` values, in value order.")
+    print("inline constexpr const char* category_names[] = {")
+    names = [f'"{c}",' for c in CATEGORIES]
+    for k in range(0, len(names), 15):
+        print("    " + " ".join(names[k:k + 15]))
+    print("};")
+    print()
+    print("/// A range of code points [first, last] sharing one value.")
+    print("struct valued_range {")
+    print("    char32_t first;      ///< first code point of the range")
+    print("    char32_t last;       ///< last code point of the range (inclusive)")
+    print("    std::uint8_t value;  ///< the value (a category or a combining class)")
+    print("};")
+    print()
+    print("/// A canonical composition: `first` followed by `second` composes to `composite` (NFC).")
+    print("struct composition {")
+    print("    char32_t first;      ///< the starter")
+    print("    char32_t second;     ///< the character that combines with it")
+    print("    char32_t composite;  ///< the primary composite")
+    print("};")
+    print()
+    index = {c: i for i, c in enumerate(CATEGORIES)}
+    emit_valued_ranges("general_categories", "valued_range",
+                       "General category of every assigned code point (value: a `category`); sorted, gaps are Cn.",
+                       lambda cp: index[ud.category(chr(cp))])
+    emit_ranges("white_space_ranges", "Unicode White_Space (PropList.txt): Oniguruma's and Rust regex's \\s.",
+                WHITE_SPACE)
+    emit_valued_ranges("combining_class_ranges", "valued_range",
+                       "Every non-zero canonical combining class (value: the class); sorted, gaps are class 0.",
+                       lambda cp: ud.combining(chr(cp)))
+    pairs = []
+    for cp in range(MAX):
+        if 0xD800 <= cp <= 0xDFFF or HANGUL_FIRST <= cp <= HANGUL_LAST:
+            continue
+        d = ud.decomposition(chr(cp))
+        if not d or d.startswith("<"):
+            continue
+        parts = [int(x, 16) for x in d.split()]
+        # Primary composites: two-character canonical mappings that NFC recomposes (not
+        # singletons, not composition exclusions, not non-starter decompositions).
+        if len(parts) == 2 and ud.normalize("NFC", chr(parts[0]) + chr(parts[1])) == chr(cp):
+            pairs.append((parts[0], parts[1], cp))
+    pairs.sort()
+    print("/// Canonical compositions of NFC (Hangul syllables are algorithmic and not listed); sorted by (first, second).")
+    print("inline constexpr composition canonical_compositions[] = {")
+    line = "   "
+    for a, b, c in pairs:
+        item = f" {{0x{a:X}, 0x{b:X}, 0x{c:X}}},"
+        if len(line) + len(item) > 96:
+            print(line)
+            line = "   "
+        line += item
+    print(line)
+    print("};")
+    print()
+
+
 def main():
     print("// prune/text/unicode_tables.hpp: the Unicode properties BERT's tokenizer needs, generated")
     print(f"// from Python {sys.version.split()[0]}'s unicodedata (Unicode {ud.unidata_version}) by")
@@ -83,7 +185,9 @@ def main():
     print("// calls exactly these: unicodedata.category (C*, Zs, P*, Mn), str.isspace, str.lower")
     print("// (with the Cased / Case_Ignorable properties of its final-sigma rule), the canonical")
     print("// decomposition of NFD (Hangul syllables are algorithmic and not listed) and the non-zero")
-    print("// canonical combining classes of the marks NFD reorders that are not Mn.")
+    print("// canonical combining classes of the marks NFD reorders that are not Mn. The byte-level BPE")
+    print("// tokenizer (bpe.hpp) also uses the general category of every code point, White_Space,")
+    print("// all non-zero canonical combining classes and the canonical compositions (NFC).")
     print("#pragma once")
     print()
     print("#include <cstdint>")
@@ -164,6 +268,7 @@ def main():
     print()
     emit_ranges("nonzero_combining_ranges", "Code points with a non-zero canonical combining class (NFD reorders runs of them).",
                 ranges(lambda cp: ud.combining(chr(cp)) > 0))
+    emit_bpe_tables()
     print("}  // namespace prune::text::unicode")
 
 

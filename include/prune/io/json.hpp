@@ -30,42 +30,49 @@ namespace prune::io {
 /// The JSON type used throughout prune::io (keys in file order).
 using json = nlohmann::ordered_json;
 
+/// JSON with keys in sorted order (std::map) for files with objects of 100,000+ keys
+/// (tokenizer.json's vocab): ordered_json finds a key by a linear search, which made
+/// reading Llama-3's 128,000-token vocabulary take 25 s instead of about a second.
+using sorted_json = nlohmann::json;
+
 /// The deepest nesting of arrays and objects parse_json accepts. prune's files nest at most
 /// 3 deep; a value nested tens of thousands deep would overflow the stack when nlohmann::json
 /// copies or prints it (found running the fuzz/ targets on a crafted input).
 inline constexpr int max_json_depth = 64;
 
-/// Parses JSON text; format_error naming `where` on a syntax error, a duplicate key or
-/// nesting deeper than max_json_depth.
-[[nodiscard]] inline json parse_json(std::string_view text, const std::string& where) {
+/// Parses JSON text into `Json` (json or sorted_json); format_error naming `where` on a syntax
+/// error, a duplicate key or nesting deeper than max_json_depth.
+template <class Json>
+[[nodiscard]] inline Json parse_json_as(std::string_view text, const std::string& where) {
     std::vector<std::set<std::string>> keys;  // the keys seen in each open object
     std::string duplicate;
-    auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-        if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
+    auto callback = [&](int depth, typename Json::parse_event_t event, Json& parsed) {
+        using event_t = typename Json::parse_event_t;
+        if ((event == event_t::object_start || event == event_t::array_start) &&
             depth >= max_json_depth) {
             throw format_error("prune::io: " + where + " nests arrays/objects deeper than " +
                                std::to_string(max_json_depth) + " levels");
         }
         switch (event) {
-            case json::parse_event_t::object_start: keys.emplace_back(); break;
-            case json::parse_event_t::object_end:
+            case event_t::object_start: keys.emplace_back(); break;
+            case event_t::object_end:
                 if (!keys.empty()) {
                     keys.pop_back();
                 }
                 break;
-            case json::parse_event_t::key:
-                if (!keys.empty() && !keys.back().insert(parsed.get<std::string>()).second && duplicate.empty()) {
-                    duplicate = parsed.get<std::string>();
+            case event_t::key:
+                if (!keys.empty() && !keys.back().insert(parsed.template get<std::string>()).second && duplicate.empty()) {
+                    duplicate = parsed.template get<std::string>();
                 }
                 break;
             default: break;
         }
         return true;
     };
-    json result;
+    Json result;
     try {
-        result = json::parse(text.begin(), text.end(), callback);
-    } catch (const json::exception& e) {
+        result = Json::parse(text.begin(), text.end(), callback);
+    } catch (const typename Json::exception& e) {
         throw format_error("prune::io: " + where + " is not valid JSON: " + e.what());
     }
     if (!duplicate.empty()) {
@@ -73,6 +80,12 @@ inline constexpr int max_json_depth = 64;
                            "' more than once (expected unique keys)");
     }
     return result;
+}
+
+/// Parses JSON text (keys in file order); format_error naming `where` on a syntax error, a
+/// duplicate key or nesting deeper than max_json_depth.
+[[nodiscard]] inline json parse_json(std::string_view text, const std::string& where) {
+    return parse_json_as<json>(text, where);
 }
 
 /// Reads a whole file as text; io_error naming it when it cannot be read.
@@ -100,7 +113,8 @@ inline constexpr int max_json_depth = 64;
 }
 
 /// A short description of a value for messages: its JSON text, cut to 40 characters.
-[[nodiscard]] inline std::string describe_json(const json& value) {
+template <class Json>
+[[nodiscard]] inline std::string describe_json(const Json& value) {
     std::string text = value.dump();
     if (text.size() > 40) {
         text = text.substr(0, 37) + "...";
