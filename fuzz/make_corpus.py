@@ -95,3 +95,79 @@ seed("fuzz_tokenizer", "truncate", vocab.encode() + sep + b"\x40the cat sat the 
 seed("fuzz_tokenizer", "crlf", vocab.replace("\n", "\r\n").encode() + sep + b"\x0fTHE Cat")
 seed("fuzz_tokenizer", "fixed-vocab", b"\x00ab aab ba \xc3\xa9 \xff\xfe invalid")
 seed("fuzz_tokenizer", "bad-vocab", b"[PAD]\n[UNK]\n[CLS]\n" + sep + b"\x00the cat")
+
+
+# GGUF (fuzz_gguf): a minimal writer from the GGUF specification (independent of prune's):
+# a tiny Llama-like model with metadata of several types and per-layer arrays, F32/F16/BF16
+# and a Q8_0 tensor, an alignment-64 file, llama-imatrix's GGUF layout and its legacy binary
+# layout (the target reads every input both ways).
+def gguf_bytes(kvs, tensors, alignment=32):
+    import struct as st
+
+    def text(s):
+        b = s.encode()
+        return st.pack("<Q", len(b)) + b
+
+    def value(kind, v):
+        scalar = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+        if kind == 8:
+            return text(v)
+        if isinstance(kind, tuple):  # (9, element kind)
+            return st.pack("<IQ", kind[1], len(v)) + b"".join(value(kind[1], x) for x in v)
+        return st.pack(scalar[kind], v)
+
+    out = b"GGUF" + st.pack("<IQQ", 3, len(tensors), len(kvs))
+    for key, kind, v in kvs:
+        out += text(key) + st.pack("<I", kind[0] if isinstance(kind, tuple) else kind) + value(kind, v)
+    offset, data = 0, b""
+    for name, ne, ggml_type, payload in tensors:
+        out += text(name) + st.pack("<I", len(ne)) + b"".join(st.pack("<Q", e) for e in ne)
+        out += st.pack("<IQ", ggml_type, offset)
+        padded = payload + b"\0" * ((-len(payload)) % alignment)
+        data += padded
+        offset += len(padded)
+    return out + b"\0" * ((-len(out)) % alignment) + data
+
+
+def f32s(values):
+    import struct as st
+    return b"".join(st.pack("<f", v) for v in values)
+
+
+llama_kvs = [("general.architecture", 8, "llama"), ("llama.block_count", 4, 2), ("llama.context_length", 4, 16),
+             ("llama.embedding_length", 4, 4), ("llama.feed_forward_length", (9, 5), [6, 4]),
+             ("llama.attention.head_count", (9, 5), [2, 1]), ("llama.attention.head_count_kv", 4, 1),
+             ("llama.rope.freq_base", 6, 10000.0), ("llama.attention.layer_norm_rms_epsilon", 6, 1e-5),
+             ("llama.attention.key_length", 4, 2), ("tokenizer.ggml.tokens", (9, 8), ["<s>", "a", "b"]),
+             ("test.flags", (9, 7), [True, False]), ("test.big", 10, 2**63), ("test.f64", 12, 0.5)]
+llama_tensors = [("token_embd.weight", [4, 3], 0, f32s(range(12))),
+                 ("blk.0.attn_q.weight", [4, 4], 1, bytes(32)),
+                 ("blk.0.ffn_up.weight", [4, 6], 30, bytes(48)),
+                 ("blk.1.attn_norm.weight", [4], 0, f32s([1, 2, 3, 4])),
+                 ("blk.1.ffn_down.weight", [32, 2], 8, bytes(68))]
+seed("fuzz_gguf", "llama", gguf_bytes(llama_kvs, llama_tensors))
+seed("fuzz_gguf", "huge-block-count", gguf_bytes([(k, t, 4000000000 if k == "llama.block_count" else v)
+                                                  for k, t, v in llama_kvs if k != "llama.feed_forward_length"]
+                                                 + [("llama.feed_forward_length", 4, 8)], llama_tensors))
+seed("fuzz_gguf", "align64", gguf_bytes([("general.alignment", 4, 64), ("general.architecture", 8, "gpt2")],
+                                        [("a", [3], 0, f32s([1, 2, 3])), ("b", [2, 2], 1, bytes(8))], 64))
+seed("fuzz_gguf", "empty", gguf_bytes([], []))
+imatrix_kvs = [("general.type", 8, "imatrix"), ("imatrix.datasets", (9, 8), ["calib.txt"]),
+               ("imatrix.chunk_count", 4, 2), ("imatrix.chunk_size", 4, 512)]
+seed("fuzz_gguf", "imatrix", gguf_bytes(imatrix_kvs, [
+    ("blk.0.attn_q.weight.in_sum2", [4, 1], 0, f32s([1, 2, 3, 4])), ("blk.0.attn_q.weight.counts", [1, 1], 0, f32s([512])),
+    ("blk.1.ffn_up_exps.weight.in_sum2", [2, 2], 0, f32s([1, 2, 3, 4])),
+    ("blk.1.ffn_up_exps.weight.counts", [1, 2], 0, f32s([10, 0])),
+    ("blk.1.ffn_up_exps.weight.in_sum", [2, 2], 0, f32s([-1, 2, 0, 0]))]))
+
+
+def legacy_dat(entries, chunks, dataset):
+    import struct as st
+    out = st.pack("<i", len(entries))
+    for name, ncall, values in entries:
+        out += st.pack("<i", len(name)) + name.encode() + st.pack("<ii", ncall, len(values)) + f32s(values)
+    return out + st.pack("<i", chunks) + st.pack("<i", len(dataset)) + dataset.encode()
+
+
+seed("fuzz_gguf", "legacy-dat", legacy_dat([("blk.0.attn_q.weight", 2, [0.5, 1.5, 2.0]), ("output.weight", 1, [1.0])],
+                                           2, "wiki.train.raw"))

@@ -1,13 +1,16 @@
 // prune/prune.hpp: the umbrella header of the core library (standard library only):
-// element types, views and adapter traits, masks, selection, schedules, the search loop.
+// element types, views and adapter traits, masks, selection, N:M and block masks, schedules,
+// the search loop.
 // Adapters (Eigen, xtensor, torch), file formats and the reference BERT have headers of
 // their own.
 #pragma once
 
+#include <prune/blocks.hpp>
 #include <prune/element.hpp>
 #include <prune/error.hpp>
 #include <prune/importance/scores.hpp>
 #include <prune/mask.hpp>
+#include <prune/nm.hpp>
 #include <prune/schedule.hpp>
 #include <prune/search.hpp>
 #include <prune/select.hpp>

@@ -224,6 +224,14 @@ TEST_CASE("name maps and their errors") {
     CHECK_THROWS_SAYS(convert_blob(quant, ggml_type::F32), dtype_error, "from Q8_0 to F32");
     CHECK_THROWS_SAYS(hparams_from_hf_config(json{{"model_type", "bert"}}, "c.json"), format_error,
                       "c.json: model_type 'bert' (expected llama or gpt2)");
+    // a block count from a file is bounded before per-layer vectors are sized by it (fuzz_gguf)
+    std::vector<gguf_kv> huge = {{"general.architecture", gguf_value::string("llama")},
+                                 {"llama.block_count", gguf_value::scalar<std::uint32_t>(4000000000u)}};
+    CHECK_THROWS_SAYS(hparams_from_gguf(huge, 0, "h.gguf"), format_error,
+                      "h.gguf: llama.block_count is 4000000000 (expected at most 65536 blocks)");
+    gguf_model model{huge, {}};
+    const std::vector<std::size_t> first = {0};
+    CHECK_THROWS_SAYS(remove_blocks(model, first), format_error, "llama.block_count is 4000000000");
     const json three_heads = parse_json(R"({"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 8,
         "max_position_embeddings": 8, "vocab_size": 4, "num_attention_heads": [2, 2, 2], "intermediate_size": 8})", "c.json");
     CHECK_THROWS_SAYS(hparams_from_hf_config(three_heads, "c.json"),

@@ -72,6 +72,10 @@ struct tensor_blob {
     }
 };
 
+/// The most blocks a model may declare (llama.cpp allows 512): a larger count in a file is
+/// refused before per-layer vectors are sized by it.
+inline constexpr std::size_t max_blocks = 65536;
+
 /// The decoder families converted here.
 enum class decoder_arch { llama, gpt2 };
 
@@ -421,6 +425,15 @@ inline std::size_t plain_element_bytes(const tensor_blob& t) {
 
 namespace detail {
 
+/// Checks a declared block count against max_blocks.
+inline std::size_t checked_blocks(std::uint64_t n, const std::string& what) {
+    if (n > max_blocks) {
+        throw format_error("prune::io: " + what + " is " + std::to_string(n) + " (expected at most " +
+                           std::to_string(max_blocks) + " blocks)");
+    }
+    return static_cast<std::size_t>(n);
+}
+
 /// A per-layer width as GGUF stores it: a u32 when every layer agrees, else an array of i32.
 inline gguf_value per_layer_value(const std::vector<std::size_t>& values) {
     if (!values.empty() && std::all_of(values.begin(), values.end(), [&](std::size_t v) { return v == values[0]; })) {
@@ -494,7 +507,7 @@ inline const json& member_or(const json& config, const char* key, const json& fa
     const auto size_of = [&](const char* key) { return as_size(require_member(config, key, where), where + ": " + key); };
     if (type == "llama") {
         hp.arch = decoder_arch::llama;
-        hp.n_layer = size_of("num_hidden_layers");
+        hp.n_layer = detail::checked_blocks(size_of("num_hidden_layers"), where + ": num_hidden_layers");
         hp.n_embd = size_of("hidden_size");
         hp.n_ctx = size_of("max_position_embeddings");
         hp.n_vocab = size_of("vocab_size");
@@ -508,7 +521,7 @@ inline const json& member_or(const json& config, const char* key, const json& fa
         hp.rope_freq_base = as_double(detail::member_or(config, "rope_theta", json(10000.0)), where + ": rope_theta");
     } else if (type == "gpt2") {
         hp.arch = decoder_arch::gpt2;
-        hp.n_layer = size_of("n_layer");
+        hp.n_layer = detail::checked_blocks(size_of("n_layer"), where + ": n_layer");
         hp.n_embd = size_of("n_embd");
         const bool positions = config.contains("n_positions") && !config["n_positions"].is_null();
         hp.n_ctx = positions ? size_of("n_positions") : size_of("n_ctx");
@@ -618,7 +631,7 @@ inline void put_gguf_metadata(gguf_writer& w, const decoder_hparams& hp, std::ui
     const auto count = [&](const std::string& key) {
         return static_cast<std::size_t>(get(a + key).as_count(where + ": " + a + key));
     };
-    hp.n_layer = count(".block_count");
+    hp.n_layer = detail::checked_blocks(count(".block_count"), where + ": " + a + ".block_count");
     hp.n_ctx = count(".context_length");
     hp.n_embd = count(".embedding_length");
     hp.n_ff = detail::per_layer_from(get(a + ".feed_forward_length"), hp.n_layer, where + ": " + a + ".feed_forward_length");
@@ -735,7 +748,7 @@ inline void remove_blocks(gguf_model& m, std::span<const std::size_t> removed) {
     if (count_value == nullptr) {
         throw format_error("prune::io::remove_blocks: the model has no " + a + ".block_count");
     }
-    const auto n_layer = static_cast<std::size_t>(count_value->as_count(a + ".block_count"));
+    const std::size_t n_layer = detail::checked_blocks(count_value->as_count(a + ".block_count"), a + ".block_count");
     const std::map<std::size_t, std::size_t> kept = surviving_blocks(n_layer, removed);
     std::vector<tensor_blob> tensors;
     for (tensor_blob& t : m.tensors) {
