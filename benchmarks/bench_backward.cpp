@@ -3,8 +3,8 @@
 // dropout off) at BERT-mini (4 x 256, 4 heads, ffn 1024) and BERT-base (12 x 768, 12 heads,
 // ffn 3072) dims on 8 sequences of 128 tokens. benchmarks/torch_backward.py runs torch autograd
 // on the same model and shapes in the same run and prints the ratio.
-// Threads: the pass's pool (and OpenBLAS when the pool has one thread) runs on PRUNE_BENCH_THREADS
-// threads (default 2).
+// Threads: the pass's pool runs on PRUNE_BENCH_THREADS threads (default 2); OpenBLAS single-threaded.
+#include <prune/nn/process.hpp>
 #include <prune/models/bert/backward.hpp>
 
 #include <benchmark/benchmark.h>
@@ -34,9 +34,6 @@ prune::bert::config dims(int which) {
 
 void forward_backward(benchmark::State& state) {
     const int threads = std::getenv("PRUNE_BENCH_THREADS") ? std::atoi(std::getenv("PRUNE_BENCH_THREADS")) : 2;
-#if defined(PRUNE_HAVE_CBLAS)
-    openblas_set_num_threads(threads);
-#endif
     const prune::bert::config cfg = dims(static_cast<int>(state.range(0)));
     const prune::bert::weights w = prune::bert::random_weights(cfg, 1);
     prune::bert::weights grads = prune::bert::zeros_like(w);
@@ -79,4 +76,13 @@ BENCHMARK(forward_backward)
     ->ReportAggregatesOnly(true)
     ->UseRealTime();
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+    // OpenBLAS single-threaded (the pool does the threading), as loaded: no re-exec, so that
+    // torch_backward.py's "eigen" set-up (no OPENBLAS_CORETYPE) keeps OpenBLAS's SSE3 kernels
+    // out of the products (prune/nn/gemm.hpp then picks Eigen).
+    prune::nn::blas_single_threaded();
+    benchmark::Initialize(&argc, argv);
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

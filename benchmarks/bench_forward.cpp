@@ -9,6 +9,7 @@
 //   BM_encode_varlen   8 sequences of lengths 16..128 (mean ~72), packed, all tokens
 //   BM_encode_pruned   half the heads of every layer and half the MLPs physically removed
 //   BM_gemm            C[1024, 3072] = A[1024, 768] B^T, backend 0 = OpenBLAS, 1 = Eigen
+#include <prune/nn/process.hpp>
 #include <prune/models/bert/forward.hpp>
 #include <prune/models/bert/pruning.hpp>
 
@@ -18,6 +19,7 @@
 #include <random>
 
 using namespace prune::bert;
+namespace nn = prune::nn;
 
 namespace {
 
@@ -137,14 +139,13 @@ void BM_encode_pruned(benchmark::State& state) {
 
 void BM_gemm(benchmark::State& state) {
     const int m = 1024, n = 3072, k = 768;
-    const gemm_backend backend = state.range(0) == 0 ? gemm_backend::blas : gemm_backend::eigen;
-    thread_pool pool(static_cast<int>(state.range(1)));
-    if (backend == gemm_backend::blas) blas_single_threaded();
+    const bool blas = state.range(0) == 0;
+    nn::thread_pool pool(static_cast<int>(state.range(1)));
     matrix a = matrix::Random(m, k), b = matrix::Random(n, k), c(m, n);
     for (auto _ : state) {
         pool.parallel_for(m, [&](std::int64_t r0, std::int64_t r1) {
-            gemm_nt(backend, static_cast<int>(r1 - r0), n, k, 1.0f, a.data() + r0 * k, k, b.data(), k, 0.0f,
-                    c.data() + r0 * n, n);
+            nn::gemm_on<float>(blas, false, true, static_cast<int>(r1 - r0), n, k, 1.0f, a.data() + r0 * k, k, b.data(),
+                               k, 0.0f, c.data() + r0 * n, n);
         });
         benchmark::DoNotOptimize(c.data());
     }
@@ -153,13 +154,13 @@ void BM_gemm(benchmark::State& state) {
 
 void BM_gemm_blas_threads(benchmark::State& state) {  // OpenBLAS threading its own call
     const int m = 1024, n = 3072, k = 768;
-    blas_threads(static_cast<int>(state.range(1)));
+    nn::blas_threads(static_cast<int>(state.range(1)));
     matrix a = matrix::Random(m, k), b = matrix::Random(n, k), c(m, n);
     for (auto _ : state) {
-        gemm_nt(gemm_backend::blas, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, c.data(), n);
+        nn::gemm_on<float>(true, false, true, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, c.data(), n);
         benchmark::DoNotOptimize(c.data());
     }
-    blas_single_threaded();
+    nn::blas_single_threaded();
     state.counters["GFLOPs"] = benchmark::Counter(2.0 * m * n * k * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -182,13 +183,13 @@ BENCHMARK(BM_gemm)->Args({0, 1})->Args({0, 2})->Args({1, 1})->Args({1, 2})->Unit
 BENCHMARK(BM_gemm_blas_threads)->Args({0, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 int main(int argc, char** argv) {
-    reexec_for_fast_blas(argv);  // unless OPENBLAS_CORETYPE / PRUNE_NO_REEXEC is set
+    nn::setup_process(argv);  // re-exec for OpenBLAS's AVX-512 kernels unless OPENBLAS_CORETYPE / PRUNE_NO_REEXEC is set
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
         return 1;
     }
-    std::fprintf(stderr, "bench_forward: OpenBLAS kernels %s, dense GEMM back-end %s\n", blas_core().c_str(),
-                 resolve(gemm_backend::automatic) == gemm_backend::blas ? "OpenBLAS" : "Eigen");
+    std::fprintf(stderr, "bench_forward: OpenBLAS kernels %s, dense GEMM back-end %s\n", nn::blas_core().c_str(),
+                 workspace(1).dense_backend() == nn::gemm_backend::blas ? "OpenBLAS" : "Eigen");
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     return 0;

@@ -4,10 +4,10 @@
 # consumer's machine (prune::prune always; prune::eigen with Eigen3, ...).
 set(PRUNE_CMAKE_DIR "${CMAKE_INSTALL_DATADIR}/cmake/prune")
 
-foreach(component prune text io bpe eigen xtensor bert)
+foreach(component prune text io bpe eigen xtensor nn bert)
   if(TARGET prune_${component})
     set(extra)
-    if(component STREQUAL "bert")
+    if(component STREQUAL "nn")
       set(extra prune_blas)
     endif()
     install(TARGETS prune_${component} ${extra} EXPORT prune-${component}

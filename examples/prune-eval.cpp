@@ -12,6 +12,7 @@
 // pearson and spearman. Bad input: one line on stderr, exit 2, nothing written.
 #include "common/cli.hpp"
 
+#include <prune/nn/process.hpp>
 #include <prune/models/bert/checkpoint.hpp>
 #include <prune/models/bert/forward.hpp>
 #include <prune/models/bert/metrics.hpp>
@@ -30,7 +31,7 @@ namespace fs = std::filesystem;
 using namespace prune;
 
 int main(int argc, char** argv) {
-    bert::reexec_for_fast_blas(argv);  // OpenBLAS 0.3.21 does not know this CPU: ask for its AVX-512 kernels
+    prune::nn::setup_process(argv);  // OpenBLAS: its AVX-512 kernels (0.3.21 does not know this CPU), single-threaded
     CLI::App app{"prune-eval: evaluate a BERT sequence classifier on a data file", "prune-eval"};
     std::string model_dir, data_file, mask_file, element_mask_file, json_out, metric = "auto";
     int batch_size = 32, threads = 0;

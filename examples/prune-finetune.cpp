@@ -10,6 +10,7 @@
 // OUT is a model directory (written atomically); REPORT has per-epoch loss and dev metric.
 #include "common/cli.hpp"
 
+#include <prune/nn/process.hpp>
 #include <prune/models/bert/dataset.hpp>
 #include <prune/models/bert/checkpoint.hpp>
 #include <prune/models/bert/finetune.hpp>
@@ -27,6 +28,7 @@
 
 
 int main(int argc, char** argv) {
+    prune::nn::blas_single_threaded();  // the pool does the threading (no re-exec: OpenBLAS as loaded)
     CLI::App app("prune-finetune: fine-tunes a BERT classifier (AdamW, linear decay, clipping), optionally under masks",
                  "prune-finetune");
     std::string model, train_file, dev_file, mask_file, element_mask_file, out, report_file;

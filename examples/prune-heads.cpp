@@ -9,6 +9,7 @@
 // the masked heads and MLPs physically removed).
 #include "common/cli.hpp"
 
+#include <prune/nn/process.hpp>
 #include <prune/models/bert/dataset.hpp>
 #include <prune/models/bert/checkpoint.hpp>
 #include <prune/models/bert/finetune.hpp>
@@ -29,6 +30,7 @@
 
 
 int main(int argc, char** argv) {
+    prune::nn::blas_single_threaded();  // the pool does the threading (no re-exec: OpenBLAS as loaded)
     CLI::App app("prune-heads: s-pruning of a fine-tuned BERT by head and MLP importance", "prune-heads");
     std::string model, data, out, abs_mode = "per-example", normalize = "layer+global";
     prune::spruning_options options;

@@ -7,6 +7,7 @@
 // prefix "tokens+" to divide by the number of non-padding tokens instead (HF's code).
 #include "common/cli.hpp"
 
+#include <prune/nn/process.hpp>
 #include <prune/models/bert/dataset.hpp>
 #include <prune/models/bert/checkpoint.hpp>
 #include <prune/models/bert/importance.hpp>
@@ -23,6 +24,7 @@
 
 
 int main(int argc, char** argv) {
+    prune::nn::blas_single_threaded();  // the pool does the threading (no re-exec: OpenBLAS as loaded)
     CLI::App app("prune-importance: Michel head + MLP importance (E|dL/dgate|) of a BERT over a data file",
                  "prune-importance");
     std::string model, data, mask_file, abs_mode = "per-example", normalize = "none", json_out;

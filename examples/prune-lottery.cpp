@@ -17,7 +17,7 @@
 #include "common/cli.hpp"
 #include "lottery/report.hpp"
 
-#include <prune/models/bert/gemm.hpp>
+#include <prune/nn/process.hpp>
 #include <prune/models/bert/candidates.hpp>
 #include <prune/models/bert/checkpoint.hpp>
 #include <prune/models/bert/dataset.hpp>
@@ -458,7 +458,7 @@ settings settings_for(const std::string& mode) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    prune::bert::reexec_for_fast_blas(argv);  // OpenBLAS 0.3.21 does not know this CPU: ask for its AVX-512 kernels
+    prune::nn::setup_process(argv);  // OpenBLAS: its AVX-512 kernels (0.3.21 does not know this CPU), single-threaded
     CLI::App app("prune-lottery: the whole experiment of \"When BERT Plays the Lottery\": good, random and bad "
                  "subnetworks, pruned and re-fine-tuned",
                  "prune-lottery");

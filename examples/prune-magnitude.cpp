@@ -34,6 +34,7 @@
 #include <prune/search.hpp>
 #include <prune/select.hpp>
 
+#include <prune/nn/process.hpp>
 #include <prune/models/bert/checkpoint.hpp>
 #include <prune/models/bert/forward.hpp>
 #include <prune/models/bert/metrics.hpp>
@@ -323,7 +324,7 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
-    bert::reexec_for_fast_blas(argv);  // as prune-eval: OpenBLAS's AVX-512 kernels for the --data evaluations
+    prune::nn::setup_process(argv);  // as prune-eval: OpenBLAS's AVX-512 kernels for the --data evaluations
     CLI::App app{"prune-magnitude: iterative global magnitude pruning (m-pruning)", "prune-magnitude"};
     std::string model_dir, data_file, out_dir, element_mask_file, scores_kind = "magnitude";
     std::vector<std::string> include, exclude;

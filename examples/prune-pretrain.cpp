@@ -18,7 +18,7 @@
 // docs/pretraining.md has the defaults' measurements.
 #include "common/cli.hpp"
 
-#include <prune/models/bert/gemm.hpp>
+#include <prune/nn/process.hpp>
 #include <prune/models/bert/pretrain.hpp>
 #include <prune/text/wordpiece.hpp>
 #include <prune/io/atomic.hpp>
@@ -33,7 +33,7 @@
 #include <string>
 
 int main(int argc, char** argv) {
-    prune::bert::reexec_for_fast_blas(argv);  // OpenBLAS 0.3.21 does not know this CPU: ask for its AVX-512 kernels
+    prune::nn::setup_process(argv);  // OpenBLAS: its AVX-512 kernels (0.3.21 does not know this CPU), single-threaded
     CLI::App app("prune-pretrain: MLM pre-training of a small BERT on a prune-data wordnet directory",
                  "prune-pretrain");
     std::string data_dir;

@@ -78,7 +78,7 @@ TEST_CASE("forward matches the naive double reference, with and without gates") 
     gates g;
     g.heads = {{1.0f, 0.0f, 0.5f}, {0.0f, 1.0f, 1.0f}};
     g.mlps = {0.0f, 0.7f};
-    for (auto backend : {gemm_backend::blas, gemm_backend::eigen}) {
+    for (auto backend : {prune::nn::gemm_backend::blas, prune::nn::gemm_backend::eigen}) {
         for (int threads : {1, 2}) {
             workspace ws(threads, backend, backend);
             INFO("threads " << threads << " backend " << static_cast<int>(backend));
@@ -175,7 +175,7 @@ TEST_CASE("the training cache records activations consistent with the output") {
 
 TEST_CASE("erf approximation and GELU against std::erf") {
     for (float x = -6.0f; x <= 6.0f; x += 0.01f) {
-        REQUIRE(std::abs(kernels::erf_approx(x) - std::erf(x)) < 1e-6f);
+        REQUIRE(std::abs(prune::nn::erf_approx(x) - std::erf(x)) < 1e-6f);
         const double exact = 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
         REQUIRE(std::abs(kernels::gelu(x) - exact) < 2e-6);
     }

@@ -3,7 +3,7 @@
 // 32, 2 layers x 4 heads) and a generated task: twice at 1 thread, once at 2 threads
 // (--threads where the binary has it, and OPENBLAS_NUM_THREADS for the BLAS it calls), and
 // every output file is compared byte for byte (the batches are small, so the 2-thread runs do
-// split the work: the pool of prune/models/bert/threads.hpp splits token rows over its threads):
+// split the work: the pool of prune/nn/threads.hpp splits token rows over its threads):
 //   prune-importance  scores JSON (heads L x H, mlps L)      --normalize none and layer+global
 //   prune-heads       masks.json, history.json, model/ (pruned checkpoint)
 //   prune-magnitude   the output directory (element masks, report), with --data

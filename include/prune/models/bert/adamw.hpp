@@ -12,7 +12,7 @@
 // weights are set to exactly 0 after every step.
 #pragma once
 
-#include <prune/models/bert/backward.hpp>  // first: it silences Eigen's AVX-512 false warnings
+#include <prune/nn/eigen.hpp>
 #include <prune/models/bert/weights.hpp>
 #include <prune/error.hpp>
 #include <prune/mask.hpp>

@@ -12,8 +12,9 @@
 //
 // Everything is templated on the weights type: prune::bert::weights (float, the model) or
 // basic_weights<double> (for finite-difference tests; `cast_weights<double>(w)`), which have
-// the same members. Large float products go to OpenBLAS when its kernels are fast on this CPU
-// (else Eigen), one call per pool thread; double products to OpenBLAS's dgemm (or Eigen).
+// the same members. Products go through prune/nn/gemm.hpp: large float products to OpenBLAS when
+// the process made it single-threaded and its kernels are fast on this CPU (else Eigen), doubles
+// to OpenBLAS's dgemm (or Eigen).
 //
 // Thread-count independence: a pass gives the same bits on any number of threads, in every
 // build. Reductions are ordered by index (lane_sum, column sums split by columns, gate
@@ -21,7 +22,7 @@
 // threads above it), and a product is split over the pool only where the split cannot change
 // its rounding: OpenBLAS's AVX-512 kernels (one block per thread, as measured), else fixed
 // blocks that depend on the product's shape and the machine's core count alone
-// (detail::split_gemm, gemm_tiling).
+// (nn::split_gemm, nn::gemm_tiling).
 //
 // Speed (docs/bert.md has the profile and the torch ratios): element-wise and row-wise work is
 // vectorised with address-independent reduction order and runs on the pool; nothing of dropout
@@ -41,28 +42,15 @@
 // nothing (the importance pass over a dev set relies on this).
 #pragma once
 
-// GCC 12 reports false "(may be) used uninitialized" warnings inside Eigen's AVX-512 packet
-// transposes when Eigen's float/double GEMM is instantiated with -march=native (see
-// prune/models/bert/eigen.hpp); they must be silenced before Eigen is first included.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
-#include <prune/models/bert/eigen.hpp>
+#include <prune/nn/dropout.hpp>
+#include <prune/nn/eigen.hpp>
+#include <prune/nn/gemm.hpp>
+#include <prune/nn/kernels.hpp>
+#include <prune/nn/threads.hpp>
 #include <prune/models/bert/batch.hpp>
 #include <prune/models/bert/config.hpp>
-#include <prune/models/bert/gemm.hpp>
-#include <prune/models/bert/kernels.hpp>
-#include <prune/models/bert/threads.hpp>
 #include <prune/models/bert/weights.hpp>
 #include <prune/error.hpp>
-
-#include <Eigen/Core>
-
-#if defined(PRUNE_HAVE_CBLAS)
-#include <cblas.h>
-#endif
 
 #include <algorithm>
 #include <atomic>
@@ -271,289 +259,6 @@ struct grow_buffer {
     }
 };
 
-/// Whether a product of m x n x k goes to OpenBLAS: doubles always (when there is a CBLAS);
-/// floats where OpenBLAS's kernels are fast on this CPU (prune/models/bert/gemm.hpp) and the product is
-/// large (small ones stay in Eigen: call overhead dominates them). Decided for a whole product,
-/// never for a block of one, so a split product uses the library its whole would.
-template <class S>
-bool gemm_uses_blas([[maybe_unused]] int m, [[maybe_unused]] int n, [[maybe_unused]] int k) {
-#if defined(PRUNE_HAVE_CBLAS)
-    if constexpr (std::is_same_v<S, float>) {
-        static const bool blas_fast = resolve(gemm_backend::automatic) == gemm_backend::blas;
-        return blas_fast && static_cast<double>(m) * n * k >= 2097152.0;
-    } else {
-        return std::is_same_v<S, double>;
-    }
-#else
-    return false;
-#endif
-}
-
-/// C[m,n] = alpha * op(A) op(B) + beta * C, row-major; op = transpose when the flag is set;
-/// OpenBLAS when `blas` (see gemm_uses_blas), else Eigen.
-template <class S>
-void gemm_on(bool blas, bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, int lda, const S* b,
-             int ldb, S beta, S* c, int ldc) {
-    if (m <= 0 || n <= 0) return;
-    using mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    using cmap = Eigen::Map<const mat, 0, Eigen::OuterStride<>>;
-    using map = Eigen::Map<mat, 0, Eigen::OuterStride<>>;
-    map cm(c, m, n, Eigen::OuterStride<>(ldc));
-    if (k <= 0) {
-        if (beta == S{0}) cm.setZero(); else cm *= beta;
-        return;
-    }
-#if defined(PRUNE_HAVE_CBLAS)
-    if (blas) {
-        if constexpr (std::is_same_v<S, float>) {
-            cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n,
-                        k, alpha, a, lda, b, ldb, beta, c, ldc);
-            return;
-        } else if constexpr (std::is_same_v<S, double>) {
-            cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n,
-                        k, alpha, a, lda, b, ldb, beta, c, ldc);
-            return;
-        }
-    }
-#else
-    (void)blas;
-#endif
-    if (beta == S{0}) cm.setZero(); else if (beta != S{1}) cm *= beta;
-    const cmap am = trans_a ? cmap(a, k, m, Eigen::OuterStride<>(lda)) : cmap(a, m, k, Eigen::OuterStride<>(lda));
-    const cmap bm = trans_b ? cmap(b, n, k, Eigen::OuterStride<>(ldb)) : cmap(b, k, n, Eigen::OuterStride<>(ldb));
-    if (trans_a && trans_b) cm.noalias() += alpha * am.transpose() * bm.transpose();
-    else if (trans_a) cm.noalias() += alpha * am.transpose() * bm;
-    else if (trans_b) cm.noalias() += alpha * am * bm.transpose();
-    else cm.noalias() += alpha * am * bm;
-}
-
-/// C[m,n] = alpha * op(A) op(B) + beta * C, row-major; op = transpose when the flag is set.
-template <class S>
-void gemm(bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, int lda, const S* b, int ldb, S beta,
-          S* c, int ldc) {
-    gemm_on<S>(gemm_uses_blas<S>(m, n, k), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-/// Runs body(begin, end) over size() contiguous chunks of [0, n) on the pool. Unlike
-/// thread_pool::parallel_for, the job handed to the pool captures one pointer, so no
-/// std::function ever allocates (the importance pass must not allocate per batch).
-template <class Body>
-void parallel_chunks(thread_pool& pool, std::int64_t n, Body& body) {
-    if (n <= 0) return;
-    const int parts = static_cast<int>(std::min<std::int64_t>(pool.size(), n));
-    if (parts == 1) {
-        body(std::int64_t{0}, n);
-        return;
-    }
-    struct context {
-        Body* body;
-        std::int64_t n;
-        int parts;
-    } ctx{&body, n, parts};
-    pool.run([c = &ctx](int t) {
-        if (t < c->parts) (*c->body)(c->n * t / c->parts, c->n * (t + 1) / c->parts);
-    });
-}
-
-/// Runs body(task, thread) for every task in [0, n), handed out dynamically; allocation-free.
-template <class Body>
-void parallel_tasks(thread_pool& pool, std::int64_t n, Body& body) {
-    if (n <= 0) return;
-    if (pool.size() == 1) {
-        for (std::int64_t i = 0; i < n; ++i) body(i, 0);
-        return;
-    }
-    struct context {
-        Body* body;
-        std::int64_t n;
-        std::atomic<std::int64_t> next{0};
-    } ctx{&body, n};
-    pool.run([c = &ctx](int t) {
-        for (std::int64_t i = c->next.fetch_add(1); i < c->n; i = c->next.fetch_add(1)) (*c->body)(i, t);
-    });
-}
-
-/// Calls row(t) for t in [0, rows), split over the pool when rows x width is large (rows independent).
-template <class Row>
-void for_rows(thread_pool& pool, std::size_t rows, std::size_t width, Row&& row) {
-    if (pool.size() == 1 || rows * width < 65536) {
-        for (std::size_t t = 0; t < rows; ++t) row(t);
-        return;
-    }
-    auto chunk = [&row](std::int64_t t0, std::int64_t t1) {
-        for (auto t = static_cast<std::size_t>(t0); t < static_cast<std::size_t>(t1); ++t) row(t);
-    };
-    parallel_chunks(pool, static_cast<std::int64_t>(rows), chunk);
-}
-
-/// The operands of one gemm() call.
-template <class S>
-struct gemm_call {
-    bool trans_a, trans_b;
-    int m, n, k;
-    S alpha;
-    const S* a;
-    int lda;
-    const S* b;
-    int ldb;
-    S beta;
-    S* c;
-    int ldc;
-};
-
-/// True when a product split into row or column blocks gives the bits of the whole product
-/// whatever the blocks: OpenBLAS's AVX-512 sgemm kernels (SkylakeX, and Cooperlake / Sapphire
-/// Rapids, which use them), whose every row and column tail keeps the k order of the full
-/// tiles (checked at 1 to 3 threads over the training pass's shapes and odd ones). Not Eigen
-/// (its GEBP kernel sums a tail row or column in another order than a full panel), nor
-/// OpenBLAS's Haswell or Prescott kernels (seen to differ), nor dgemm (not checked).
-template <class S>
-bool blas_split_invariant() {
-    if constexpr (std::is_same_v<S, float>) {
-        static const bool invariant = [] {
-            const std::string core = blas_core();
-            return core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
-        }();
-        return invariant;
-    } else {
-        return false;
-    }
-}
-
-/// A split of C into blocks for a product whose split is not invariant: the blocks depend on
-/// m, n, k and the machine's core count only -- never on the pool -- and the pool only shares
-/// them out, so every thread count sums every element of C in the same order. Row blocks of
-/// whole 48-row units (a multiple of Eigen's GEBP panel height on SSE, AVX2 and AVX-512) when C
-/// has at least as many rows as columns, else column blocks of 16-column units; as many blocks
-/// as the machine has cores (at most 16), each of at least 4 units (every block packs the other
-/// operand again: finer blocks cost ~15% at BERT-base on Eigen), one for products under 2^20
-/// multiply-adds (not worth splitting). A pool of all the cores thus runs one block per thread.
-struct gemm_tiling {
-    bool by_rows = true;  ///< row blocks (else column blocks)
-    int unit = 48;        ///< rows or columns per unit
-    int units = 1;        ///< units along the split dimension
-    int tiles = 1;        ///< blocks; block t holds units [units t / tiles, units (t + 1) / tiles)
-
-    /// The tiling of an m x n x k product.
-    static gemm_tiling of(int m, int n, int k) {
-        gemm_tiling g;
-        g.by_rows = m >= n;
-        g.unit = g.by_rows ? 48 : 16;
-        const int extent = g.by_rows ? m : n;
-        g.units = (extent + g.unit - 1) / g.unit;
-        const double work = static_cast<double>(m) * n * k;
-        static const int cores = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 16);
-        g.tiles = work < 1048576.0 ? 1 : std::clamp(g.units / 4, 1, cores);
-        return g;
-    }
-    /// First row (or column) of block t, for t in [0, tiles]; `extent` = m or n.
-    [[nodiscard]] int begin(int t, int extent) const {
-        return std::min(extent, static_cast<int>(static_cast<std::int64_t>(units) * t / tiles) * unit);
-    }
-};
-
-/// Computes blocks [t0, t1) of the tiling of g (one gemm_on call per block, in order).
-template <class S>
-void gemm_tiles(bool blas, const gemm_tiling& tiling, const gemm_call<S>& g, int t0, int t1) {
-    for (int t = t0; t < t1; ++t) {
-        if (tiling.by_rows) {
-            const int r0 = tiling.begin(t, g.m), r1 = tiling.begin(t + 1, g.m);
-            const S* ab = g.trans_a ? g.a + r0 : g.a + static_cast<std::ptrdiff_t>(r0) * g.lda;
-            gemm_on<S>(blas, g.trans_a, g.trans_b, r1 - r0, g.n, g.k, g.alpha, ab, g.lda, g.b, g.ldb, g.beta,
-                       g.c + static_cast<std::ptrdiff_t>(r0) * g.ldc, g.ldc);
-        } else {
-            const int c0 = tiling.begin(t, g.n), c1 = tiling.begin(t + 1, g.n);
-            const S* bb = g.trans_b ? g.b + static_cast<std::ptrdiff_t>(c0) * g.ldb : g.b + c0;
-            gemm_on<S>(blas, g.trans_a, g.trans_b, g.m, c1 - c0, g.k, g.alpha, g.a, g.lda, bb, g.ldb, g.beta, g.c + c0,
-                       g.ldc);
-        }
-    }
-}
-
-/// The product g, split over the pool when it is large (null: on the caller), with bits that do
-/// not depend on the pool's size. OpenBLAS with split-invariant kernels (the fast path): one
-/// call on one thread, else one row block per thread when C has at least as many rows as
-/// columns, else column blocks (multiples of 16), so the operand every block must pack in full is
-/// the smaller one. Otherwise the fixed blocks of gemm_tiling, shared out over the pool.
-template <class S>
-void split_gemm(thread_pool* pool, const gemm_call<S>& g) {
-    const int m = g.m, n = g.n, k = g.k;
-    if (m <= 0 || n <= 0) return;
-    const bool blas = gemm_uses_blas<S>(m, n, k);
-    const int threads = pool != nullptr ? pool->size() : 1;
-    if (blas && blas_split_invariant<S>()) {
-        const bool by_rows = m >= n && m >= 4 * threads;
-        const bool by_columns = !by_rows && n >= 16 * threads;
-        if (threads == 1 || static_cast<double>(m) * n * k < 1048576.0 || (!by_rows && !by_columns)) {
-            gemm_on<S>(blas, g.trans_a, g.trans_b, m, n, k, g.alpha, g.a, g.lda, g.b, g.ldb, g.beta, g.c, g.ldc);
-            return;
-        }
-        if (by_rows) {
-            auto block = [&](std::int64_t r0, std::int64_t r1) {
-                const S* ab = g.trans_a ? g.a + r0 : g.a + r0 * g.lda;
-                gemm_on<S>(blas, g.trans_a, g.trans_b, static_cast<int>(r1 - r0), n, k, g.alpha, ab, g.lda, g.b, g.ldb,
-                           g.beta, g.c + r0 * g.ldc, g.ldc);
-            };
-            parallel_chunks(*pool, m, block);
-            return;
-        }
-        auto block = [&](std::int64_t b0, std::int64_t b1) {
-            const std::int64_t n0 = b0 * 16;
-            const std::int64_t n1 = std::min<std::int64_t>(n, b1 * 16);
-            const S* bb = g.trans_b ? g.b + n0 * g.ldb : g.b + n0;
-            gemm_on<S>(blas, g.trans_a, g.trans_b, m, static_cast<int>(n1 - n0), k, g.alpha, g.a, g.lda, bb, g.ldb,
-                       g.beta, g.c + n0, g.ldc);
-        };
-        parallel_chunks(*pool, (n + 15) / 16, block);
-        return;
-    }
-    const gemm_tiling tiling = gemm_tiling::of(m, n, k);
-    if (threads == 1 || tiling.tiles == 1) {
-        gemm_tiles<S>(blas, tiling, g, 0, tiling.tiles);
-        return;
-    }
-    auto chunk = [&](std::int64_t t0, std::int64_t t1) {
-        gemm_tiles<S>(blas, tiling, g, static_cast<int>(t0), static_cast<int>(t1));
-    };
-    parallel_chunks(*pool, tiling.tiles, chunk);
-}
-
-/// gemm() split over blocks of C on the pool when the product is large, with the bits of the
-/// same call at any pool size (see split_gemm). A pointer-sized capture keeps std::function
-/// from allocating.
-template <class S>
-void parallel_gemm(thread_pool& pool, bool trans_a, bool trans_b, int m, int n, int k, S alpha, const S* a, int lda,
-                   const S* b, int ldb, S beta, S* c, int ldc) {
-    split_gemm<S>(&pool, gemm_call<S>{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc});
-}
-
-/// Runs two independent products (y may be null). On a pool of two threads each runs on its own
-/// thread (as split_gemm would on one thread) -- no operand is packed twice and the backward
-/// pass's data-gradient and weight-gradient products come in pairs of equal size; otherwise one
-/// after the other, each split over the pool. The bits do not depend on the pool's size.
-template <class S>
-void gemm_pair(thread_pool& pool, const gemm_call<S>& x, const gemm_call<S>* y) {
-    if (y != nullptr && pool.size() == 2) {
-        auto body = [&](std::int64_t i, int) { split_gemm<S>(nullptr, i == 0 ? x : *y); };
-        parallel_tasks(pool, 2, body);
-        return;
-    }
-    for (const gemm_call<S>* g : {&x, y}) {
-        if (g != nullptr) split_gemm<S>(&pool, *g);
-    }
-}
-
-/// 53-bit uniform in [0, 1) from a counter-based hash of (seed, site, index).
-inline double dropout_uniform(std::uint64_t seed, std::uint64_t site, std::uint64_t index) noexcept {
-    auto mix = [](std::uint64_t z) {
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    };
-    const std::uint64_t stream = mix(seed + 0x9E3779B97F4A7C15ull * (site + 1));
-    return static_cast<double>(mix(stream + 0xD1B54A32D192ED03ull * (index + 1)) >> 11) * 0x1.0p-53;
-}
-
 /// Dropout sites (per layer l: 4 l + kind; embeddings and pooled have their own).
 enum : std::uint64_t { site_embedding = 0, site_pooled = 1, site_layer_base = 2 };
 /// The site id of a layer's dropout (kind 0: attention probs, 1: attention output, 2: MLP output).
@@ -563,167 +268,7 @@ inline std::uint64_t layer_site(std::size_t l, int kind) { return site_layer_bas
 template <class S>
 S dropout_scale(const training_options& o, float p, std::uint64_t site, std::uint64_t index) noexcept {
     if (!o.dropout || p <= 0.0f) return S{1};
-    return dropout_uniform(o.seed, site, index) < static_cast<double>(p) ? S{0} : S{1} / (S{1} - static_cast<S>(p));
-}
-
-/// GELU (erf form) in scalar S: float uses the vectorisable approximation of the forward pass.
-template <class S>
-S gelu(S x) noexcept {
-    if constexpr (std::is_same_v<S, float>) return kernels::gelu(x);
-    else return S{0.5} * x * (S{1} + std::erf(x * S{0.70710678118654752440}));
-}
-/// d GELU / dx in scalar S.
-template <class S>
-S gelu_derivative(S x) noexcept {
-    if constexpr (std::is_same_v<S, float>) return kernels::gelu_derivative(x);
-    else return S{0.5} * (S{1} + std::erf(x * S{0.70710678118654752440})) + x * S{0.39894228040143267794} * std::exp(S{-0.5} * x * x);
-}
-
-/// sum_i term(i) for i < n, accumulated in 16 lanes by index (vectorises; the order, and so
-/// the rounding, depends only on n -- not on addresses, alignment or threads).
-template <class S, class Term>
-S lane_sum(int n, Term&& term) {
-    constexpr int lanes = 16;
-    S acc[lanes] = {};
-    int i = 0;
-    for (; i + lanes <= n; i += lanes)
-        for (int j = 0; j < lanes; ++j) acc[j] += term(i + j);
-    for (int j = 0; i < n; ++i, ++j) acc[j] += term(i);
-    S s{};
-    for (int j = 0; j < lanes; ++j) s += acc[j];
-    return s;
-}
-
-/// y[i] = exp(x[i]) for i < n with Eigen's vectorised exp; every element (tail included) goes
-/// through the same packet code, so its value does not depend on where it sits. y may be x.
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wignored-attributes"  // Eigen's packet types as template arguments
-#endif
-template <class S>
-void exp_array(const S* x, S* y, int n) {
-    using packet = typename Eigen::internal::packet_traits<S>::type;
-    constexpr int width = Eigen::internal::packet_traits<S>::size;
-    int i = 0;
-    for (; i + width <= n; i += width)
-        Eigen::internal::pstoreu(y + i, Eigen::internal::pexp(Eigen::internal::ploadu<packet>(x + i)));
-    if (i < n) {
-        S tail[width] = {};
-        std::copy(x + i, x + n, tail);
-        Eigen::internal::pstoreu(tail, Eigen::internal::pexp(Eigen::internal::ploadu<packet>(tail)));
-        std::copy(tail, tail + (n - i), y + i);
-    }
-}
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-
-/// row = softmax(row) over n elements.
-template <class S>
-void softmax_row(S* row, int n) {
-    S mx = row[0];
-    for (int j = 1; j < n; ++j) mx = std::max(mx, row[j]);
-    for (int j = 0; j < n; ++j) row[j] -= mx;
-    exp_array(row, row, n);
-    const S inv = S{1} / lane_sum<S>(n, [row](int j) { return row[j]; });
-    for (int j = 0; j < n; ++j) row[j] *= inv;
-}
-
-/// y = LN(x) row-wise; records xhat and rstd. y may be x (x is read into xhat first).
-template <class S>
-void layer_norm_forward(const S* x, S* y, S* __restrict xhat, S* rstd, const S* __restrict gamma,
-                        const S* __restrict beta, int n, S eps) {
-    std::copy(x, x + n, xhat);
-    const S mean = lane_sum<S>(n, [xhat](int i) { return xhat[i]; }) / static_cast<S>(n);
-    for (int i = 0; i < n; ++i) xhat[i] -= mean;
-    const S r = S{1} / std::sqrt(lane_sum<S>(n, [xhat](int i) { return xhat[i] * xhat[i]; }) / static_cast<S>(n) + eps);
-    *rstd = r;
-    for (int i = 0; i < n; ++i) {
-        xhat[i] *= r;
-        y[i] = xhat[i] * gamma[i] + beta[i];
-    }
-}
-
-/// dx = LN backward of dy for one row (dx may be dy); gamma / beta gradients: add_layer_norm_parameter_grads.
-template <class S>
-void layer_norm_backward(const S* dy, const S* __restrict xhat, S rstd, const S* __restrict gamma, S* dx, int n) {
-    const S mean_g = lane_sum<S>(n, [&](int i) { return dy[i] * gamma[i]; }) / static_cast<S>(n);
-    const S mean_gx = lane_sum<S>(n, [&](int i) { return dy[i] * gamma[i] * xhat[i]; }) / static_cast<S>(n);
-    for (int i = 0; i < n; ++i) dx[i] = rstd * (dy[i] * gamma[i] - mean_g - xhat[i] * mean_gx);
-}
-
-/// sum_i a[i] b[i] for i < n (lane order, see lane_sum).
-template <class S>
-S dot(const S* a, const S* b, int n) {
-    return lane_sum<S>(n, [a, b](int i) { return a[i] * b[i]; });
-}
-
-/// Runs block(c0, c1) over column ranges of `cols` (multiples of 16) split over the pool when
-/// rows x cols is large; every column is reduced over the rows in order, whatever the split.
-template <class Block>
-void for_columns(thread_pool& pool, std::size_t rows, int cols, Block&& block) {
-    const std::int64_t blocks = (cols + 15) / 16;
-    auto chunk = [&](std::int64_t b0, std::int64_t b1) {
-        block(static_cast<int>(b0 * 16), static_cast<int>(std::min<std::int64_t>(cols, b1 * 16)));
-    };
-    if (pool.size() == 1 || rows * static_cast<std::size_t>(cols) < 65536) {
-        chunk(0, blocks);
-        return;
-    }
-    parallel_chunks(pool, blocks, chunk);
-}
-
-/// out[c] += sum over rows r of a[r * lda + c] for c < cols (bias gradients).
-template <class S>
-void add_column_sums(thread_pool& pool, std::size_t rows, int cols, const S* a, std::size_t lda, S* out) {
-    for_columns(pool, rows, cols, [&](int c0, int c1) {
-        S* __restrict o = out;
-        for (std::size_t r = 0; r < rows; ++r) {
-            const S* __restrict row = a + r * lda;
-            for (int c = c0; c < c1; ++c) o[c] += row[c];
-        }
-    });
-}
-
-/// dgamma[c] += sum_r dy[r, c] xhat[r, c] and dbeta[c] += sum_r dy[r, c] (rows of n, contiguous).
-template <class S>
-void add_layer_norm_parameter_grads(thread_pool& pool, std::size_t rows, int n, const S* dy, const S* xhat, S* dgamma,
-                                    S* dbeta) {
-    const auto ns = static_cast<std::size_t>(n);
-    for_columns(pool, rows, n, [&](int c0, int c1) {
-        S* __restrict dg = dgamma;
-        S* __restrict db = dbeta;
-        for (std::size_t r = 0; r < rows; ++r) {
-            const S* __restrict g = dy + r * ns;
-            const S* __restrict h = xhat + r * ns;
-            for (int c = c0; c < c1; ++c) {
-                dg[c] += g[c] * h[c];
-                db[c] += g[c];
-            }
-        }
-    });
-}
-
-/// dact[i] *= GELU'(pre[i]) for n elements (float: vectorised exp and the forward's erf).
-template <class S>
-void gelu_backward(const S* pre, S* dact, int n) {
-    if constexpr (std::is_same_v<S, float>) {
-        constexpr int chunk = 256;
-        float e[chunk];
-        for (int i0 = 0; i0 < n; i0 += chunk) {
-            const int m = std::min(chunk, n - i0);
-            const float* __restrict x = pre + i0;
-            for (int i = 0; i < m; ++i) e[i] = -0.5f * x[i] * x[i];
-            exp_array(e, e, m);
-            float* __restrict g = dact + i0;
-            for (int i = 0; i < m; ++i) {
-                const float cdf = 0.5f * (1.0f + kernels::erf_approx(x[i] * 0.70710678118654752f));
-                g[i] *= cdf + x[i] * 0.39894228040143268f * e[i];
-            }
-        }
-    } else {
-        for (int i = 0; i < n; ++i) dact[i] *= gelu_derivative(pre[i]);
-    }
+    return nn::dropout_uniform(o.seed, site, index) < static_cast<double>(p) ? S{0} : S{1} / (S{1} - static_cast<S>(p));
 }
 
 }  // namespace detail
@@ -766,15 +311,14 @@ void backward_from_hidden(const W& w, const packed_batch& batch, const gate_valu
 template <class S>
 class training_workspace {
 public:
-    /// A workspace whose pass runs on `threads` threads (0 = every core). OpenBLAS is made
-    /// single-threaded per call, process-wide, at any pool size: the pool does the threading (at
-    /// one thread OpenBLAS's own threading would round some products differently).
+    /// A workspace whose pass runs on `threads` threads (0 = every core). Its products go to
+    /// OpenBLAS only when the process made it single-threaded (nn::setup_process: the pool does
+    /// the threading), else to Eigen (prune/nn/gemm.hpp).
     explicit training_workspace(int threads = 0) : pool_(threads) {
-        blas_single_threaded();
         scratch_.resize(static_cast<std::size_t>(pool_.size()));
     }
     /// The pool the pass runs on.
-    [[nodiscard]] thread_pool& pool() noexcept { return pool_; }
+    [[nodiscard]] nn::thread_pool& pool() noexcept { return pool_; }
     /// The loss of the last pass (reduced as requested).
     [[nodiscard]] double loss() const noexcept { return loss_; }
     /// Per-example losses of the last pass.
@@ -806,7 +350,7 @@ private:
                              training_workspace<typename decltype(W::word_embeddings)::Scalar>&, W*,
                              const training_options&);
 
-    thread_pool pool_;
+    nn::thread_pool pool_;
     std::vector<detail::grow_buffer<S>> scratch_;  // per thread: attention score gradients
     std::vector<layer_record> layers_;
     detail::grow_buffer<S> emb_hat_, emb_rstd_, x_, cls_, pooled_, pooled_dropped_, logits_;
@@ -895,13 +439,13 @@ std::span<const weights_scalar<W>> encode_for_training(const W& w, const packed_
     S* erstd = ws.emb_rstd_.get(T);
     {
         S* x0 = layer_input(0);
-        detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
+        ws.pool_.for_rows(T, hs, [&](std::size_t t) {
             S* row = x0 + t * hs;
             const S* word = w.word_embeddings.row(batch.token_ids[t]).data();
             const S* pos = w.position_embeddings.row(batch.positions[t]).data();
             const S* typ = w.token_type_embeddings.row(batch.token_types[t]).data();
             for (int c = 0; c < H; ++c) row[c] = word[c] + pos[c] + typ[c];
-            detail::layer_norm_forward(row, row, ehat + t * hs, erstd + t, w.embedding_norm.weight.data(),
+            nn::layer_norm_forward(row, row, ehat + t * hs, erstd + t, w.embedding_norm.weight.data(),
                                        w.embedding_norm.bias.data(), H, eps);
             if (drop_hidden) {
                 for (int c = 0; c < H; ++c)
@@ -942,13 +486,13 @@ std::span<const weights_scalar<W>> encode_for_training(const W& w, const packed_
         S* sa = ws.dtmp_.get(T * hs);
         if (A > 0) {
             if (cls_layer) {  // K | V for every token, Q for the [CLS] rows (into their rows of qkv)
-                detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), 2 * A, H, S{1}, in, H,
+                nn::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), 2 * A, H, S{1}, in, H,
                                          L.qkv.weight.data() + As * hs, H, S{0}, qkv + As, 3 * A);
                 S* q_cls = ws.dctx_.get(rows * As);
-                detail::parallel_gemm<S>(ws.pool_, false, true, B, A, H, S{1}, in_rows, H, L.qkv.weight.data(), H, S{0},
+                nn::parallel_gemm<S>(ws.pool_, false, true, B, A, H, S{1}, in_rows, H, L.qkv.weight.data(), H, S{0},
                                          q_cls, A);
                 for (std::size_t b = 0; b < rows; ++b) std::copy(q_cls + b * As, q_cls + b * As + As, qkv + token(b) * 3 * As);
-                detail::for_rows(ws.pool_, T, 3 * As, [&](std::size_t t) {
+                ws.pool_.for_rows(T, 3 * As, [&](std::size_t t) {
                     S* __restrict row = qkv + t * 3 * As;
                     const S* __restrict bias = L.qkv.bias.data();
                     for (int c = A; c < 3 * A; ++c) row[c] += bias[c];
@@ -956,9 +500,9 @@ std::span<const weights_scalar<W>> encode_for_training(const W& w, const packed_
                 for (std::size_t b = 0; b < rows; ++b)
                     for (int c = 0; c < A; ++c) qkv[token(b) * 3 * As + static_cast<std::size_t>(c)] += L.qkv.bias(c);
             } else {
-                detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), 3 * A, H, S{1}, in, H, L.qkv.weight.data(), H, S{0}, qkv,
+                nn::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(T), 3 * A, H, S{1}, in, H, L.qkv.weight.data(), H, S{0}, qkv,
                                 3 * A);
-                detail::for_rows(ws.pool_, T, 3 * As, [&](std::size_t t) {
+                ws.pool_.for_rows(T, 3 * As, [&](std::size_t t) {
                     S* __restrict row = qkv + t * 3 * As;
                     const S* __restrict bias = L.qkv.bias.data();
                     for (int c = 0; c < 3 * A; ++c) row[c] += bias[c];
@@ -978,8 +522,8 @@ std::span<const weights_scalar<W>> encode_for_training(const W& w, const packed_
                 const S* q = qkv + static_cast<std::size_t>(r0) * 3 * As + static_cast<std::size_t>(h * d);
                 const S* k = q + As;
                 const S* v = q + 2 * As;
-                detail::gemm<S>(false, true, q_rows, len, d, scale, q, 3 * A, k, 3 * A, S{0}, P, len);
-                for (int i = 0; i < q_rows; ++i) detail::softmax_row(P + static_cast<std::size_t>(i) * lens, len);
+                nn::gemm<S>(false, true, q_rows, len, d, scale, q, 3 * A, k, 3 * A, S{0}, P, len);
+                for (int i = 0; i < q_rows; ++i) nn::softmax_row(P + static_cast<std::size_t>(i) * lens, len);
                 if (drop_attention) {
                     S* Pd = probs_d + po;
                     for (std::size_t i = 0; i < static_cast<std::size_t>(q_rows) * lens; ++i)
@@ -987,7 +531,7 @@ std::span<const weights_scalar<W>> encode_for_training(const W& w, const packed_
                 }
                 const std::size_t c0 = cls_layer ? static_cast<std::size_t>(b) : static_cast<std::size_t>(r0);
                 S* c = ctx + c0 * As + static_cast<std::size_t>(h * d);
-                detail::gemm<S>(false, false, q_rows, d, len, S{1}, probs_d + po, len, v, 3 * A, S{0}, c, A);
+                nn::gemm<S>(false, false, q_rows, d, len, S{1}, probs_d + po, len, v, 3 * A, S{0}, c, A);
                 if (gated) {
                     const S g = static_cast<S>(gate->head(l, static_cast<std::size_t>(h)));
                     S* cg = ctxg + c0 * As + static_cast<std::size_t>(h * d);
@@ -995,8 +539,8 @@ std::span<const weights_scalar<W>> encode_for_training(const W& w, const packed_
                         for (std::size_t j = 0; j < static_cast<std::size_t>(d); ++j) cg[i * As + j] = g * c[i * As + j];
                 }
             };
-            detail::parallel_tasks(ws.pool_, static_cast<std::int64_t>(B) * heads, attend);
-            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(rows), H, A, S{1}, ctxg, A, L.attention_output.weight.data(), A,
+            ws.pool_.parallel_tasks(static_cast<std::int64_t>(B) * heads, attend);
+            nn::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(rows), H, A, S{1}, ctxg, A, L.attention_output.weight.data(), A,
                             S{0}, sa, H);
         } else {
             std::fill(sa, sa + rows * hs, S{0});
@@ -1004,7 +548,7 @@ std::span<const weights_scalar<W>> encode_for_training(const W& w, const packed_
         S* ahat = R.attn_hat.get(rows * hs);
         S* arstd = R.attn_rstd.get(rows);
         S* aout = R.attn_out.get(rows * hs);
-        detail::for_rows(ws.pool_, rows, hs, [&](std::size_t t) {
+        ws.pool_.for_rows(rows, hs, [&](std::size_t t) {
             S* row = sa + t * hs;
             const S* bias = L.attention_output.bias.data();
             const S* __restrict x = in_rows + t * hs;
@@ -1016,7 +560,7 @@ std::span<const weights_scalar<W>> encode_for_training(const W& w, const packed_
             } else {
                 for (int c = 0; c < H; ++c) row[c] = x[c] + (row[c] + bias[c]);
             }
-            detail::layer_norm_forward(row, aout + t * hs, ahat + t * hs, arstd + t, L.attention_norm.weight.data(),
+            nn::layer_norm_forward(row, aout + t * hs, ahat + t * hs, arstd + t, L.attention_norm.weight.data(),
                                        L.attention_norm.bias.data(), H, eps);
         });
         S* so = sa;  // reuse: the output LayerNorm input
@@ -1024,19 +568,19 @@ std::span<const weights_scalar<W>> encode_for_training(const W& w, const packed_
             S* pre = R.inter_pre.get(rows * Fs);
             S* act = R.inter_act.get(rows * Fs);
             S* m = R.mlp_out.get(rows * hs);
-            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(rows), F, H, S{1}, aout, H, L.intermediate.weight.data(), H, S{0},
+            nn::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(rows), F, H, S{1}, aout, H, L.intermediate.weight.data(), H, S{0},
                             pre, F);
-            detail::for_rows(ws.pool_, rows, Fs, [&](std::size_t t) {
+            ws.pool_.for_rows(rows, Fs, [&](std::size_t t) {
                 S* __restrict p = pre + t * Fs;
                 S* __restrict a = act + t * Fs;
                 const S* __restrict bias = L.intermediate.bias.data();
                 for (int c = 0; c < F; ++c) {
                     p[c] += bias[c];
-                    a[c] = detail::gelu(p[c]);
+                    a[c] = nn::gelu(p[c]);
                 }
             });
-            detail::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(rows), H, F, S{1}, act, F, L.output.weight.data(), F, S{0}, m, H);
-            detail::for_rows(ws.pool_, rows, hs, [&](std::size_t t) {
+            nn::parallel_gemm<S>(ws.pool_, false, true, static_cast<int>(rows), H, F, S{1}, act, F, L.output.weight.data(), F, S{0}, m, H);
+            ws.pool_.for_rows(rows, hs, [&](std::size_t t) {
                 const S* __restrict bias = L.output.bias.data();
                 S* __restrict mr = m + t * hs;
                 if (drop_hidden) {
@@ -1055,8 +599,8 @@ std::span<const weights_scalar<W>> encode_for_training(const W& w, const packed_
         }
         S* ohat = R.out_hat.get(rows * hs);
         S* orstd = R.out_rstd.get(rows);
-        detail::for_rows(ws.pool_, rows, hs, [&](std::size_t t) {
-            detail::layer_norm_forward(so + t * hs, out + t * hs, ohat + t * hs, orstd + t, L.output_norm.weight.data(),
+        ws.pool_.for_rows(rows, hs, [&](std::size_t t) {
+            nn::layer_norm_forward(so + t * hs, out + t * hs, ohat + t * hs, orstd + t, L.output_norm.weight.data(),
                                        L.output_norm.bias.data(), H, eps);
         });
     }
@@ -1119,7 +663,7 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
     const S* cls = encode_for_training(w, batch, gate, ws, o, encoder_rows::cls).data();
     S* pooled = ws.pooled_.get(static_cast<std::size_t>(B) * hs);
     S* pooled_d = ws.pooled_dropped_.get(static_cast<std::size_t>(B) * hs);
-    detail::gemm<S>(false, true, B, H, H, S{1}, cls, H, w.pooler.weight.data(), H, S{0}, pooled, H);
+    nn::gemm<S>(false, true, B, H, H, S{1}, cls, H, w.pooler.weight.data(), H, S{0}, pooled, H);
     for (int b = 0; b < B; ++b)
         for (int c = 0; c < H; ++c) {
             const std::size_t idx = static_cast<std::size_t>(b) * hs + static_cast<std::size_t>(c);
@@ -1127,7 +671,7 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
             pooled_d[idx] = pooled[idx] * detail::dropout_scale<S>(o, ph, detail::site_pooled, idx);
         }
     S* logits = ws.logits_.get(static_cast<std::size_t>(B) * static_cast<std::size_t>(C));
-    detail::gemm<S>(false, true, B, C, H, S{1}, pooled_d, H, w.classifier.weight.data(), H, S{0}, logits, C);
+    nn::gemm<S>(false, true, B, C, H, S{1}, pooled_d, H, w.classifier.weight.data(), H, S{0}, logits, C);
     for (int b = 0; b < B; ++b)
         for (int c = 0; c < C; ++c) logits[b * C + c] += w.classifier.bias(c);
 
@@ -1162,9 +706,9 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
 
     // Backward through the head to d(cls), then through the encoder.
     S* dpool = ws.dpooled_.get(static_cast<std::size_t>(B) * hs);
-    detail::gemm<S>(false, false, B, H, C, S{1}, dlogits, C, w.classifier.weight.data(), H, S{0}, dpool, H);
+    nn::gemm<S>(false, false, B, H, C, S{1}, dlogits, C, w.classifier.weight.data(), H, S{0}, dpool, H);
     if (want_grads) {
-        detail::gemm<S>(true, false, C, H, B, S{1}, dlogits, C, pooled_d, H, S{1}, grads->classifier.weight.data(), H);
+        nn::gemm<S>(true, false, C, H, B, S{1}, dlogits, C, pooled_d, H, S{1}, grads->classifier.weight.data(), H);
         for (int b = 0; b < B; ++b)
             for (int c = 0; c < C; ++c) grads->classifier.bias(c) += dlogits[b * C + c];
     }
@@ -1174,9 +718,9 @@ double train_pass(const W& w, const packed_batch& batch, const batch_labels& lab
             dpool[idx] *= detail::dropout_scale<S>(o, ph, detail::site_pooled, idx) * (S{1} - pooled[idx] * pooled[idx]);
         }
     S* dcls = ws.dcls_.get(static_cast<std::size_t>(B) * hs);
-    detail::gemm<S>(false, false, B, H, H, S{1}, dpool, H, w.pooler.weight.data(), H, S{0}, dcls, H);
+    nn::gemm<S>(false, false, B, H, H, S{1}, dpool, H, w.pooler.weight.data(), H, S{0}, dcls, H);
     if (want_grads) {
-        detail::parallel_gemm<S>(ws.pool_, true, false, H, H, B, S{1}, dpool, H, cls, H, S{1}, grads->pooler.weight.data(), H);
+        nn::parallel_gemm<S>(ws.pool_, true, false, H, H, B, S{1}, dpool, H, cls, H, S{1}, grads->pooler.weight.data(), H);
         for (int b = 0; b < B; ++b)
             for (int c = 0; c < H; ++c) grads->pooler.bias(c) += dpool[static_cast<std::size_t>(b) * hs + static_cast<std::size_t>(c)];
     }
@@ -1262,7 +806,7 @@ void backward_from_hidden(const W& w, const packed_batch& batch, const gate_valu
         S* da = dy;
         S* dm = F > 0 && (mlp_gate != S{1} || drop_hidden) ? ws.dtmp_.get(rows * hs) : dso;
         if (G) {
-            detail::add_layer_norm_parameter_grads(ws.pool_, rows, H, dy, R.out_hat.data.data(), G->output_norm.weight.data(),
+            nn::add_norm_parameter_grads(ws.pool_, rows, H, dy, R.out_hat.data.data(), G->output_norm.weight.data(),
                                                    G->output_norm.bias.data());
         }
         {
@@ -1276,10 +820,10 @@ void backward_from_hidden(const W& w, const packed_batch& batch, const gate_valu
                 double s = 0.0;
                 for (std::size_t t = t0; t < t1; ++t) {
                     S* r = dso + t * hs;
-                    detail::layer_norm_backward(dy + t * hs, ohat + t * hs, orstd[t], gamma, r, H);
+                    nn::layer_norm_backward(dy + t * hs, ohat + t * hs, orstd[t], gamma, r, H);
                     std::copy(r, r + hs, da + t * hs);
                     if (m != nullptr) {
-                        s += static_cast<double>(detail::dot(m + t * hs, r, H));
+                        s += static_cast<double>(nn::dot(m + t * hs, r, H));
                         if (dm != dso) {
                             for (int c = 0; c < H; ++c) {
                                 dm[t * hs + static_cast<std::size_t>(c)] =
@@ -1291,27 +835,27 @@ void backward_from_hidden(const W& w, const packed_batch& batch, const gate_valu
                 }
                 if (m != nullptr) gg.mlps_by_example[static_cast<std::size_t>(b) * layers + li] += s;
             };
-            detail::parallel_tasks(ws.pool_, B, output_norm);
+            ws.pool_.parallel_tasks(B, output_norm);
         }
         const int Ri = static_cast<int>(rows);
         if (F > 0) {
             S* dact = ws.dffn_.get(rows * Fs);
-            const detail::gemm_call<S> dact_call{false, false, Ri, F, H, S{1}, dm, H, L.output.weight.data(), F, S{0}, dact, F};
-            const detail::gemm_call<S> dw2_call{true, false, H, F, Ri, S{1}, dm, H, R.inter_act.data.data(), F, S{1},
+            const nn::gemm_call<S> dact_call{false, false, Ri, F, H, S{1}, dm, H, L.output.weight.data(), F, S{0}, dact, F};
+            const nn::gemm_call<S> dw2_call{true, false, H, F, Ri, S{1}, dm, H, R.inter_act.data.data(), F, S{1},
                                                 G ? G->output.weight.data() : nullptr, F};
-            detail::gemm_pair(ws.pool_, dact_call, G ? &dw2_call : nullptr);
-            if (G) detail::add_column_sums(ws.pool_, rows, H, dm, hs, G->output.bias.data());
+            nn::gemm_pair(ws.pool_, dact_call, G ? &dw2_call : nullptr);
+            if (G) nn::add_column_sums(ws.pool_, rows, H, dm, hs, G->output.bias.data());
             const S* pre = R.inter_pre.data.data();
-            detail::for_rows(ws.pool_, rows, Fs, [&](std::size_t t) { detail::gelu_backward(pre + t * Fs, dact + t * Fs, F); });
-            const detail::gemm_call<S> da_call{false, false, Ri, H, F, S{1}, dact, F, L.intermediate.weight.data(), H, S{1}, da, H};
-            const detail::gemm_call<S> dw1_call{true, false, F, H, Ri, S{1}, dact, F, R.attn_out.data.data(), H, S{1},
+            ws.pool_.for_rows(rows, Fs, [&](std::size_t t) { nn::gelu_backward(pre + t * Fs, dact + t * Fs, F); });
+            const nn::gemm_call<S> da_call{false, false, Ri, H, F, S{1}, dact, F, L.intermediate.weight.data(), H, S{1}, da, H};
+            const nn::gemm_call<S> dw1_call{true, false, F, H, Ri, S{1}, dact, F, R.attn_out.data.data(), H, S{1},
                                                 G ? G->intermediate.weight.data() : nullptr, H};
-            detail::gemm_pair(ws.pool_, da_call, G ? &dw1_call : nullptr);
-            if (G) detail::add_column_sums(ws.pool_, rows, F, dact, Fs, G->intermediate.bias.data());
+            nn::gemm_pair(ws.pool_, da_call, G ? &dw1_call : nullptr);
+            if (G) nn::add_column_sums(ws.pool_, rows, F, dact, Fs, G->intermediate.bias.data());
         }
         // Attention LayerNorm: dsa (into dx); the layer input's gradient starts as dsa (residual) in dy.
         if (G) {
-            detail::add_layer_norm_parameter_grads(ws.pool_, rows, H, da, R.attn_hat.data.data(),
+            nn::add_norm_parameter_grads(ws.pool_, rows, H, da, R.attn_hat.data.data(),
                                                    G->attention_norm.weight.data(), G->attention_norm.bias.data());
         }
         S* dsa = dx;
@@ -1321,9 +865,9 @@ void backward_from_hidden(const W& w, const packed_batch& batch, const gate_valu
             const S* ahat = R.attn_hat.data.data();
             const S* arstd = R.attn_rstd.data.data();
             const S* gamma = L.attention_norm.weight.data();
-            detail::for_rows(ws.pool_, rows, hs, [&](std::size_t t) {
+            ws.pool_.for_rows(rows, hs, [&](std::size_t t) {
                 S* r = dsa + t * hs;
-                detail::layer_norm_backward(da + t * hs, ahat + t * hs, arstd[t], gamma, r, H);
+                nn::layer_norm_backward(da + t * hs, ahat + t * hs, arstd[t], gamma, r, H);
                 if (!cls_layer) std::copy(r, r + hs, dinput + t * hs);
                 if (drop_hidden) {
                     for (int c = 0; c < H; ++c) {
@@ -1337,15 +881,15 @@ void backward_from_hidden(const W& w, const packed_batch& batch, const gate_valu
                 for (std::size_t b = 0; b < rows; ++b) std::copy(dsa + b * hs, dsa + b * hs + hs, dinput + token(b) * hs);
             }
         }
-        if (G) detail::add_column_sums(ws.pool_, rows, H, dd, hs, G->attention_output.bias.data());
+        if (G) nn::add_column_sums(ws.pool_, rows, H, dd, hs, G->attention_output.bias.data());
         if (A > 0) {
             S* dctx = ws.dctx_.get(rows * As);
-            const detail::gemm_call<S> dctx_call{false, false, Ri, A, H, S{1}, dd, H, L.attention_output.weight.data(), A,
+            const nn::gemm_call<S> dctx_call{false, false, Ri, A, H, S{1}, dd, H, L.attention_output.weight.data(), A,
                                                  S{0}, dctx, A};
-            const detail::gemm_call<S> dwo_call{true, false, H, A, Ri, S{1}, dd, H,
+            const nn::gemm_call<S> dwo_call{true, false, H, A, Ri, S{1}, dd, H,
                                                 gated ? R.context_gated.data.data() : R.context.data.data(), A, S{1},
                                                 G ? G->attention_output.weight.data() : nullptr, A};
-            detail::gemm_pair(ws.pool_, dctx_call, G ? &dwo_call : nullptr);
+            nn::gemm_pair(ws.pool_, dctx_call, G ? &dwo_call : nullptr);
             S* dqkv = ws.dqkv_.get(T * 3 * As);
             const S* qkv = R.qkv.data.data();
             const S* ctx = R.context.data.data();
@@ -1368,7 +912,7 @@ void backward_from_hidden(const W& w, const packed_batch& batch, const gate_valu
                 double gsum = 0.0;
                 for (std::size_t i = 0; i < qs; ++i) {
                     S* dci = dc + i * As;
-                    gsum += static_cast<double>(detail::dot(ctx + (c0 + i) * As + hd, dci, d));
+                    gsum += static_cast<double>(nn::dot(ctx + (c0 + i) * As + hd, dci, d));
                     if (g != S{1})
                         for (int j = 0; j < d; ++j) dci[j] *= g;
                 }
@@ -1384,8 +928,8 @@ void backward_from_hidden(const W& w, const packed_batch& batch, const gate_valu
                 S* dk = dq + As;
                 S* dv = dq + 2 * As;
                 // dV = Pd^T dC ; dPd = dC V^T
-                detail::gemm<S>(true, false, len, d, q_rows, S{1}, Pd, len, dc, A, S{0}, dv, 3 * A);
-                detail::gemm<S>(false, true, q_rows, len, d, S{1}, dc, A, v, 3 * A, S{0}, dP, len);
+                nn::gemm<S>(true, false, len, d, q_rows, S{1}, Pd, len, dc, A, S{0}, dv, 3 * A);
+                nn::gemm<S>(false, true, q_rows, len, d, S{1}, dc, A, v, 3 * A, S{0}, dP, len);
                 for (std::size_t i = 0; i < qs; ++i) {
                     S* row = dP + i * lens;
                     if (drop_attention) {
@@ -1393,39 +937,39 @@ void backward_from_hidden(const W& w, const packed_batch& batch, const gate_valu
                             row[j] *= detail::dropout_scale<S>(o, pa, detail::layer_site(li, 0), po + i * lens + j);
                     }
                     const S* p = P + i * lens;
-                    const S dot = detail::dot(row, p, len);
+                    const S dot = nn::dot(row, p, len);
                     for (std::size_t j = 0; j < lens; ++j) row[j] = p[j] * (row[j] - dot);
                 }
                 // dQ = dS K * s (the query rows only) ; dK = dS^T Q * s
-                detail::gemm<S>(false, false, q_rows, d, len, scale_qk, dP, len, k, 3 * A, S{0}, dq, 3 * A);
-                detail::gemm<S>(true, false, len, d, q_rows, scale_qk, dP, len, q, 3 * A, S{0}, dk, 3 * A);
+                nn::gemm<S>(false, false, q_rows, d, len, scale_qk, dP, len, k, 3 * A, S{0}, dq, 3 * A);
+                nn::gemm<S>(true, false, len, d, q_rows, scale_qk, dP, len, q, 3 * A, S{0}, dk, 3 * A);
             };
-            detail::parallel_tasks(ws.pool_, static_cast<std::int64_t>(B) * heads, attend_backward);
+            ws.pool_.parallel_tasks(static_cast<std::int64_t>(B) * heads, attend_backward);
             if (!cls_layer) {
-                const detail::gemm_call<S> din_call{false, false, static_cast<int>(T), H, 3 * A, S{1}, dqkv, 3 * A, L.qkv.weight.data(), H, S{1},
+                const nn::gemm_call<S> din_call{false, false, static_cast<int>(T), H, 3 * A, S{1}, dqkv, 3 * A, L.qkv.weight.data(), H, S{1},
                                                     dinput, H};
-                const detail::gemm_call<S> dwqkv_call{true, false, 3 * A, H, static_cast<int>(T), S{1}, dqkv, 3 * A, R.input.data.data(), H, S{1},
+                const nn::gemm_call<S> dwqkv_call{true, false, 3 * A, H, static_cast<int>(T), S{1}, dqkv, 3 * A, R.input.data.data(), H, S{1},
                                                       G ? G->qkv.weight.data() : nullptr, H};
-                detail::gemm_pair(ws.pool_, din_call, G ? &dwqkv_call : nullptr);
-                if (G) detail::add_column_sums(ws.pool_, T, 3 * A, dqkv, 3 * As, G->qkv.bias.data());
+                nn::gemm_pair(ws.pool_, din_call, G ? &dwqkv_call : nullptr);
+                if (G) nn::add_column_sums(ws.pool_, T, 3 * A, dqkv, 3 * As, G->qkv.bias.data());
             } else {
                 // K | V gradients for every token; Q gradients for the [CLS] rows only (gathered).
-                const detail::gemm_call<S> din_call{false, false, static_cast<int>(T), H, 2 * A, S{1}, dqkv + As, 3 * A,
+                const nn::gemm_call<S> din_call{false, false, static_cast<int>(T), H, 2 * A, S{1}, dqkv + As, 3 * A,
                                                     L.qkv.weight.data() + As * hs, H, S{1}, dinput, H};
-                const detail::gemm_call<S> dwkv_call{true, false, 2 * A, H, static_cast<int>(T), S{1}, dqkv + As, 3 * A, R.input.data.data(), H,
+                const nn::gemm_call<S> dwkv_call{true, false, 2 * A, H, static_cast<int>(T), S{1}, dqkv + As, 3 * A, R.input.data.data(), H,
                                                      S{1}, G ? G->qkv.weight.data() + As * hs : nullptr, H};
-                detail::gemm_pair(ws.pool_, din_call, G ? &dwkv_call : nullptr);
+                nn::gemm_pair(ws.pool_, din_call, G ? &dwkv_call : nullptr);
                 S* dq_cls = ws.dctx_.get(rows * As + rows * hs);  // [B, A] then [B, H]
                 S* dq_in = dq_cls + rows * As;
                 for (std::size_t b = 0; b < rows; ++b)
                     std::copy(dqkv + token(b) * 3 * As, dqkv + token(b) * 3 * As + As, dq_cls + b * As);
-                detail::gemm<S>(false, false, B, H, A, S{1}, dq_cls, A, L.qkv.weight.data(), H, S{0}, dq_in, H);
+                nn::gemm<S>(false, false, B, H, A, S{1}, dq_cls, A, L.qkv.weight.data(), H, S{0}, dq_in, H);
                 for (std::size_t b = 0; b < rows; ++b)
                     for (std::size_t c = 0; c < hs; ++c) dinput[token(b) * hs + c] += dq_in[b * hs + c];
                 if (G) {
-                    detail::parallel_gemm<S>(ws.pool_, true, false, A, H, B, S{1}, dq_cls, A, in_rows, H, S{1}, G->qkv.weight.data(), H);
-                    detail::add_column_sums(ws.pool_, rows, A, dq_cls, As, G->qkv.bias.data());
-                    detail::add_column_sums(ws.pool_, T, 2 * A, dqkv + As, 3 * As, G->qkv.bias.data() + As);
+                    nn::parallel_gemm<S>(ws.pool_, true, false, A, H, B, S{1}, dq_cls, A, in_rows, H, S{1}, G->qkv.weight.data(), H);
+                    nn::add_column_sums(ws.pool_, rows, A, dq_cls, As, G->qkv.bias.data());
+                    nn::add_column_sums(ws.pool_, T, 2 * A, dqkv + As, 3 * As, G->qkv.bias.data() + As);
                 }
             }
         }
@@ -1434,18 +978,18 @@ void backward_from_hidden(const W& w, const packed_batch& batch, const gate_valu
     // Embeddings: dropout, LayerNorm, scatter.
     if (want_grads) {
         if (drop_hidden) {
-            detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
+            ws.pool_.for_rows(T, hs, [&](std::size_t t) {
                 for (int c = 0; c < H; ++c) {
                     const std::size_t idx = t * hs + static_cast<std::size_t>(c);
                     dy[idx] *= detail::dropout_scale<S>(o, ph, detail::site_embedding, idx);
                 }
             });
         }
-        detail::add_layer_norm_parameter_grads(ws.pool_, T, H, dy, ehat, grads->embedding_norm.weight.data(),
+        nn::add_norm_parameter_grads(ws.pool_, T, H, dy, ehat, grads->embedding_norm.weight.data(),
                                                grads->embedding_norm.bias.data());
         S* de = ws.dtmp_.get(T * hs);
-        detail::for_rows(ws.pool_, T, hs, [&](std::size_t t) {
-            detail::layer_norm_backward(dy + t * hs, ehat + t * hs, erstd[t], w.embedding_norm.weight.data(), de + t * hs, H);
+        ws.pool_.for_rows(T, hs, [&](std::size_t t) {
+            nn::layer_norm_backward(dy + t * hs, ehat + t * hs, erstd[t], w.embedding_norm.weight.data(), de + t * hs, H);
         });
         for (std::size_t t = 0; t < T; ++t) {  // serial: tokens may share rows
             const S* r = de + t * hs;

@@ -19,15 +19,14 @@
 // (the full last layer is then computed). Without one, nothing is recorded or copied.
 #pragma once
 
+#include <prune/nn/eigen.hpp>
+#include <prune/nn/gemm.hpp>
+#include <prune/nn/threads.hpp>
 #include <prune/models/bert/batch.hpp>
-#include <prune/models/bert/gemm.hpp>
 #include <prune/models/bert/kernels.hpp>
-#include <prune/models/bert/threads.hpp>
 #include <prune/models/bert/weights.hpp>
 #include <prune/error.hpp>
 #include <prune/mask.hpp>
-
-#include <prune/models/bert/eigen.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -159,23 +158,20 @@ struct forward_options {
 class workspace {
 public:
     /// A workspace running on `threads` threads (0 = all cores) with the given GEMM back-ends
-    /// (dense layers, and the per-head attention products; see gemm.hpp). Using blas makes OpenBLAS
-    /// single-threaded per call, process-wide: the pool does the threading.
-    explicit workspace(int threads = 0, gemm_backend dense = gemm_backend::automatic,
-                       gemm_backend attention = gemm_backend::eigen)
+    /// (dense layers, and the per-head attention products; see prune/nn/gemm.hpp): `automatic`
+    /// is OpenBLAS when the process has it single-threaded (nn::setup_process) with fast kernels.
+    explicit workspace(int threads = 0, nn::gemm_backend dense = nn::gemm_backend::automatic,
+                       nn::gemm_backend attention = nn::gemm_backend::eigen)
         : pool_(threads), dense_(resolve(dense)), attention_(resolve(attention)) {
-        if (dense_ == gemm_backend::blas || attention_ == gemm_backend::blas) {
-            blas_single_threaded();
-        }
         scores_.resize(static_cast<std::size_t>(pool_.size()));
     }
 
     /// The pool the pass runs on.
-    [[nodiscard]] thread_pool& pool() noexcept { return pool_; }
-    /// Back-end of the dense layers.
-    [[nodiscard]] gemm_backend dense_backend() const noexcept { return dense_; }
-    /// Back-end of the attention products.
-    [[nodiscard]] gemm_backend attention_backend() const noexcept { return attention_; }
+    [[nodiscard]] nn::thread_pool& pool() noexcept { return pool_; }
+    /// Back-end of the dense layers (blas or eigen).
+    [[nodiscard]] nn::gemm_backend dense_backend() const noexcept { return dense_; }
+    /// Back-end of the attention products (blas or eigen).
+    [[nodiscard]] nn::gemm_backend attention_backend() const noexcept { return attention_; }
 
     /// The encoder output of the last call: [T, hidden], or [B, hidden] [CLS] rows when cls_only applied.
     [[nodiscard]] Eigen::Map<const matrix> hidden() const {
@@ -203,9 +199,18 @@ private:
     friend Eigen::Map<const matrix> classify(const weights&, const packed_batch&, workspace&,
                                              const forward_options&);
 
-    thread_pool pool_;
-    gemm_backend dense_;
-    gemm_backend attention_;
+    /// blas when the process has OpenBLAS (for automatic: single-threaded, with fast kernels), else eigen.
+    static nn::gemm_backend resolve(nn::gemm_backend b) {
+        const bool blas = b == nn::gemm_backend::blas ? nn::have_blas()
+                          : b == nn::gemm_backend::automatic
+                              ? nn::have_blas() && nn::blas_is_fast() && nn::blas_single_threaded_now()
+                              : false;
+        return blas ? nn::gemm_backend::blas : nn::gemm_backend::eigen;
+    }
+
+    nn::thread_pool pool_;
+    nn::gemm_backend dense_;
+    nn::gemm_backend attention_;
     buffer x_, qkv_, ctx_, ffn_, cls_x_, cls_q_, cls_ctx_, cls_ffn_, pooled_, logits_;
     std::vector<buffer> scores_;
     const float* output_ptr_ = nullptr;
@@ -217,6 +222,18 @@ private:
 
 namespace detail {
 
+/// C[M, N] = alpha * A[M, K] B[N, K]^T + beta C on `backend` (blas or eigen), single-threaded.
+inline void gemm_nt(nn::gemm_backend backend, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+                    int ldb, float beta, float* c, int ldc) {
+    nn::gemm_on<float>(backend == nn::gemm_backend::blas, false, true, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/// C[M, N] = alpha * A[M, K] B[K, N] + beta C on `backend` (blas or eigen), single-threaded.
+inline void gemm_nn(nn::gemm_backend backend, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+                    int ldb, float beta, float* c, int ldc) {
+    nn::gemm_on<float>(backend == nn::gemm_backend::blas, false, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 /// Copies `rows` x `cols` floats (leading dimension ld) into an Eigen matrix.
 inline void store(matrix& out, const float* src, Eigen::Index rows, Eigen::Index cols, Eigen::Index ld) {
     out.resize(rows, cols);
@@ -226,7 +243,7 @@ inline void store(matrix& out, const float* src, Eigen::Index rows, Eigen::Index
 }
 
 /// Y[m, N] = alpha * X[m, K] W^T + beta * Y, split over output columns (for few rows).
-inline void gemm_columns(thread_pool& pool, gemm_backend backend, int m, int n, int k, float alpha, const float* x,
+inline void gemm_columns(nn::thread_pool& pool, nn::gemm_backend backend, int m, int n, int k, float alpha, const float* x,
                          int ldx, const float* w, int ldw, float beta, float* y, int ldy) {
     if (m <= 0 || n <= 0) {
         return;
@@ -242,7 +259,7 @@ inline void gemm_columns(thread_pool& pool, gemm_backend backend, int m, int n, 
 
 /// Attention of the queries `q` (rows q_rows, ld ldq) of one (sequence, head) against its keys and
 /// values; writes the ungated context P V (rows x d, ld ldc) and optionally the probabilities.
-inline void attend(gemm_backend backend, int q_rows, int len, int d, const float* q, int ldq, const float* k,
+inline void attend(nn::gemm_backend backend, int q_rows, int len, int d, const float* q, int ldq, const float* k,
                    const float* v, int ldkv, float* scores, float* ctx, int ldc, float gate, matrix* probs_out) {
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     gemm_nt(backend, q_rows, len, d, scale, q, ldq, k, ldkv, 0.0f, scores, len);
@@ -273,9 +290,9 @@ inline void encode(const weights& w, const packed_batch& batch, workspace& ws, c
         throw value_error("encode: empty batch");
     }
     const float eps = cfg.layer_norm_eps;
-    thread_pool& pool = ws.pool_;
-    const gemm_backend dense = ws.dense_;
-    const gemm_backend attn_backend = ws.attention_;
+    nn::thread_pool& pool = ws.pool_;
+    const nn::gemm_backend dense = ws.dense_;
+    const nn::gemm_backend attn_backend = ws.attention_;
     forward_cache* cache = options.cache;
     const bool cls_only = options.cls_only && cache == nullptr;
     const int max_len = batch.max_length();
@@ -343,7 +360,7 @@ inline void encode(const weights& w, const packed_batch& batch, workspace& ws, c
                 pool.parallel_for(tokens, [&](std::int64_t r0, std::int64_t r1) {
                     const int m = static_cast<int>(r1 - r0);
                     float* out = qkv + r0 * A3 + A;
-                    gemm_nt(dense, m, 2 * A, hidden, 1.0f, x + r0 * hidden, hidden,
+                    detail::gemm_nt(dense, m, 2 * A, hidden, 1.0f, x + r0 * hidden, hidden,
                             L.qkv.weight.data() + static_cast<std::ptrdiff_t>(A) * hidden, hidden, 0.0f, out, A3);
                     for (int r = 0; r < m; ++r) {
                         kernels::add_bias(out + static_cast<std::ptrdiff_t>(r) * A3, L.qkv.bias.data() + A, 2 * A);
@@ -405,7 +422,7 @@ inline void encode(const weights& w, const packed_batch& batch, workspace& ws, c
             pool.parallel_for(tokens, [&](std::int64_t r0, std::int64_t r1) {
                 const int m = static_cast<int>(r1 - r0);
                 kernels::fill_rows(qkv + r0 * A3, A3, m, L.qkv.bias.data(), A3);  // C = bias, then beta = 1
-                gemm_nt(dense, m, A3, hidden, 1.0f, x + r0 * hidden, hidden, L.qkv.weight.data(), hidden, 1.0f,
+                detail::gemm_nt(dense, m, A3, hidden, 1.0f, x + r0 * hidden, hidden, L.qkv.weight.data(), hidden, 1.0f,
                         qkv + r0 * A3, A3);
             });
             if (lc != nullptr) {
@@ -457,7 +474,7 @@ inline void encode(const weights& w, const packed_batch& batch, workspace& ws, c
         pool.parallel_for(tokens, [&](std::int64_t r0, std::int64_t r1) {
             const int m = static_cast<int>(r1 - r0);
             if (A > 0) {
-                gemm_nt(dense, m, hidden, A, 1.0f, ctx + r0 * A, A, L.attention_output.weight.data(), A, 1.0f,
+                detail::gemm_nt(dense, m, hidden, A, 1.0f, ctx + r0 * A, A, L.attention_output.weight.data(), A, 1.0f,
                         x + r0 * hidden, hidden);
             }
             for (std::int64_t r = r0; r < r1; ++r) {
@@ -482,7 +499,7 @@ inline void encode(const weights& w, const packed_batch& batch, workspace& ws, c
             if (run_mlp) {
                 float* hb = h1 + r0 * ffn;
                 kernels::fill_rows(hb, ffn, m, L.intermediate.bias.data(), ffn);  // C = bias, then beta = 1
-                gemm_nt(dense, m, ffn, hidden, 1.0f, x + r0 * hidden, hidden, L.intermediate.weight.data(), hidden, 1.0f,
+                detail::gemm_nt(dense, m, ffn, hidden, 1.0f, x + r0 * hidden, hidden, L.intermediate.weight.data(), hidden, 1.0f,
                         hb, ffn);
                 for (int r = 0; r < m; ++r) {
                     kernels::gelu_in_place(hb + static_cast<std::ptrdiff_t>(r) * ffn, ffn,
@@ -493,7 +510,7 @@ inline void encode(const weights& w, const packed_batch& batch, workspace& ws, c
                         std::memcpy(lc->intermediate_act.row(r0 + r).data(), hb + static_cast<std::ptrdiff_t>(r) * ffn,
                                     static_cast<std::size_t>(ffn) * sizeof(float));
                     }
-                    gemm_nt(dense, m, hidden, ffn, 1.0f, hb, ffn, L.output.weight.data(), ffn, 0.0f,
+                    detail::gemm_nt(dense, m, hidden, ffn, 1.0f, hb, ffn, L.output.weight.data(), ffn, 0.0f,
                             lc->mlp_out.row(r0).data(), hidden);
                     for (std::int64_t r = r0; r < r1; ++r) {
                         float* out = lc->mlp_out.row(r).data();
@@ -504,7 +521,7 @@ inline void encode(const weights& w, const packed_batch& batch, workspace& ws, c
                         }
                     }
                 } else {
-                    gemm_nt(dense, m, hidden, ffn, mlp_gate, hb, ffn, L.output.weight.data(), ffn, 1.0f, x + r0 * hidden,
+                    detail::gemm_nt(dense, m, hidden, ffn, mlp_gate, hb, ffn, L.output.weight.data(), ffn, 1.0f, x + r0 * hidden,
                             hidden);
                 }
             }
@@ -555,7 +572,7 @@ inline Eigen::Map<const matrix> classify(const weights& w, const packed_batch& b
         Eigen::Map<Eigen::ArrayXf> row(pooled + static_cast<std::size_t>(b) * hsz, hidden);
         row = (row + w.pooler.bias.array()).tanh();
     }
-    gemm_nt(ws.dense_, B, labels, hidden, 1.0f, pooled, hidden, w.classifier.weight.data(), hidden, 0.0f, logits,
+    detail::gemm_nt(ws.dense_, B, labels, hidden, 1.0f, pooled, hidden, w.classifier.weight.data(), hidden, 0.0f, logits,
             labels);
     for (int b = 0; b < B; ++b) {
         kernels::add_bias(logits + static_cast<std::size_t>(b) * static_cast<std::size_t>(labels),

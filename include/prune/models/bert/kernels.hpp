@@ -2,11 +2,11 @@
 // written so the compiler vectorises them: GELU (erf form) with the bias add fused,
 // bias + LayerNorm over rows that already hold the residual sum, and a row softmax.
 //
-// erf uses the 13/8-degree rational approximation of Eigen's generic_fast_erf_float
-// (a few ulp on [-4, 4], +/-1 outside), so it vectorises where std::erf does not.
+// GELU is prune/nn/kernels.hpp's (a vectorisable erf).
 #pragma once
 
-#include <prune/models/bert/eigen.hpp>
+#include <prune/nn/eigen.hpp>
+#include <prune/nn/kernels.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -15,34 +15,8 @@
 
 namespace prune::bert::kernels {
 
-/// erf(x) for float, to a few ulp (the rational approximation Eigen uses), vectorisable.
-[[nodiscard]] inline float erf_approx(float x) noexcept {
-    x = std::min(4.0f, std::max(-4.0f, x));
-    const float x2 = x * x;
-    float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
-    p = x2 * p + -2.10102402082508e-06f;
-    p = x2 * p + -5.69250639462346e-05f;
-    p = x2 * p + -7.34990630326855e-04f;
-    p = x2 * p + -2.95459980854025e-03f;
-    p = x2 * p + -1.60960333262415e-02f;
-    p = x * p;
-    float q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
-    q = x2 * q + -1.68282697438203e-03f;
-    q = x2 * q + -7.37332916720468e-03f;
-    q = x2 * q + -1.42647390514189e-02f;
-    return p / q;
-}
-
-/// GELU, erf form: x/2 (1 + erf(x / sqrt 2)).
-[[nodiscard]] inline float gelu(float x) noexcept {
-    return 0.5f * x * (1.0f + erf_approx(x * 0.70710678118654752f));
-}
-
-/// d GELU / dx = Phi(x) + x phi(x) (for the backward pass).
-[[nodiscard]] inline float gelu_derivative(float x) noexcept {
-    const float cdf = 0.5f * (1.0f + erf_approx(x * 0.70710678118654752f));
-    return cdf + x * 0.39894228040143268f * std::exp(-0.5f * x * x);
-}
+/// GELU, erf form (prune/nn/kernels.hpp's).
+[[nodiscard]] inline float gelu(float x) noexcept { return nn::gelu(x); }
 
 /// row[i] = gelu(row[i]) in place for n elements; if pre is not null it receives row[i] first.
 inline void gelu_in_place(float* __restrict row, int n, float* __restrict pre) noexcept {

@@ -21,18 +21,19 @@
 //
 // The head is templated on the scalar (float for training, double for gradient checks). Its
 // products and row loops run on a thread pool when the workspace has one (set_pool; pre-training
-// hands it the encoder pass's pool), split as <prune/models/bert/backward.hpp> splits its own, with
+// hands it the encoder pass's pool), split by prune/nn/gemm.hpp, with
 // vectorised exp and per-row reductions in a fixed order: the result is the same at any pool size.
 #pragma once
 
-#include <prune/models/bert/backward.hpp>  // thread pool and pool-split products (first: it sets up Eigen)
+#include <prune/nn/eigen.hpp>
+#include <prune/nn/gemm.hpp>
+#include <prune/nn/kernels.hpp>
+#include <prune/nn/threads.hpp>
 #include <prune/models/bert/batch.hpp>
-#include <prune/models/bert/gemm.hpp>
 #include <prune/models/bert/weights.hpp>
 #include <prune/error.hpp>
 #include <prune/lottery.hpp>
 
-#include <prune/models/bert/eigen.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -152,7 +153,7 @@ public:
     [[nodiscard]] const mlm_matrix<S>& logits() const noexcept { return logits_; }
     /// Runs the head's products and row loops on `pool` (null: OpenBLAS / Eigen on the caller).
     /// The result does not depend on the pool's size.
-    void set_pool(thread_pool* pool) noexcept { pool_ = pool; }
+    void set_pool(nn::thread_pool* pool) noexcept { pool_ = pool; }
 
 private:
     template <class T>
@@ -163,7 +164,7 @@ private:
     mlm_vector<S> rstd_;
     std::vector<double> row_loss_;
     std::vector<unsigned char> row_correct_;
-    thread_pool* pool_ = nullptr;
+    nn::thread_pool* pool_ = nullptr;
     double loss_ = 0.0;
     std::size_t correct_ = 0;
     std::size_t count_ = 0;
@@ -216,11 +217,11 @@ double mlm_loss(const mlm_matrix<S>& word_embeddings, const basic_mlm_head<S>& h
         }
     }
     // Products split over the pool (or on the caller), so the result is the same at any pool size.
-    thread_pool serial(1);
-    thread_pool& pool = ws.pool_ != nullptr ? *ws.pool_ : serial;
+    nn::thread_pool serial(1);
+    nn::thread_pool& pool = ws.pool_ != nullptr ? *ws.pool_ : serial;
     auto product = [&pool](bool ta, bool tb, int m, int n, int k, S alpha, const S* a, int lda, const S* b, int ldb,
                            S beta, S* c, int ldc) {
-        detail::parallel_gemm<S>(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        nn::parallel_gemm<S>(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     };
     const auto Ms = static_cast<std::size_t>(M);
     const auto Vs = static_cast<std::size_t>(V);
@@ -236,7 +237,7 @@ double mlm_loss(const mlm_matrix<S>& word_embeddings, const basic_mlm_head<S>& h
     ws.y_.resize(M, H);
     ws.rstd_.resize(M);
     const S eps = static_cast<S>(layer_norm_eps);
-    detail::for_rows(pool, Ms, hs, [&](std::size_t r) {  // z += b_t; y = LN(gelu(z))
+    pool.for_rows(Ms, hs, [&](std::size_t r) {  // z += b_t; y = LN(gelu(z))
         const auto i = static_cast<Eigen::Index>(r);
         S* z = ws.z_.row(i).data();
         S* g = ws.y_.row(i).data();  // gelu(z), then y in place
@@ -244,7 +245,7 @@ double mlm_loss(const mlm_matrix<S>& word_embeddings, const basic_mlm_head<S>& h
             z[c] += head.transform_bias(c);
             g[c] = mlm_detail::gelu(z[c]);
         }
-        detail::layer_norm_forward(g, g, ws.y_hat_.row(i).data(), &ws.rstd_(i), head.norm_weight.data(),
+        nn::layer_norm_forward(g, g, ws.y_hat_.row(i).data(), &ws.rstd_(i), head.norm_weight.data(),
                                    head.norm_bias.data(), H, eps);
     });
     ws.logits_.resize(M, V);
@@ -255,7 +256,7 @@ double mlm_loss(const mlm_matrix<S>& word_embeddings, const basic_mlm_head<S>& h
     ws.row_loss_.resize(Ms);
     ws.row_correct_.resize(Ms);
     const S inv_m = S{1} / static_cast<S>(M);
-    detail::for_rows(pool, Ms, Vs, [&](std::size_t r) {
+    pool.for_rows(Ms, Vs, [&](std::size_t r) {
         const auto i = static_cast<Eigen::Index>(r);
         S* row = ws.logits_.row(i).data();
         const S* bias = head.decoder_bias.data();
@@ -268,8 +269,8 @@ double mlm_loss(const mlm_matrix<S>& word_embeddings, const basic_mlm_head<S>& h
         const S target = row[y];
         S* e = backward ? row : ws.exp_.row(i).data();
         for (int v = 0; v < V; ++v) e[v] = row[v] - mx;
-        detail::exp_array(e, e, V);
-        const S sum = detail::lane_sum<S>(V, [e](int v) { return e[v]; });
+        nn::exp_array(e, e, V);
+        const S sum = nn::lane_sum<S>(V, [e](int v) { return e[v]; });
         ws.row_loss_[r] = static_cast<double>(std::log(sum) + mx - target);
         ws.row_correct_[r] = best == y ? 1 : 0;
         if (backward) {
@@ -291,34 +292,34 @@ double mlm_loss(const mlm_matrix<S>& word_embeddings, const basic_mlm_head<S>& h
 
     // Backward. dlogits is in ws.logits_.
     const mlm_matrix<S>& dlogits = ws.logits_;
-    detail::add_column_sums(pool, Ms, V, dlogits.data(), Vs, head_grads->decoder_bias.data());
+    nn::add_column_sums(pool, Ms, V, dlogits.data(), Vs, head_grads->decoder_bias.data());
     // dy = dlogits E [M, H] beside dE += dlogits^T y [V, H] (the tied decoder's gradient)
     ws.dy_.resize(M, H);
-    const detail::gemm_call<S> dy_call{false, false, M, H, V, S{1}, dlogits.data(), V, word_embeddings.data(), H,
+    const nn::gemm_call<S> dy_call{false, false, M, H, V, S{1}, dlogits.data(), V, word_embeddings.data(), H,
                                        S{0}, ws.dy_.data(), H};
-    const detail::gemm_call<S> de_call{true, false, V, H, M, S{1}, dlogits.data(), V, ws.y_.data(), H, S{1},
+    const nn::gemm_call<S> de_call{true, false, V, H, M, S{1}, dlogits.data(), V, ws.y_.data(), H, S{1},
                                        embedding_grads->data(), H};
-    detail::gemm_pair(pool, dy_call, &de_call);
+    nn::gemm_pair(pool, dy_call, &de_call);
     // LayerNorm backward, then GELU.
-    detail::add_layer_norm_parameter_grads(pool, Ms, H, ws.dy_.data(), ws.y_hat_.data(), head_grads->norm_weight.data(),
+    nn::add_norm_parameter_grads(pool, Ms, H, ws.dy_.data(), ws.y_hat_.data(), head_grads->norm_weight.data(),
                                            head_grads->norm_bias.data());
     ws.dz_.resize(M, H);
-    detail::for_rows(pool, Ms, hs, [&](std::size_t r) {
+    pool.for_rows(Ms, hs, [&](std::size_t r) {
         const auto i = static_cast<Eigen::Index>(r);
         S* dz = ws.dz_.row(i).data();
         const S* z = ws.z_.row(i).data();
-        detail::layer_norm_backward(ws.dy_.row(i).data(), ws.y_hat_.row(i).data(), ws.rstd_(i),
+        nn::layer_norm_backward(ws.dy_.row(i).data(), ws.y_hat_.row(i).data(), ws.rstd_(i),
                                     head.norm_weight.data(), dz, H);
         for (int c = 0; c < H; ++c) dz[c] *= mlm_detail::gelu_derivative(z[c]);
     });
-    detail::add_column_sums(pool, Ms, H, ws.dz_.data(), hs, head_grads->transform_bias.data());
+    nn::add_column_sums(pool, Ms, H, ws.dz_.data(), hs, head_grads->transform_bias.data());
     // dx = dz W_t beside dW_t += dz^T x
     ws.dx_.resize(M, H);
-    const detail::gemm_call<S> dx_call{false, false, M, H, H, S{1}, ws.dz_.data(), H, head.transform_weight.data(), H,
+    const nn::gemm_call<S> dx_call{false, false, M, H, H, S{1}, ws.dz_.data(), H, head.transform_weight.data(), H,
                                        S{0}, ws.dx_.data(), H};
-    const detail::gemm_call<S> dw_call{true, false, H, H, M, S{1}, ws.dz_.data(), H, ws.x_.data(), H, S{1},
+    const nn::gemm_call<S> dw_call{true, false, H, H, M, S{1}, ws.dz_.data(), H, ws.x_.data(), H, S{1},
                                        head_grads->transform_weight.data(), H};
-    detail::gemm_pair(pool, dx_call, &dw_call);
+    nn::gemm_pair(pool, dx_call, &dw_call);
     std::fill(hidden_grads, hidden_grads + static_cast<std::size_t>(tokens) * hs, S{0});
     for (int i = 0; i < M; ++i) {
         S* row = hidden_grads + static_cast<std::size_t>(positions[static_cast<std::size_t>(i)]) * hs;

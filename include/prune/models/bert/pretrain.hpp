@@ -24,10 +24,10 @@
 //    vocab.txt), written atomically.
 #pragma once
 
+#include <prune/nn/eigen.hpp>
 #include <prune/models/bert/backward.hpp>
 #include <prune/models/bert/batch.hpp>
 #include <prune/models/bert/config.hpp>
-#include <prune/models/bert/gemm.hpp>
 #include <prune/models/bert/kernels.hpp>
 #include <prune/models/bert/mlm.hpp>
 #include <prune/text/wordpiece.hpp>
@@ -37,7 +37,6 @@
 #include <prune/io/safetensors.hpp>
 #include <prune/lottery.hpp>
 
-#include <prune/models/bert/eigen.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -448,7 +447,6 @@ inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, con
         parameter_adamw optimizer(params, o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay);
         const auto warmup = static_cast<std::size_t>(std::ceil(o.warmup_fraction * static_cast<double>(total)));
         training_workspace<float> encoder(o.threads);
-        blas_single_threaded();  // the pool does the threading (also at 1 thread: OpenBLAS on the caller only)
         mlm_workspace head_ws;
         head_ws.set_pool(&encoder.pool());
         std::vector<float> d_hidden;

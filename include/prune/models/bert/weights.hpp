@@ -9,10 +9,9 @@
 // contiguous in row-major storage.
 #pragma once
 
+#include <prune/nn/eigen.hpp>
 #include <prune/models/bert/config.hpp>
 #include <prune/error.hpp>
-
-#include <prune/models/bert/eigen.hpp>
 
 #include <cstdint>
 #include <functional>
