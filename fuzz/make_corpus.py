@@ -171,3 +171,51 @@ def legacy_dat(entries, chunks, dataset):
 
 seed("fuzz_gguf", "legacy-dat", legacy_dat([("blk.0.attn_q.weight", 2, [0.5, 1.5, 2.0]), ("output.weight", 1, [1.0])],
                                            2, "wiki.train.raw"))
+
+# tokenizer.json + text (fuzz_bpe): a small byte-level BPE as prune's trainer writes it (GPT-2
+# pre-tokenizer), one with Llama-3's regex, NFC and added tokens with every option, then text.
+byte_chars = [c for c in range(256)]
+def byte_to_unicode():
+    bs = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs, n = list(bs), 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+bmap = byte_to_unicode()
+bpe_vocab = {bmap[b]: b for b in range(256)}
+bpe_merges = [["\u0120", "t"], ["h", "e"], ["\u0120t", "he"], ["i", "n"], ["\u0120", "\u0120"]]
+for a, b in bpe_merges:
+    bpe_vocab.setdefault(a + b, len(bpe_vocab))
+n = len(bpe_vocab)
+gpt2_style = {"version": "1.0", "truncation": None, "padding": None,
+              "added_tokens": [{"id": n, "content": "<|endoftext|>", "single_word": False, "lstrip": False,
+                                "rstrip": False, "normalized": False, "special": True}],
+              "normalizer": None,
+              "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+              "post_processor": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": True},
+              "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+              "model": {"type": "BPE", "dropout": None, "unk_token": None, "fuse_unk": False, "byte_fallback": False,
+                        "vocab": bpe_vocab, "merges": [" ".join(m) for m in bpe_merges]}}
+llama_style = json.loads(json.dumps(gpt2_style))
+llama_style["normalizer"] = {"type": "NFC"}
+llama_style["model"]["merges"] = bpe_merges
+llama_style["model"]["ignore_merges"] = True
+llama_style["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"},
+     "behavior": "Isolated", "invert": False},
+    {"type": "Split", "pattern": {"String": ", "}, "behavior": "MergedWithNext", "invert": True},
+    {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": False}]}
+llama_style["added_tokens"] += [
+    {"id": n + 1, "content": "<s>", "single_word": False, "lstrip": True, "rstrip": True, "normalized": False, "special": True},
+    {"id": n + 2, "content": "[w]", "single_word": True, "lstrip": False, "rstrip": False, "normalized": True, "special": False}]
+llama_style["post_processor"] = {"type": "TemplateProcessing",
+                                 "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                                 "pair": [], "special_tokens": {"<s>": {"id": "<s>", "ids": [n + 1], "tokens": ["<s>"]}}}
+text = "The cat's 12345 <|endoftext|>  e\u0301 \u65e5\u672c <s> [w] x[w]\n\n\tend  ".encode()
+seed("fuzz_bpe", "gpt2-style", json.dumps(gpt2_style).encode() + sep + text)
+seed("fuzz_bpe", "llama-style", json.dumps(llama_style, ensure_ascii=False).encode() + sep + text + b"\xff\xc3")
+seed("fuzz_bpe", "fixed", text + b" </s><s> <|x|> a<|x|>")
+seed("fuzz_bpe", "fixed-invalid", b"\xf0\x9f\xa4 \xed\xa0\x80 ok's   \r\n")

@@ -2,8 +2,8 @@
 # fuzz/run.sh SECONDS [TARGET...]: builds the libFuzzer targets with clang++ into
 # build-fuzz/ (or $PRUNE_FUZZ_BUILD) and runs each for SECONDS (default 30), one after the
 # other, from a seed corpus made by fuzz/make_corpus.py plus what earlier runs found
-# (build-fuzz/corpus/<target>). Every fuzz_*.cpp of fuzz/ is a target (9: gguf, safetensors,
-# safetensors_index, config, tokenizer, jsonl, glue_tsv, structure_mask, element_masks).
+# (build-fuzz/corpus/<target>). Every fuzz_*.cpp of fuzz/ is a target (10: gguf, safetensors,
+# safetensors_index, config, tokenizer, bpe, jsonl, glue_tsv, structure_mask, element_masks).
 # Prints wall seconds, executions and coverage (cov: edges, ft: features) per target; the
 # full libFuzzer log is build-fuzz/<target>.log. Exits 1 when any target crashed (the
 # reproducer is left in build-fuzz/artifacts/<target>/).
