@@ -1,0 +1,195 @@
+// prune/models/decoder/checkpoint.hpp: causal-LM directories in and out: config.json (its
+// model_type picks the family: "llama" or "gpt2") + model.safetensors or shards with
+// model.safetensors.index.json; F32, F16 or BF16 tensors, loaded to float32 (compute is float32)
+// and written back in the dtype they came in.
+//
+// Loading checks every tensor the config implies: a missing tensor or a wrong shape is a
+// format_error naming the tensor, the shape found and the shape expected; a NaN or infinity is
+// a format_error naming the tensor and the element. GPT-2's tensors may carry the
+// `transformer.` prefix or not (which one is remembered and written back). A tied lm_head
+// (tie_word_embeddings) is the token-embedding table; an lm_head.weight in the file is then
+// ignored, as Hugging Face ignores it. Saving writes into a staging directory that appears
+// whole (atomic), or not at all.
+#pragma once
+
+#include <prune/models/decoder/config.hpp>
+#include <prune/models/decoder/weights.hpp>
+#include <prune/models/gpt2/gpt2.hpp>
+#include <prune/models/llama/llama.hpp>
+#include <prune/element.hpp>
+#include <prune/error.hpp>
+#include <prune/io/atomic.hpp>
+#include <prune/io/json.hpp>
+#include <prune/io/masks.hpp>
+#include <prune/io/safetensors.hpp>
+#include <prune/mask.hpp>
+#include <prune/tensor.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace prune::decoder {
+
+/// A decoder config from parsed config.json: model_type "llama" or "gpt2" (format_error naming
+/// `where` for anything else).
+[[nodiscard]] inline config config_from_json(const io::json& j, const std::string& where = "config.json") {
+    if (!j.is_object()) throw format_error(where + ": expected a JSON object");
+    const auto it = j.find("model_type");
+    if (it == j.end()) throw format_error(where + ": missing key \"model_type\" (expected \"llama\" or \"gpt2\")");
+    const std::string type = io::as_string(*it, where + ": \"model_type\"");
+    if (type == "llama") return llama::config_from_json(j, where);
+    if (type == "gpt2") return gpt2::config_from_json(j, where);
+    throw format_error(where + ": unknown model_type \"" + type + "\" (expected \"llama\" or \"gpt2\")");
+}
+
+/// Reads config.json (io_error when unreadable, format_error when malformed).
+[[nodiscard]] inline config read_config(const std::filesystem::path& path) {
+    return config_from_json(io::read_json_file(path), path.string());
+}
+
+/// What load_model found besides the weights.
+struct load_report {
+    io::dtype dtype = io::dtype::F32;  ///< dtype of the token embeddings (what save_model writes back by default)
+};
+
+namespace detail {
+
+/// "[a, b]".
+inline std::string shape_text(const std::vector<std::int64_t>& shape) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
+/// Reads one parameter from the checkpoint (transposing a Conv1D weight); format_error when
+/// missing, misshapen, of a non-float dtype or not finite.
+inline void read_parameter(const io::checkpoint& ckpt, const parameter& p, const std::string& where) {
+    if (!ckpt.contains(p.name)) {
+        throw format_error(where + ": missing tensor '" + p.name + "' (expected shape " + shape_text(p.file_shape()) + ")");
+    }
+    const io::tensor_info& info = ckpt.info(p.name);
+    const std::vector<std::int64_t> expected = p.file_shape();
+    if (info.shape.size() != expected.size() ||
+        !std::equal(expected.begin(), expected.end(), info.shape.begin(),
+                    [](std::int64_t e, std::size_t f) { return static_cast<std::size_t>(e) == f; })) {
+        std::vector<std::int64_t> found(info.shape.begin(), info.shape.end());
+        throw format_error(where + ": tensor '" + p.name + "' has shape " + shape_text(found) + ", expected " +
+                           shape_text(expected) + " from config.json");
+    }
+    if (info.type != io::dtype::F32 && info.type != io::dtype::F16 && info.type != io::dtype::BF16 &&
+        info.type != io::dtype::F64) {
+        throw dtype_error(where + ": tensor '" + p.name + "' has dtype " + std::string(io::dtype_name(info.type)) +
+                          " (expected F32, F16, BF16 or F64)");
+    }
+    const std::vector<float> values = ckpt.to_float(p.name);
+    const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+    if (bad != values.end()) {
+        throw format_error(where + ": tensor '" + p.name + "' holds " + (std::isnan(*bad) ? "NaN" : "an infinity") +
+                           " at element " + std::to_string(bad - values.begin()) + " (expected finite weights)");
+    }
+    if (!p.transposed) {
+        std::copy(values.begin(), values.end(), p.data);
+        return;
+    }
+    const auto rows = static_cast<std::size_t>(p.shape[0]), cols = static_cast<std::size_t>(p.shape[1]);
+    for (std::size_t i = 0; i < cols; ++i)
+        for (std::size_t o = 0; o < rows; ++o) p.data[o * cols + i] = values[i * rows + o];
+}
+
+}  // namespace detail
+
+/// Loads a causal LM from a model directory (config.json + model.safetensors or shards), or a
+/// .safetensors / index file next to its config.json.
+[[nodiscard]] inline weights load_model(const std::filesystem::path& path, load_report* report = nullptr) {
+    if (std::error_code ec; !std::filesystem::exists(path, ec)) {
+        throw io_error("model '" + path.string() + "' does not exist (expected a directory with config.json and " +
+                       "model.safetensors)");
+    }
+    const std::filesystem::path dir = std::filesystem::is_directory(path) ? path : path.parent_path();
+    config cfg = read_config(dir / "config.json");
+    const io::checkpoint ckpt = io::checkpoint::open(path);
+    const std::string where = "model " + path.string();
+    if (!cfg.is_llama()) {
+        if (ckpt.contains("transformer.wte.weight")) cfg.gpt2_prefix = "transformer.";
+        else if (ckpt.contains("wte.weight")) cfg.gpt2_prefix = "";
+        else
+            throw format_error(where + ": missing tensor 'transformer.wte.weight' (or 'wte.weight'; expected shape [" +
+                               std::to_string(cfg.vocab_size) + ", " + std::to_string(cfg.hidden_size) + "])");
+    }
+    weights w = allocate(cfg);
+    const auto params = parameters(w);
+    for (const auto& p : params) detail::read_parameter(ckpt, p, where);
+    if (report != nullptr) report->dtype = ckpt.info(params.front().name).type;
+    return w;
+}
+
+/// Saves `w` as a Hugging Face directory (config.json as read, model.safetensors in `dtype`:
+/// F32, F16 or BF16), atomically; GPT-2's Conv1D weights go back to [in, out].
+inline void save_model(const weights& w, const std::filesystem::path& dir, io::dtype dtype = io::dtype::F32) {
+    if (dtype != io::dtype::F32 && dtype != io::dtype::F16 && dtype != io::dtype::BF16) {
+        throw dtype_error("save_model: dtype " + std::string(io::dtype_name(dtype)) + " (expected F32, F16 or BF16)");
+    }
+    io::output_directory out(dir);
+    {
+        std::ofstream config_file(out / "config.json");
+        config_file << w.cfg.source.dump(2) << "\n";
+        if (!config_file) throw io_error("cannot write " + (out / "config.json").string());
+    }
+    io::safetensors_writer writer;
+    writer.set_metadata("format", "pt");
+    for (const auto& p : parameters(const_cast<weights&>(w))) {
+        const std::vector<std::int64_t> fs = p.file_shape();
+        const prune::shape extents(std::vector<std::size_t>(fs.begin(), fs.end()));
+        std::vector<float> v(p.data, p.data + p.size());
+        if (p.transposed) {
+            const auto rows = static_cast<std::size_t>(p.shape[0]), cols = static_cast<std::size_t>(p.shape[1]);
+            for (std::size_t o = 0; o < rows; ++o)
+                for (std::size_t i = 0; i < cols; ++i) v[i * rows + o] = p.data[o * cols + i];
+        }
+        if (dtype == io::dtype::F32) {
+            writer.add(p.name, make_view<const float>(v.data(), extents));
+        } else if (dtype == io::dtype::F16) {
+            std::vector<half> h(v.size());
+            for (std::size_t i = 0; i < v.size(); ++i) h[i] = to_half(v[i]);
+            writer.add(p.name, make_view<const half>(h.data(), extents));
+        } else {
+            std::vector<bfloat16> h(v.size());
+            for (std::size_t i = 0; i < v.size(); ++i) h[i] = to_bfloat16(v[i]);
+            writer.add(p.name, make_view<const bfloat16>(h.data(), extents));
+        }
+    }
+    writer.write(out / "model.safetensors");
+    out.commit();
+}
+
+/// Zeroes, in `w`, every element the masks prune. Mask names are Hugging Face parameter names
+/// and masks have the checkpoint's shape (GPT-2's Conv1D weights: [in, out]); format_error for
+/// a name that is no parameter, shape_error on a shape mismatch.
+inline void apply_element_masks(weights& w, const io::element_masks& masks) {
+    const auto params = parameters(w);
+    for (const auto& [name, mask] : masks) {
+        const auto found = std::find_if(params.begin(), params.end(), [&](const parameter& p) { return p.name == name; });
+        if (found == params.end()) throw format_error("element mask '" + name + "' names no parameter of the model");
+        const std::vector<std::int64_t> fs = found->file_shape();
+        const prune::shape extents(std::vector<std::size_t>(fs.begin(), fs.end()));
+        if (mask.extents() != extents) {
+            throw shape_error("element mask '" + name + "' has shape " + mask.extents().to_string() + ", the parameter " +
+                              extents.to_string());
+        }
+        if (!found->transposed) {
+            prune::apply(mask, make_view<float>(found->data, extents));
+            continue;
+        }
+        const auto rows = static_cast<std::size_t>(found->shape[0]), cols = static_cast<std::size_t>(found->shape[1]);
+        for (std::size_t i = 0; i < cols; ++i)
+            for (std::size_t o = 0; o < rows; ++o)
+                if (!mask.kept(i * rows + o)) found->data[o * cols + i] = 0.0f;
+    }
+}
+
+}  // namespace prune::decoder

@@ -1,0 +1,224 @@
+// prune/models/decoder/weights.hpp: the parameters of a decoder in memory (float32, row-major,
+// every linear layer [out, in] as nn.Linear stores it), each with its Hugging Face name, and
+// deterministic random initialisation for tests.
+//
+// Per layer the query, key and value weights are stacked in one [(Hq + 2 Hkv) d, hidden]
+// matrix (rows: Hq query heads, then Hkv key heads, then Hkv value heads, d rows each), so the
+// forward pass does one product; GPT-2's c_attn already has that layout (transposed). Llama's
+// gate and up projections are stacked likewise ([2 F, hidden]: gate rows, then up rows).
+// Layers carry their own head counts and MLP width so that physically pruned shapes fit.
+#pragma once
+
+#include <prune/models/decoder/config.hpp>
+#include <prune/models/gpt2/gpt2.hpp>
+#include <prune/models/llama/llama.hpp>
+#include <prune/error.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace prune::decoder {
+
+/// One decoder layer.
+struct layer_weights {
+    int q_heads = 0;                 ///< query heads kept
+    int kv_heads = 0;                ///< key / value heads kept
+    int head_dim = 0;                ///< width of one head
+    int ffn = 0;                     ///< MLP width (0: MLP removed)
+    std::vector<float> norm1;        ///< [hidden] input_layernorm / ln_1 scale
+    std::vector<float> norm1_bias;   ///< [hidden] ln_1 shift (gpt2), else empty
+    std::vector<float> qkv;          ///< [(Hq + 2 Hkv) d, hidden]
+    std::vector<float> qkv_bias;     ///< [(Hq + 2 Hkv) d] or empty
+    std::vector<float> out;          ///< [hidden, Hq d] o_proj / attn.c_proj
+    std::vector<float> out_bias;     ///< [hidden] or empty
+    std::vector<float> norm2;        ///< [hidden] post_attention_layernorm / ln_2 scale
+    std::vector<float> norm2_bias;   ///< [hidden] ln_2 shift (gpt2), else empty
+    std::vector<float> up;           ///< llama: [2F, hidden] gate rows then up rows; gpt2: [F, hidden] c_fc
+    std::vector<float> up_bias;      ///< [2F] / [F] or empty
+    std::vector<float> down;         ///< [hidden, F] down_proj / mlp.c_proj
+    std::vector<float> down_bias;    ///< [hidden] or empty
+
+    /// Rows of the stacked Q/K/V matrix.
+    [[nodiscard]] int qkv_rows() const { return (q_heads + 2 * kv_heads) * head_dim; }
+    /// Width of the attention context (Hq d).
+    [[nodiscard]] int attention_width() const { return q_heads * head_dim; }
+};
+
+/// Every parameter of a causal LM.
+struct weights {
+    config cfg;                       ///< the shape
+    std::vector<float> embed;         ///< [vocab, hidden] token embeddings
+    std::vector<float> positions;     ///< [max_positions, hidden] (gpt2), else empty
+    std::vector<layer_weights> layers;  ///< decoder layers
+    std::vector<float> final_norm;    ///< [hidden]
+    std::vector<float> final_norm_bias;  ///< [hidden] (gpt2), else empty
+    std::vector<float> lm_head;       ///< [vocab, hidden]; empty when tied to embed
+
+    /// The output projection [vocab, hidden] (lm_head, or the embeddings when tied).
+    [[nodiscard]] const float* output_projection() const { return lm_head.empty() ? embed.data() : lm_head.data(); }
+};
+
+/// One named parameter: its Hugging Face name, storage, in-memory shape ([out, in] or [n]) and
+/// whether the checkpoint stores it transposed (GPT-2's Conv1D: [in, out] on disk).
+struct parameter {
+    std::string name;                 ///< e.g. "model.layers.3.self_attn.q_proj.weight"
+    float* data = nullptr;            ///< contiguous row-major storage
+    std::vector<std::int64_t> shape;  ///< in-memory shape
+    bool transposed = false;          ///< stored [in, out] in the checkpoint
+    /// Elements.
+    [[nodiscard]] std::size_t size() const {
+        std::size_t n = 1;
+        for (auto d : shape) n *= static_cast<std::size_t>(d);
+        return n;
+    }
+    /// The elements.
+    [[nodiscard]] std::span<float> values() const { return {data, size()}; }
+    /// The shape in the checkpoint (transposed back for Conv1D weights).
+    [[nodiscard]] std::vector<std::int64_t> file_shape() const {
+        return transposed ? std::vector<std::int64_t>{shape[1], shape[0]} : shape;
+    }
+};
+
+namespace detail {
+
+/// Appends a matrix (rows x cols at data; cols < 0: a vector of rows) to `out` when it has elements.
+inline void add_parameter(std::vector<parameter>& out, std::string name, float* data, std::int64_t rows,
+                          std::int64_t cols, bool transposed = false) {
+    if (rows <= 0 || cols == 0) return;
+    out.push_back({std::move(name), data, cols < 0 ? std::vector<std::int64_t>{rows} : std::vector<std::int64_t>{rows, cols},
+                   transposed});
+}
+
+/// Llama's parameters of layer l.
+inline void llama_layer_parameters(std::vector<parameter>& out, layer_weights& L, int l, int hidden) {
+    const std::int64_t d = L.head_dim, q = L.q_heads * d, kv = L.kv_heads * d, F = L.ffn, H = hidden;
+    auto name = [l](const char* s) { return llama::layer_tensor(l, s); };
+    add_parameter(out, name("input_layernorm.weight"), L.norm1.data(), H, -1);
+    add_parameter(out, name("self_attn.q_proj.weight"), L.qkv.data(), q, H);
+    add_parameter(out, name("self_attn.k_proj.weight"), L.qkv.data() + q * H, kv, H);
+    add_parameter(out, name("self_attn.v_proj.weight"), L.qkv.data() + (q + kv) * H, kv, H);
+    if (!L.qkv_bias.empty()) {
+        add_parameter(out, name("self_attn.q_proj.bias"), L.qkv_bias.data(), q, -1);
+        add_parameter(out, name("self_attn.k_proj.bias"), L.qkv_bias.data() + q, kv, -1);
+        add_parameter(out, name("self_attn.v_proj.bias"), L.qkv_bias.data() + q + kv, kv, -1);
+    }
+    add_parameter(out, name("self_attn.o_proj.weight"), L.out.data(), H, q);
+    if (!L.out_bias.empty()) add_parameter(out, name("self_attn.o_proj.bias"), L.out_bias.data(), H, -1);
+    add_parameter(out, name("post_attention_layernorm.weight"), L.norm2.data(), H, -1);
+    add_parameter(out, name("mlp.gate_proj.weight"), L.up.data(), F, H);
+    add_parameter(out, name("mlp.up_proj.weight"), L.up.data() + F * H, F, H);
+    if (!L.up_bias.empty()) {
+        add_parameter(out, name("mlp.gate_proj.bias"), L.up_bias.data(), F, -1);
+        add_parameter(out, name("mlp.up_proj.bias"), L.up_bias.data() + F, F, -1);
+    }
+    add_parameter(out, name("mlp.down_proj.weight"), L.down.data(), H, F);
+    if (!L.down_bias.empty()) add_parameter(out, name("mlp.down_proj.bias"), L.down_bias.data(), H, -1);
+}
+
+/// GPT-2's parameters of layer l.
+inline void gpt2_layer_parameters(std::vector<parameter>& out, layer_weights& L, int l, int hidden,
+                                  const std::string& prefix) {
+    const std::int64_t A = L.attention_width(), rows = L.qkv_rows(), F = L.ffn, H = hidden;
+    auto name = [&](const char* s) { return gpt2::layer_tensor(prefix, l, s); };
+    add_parameter(out, name("ln_1.weight"), L.norm1.data(), H, -1);
+    add_parameter(out, name("ln_1.bias"), L.norm1_bias.data(), H, -1);
+    add_parameter(out, name("attn.c_attn.weight"), L.qkv.data(), rows, H, true);
+    add_parameter(out, name("attn.c_attn.bias"), L.qkv_bias.data(), rows, -1);
+    add_parameter(out, name("attn.c_proj.weight"), L.out.data(), H, A, true);
+    add_parameter(out, name("attn.c_proj.bias"), L.out_bias.data(), H, -1);
+    add_parameter(out, name("ln_2.weight"), L.norm2.data(), H, -1);
+    add_parameter(out, name("ln_2.bias"), L.norm2_bias.data(), H, -1);
+    add_parameter(out, name("mlp.c_fc.weight"), L.up.data(), F, H, true);
+    add_parameter(out, name("mlp.c_fc.bias"), L.up_bias.data(), F, -1);
+    add_parameter(out, name("mlp.c_proj.weight"), L.down.data(), H, F, true);
+    add_parameter(out, name("mlp.c_proj.bias"), L.down_bias.data(), H, -1);
+}
+
+}  // namespace detail
+
+/// Every non-empty parameter of `w` in checkpoint order, named as Hugging Face names them
+/// (GPT-2 under w.cfg.gpt2_prefix). Q/K/V (and gate/up) are views into the stacked storage.
+[[nodiscard]] inline std::vector<parameter> parameters(weights& w) {
+    std::vector<parameter> out;
+    const int H = w.cfg.hidden_size;
+    const std::int64_t V = w.cfg.vocab_size;
+    if (w.cfg.is_llama()) {
+        detail::add_parameter(out, llama::embed_tokens, w.embed.data(), V, H);
+        for (std::size_t l = 0; l < w.layers.size(); ++l) detail::llama_layer_parameters(out, w.layers[l], static_cast<int>(l), H);
+        detail::add_parameter(out, llama::final_norm, w.final_norm.data(), H, -1);
+        if (!w.lm_head.empty()) detail::add_parameter(out, llama::lm_head, w.lm_head.data(), V, H);
+        return out;
+    }
+    const std::string& p = w.cfg.gpt2_prefix;
+    detail::add_parameter(out, gpt2::global_tensor(p, "wte.weight"), w.embed.data(), V, H);
+    detail::add_parameter(out, gpt2::global_tensor(p, "wpe.weight"), w.positions.data(), w.cfg.max_position_embeddings, H);
+    for (std::size_t l = 0; l < w.layers.size(); ++l) detail::gpt2_layer_parameters(out, w.layers[l], static_cast<int>(l), H, p);
+    detail::add_parameter(out, gpt2::global_tensor(p, "ln_f.weight"), w.final_norm.data(), H, -1);
+    detail::add_parameter(out, gpt2::global_tensor(p, "ln_f.bias"), w.final_norm_bias.data(), H, -1);
+    if (!w.lm_head.empty()) detail::add_parameter(out, gpt2::lm_head, w.lm_head.data(), V, H);
+    return out;
+}
+
+/// Allocates (zeroed) weights of the shape `cfg` describes (every layer full width).
+[[nodiscard]] inline weights allocate(const config& cfg) {
+    cfg.validate();
+    weights w;
+    w.cfg = cfg;
+    const auto H = static_cast<std::size_t>(cfg.hidden_size);
+    const bool gpt2 = !cfg.is_llama();
+    w.embed.assign(static_cast<std::size_t>(cfg.vocab_size) * H, 0.0f);
+    if (gpt2) w.positions.assign(static_cast<std::size_t>(cfg.max_position_embeddings) * H, 0.0f);
+    w.final_norm.assign(H, 1.0f);
+    if (gpt2) w.final_norm_bias.assign(H, 0.0f);
+    if (!cfg.tie_word_embeddings) w.lm_head.assign(static_cast<std::size_t>(cfg.vocab_size) * H, 0.0f);
+    w.layers.resize(static_cast<std::size_t>(cfg.num_hidden_layers));
+    for (auto& L : w.layers) {
+        L.q_heads = cfg.num_attention_heads;
+        L.kv_heads = cfg.num_key_value_heads;
+        L.head_dim = cfg.head_dim;
+        L.ffn = cfg.intermediate_size;
+        const auto rows = static_cast<std::size_t>(L.qkv_rows());
+        const auto A = static_cast<std::size_t>(L.attention_width());
+        const auto F = static_cast<std::size_t>(L.ffn);
+        const std::size_t up_rows = cfg.is_llama() ? 2 * F : F;
+        L.norm1.assign(H, 1.0f);
+        L.norm2.assign(H, 1.0f);
+        if (gpt2) {
+            L.norm1_bias.assign(H, 0.0f);
+            L.norm2_bias.assign(H, 0.0f);
+        }
+        L.qkv.assign(rows * H, 0.0f);
+        L.out.assign(H * A, 0.0f);
+        if (cfg.attention_bias) {
+            L.qkv_bias.assign(rows, 0.0f);
+            L.out_bias.assign(H, 0.0f);
+        }
+        L.up.assign(up_rows * H, 0.0f);
+        L.down.assign(H * F, 0.0f);
+        if (cfg.mlp_bias) {
+            L.up_bias.assign(up_rows, 0.0f);
+            L.down_bias.assign(H, 0.0f);
+        }
+    }
+    return w;
+}
+
+/// Weights with deterministic random values: N(0, stddev) everywhere, norm scales 1 + N(0, stddev).
+[[nodiscard]] inline weights random_weights(const config& cfg, std::uint64_t seed, float stddev = 0.02f) {
+    weights w = allocate(cfg);
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal(0.0f, stddev);
+    for (auto& p : parameters(w)) {
+        const bool scale = p.shape.size() == 1 && (p.name.find("norm.weight") != std::string::npos ||
+                                                   p.name.find("ln_") != std::string::npos) &&
+                           p.name.find(".bias") == std::string::npos;
+        for (float& v : p.values()) v = (scale ? 1.0f : 0.0f) + normal(rng);
+    }
+    return w;
+}
+
+}  // namespace prune::decoder
