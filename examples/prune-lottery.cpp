@@ -15,6 +15,7 @@
 //      weights under its mask (rewinding, fresh classifier) and evaluate again.
 // The report (report.md, report.json, SVG heatmaps) is written atomically to --out.
 #include "common/cli.hpp"
+#include "common/process.hpp"
 #include "lottery/report.hpp"
 
 #include <prune/nn/process.hpp>
@@ -83,7 +84,7 @@ struct settings {
     std::string mode = "default";
     std::string metric = "auto";  ///< the task's dev metric (prune/models/bert/metrics.hpp name; auto = accuracy)
     std::string model_name = "tiny-bert";  ///< the built-in model's name in the cache (+ "-s<seed>")
-    std::string pretrain_arguments;        ///< prune-pretrain's arguments beyond --data, --out, --seed
+    std::vector<std::string> pretrain_arguments;  ///< prune-pretrain's arguments beyond --data, --out, --seed
 };
 
 /// Progress with an ETA on stderr, in weighted units of work.
@@ -128,18 +129,15 @@ constexpr double cost_sprune = 0.6;
 constexpr double cost_mprune = 0.3;
 constexpr double cost_per_seed = cost_finetune * 7 + cost_sprune + cost_mprune;
 
-/// Runs a sibling binary (prune-data, prune-pretrain) from the same build directory.
-void run_sibling(const fs::path& self, const std::string& binary, const std::string& arguments) {
+/// Runs a sibling binary (prune-data, prune-pretrain) from the same build directory, with an
+/// argument vector: no shell ever sees a path (examples/common/process.hpp).
+void run_sibling(const fs::path& self, const std::string& binary, const std::vector<std::string>& arguments) {
     const fs::path path = self.parent_path() / binary;
     if (!fs::exists(path)) {
         throw prune::io_error("cannot find " + path.string() + " (build the '" + binary + "' target)");
     }
-    const std::string command = "'" + path.string() + "' " + arguments;
-    std::fprintf(stderr, "\nprune-lottery: running %s\n", command.c_str());
-    const int status = std::system(command.c_str());
-    if (status != 0) {
-        throw prune::io_error(binary + " failed (status " + std::to_string(status) + "): " + command);
-    }
+    std::fprintf(stderr, "\nprune-lottery: running %s\n", prune_cli::display_command(path, arguments).c_str());
+    prune_cli::run_program(path, arguments);
 }
 
 /// The labels of a data set: num_labels = largest label + 1.
@@ -444,13 +442,13 @@ settings settings_for(const std::string& mode) {
         s.finetune.epochs = 4;      // 100 steps of 16: pos 0.52 (majority 0.25), concrete 0.67 (0.50);
         s.finetune.batch_size = 16;  // 2 epochs of 32 (25 steps) left every task at its majority
         s.model_name = "tiny-bert-quick";
-        s.pretrain_arguments = "--minutes 0.5";
+        s.pretrain_arguments = {"--minutes", "0.5"};
     } else if (mode == "full") {  // BERT-mini's shape (4 x 256, 4 heads), pre-trained for 15 minutes
         s.seeds = 5;
         s.train_rows = 6000;
         s.dev_rows = 1000;
         s.model_name = "mini-bert";
-        s.pretrain_arguments = "--layers 4 --hidden 256 --heads 4 --intermediate 1024 --minutes 15";
+        s.pretrain_arguments = {"--layers", "4", "--hidden", "256", "--heads", "4", "--intermediate", "1024", "--minutes", "15"};
     }
     return s;
 }
@@ -541,9 +539,8 @@ int main(int argc, char** argv) {
             if (!fs::exists(data / "stats.json")) {
                 fs::create_directories(cache);
                 run_sibling(self, "prune-data",
-                            "wordnet --out '" + data.string() + "' --seed " + std::to_string(data_seed) +
-                                " --train-rows " + std::to_string(run.train_rows) + " --dev-rows " +
-                                std::to_string(run.dev_rows));
+                            {"wordnet", "--out=" + data.string(), "--seed", std::to_string(data_seed), "--train-rows",
+                             std::to_string(run.train_rows), "--dev-rows", std::to_string(run.dev_rows)});
             }
         };
         if (!train_file.empty()) {
@@ -566,9 +563,10 @@ int main(int argc, char** argv) {
             model = cache / (run.model_name + "-s" + std::to_string(data_seed));
             if (!fs::exists(model / "model.safetensors")) {
                 ensure_data();
-                run_sibling(self, "prune-pretrain", "--data '" + data.string() + "' --out '" + model.string() +
-                                                         "' --seed " + std::to_string(data_seed) + " " +
-                                                         run.pretrain_arguments);
+                std::vector<std::string> arguments = {"--data=" + data.string(), "--out=" + model.string(), "--seed",
+                                                      std::to_string(data_seed)};
+                arguments.insert(arguments.end(), run.pretrain_arguments.begin(), run.pretrain_arguments.end());
+                run_sibling(self, "prune-pretrain", arguments);
             }
         }
 
