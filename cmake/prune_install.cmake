@@ -4,7 +4,7 @@
 # consumer's machine (prune::prune always; prune::eigen with Eigen3, ...).
 set(PRUNE_CMAKE_DIR "${CMAKE_INSTALL_DATADIR}/cmake/prune")
 
-foreach(component prune text io bpe eigen xtensor nn bert decoder)
+foreach(component prune text io bpe eigen xtensor nn bert sparsify decoder)
   if(TARGET prune_${component})
     set(extra)
     if(component STREQUAL "nn")
