@@ -73,6 +73,14 @@ TEST_CASE("JSONL details: blank lines, BOM, label names, unlabeled rows") {
     names.label_names = {"entailment", "neutral", "contradiction"};
     CHECK(parse_jsonl(R"({"text": "x", "label": "contradiction"})", "f", names).examples[0].label_index() == 2);
     CHECK(parse_jsonl(R"({"text": "x", "label": 1})", "f", names).examples[0].label_index() == 1);
+    // a name whose index is not a class (more names than num_labels, or a regression task) is
+    // refused; found by fuzz_jsonl, which checks every label is in [0, num_labels)
+    names.num_labels = 2;
+    CHECK_THROWS_WITH(parse_jsonl(R"({"text": "x", "label": "contradiction"})", "f", names),
+                      Catch::Matchers::Contains("not a class index in [0, 2)"));
+    names.num_labels = 1;
+    CHECK_THROWS_WITH(parse_jsonl(R"({"text": "x", "label": "entailment"})", "f", names),
+                      Catch::Matchers::Contains("regression"));
     data_options unlabeled;
     unlabeled.require_label = false;
     const auto rows = parse_jsonl("{\"input_ids\": [1, 2]}\n{\"input_ids\": [3], \"label\": null}\n", "f", unlabeled);

@@ -76,9 +76,18 @@ inline double read_label(const io::json& value, const data_options& options, con
     if (value.is_string() && !options.label_names.empty()) {
         const std::string name = value.get<std::string>();
         for (std::size_t i = 0; i < options.label_names.size(); ++i) {
-            if (options.label_names[i] == name) {
-                return static_cast<double>(i);
+            if (options.label_names[i] != name) {
+                continue;
             }
+            if (options.num_labels == 1 || i >= options.num_labels) {
+                // more names than classes, or names for a regression task: the options disagree
+                throw format_error(where + ": label '" + name + "' is name " + std::to_string(i) +
+                                   " of the label names, not a class index in [0, " +
+                                   std::to_string(options.num_labels) + ")" +
+                                   (options.num_labels == 1 ? " (num_labels is 1, regression: expected a number)"
+                                                            : ""));
+            }
+            return static_cast<double>(i);
         }
         std::string known;
         for (const auto& n : options.label_names) {
