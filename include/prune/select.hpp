@@ -74,7 +74,7 @@ struct selection_result {
 /// when amount is NaN or outside [0, 1].
 [[nodiscard]] inline std::size_t count_to_prune(double amount, std::size_t candidates) {
     if (!(amount >= 0.0 && amount <= 1.0)) {
-        throw value_error("prune: amount " + std::to_string(amount) + " is outside [0, 1] (or NaN)");
+        throw value_error("prune: amount " + number_text(amount) + " is outside [0, 1] (or NaN)");
     }
     const double product = amount * static_cast<double>(candidates);
     const double floor_value = std::floor(product);
@@ -245,7 +245,8 @@ public:
                 merged[b] += h.totals()[b];
             }
         }
-        const auto [bin, below] = locate(merged, k);
+        const auto [located_bin, below] = locate(merged, k);
+        const auto bin = located_bin;  // a plain variable: clang 14 cannot capture a structured binding
         const std::uint64_t in_bin = merged[bin];
         const std::uint64_t needed = k - below;  // taken from the bin, >= 1
         if (needed == in_bin) {  // the whole bin goes
@@ -507,18 +508,18 @@ private:
                     if (word == 0) {
                         continue;
                     }
-                    const std::uint32_t* k = keys + w * 64;
+                    const std::uint32_t* word_keys = keys + w * 64;
                     const std::size_t m = std::min<std::size_t>(64, chunk_keys.size() - w * 64);
-                    const std::uint64_t prune = less_bits(k, m, low) & word;
+                    const std::uint64_t prune = less_bits(word_keys, m, low) & word;
                     count_below += static_cast<std::uint64_t>(std::popcount(prune));
                     if (prune_now) {
                         words[w] = word & ~prune;
                     }
-                    std::uint64_t inside = within_bits(k, m, low, width) & word;
+                    std::uint64_t inside = within_bits(word_keys, m, low, width) & word;
                     while (inside != 0) {
                         const int j = std::countr_zero(inside);
                         inside &= inside - 1;
-                        stage[staged++] = {k[j], static_cast<std::uint32_t>(tensor), begin + w * 64 + static_cast<std::size_t>(j)};
+                        stage[staged++] = {word_keys[j], static_cast<std::uint32_t>(tensor), begin + w * 64 + static_cast<std::size_t>(j)};
                         if (staged == stage_size) {
                             flush();
                         }
@@ -754,7 +755,7 @@ inline std::vector<selection_result> prune_per_tensor(std::span<const score_sour
                           std::to_string(masks.size()) + " masks (expected one mask per tensor)");
     }
     if (!(amount >= 0.0 && amount <= 1.0)) {
-        throw value_error("prune_per_tensor: amount " + std::to_string(amount) + " is outside [0, 1] (or NaN)");
+        throw value_error("prune_per_tensor: amount " + number_text(amount) + " is outside [0, 1] (or NaN)");
     }
     // one selector per tensor; the tensor keeps its position, so random scores are those of a global selection
     std::vector<selection_result> results;

@@ -134,6 +134,7 @@ TEST_CASE("bad feeds throw", "[michel]") {
     CHECK_THROWS_AS(acc.add_mlp_gradient(2, 1.0), prune::shape_error);
     CHECK_THROWS_AS(acc.add_unit(std::vector<double>{1.0}, std::vector<double>{1.0, 1.0}, 1), prune::shape_error);
     CHECK_THROWS_AS(acc.commit_unit(-1), prune::value_error);
+    CHECK_THROWS_WITH(acc.commit_unit(-0.25), Catch::Contains("token count -0.25 (expected >= 0)"));
     const std::vector<float> a(3), b(4);
     CHECK_THROWS_AS(acc.add_head_context(0, 0, std::span<const float>(a), std::span<const float>(b)), prune::shape_error);
 }

@@ -80,6 +80,8 @@ TEST_CASE("count_to_prune rounds half to even like Python's round", "[select]") 
     CHECK(prune::count_to_prune(0.3, 0) == 0);
     CHECK_THROWS_AS(prune::count_to_prune(-0.01, 10), prune::value_error);
     CHECK_THROWS_AS(prune::count_to_prune(1.01, 10), prune::value_error);
+    // the amount as it reads back (std::to_string would print "1.000000")
+    CHECK_THROWS_WITH(prune::count_to_prune(1.0000001, 10), Catch::Contains("amount 1.0000001 is outside [0, 1]"));
     CHECK_THROWS_AS(prune::count_to_prune(std::numeric_limits<double>::quiet_NaN(), 10), prune::value_error);
 }
 
@@ -271,6 +273,8 @@ TEST_CASE("bad input is rejected with the documented errors", "[select][errors]"
     CHECK_THROWS_AS(prune::prune_global(scores, masks, std::nan("")), prune::value_error);
     CHECK_THROWS_AS(prune::prune_smallest(scores, masks, 11), prune::value_error);
     CHECK_THROWS_AS(prune::prune_per_tensor(scores, masks, 2.0), prune::value_error);
+    CHECK_THROWS_WITH(prune::prune_per_tensor(scores, masks, -1e-9),
+                      Catch::Contains("prune_per_tensor: amount -1e-09 is outside [0, 1]"));
     std::vector<element_mask> wrong = {element_mask({11})};
     CHECK_THROWS_WITH(prune::prune_global(scores, wrong, 0.1), Catch::Contains("layer.0.weight"));
     CHECK_THROWS_AS(prune::prune_global(scores, wrong, 0.1), prune::shape_error);

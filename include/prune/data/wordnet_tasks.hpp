@@ -153,8 +153,8 @@ private:
 /// FNV-1a 64 of a string, mixed with a seed.
 inline std::uint64_t hash_text(std::string_view text, std::uint64_t seed) {
     std::uint64_t h = 0xCBF29CE484222325ull ^ (seed * 0x9E3779B97F4A7C15ull);
-    for (unsigned char c : text) {
-        h ^= c;
+    for (const char ch : text) {
+        h ^= static_cast<unsigned char>(ch);
         h *= 0x100000001B3ull;
     }
     return splitmix64(h).next();

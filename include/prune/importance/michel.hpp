@@ -244,7 +244,7 @@ public:
     void commit_unit(double tokens) {
         if (!(tokens >= 0.0)) {
             throw value_error("prune::importance::michel_accumulator::commit_unit: token count " +
-                              std::to_string(tokens) + " (expected >= 0)");
+                              number_text(tokens) + " (expected >= 0)");
         }
         commit(head_pending_, head_running_, head_sum_);
         commit(mlp_pending_, mlp_running_, mlp_sum_);

@@ -201,7 +201,7 @@ inline void remove_staging_on_signal() {
     struct sigaction action {};
     action.sa_handler = detail::remove_staging_and_reraise;
     sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESETHAND;
+    action.sa_flags = static_cast<int>(SA_RESETHAND);
     for (int s : {SIGINT, SIGTERM}) {
         if (::sigaction(s, &action, nullptr) != 0) {
             throw io_error("prune::io::remove_staging_on_signal: sigaction failed: " + detail::errno_text(errno));

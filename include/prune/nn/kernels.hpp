@@ -136,7 +136,7 @@ void gelu_backward(const S* pre, S* grad, int n) {
 /// GELU, tanh form (HF's "gelu_new", GPT-2): x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 template <class S>
 [[nodiscard]] S gelu_tanh(S x) noexcept {
-    const S u = S{0.79788456080286535588} * (x + S{0.044715} * x * x * x);
+    const S u = static_cast<S>(0.79788456080286535588) * (x + static_cast<S>(0.044715) * x * x * x);
     return S{0.5} * x * (S{1} + std::tanh(u));
 }
 

@@ -53,7 +53,8 @@ struct adamw_options {
 /// Checks element masks against the model: every name must be a parameter with the mask's size.
 inline void check_masks(weights& w, const named_element_masks& masks) {
     auto params = parameters(w);
-    for (const auto& [name, mask] : masks) {
+    for (const auto& [mask_name, mask] : masks) {
+        const std::string& name = mask_name;  // clang 14 cannot capture a structured binding
         auto it = std::find_if(params.begin(), params.end(), [&](const parameter& p) { return p.name == name; });
         if (it == params.end()) {
             // accept names without the "bert." prefix

@@ -349,7 +349,7 @@ inline void encode(const weights& w, const packed_batch& batch, workspace& ws, c
             const int B = sequences;
             float* cx = ws.cls_x_.get(static_cast<std::size_t>(B) * hsz);
             for (int b = 0; b < B; ++b) {
-                std::memcpy(cx + static_cast<std::size_t>(b) * hsz, x + static_cast<std::size_t>(batch.offsets[b]) * hsz,
+                std::memcpy(cx + static_cast<std::size_t>(b) * hsz, x + static_cast<std::size_t>(batch.offsets[static_cast<std::size_t>(b)]) * hsz,
                             hsz * sizeof(float));
             }
             if (A > 0) {
@@ -380,7 +380,7 @@ inline void encode(const weights& w, const packed_batch& batch, workspace& ws, c
                         std::fill(c, c + d, 0.0f);
                         return;
                     }
-                    const float* base = qkv + batch.offsets[b] * A3;
+                    const float* base = qkv + batch.offsets[static_cast<std::size_t>(b)] * A3;
                     detail::attend(attn_backend, 1, batch.length(b), d, q + static_cast<std::ptrdiff_t>(b) * A + h * d, A,
                                    base + A + h * d, base + 2 * A + h * d, A3,
                                    ws.scores_[static_cast<std::size_t>(t)].data.data(), c, A, g, nullptr);

@@ -25,7 +25,7 @@ namespace prune::bert::metrics {
     }
     std::size_t right = 0;
     for (std::size_t i = 0; i < truth.size(); ++i) {
-        right += predicted[i] == truth[i] ? 1 : 0;
+        right += predicted[i] == truth[i] ? 1u : 0u;
     }
     return static_cast<double>(right) / static_cast<double>(truth.size());
 }

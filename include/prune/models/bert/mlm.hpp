@@ -127,13 +127,13 @@ namespace mlm_detail {
 /// GELU, erf form, in scalar S (std::erf: exact to the type).
 template <class S>
 S gelu(S x) noexcept {
-    return S{0.5} * x * (S{1} + std::erf(x * S{0.70710678118654752440}));
+    return S{0.5} * x * (S{1} + std::erf(x * static_cast<S>(0.70710678118654752440)));
 }
 /// d GELU / dx.
 template <class S>
 S gelu_derivative(S x) noexcept {
-    return S{0.5} * (S{1} + std::erf(x * S{0.70710678118654752440})) +
-           x * S{0.39894228040143267794} * std::exp(S{-0.5} * x * x);
+    return S{0.5} * (S{1} + std::erf(x * static_cast<S>(0.70710678118654752440))) +
+           x * static_cast<S>(0.39894228040143267794) * std::exp(S{-0.5} * x * x);
 }
 
 }  // namespace mlm_detail
