@@ -10,7 +10,9 @@ SwiGLU; GPT-2's Conv1D [in, out] weights, learned positions, gelu_new), run one 
 time in float64 from the weights as stored (after F16 / BF16 rounding). For each case it writes
 OUT_DIR/<case>/{config.json, model.safetensors or shards + model.safetensors.index.json,
 case.json}; case.json holds the token sequences, the gates (query-head, KV-group, MLP) and the
-expected logits (packed rows) and per-sequence summed NLL of positions 1..n-1.
+expected logits (packed rows) and per-sequence summed NLL of positions 1..n-1; grads.json the
+autograd gradients of the batch loss (mean NLL over every predicted token) with respect to every
+stored tensor and gate, each sequence's own gate gradients, and Michel importance (see gradients()).
 The safetensors files are written by hand (8-byte header length, JSON, raw bytes).
 """
 import importlib.util
@@ -89,6 +91,11 @@ def llama_inv_freq(c):
     return inv.float()
 
 
+def as_tensor(x):
+    """A gate row as a tensor (an autograd leaf's row stays one)."""
+    return x if torch.is_tensor(x) else torch.tensor(x)
+
+
 def rotate_half(x):
     h = x.shape[-1] // 2
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
@@ -162,7 +169,7 @@ def llama_forward(c, P, ids, gates):
         v = v.repeat_interleave(group, dim=0)
         probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d) + mask, dim=-1)
         ctx = probs @ v
-        gate = torch.tensor(gates["heads"][l]) * torch.tensor(gates["kv_groups"][l]).repeat_interleave(group)
+        gate = as_tensor(gates["heads"][l]) * as_tensor(gates["kv_groups"][l]).repeat_interleave(group)
         ctx = (ctx * gate[:, None, None]).transpose(0, 1).reshape(n, Hq * d)
         h = h + ctx @ P[p + "self_attn.o_proj.weight"].T + b(p + "self_attn.o_proj.bias")
         x = rms(h, P[p + "post_attention_layernorm.weight"], eps)
@@ -225,7 +232,7 @@ def gpt2_forward(c, P, ids, gates, prefix):
         qkv = x @ P[p + "attn.c_attn.weight"] + P[p + "attn.c_attn.bias"]  # Conv1D: x W + b, W [in, out]
         q, k, v = (t.view(n, Hq, d).transpose(0, 1) for t in qkv.split(H, dim=-1))
         probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d) + mask, dim=-1)
-        gate = torch.tensor(gates["heads"][l]) * torch.tensor(gates["kv_groups"][l])
+        gate = as_tensor(gates["heads"][l]) * as_tensor(gates["kv_groups"][l])
         ctx = ((probs @ v) * gate[:, None, None]).transpose(0, 1).reshape(n, H)
         h = h + ctx @ P[p + "attn.c_proj.weight"] + P[p + "attn.c_proj.bias"]
         x = ln(h, p + "ln_2")
@@ -278,6 +285,66 @@ def make_case(out, name, config, arch, dtype, shards, lengths, gate_kind, seed, 
     with open(os.path.join(d, "case.json"), "w") as f:
         json.dump({"sequences": seqs, "gates": gates, "gated": gate_kind != "ones", "dtype": dtype,
                    "logits": logits, "nll": nll}, f)
+    run = lambda params, ids, gate_leaves: (llama_forward(config, params, ids, gate_leaves) if arch == "llama"
+                                           else gpt2_forward(config, params, ids, gate_leaves, prefix))
+    with open(os.path.join(d, "grads.json"), "w") as f:
+        json.dump(gradients(run, P, seqs, gates), f)
+
+
+# ---- Gradients and importance (autograd in float64) ----------------------------------------
+
+def nll_sum(z, ids):
+    """Summed NLL of positions 1..n-1 (0, still in the graph, for a single token)."""
+    if len(ids) < 2:
+        return z.sum() * 0.0
+    return F.cross_entropy(z[:-1], torch.tensor(ids[1:]), reduction="sum")
+
+
+def gate_leaves(gates):
+    return {k: torch.tensor(v, requires_grad=True) for k, v in gates.items()}
+
+
+def gate_gradients(run, P, seqs, gates):
+    """d(mean NLL over every predicted token of seqs)/d(gates) (zeros when nothing is predicted)."""
+    g = gate_leaves(gates)
+    predicted = sum(len(s) - 1 for s in seqs)
+    if predicted == 0:
+        return {k: torch.zeros_like(v).tolist() for k, v in g.items()}
+    (sum(nll_sum(run(P, ids, g), ids) for ids in seqs) / predicted).backward()
+    return {k: v.grad.tolist() for k, v in g.items()}
+
+
+def michel(units, layer_norm=False, global_norm=False):
+    """E over units of |gate gradient| (heads, kv_groups, mlps), optionally L2 per layer then min-max."""
+    out = {}
+    for k in ("heads", "kv_groups", "mlps"):
+        m = torch.stack([torch.tensor(u[k]).abs() for u in units]).mean(0)
+        if layer_norm and k != "mlps":
+            m = m / (m.pow(2).sum(-1, keepdim=True).sqrt() + 1e-20)
+        if global_norm:
+            lo, hi = m.min(), m.max()
+            m = (m - lo) / (hi - lo) if hi > lo else torch.zeros_like(m)
+        out[k] = m.tolist()
+    return out
+
+
+def gradients(run, P, seqs, gates):
+    """Autograd truth for one case: the batch loss (mean NLL over every predicted token) and its
+    gradients with respect to every stored tensor (file layout, flattened) and every gate; each
+    sequence's own gate gradients (its mean NLL); Michel importance per example, per batch of 2
+    (batch-mean loss) and per example with layer + global normalisation."""
+    leaves = {k: v.clone().requires_grad_(True) for k, v in P.items()}
+    g = gate_leaves(gates)
+    predicted = sum(len(s) - 1 for s in seqs)
+    loss = sum(nll_sum(run(leaves, ids, g), ids) for ids in seqs) / predicted
+    loss.backward()
+    params = {k: (v.grad if v.grad is not None else torch.zeros_like(v)).reshape(-1).tolist() for k, v in leaves.items()}
+    per_sequence = [gate_gradients(run, P, [ids], gates) for ids in seqs]
+    per_batch = [gate_gradients(run, P, seqs[i:i + 2], gates) for i in range(0, len(seqs), 2)]
+    return {"loss": float(loss), "params": params, "gates": {k: v.grad.tolist() for k, v in g.items()},
+            "per_sequence": per_sequence,
+            "importance": {"per_example": michel(per_sequence), "per_batch_2": michel(per_batch),
+                           "per_example_layer_global": michel(per_sequence, True, True)}}
 
 
 def llama_config(**kw):

@@ -11,6 +11,8 @@
 #include <prune/models/decoder/checkpoint.hpp>
 #include <prune/models/decoder/forward.hpp>
 
+#include "oracle_cases.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -18,55 +20,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 namespace fs = std::filesystem;
 using namespace prune;
+using oracle::gates_of;
+using oracle::sequences_of;
 
 namespace {
 
-const fs::path& oracle_dir() {
-    static const fs::path dir = [] {
-        const fs::path d = fs::temp_directory_path() / ("prune_decoder_oracle_" + std::to_string(::getpid()));
-        fs::remove_all(d);
-        const std::string command =
-            std::string(PRUNE_TEST_PYTHON) + " " + PRUNE_SOURCE_DIR + "/tests/decoder/oracle.py " + d.string();
-        REQUIRE(std::system(command.c_str()) == 0);
-        return d;
-    }();
-    return dir;
-}
-
-struct cleanup {
-    ~cleanup() {
-        std::error_code ec;
-        fs::remove_all(fs::temp_directory_path() / ("prune_decoder_oracle_" + std::to_string(::getpid())), ec);
-    }
-} const remove_at_exit;
-
-nlohmann::json load_case(const std::string& name) {
-    std::ifstream in(oracle_dir() / name / "case.json");
-    REQUIRE(in.good());
-    return nlohmann::json::parse(in);
-}
-
-decoder::sequences sequences_of(const nlohmann::json& c) {
-    decoder::sequences s;
-    for (const auto& row : c["sequences"]) s.add(row.get<std::vector<std::int32_t>>());
-    return s;
-}
-
-decoder::gates gates_of(const nlohmann::json& c) {
-    decoder::gates g;
-    if (!c["gated"].get<bool>()) return g;
-    g.heads = c["gates"]["heads"].get<std::vector<std::vector<float>>>();
-    g.kv_groups = c["gates"]["kv_groups"].get<std::vector<std::vector<float>>>();
-    g.mlps = c["gates"]["mlps"].get<std::vector<float>>();
-    return g;
-}
+fs::path oracle_dir() { return oracle::dir(); }
+nlohmann::json load_case(const std::string& name) { return oracle::load(name); }
 
 double worst_error(std::span<const float> got, const nlohmann::json& want) {
     REQUIRE(got.size() == want.size());

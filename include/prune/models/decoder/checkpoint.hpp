@@ -172,8 +172,9 @@ inline void save_model(const weights& w, const std::filesystem::path& dir, io::d
 /// a name that is no parameter, shape_error on a shape mismatch.
 inline void apply_element_masks(weights& w, const io::element_masks& masks) {
     const auto params = parameters(w);
-    for (const auto& [mask_name, mask] : masks) {
-        const std::string& name = mask_name;  // clang 14 cannot capture a structured binding
+    for (const auto& entry : masks) {
+        const std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture one
+        const auto& mask = entry.second;
         const auto found = std::find_if(params.begin(), params.end(), [&](const parameter& p) { return p.name == name; });
         if (found == params.end()) throw format_error("element mask '" + name + "' names no parameter of the model");
         const std::vector<std::int64_t> fs = found->file_shape();
