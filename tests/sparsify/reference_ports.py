@@ -101,10 +101,12 @@ class SparseGPTHessian:
 
 
 def fasterprune(weight, H, sparsity, prune_n=0, prune_m=0, blocksize=128, percdamp=0.01, mask=None,
-                dtype=torch.float32):
+                dtype=torch.float32, exact=False, stable_nm=False):
     """SparseGPT's fasterprune on a [rows, columns] weight; returns (new weight, pruned mask).
     `mask` (True = pruned) replaces the adaptive mask choice. Runs in `dtype` (the reference:
-    float32)."""
+    float32). Options beside the reference: `exact` prunes exactly int(numel * s) per block,
+    the lowest of a stable sort of the flattened block (ties by row-major position) instead of
+    `<=`; `stable_nm` orders N:M ties by column instead of torch.topk's unspecified order."""
     W = weight.clone().to(dtype)
     H = H.clone().to(dtype)
     rows, columns = W.shape
@@ -130,8 +132,13 @@ def fasterprune(weight, H, sparsity, prune_n=0, prune_m=0, blocksize=128, percda
                 mask1 = mask[:, i1:i2]
             else:
                 tmp = W1 ** 2 / (torch.diag(Hinv1).reshape((1, -1))) ** 2
-                thresh = torch.sort(tmp.flatten())[0][int(tmp.numel() * sparsity)]
-                mask1 = tmp <= thresh
+                if exact:
+                    mask1 = torch.zeros(tmp.numel(), dtype=torch.bool)
+                    mask1[torch.sort(tmp.flatten(), stable=True)[1][:int(tmp.numel() * sparsity)]] = True
+                    mask1 = mask1.reshape(tmp.shape)
+                else:
+                    thresh = torch.sort(tmp.flatten())[0][int(tmp.numel() * sparsity)]
+                    mask1 = tmp <= thresh
         else:
             mask1 = torch.zeros_like(W1, dtype=torch.bool)
         for i in range(count):
@@ -139,7 +146,11 @@ def fasterprune(weight, H, sparsity, prune_n=0, prune_m=0, blocksize=128, percda
             d = Hinv1[i, i]
             if prune_n != 0 and i % prune_m == 0:
                 tmp = W1[:, i:(i + prune_m)] ** 2 / (torch.diag(Hinv1)[i:(i + prune_m)].reshape((1, -1))) ** 2
-                mask1.scatter_(1, i + torch.topk(tmp, prune_n, dim=1, largest=False)[1], True)
+                if stable_nm:
+                    lowest = torch.sort(tmp, dim=1, stable=True)[1][:, :prune_n]
+                else:
+                    lowest = torch.topk(tmp, prune_n, dim=1, largest=False)[1]
+                mask1.scatter_(1, i + lowest, True)
             q = w.clone()
             q[mask1[:, i]] = 0
             Q1[:, i] = q

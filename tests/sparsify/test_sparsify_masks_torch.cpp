@@ -6,7 +6,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "../support/files.hpp"
+#include "support.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -17,14 +17,7 @@
 
 namespace {
 
-template <class T>
-std::vector<T> read_raw(const std::filesystem::path& path) {
-    const std::string bytes = prune_test::read_file(path);
-    REQUIRE(!bytes.empty());
-    std::vector<T> values(bytes.size() / sizeof(T));
-    std::memcpy(values.data(), bytes.data(), values.size() * sizeof(T));
-    return values;
-}
+using sparsify_test::read_raw;
 
 std::vector<std::uint8_t> concatenated(const std::vector<prune::element_mask>& masks) {
     std::vector<std::uint8_t> all;

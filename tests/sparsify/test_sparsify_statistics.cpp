@@ -7,7 +7,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "../support/files.hpp"
+#include "support.hpp"
 
 #include <cmath>
 #include <limits>
@@ -19,22 +19,14 @@ namespace sp = prune::sparsify;
 
 namespace {
 
+using sparsify_test::error_of;
+
 std::vector<float> random_rows(std::size_t count, std::size_t columns, unsigned seed) {
     std::mt19937 gen(seed);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     std::vector<float> x(count * columns);
     for (float& v : x) v = normal(gen);
     return x;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const prune::error& e) {
-        return e.what();
-    }
-    return "";
 }
 
 }  // namespace
