@@ -3,6 +3,7 @@
 // wordnet-base: DIR/<task>/{train,dev}.jsonl, DIR/stats.json, DIR/vocab.txt and
 // DIR/pretrain/{train,dev}.txt, all at once (staged, then renamed). Same seed, same bytes.
 #include "common/cli.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/data/wordnet.hpp>
 #include <prune/data/wordnet_tasks.hpp>
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
 
     return prune_cli::run(app, argc, argv, [&] {
+        prune_cli::refuse_overlaps({{"--wordnet-dir", wordnet_dir}}, {{"--out", out}});
         // Sizes first: a bad one is an error before anything is read or written.
         auto at_least = [](const char* flag, long long value, long long least) {
             if (value < least) {

@@ -11,6 +11,7 @@
 // (null for regression), metric, metric_name, logits (file order) and, for regression,
 // pearson and spearman. Bad input: one line on stderr, exit 2, nothing written.
 #include "common/cli.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/checkpoint.hpp>
@@ -45,6 +46,9 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
     app.add_option("--json", json_out, "write n, accuracy, metric, logits here");
     return prune_cli::run(app, argc, argv, [&] {
+        prune_cli::refuse_overlaps({{"--model", model_dir}, {"--data", data_file}, {"--mask", mask_file},
+                                    {"--element-mask", element_mask_file}},
+                                   {{"--json", json_out}});
         io::remove_staging_on_signal();
         const auto start = std::chrono::steady_clock::now();
         bert::weights w = bert::load_model(model_dir);

@@ -9,6 +9,7 @@
 // model has them physically removed; element masks keep pruned weights at exactly 0.
 // OUT is a model directory (written atomically); REPORT has per-epoch loss and dev metric.
 #include "common/cli.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/dataset.hpp>
@@ -53,6 +54,9 @@ int main(int argc, char** argv) {
     app.add_option("--json", report_file, "write per-epoch loss and dev metric here");
     app.add_option("--out", out, "output model directory")->required();
     return prune_cli::run(app, argc, argv, [&] {
+        prune_cli::refuse_overlaps({{"--model", model}, {"--train", train_file}, {"--dev", dev_file}, {"--mask", mask_file},
+                                    {"--element-mask", element_mask_file}},
+                                   {{"--out", out}, {"--json", report_file}});
         if (!(options.learning_rate > 0.0)) {
             throw prune::value_error("--lr " + prune::number_text(options.learning_rate) + " (expected > 0)");
         }

@@ -8,6 +8,7 @@
 // (every evaluated mask with its phase, counts, metric and verdict) and model/ (the model with
 // the masked heads and MLPs physically removed).
 #include "common/cli.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/dataset.hpp>
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "threads (0 = every core)")->check(CLI::NonNegativeNumber);
     app.add_option("--out", out, "output directory (masks.json, history.json, model/)")->required();
     return prune_cli::run(app, argc, argv, [&] {
+        prune_cli::refuse_overlaps({{"--model", model}, {"--data", data}}, {{"--out", out}});
         if (!(options.ratio >= 0.0)) {
             throw prune::value_error("--threshold " + prune::number_text(options.ratio) + " (expected >= 0)");
         }

@@ -6,6 +6,7 @@
 // table goes to stderr. `--normalize none` is the raw expectation (mean over examples or batches);
 // prefix "tokens+" to divide by the number of non-padding tokens instead (HF's code).
 #include "common/cli.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/dataset.hpp>
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "threads (0 = every core)")->check(CLI::NonNegativeNumber);
     app.add_option("--json", json_out, "write the scores as JSON here");
     return prune_cli::run(app, argc, argv, [&] {
+        prune_cli::refuse_overlaps({{"--model", model}, {"--data", data}, {"--mask", mask_file}}, {{"--json", json_out}});
         const auto mode = prune::importance::parse_absolute_value(abs_mode);
         const auto how = prune::importance::normalization::parse(normalize);
         if (batch_size == 0) throw prune::value_error("--batch-size must be > 0");

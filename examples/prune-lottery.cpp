@@ -15,6 +15,7 @@
 //      weights under its mask (rewinding, fresh classifier) and evaluate again.
 // The report (report.md, report.json, SVG heatmaps) is written atomically to --out.
 #include "common/cli.hpp"
+#include "common/outputs.hpp"
 #include "common/process.hpp"
 #include "lottery/report.hpp"
 
@@ -497,6 +498,9 @@ int main(int argc, char** argv) {
     app.add_option("--cache", cache_dir, "where the generated data and pre-trained model are kept")->capture_default_str();
 
     return prune_cli::run(app, argc, argv, [&] {
+        // The cache is written (new entries only) and read; it may hold --model: an input of --out.
+        prune_cli::refuse_overlaps({{"--model", model_dir}, {"--train", train_file}, {"--dev", dev_file}, {"--cache", cache_dir}},
+                                   {{"--out", out_dir}});
         prune::io::remove_staging_on_signal();
         settings run = settings_for(quick ? "quick" : full_mode ? "full" : "default");
         if (app.count("--seeds") > 0) {

@@ -25,6 +25,7 @@
 // of the model, pruned weights zeroed, dtypes kept), config.json (+ vocab.txt when present),
 // report.json (settings, history: step, sparsity, metric, passed; per-tensor kept counts).
 #include "common/cli.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/models/bert/candidates.hpp>
 #include <prune/importance/scores.hpp>
@@ -347,6 +348,8 @@ int main(int argc, char** argv) {
     app.add_option("--batch-size", batch_size, "with --data: examples per forward batch")->check(CLI::Range(1, std::numeric_limits<int>::max()));
     app.add_option("--out", out_dir, "output directory (replaced atomically)")->required();
     return prune_cli::run(app, argc, argv, [&] {
+        prune_cli::refuse_overlaps({{"--model", model_dir}, {"--data", data_file}, {"--element-mask", element_mask_file}},
+                                   {{"--out", out_dir}});
         io::remove_staging_on_signal();
         const auto start = std::chrono::steady_clock::now();
         if (!(amount >= 0.0 && amount <= 1.0)) {

@@ -17,6 +17,7 @@
 // safetensors metadata) so that --steps reproduces it. --threads does not change the bytes.
 // docs/pretraining.md has the defaults' measurements.
 #include "common/cli.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/pretrain.hpp>
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
                  "write the seed's initial weights without training (the from-scratch baseline)");
 
     return prune_cli::run(app, argc, argv, [&] {
+        prune_cli::refuse_overlaps({{"--data", data_dir}}, {{"--out", out}});
         namespace fs = std::filesystem;
         const fs::path data(data_dir);
         if (layers <= 0 || hidden <= 0 || heads <= 0 || intermediate <= 0 || hidden % heads != 0) {
