@@ -3,6 +3,8 @@
 // wordnet-base: DIR/<task>/{train,dev}.jsonl, DIR/stats.json, DIR/vocab.txt and
 // DIR/pretrain/{train,dev}.txt, all at once (staged, then renamed). Same seed, same bytes.
 #include "common/cli.hpp"
+#include "common/numbers.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/data/wordnet.hpp>
 #include <prune/data/wordnet_tasks.hpp>
@@ -22,7 +24,9 @@ int main(int argc, char** argv) {
     std::string wordnet_dir = "/usr/share/wordnet";
     prune::data::wordnet_glue_options options;
     wordnet->add_option("--out", out, "output directory (replaced atomically)")->required();
-    wordnet->add_option("--seed", options.seed, "seed of the split and the sampling")->capture_default_str();
+    wordnet->add_option("--seed", options.seed, "seed of the split and the sampling")
+        ->check(prune_cli::unsigned_integer())
+        ->capture_default_str();
     wordnet->add_option("--wordnet-dir", wordnet_dir, "directory with data.{noun,verb,adj,adv}")->capture_default_str();
     wordnet->add_option("--tasks", options.tasks, "tasks (default supersense pos concrete): supersense pos concrete hypernym same_supersense cohyponym example_match same_pos")
         ->capture_default_str();
@@ -41,6 +45,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
 
     return prune_cli::run(app, argc, argv, [&] {
+        prune_cli::refuse_overlaps({{"--wordnet-dir", wordnet_dir}}, {{"--out", out}});
         // Sizes first: a bad one is an error before anything is read or written.
         auto at_least = [](const char* flag, long long value, long long least) {
             if (value < least) {

@@ -11,6 +11,8 @@
 // (null for regression), metric, metric_name, logits (file order) and, for regression,
 // pearson and spearman. Bad input: one line on stderr, exit 2, nothing written.
 #include "common/cli.hpp"
+#include "common/numbers.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/checkpoint.hpp>
@@ -42,9 +44,12 @@ int main(int argc, char** argv) {
     app.add_option("--metric", metric, "auto (accuracy; pearson for regression), accuracy, mcc, f1, pearson, spearman")
         ->check(CLI::IsMember({"auto", "accuracy", "mcc", "f1", "pearson", "spearman"}));
     app.add_option("--batch-size", batch_size, "examples per forward batch")->check(CLI::Range(1, std::numeric_limits<int>::max()));
-    app.add_option("--threads", threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+    app.add_option("--threads", threads, "threads (0 = all cores; at most 256)")->check(prune_cli::threads_flag());
     app.add_option("--json", json_out, "write n, accuracy, metric, logits here");
     return prune_cli::run(app, argc, argv, [&] {
+        prune_cli::refuse_overlaps({{"--model", model_dir}, {"--data", data_file}, {"--mask", mask_file},
+                                    {"--element-mask", element_mask_file}},
+                                   {{"--json", json_out}});
         io::remove_staging_on_signal();
         const auto start = std::chrono::steady_clock::now();
         bert::weights w = bert::load_model(model_dir);
@@ -125,6 +130,9 @@ int main(int argc, char** argv) {
                 logits.row(static_cast<Eigen::Index>(bucket[b])) = out.row(static_cast<Eigen::Index>(b));
             }
         }
+
+        prune_cli::refuse_non_finite_logits(
+            logits, [&](std::size_t i) { return data_file + ":" + std::to_string(data.examples[i].line); });
 
         // Metrics.
         nlohmann::json result;

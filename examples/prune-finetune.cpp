@@ -9,6 +9,8 @@
 // model has them physically removed; element masks keep pruned weights at exactly 0.
 // OUT is a model directory (written atomically); REPORT has per-epoch loss and dev metric.
 #include "common/cli.hpp"
+#include "common/numbers.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/dataset.hpp>
@@ -42,20 +44,29 @@ int main(int argc, char** argv) {
     app.add_option("--element-mask", element_mask_file, "element mask safetensors (U8, 1 = kept)");
     app.add_option("--epochs", options.epochs, "epochs")->capture_default_str();
     app.add_option("--lr", options.learning_rate, "peak learning rate (> 0)")->capture_default_str();
-    app.add_option("--batch-size", options.batch_size, "sequences per step")->capture_default_str();
+    app.add_option("--batch-size", options.batch_size, "sequences per step")
+        ->check(prune_cli::unsigned_integer())
+        ->capture_default_str();
     app.add_option("--warmup", options.warmup_fraction, "fraction of steps warming up")->capture_default_str();
     app.add_option("--weight-decay", options.optimizer.weight_decay, "AdamW weight decay")->capture_default_str();
-    app.add_option("--max-grad-norm", options.max_grad_norm, "global-norm clipping (0: off)")->capture_default_str();
-    app.add_option("--seed", options.seed, "seed of the example order and dropout")->capture_default_str();
-    app.add_option("--threads", options.threads, "threads (0 = every core)")->check(CLI::NonNegativeNumber);
+    app.add_option("--max-grad-norm", options.max_grad_norm, "global-norm clipping (0: off; >= 0)")->capture_default_str();
+    app.add_option("--seed", options.seed, "seed of the example order and dropout")
+        ->check(prune_cli::unsigned_integer())
+        ->capture_default_str();
+    app.add_option("--threads", options.threads, "threads (0 = every core; at most 256)")->check(prune_cli::threads_flag());
     app.add_flag("--fresh-classifier", fresh, "replace the pooler-less / classifier head with a fresh one (rewinding)");
-    app.add_option("--num-labels", num_labels, "classifier outputs for --fresh-classifier (default: config's)");
+    app.add_option("--num-labels", num_labels, "classifier outputs for --fresh-classifier (default: config's)")
+        ->check(prune_cli::unsigned_integer(1u << 16));
     app.add_option("--json", report_file, "write per-epoch loss and dev metric here");
     app.add_option("--out", out, "output model directory")->required();
     return prune_cli::run(app, argc, argv, [&] {
-        if (!(options.learning_rate > 0.0)) {
-            throw prune::value_error("--lr " + prune::number_text(options.learning_rate) + " (expected > 0)");
-        }
+        prune_cli::refuse_overlaps({{"--model", model}, {"--train", train_file}, {"--dev", dev_file}, {"--mask", mask_file},
+                                    {"--element-mask", element_mask_file}},
+                                   {{"--out", out}, {"--json", report_file}});
+        prune_cli::check_flag("--lr", options.learning_rate, prune_cli::above(0));
+        prune_cli::check_flag("--warmup", options.warmup_fraction, prune_cli::closed(0, 1));
+        prune_cli::check_flag("--weight-decay", options.optimizer.weight_decay, prune_cli::at_least(0));
+        prune_cli::check_flag("--max-grad-norm", options.max_grad_norm, prune_cli::at_least(0));
         if (options.epochs < 1) throw prune::value_error("--epochs " + std::to_string(options.epochs) + " (expected >= 1)");
         if (options.batch_size == 0) throw prune::value_error("--batch-size 0 (expected >= 1)");
         prune::io::remove_staging_on_signal();
@@ -85,6 +96,7 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "prune-finetune: epoch %d: dev metric %.4f\n", epoch + 1, metric);
                 return metric;
             });
+        prune_cli::refuse_non_finite_weights(prune::bert::parameters(w), "not writing model '" + out + "'");
         prune::bert::prune_structure(w, mask);
         prune::bert::save_options save;
         save.copy_vocab_from = model;

@@ -8,6 +8,8 @@
 // (every evaluated mask with its phase, counts, metric and verdict) and model/ (the model with
 // the masked heads and MLPs physically removed).
 #include "common/cli.hpp"
+#include "common/numbers.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/dataset.hpp>
@@ -41,20 +43,17 @@ int main(int argc, char** argv) {
     app.add_option("--threshold", options.ratio, "keep while metric >= threshold x baseline")->capture_default_str();
     app.add_option("--heads-step", options.heads_fraction, "phase-1 heads per step, fraction of all heads")
         ->capture_default_str();
-    app.add_option("--mlps-step", options.mlps_per_step, "phase-1 MLPs per step")->capture_default_str();
+    app.add_option("--mlps-step", options.mlps_per_step, "phase-1 MLPs per step")
+        ->check(prune_cli::unsigned_integer())->capture_default_str();
     app.add_option("--abs", abs_mode, "importance: per-example, per-batch, cumulative")->capture_default_str();
     app.add_option("--normalize", normalize, "importance normalisation before ranking")->capture_default_str();
-    app.add_option("--batch-size", batch_size, "sequences per pass")->capture_default_str();
-    app.add_option("--threads", threads, "threads (0 = every core)")->check(CLI::NonNegativeNumber);
+    app.add_option("--batch-size", batch_size, "sequences per pass")->check(prune_cli::unsigned_integer())->capture_default_str();
+    app.add_option("--threads", threads, "threads (0 = every core; at most 256)")->check(prune_cli::threads_flag());
     app.add_option("--out", out, "output directory (masks.json, history.json, model/)")->required();
     return prune_cli::run(app, argc, argv, [&] {
-        if (!(options.ratio >= 0.0)) {
-            throw prune::value_error("--threshold " + prune::number_text(options.ratio) + " (expected >= 0)");
-        }
-        if (!(options.heads_fraction > 0.0 && options.heads_fraction <= 1.0)) {
-            throw prune::value_error("--heads-step " + prune::number_text(options.heads_fraction) +
-                                     " (expected a fraction in (0, 1])");
-        }
+        prune_cli::refuse_overlaps({{"--model", model}, {"--data", data}}, {{"--out", out}});
+        prune_cli::check_flag("--threshold", options.ratio, prune_cli::at_least(0));
+        prune_cli::check_flag("--heads-step", options.heads_fraction, prune_cli::interval{0, 1, true, false});
         if (options.mlps_per_step == 0) throw prune::value_error("--mlps-step 0 (expected >= 1)");
         if (batch_size == 0) throw prune::value_error("--batch-size 0 (expected >= 1)");
         const auto mode = prune::importance::parse_absolute_value(abs_mode);
@@ -79,7 +78,9 @@ int main(int argc, char** argv) {
         auto importance = [&](const prune::structure_mask& mask) {
             prune::importance::michel_accumulator acc(heads, mode);
             prune::bert::accumulate_importance(w, dev_span, mask, acc, ws, batch_size);
-            return acc.scores(how);
+            auto scores = acc.scores(how);
+            prune_cli::refuse_non_finite_scores(scores.heads, scores.mlps);
+            return scores;
         };
         auto evaluate = [&](const prune::structure_mask& mask) {
             const double metric = prune::bert::evaluate(w, dev_span, mask, batch_size, threads);

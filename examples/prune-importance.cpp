@@ -6,6 +6,8 @@
 // table goes to stderr. `--normalize none` is the raw expectation (mean over examples or batches);
 // prefix "tokens+" to divide by the number of non-padding tokens instead (HF's code).
 #include "common/cli.hpp"
+#include "common/numbers.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/dataset.hpp>
@@ -36,10 +38,13 @@ int main(int argc, char** argv) {
     app.add_option("--abs", abs_mode, "where |.| is taken: per-example, per-batch, cumulative")->capture_default_str();
     app.add_option("--normalize", normalize, "none, layer, global, layer+global (tokens+... divides by tokens)")
         ->capture_default_str();
-    app.add_option("--batch-size", batch_size, "sequences per pass (the batch for --abs per-batch)")->capture_default_str();
-    app.add_option("--threads", threads, "threads (0 = every core)")->check(CLI::NonNegativeNumber);
+    app.add_option("--batch-size", batch_size, "sequences per pass (the batch for --abs per-batch)")
+        ->check(prune_cli::unsigned_integer())
+        ->capture_default_str();
+    app.add_option("--threads", threads, "threads (0 = every core; at most 256)")->check(prune_cli::threads_flag());
     app.add_option("--json", json_out, "write the scores as JSON here");
     return prune_cli::run(app, argc, argv, [&] {
+        prune_cli::refuse_overlaps({{"--model", model}, {"--data", data}, {"--mask", mask_file}}, {{"--json", json_out}});
         const auto mode = prune::importance::parse_absolute_value(abs_mode);
         const auto how = prune::importance::normalization::parse(normalize);
         if (batch_size == 0) throw prune::value_error("--batch-size must be > 0");
@@ -57,6 +62,7 @@ int main(int argc, char** argv) {
         prune::bert::accumulate_importance(w, std::span<const prune::bert::labeled_sequence>(sequences), mask, acc, ws,
                                            batch_size);
         const auto scores = acc.scores(how);
+        prune_cli::refuse_non_finite_scores(scores.heads, scores.mlps);
         if (!json_out.empty()) {
             prune::io::json out;
             out["heads"] = scores.heads;

@@ -15,6 +15,8 @@
 //      weights under its mask (rewinding, fresh classifier) and evaluate again.
 // The report (report.md, report.json, SVG heatmaps) is written atomically to --out.
 #include "common/cli.hpp"
+#include "common/numbers.hpp"
+#include "common/outputs.hpp"
 #include "common/process.hpp"
 #include "lottery/report.hpp"
 
@@ -491,12 +493,17 @@ int main(int argc, char** argv) {
     app.add_option("--lr", lr, "fine-tuning learning rate");
     app.add_option("--train-rows", train_rows, "training rows per task (WordNet-GLUE)");
     app.add_option("--dev-rows", dev_rows, "dev rows per task (WordNet-GLUE)");
-    app.add_option("--data-seed", data_seed, "seed of the WordNet-GLUE suite and of pre-training")->capture_default_str();
-    app.add_option("--threads", threads, "threads (0 = every core)")->capture_default_str();
+    app.add_option("--data-seed", data_seed, "seed of the WordNet-GLUE suite and of pre-training")
+        ->check(prune_cli::unsigned_integer())
+        ->capture_default_str();
+    app.add_option("--threads", threads, "threads (0 = every core; at most 256)")->check(prune_cli::threads_flag())->capture_default_str();
     app.add_option("--out", out_dir, "output directory (written atomically)")->capture_default_str();
     app.add_option("--cache", cache_dir, "where the generated data and pre-trained model are kept")->capture_default_str();
 
     return prune_cli::run(app, argc, argv, [&] {
+        // The cache is written (new entries only) and read; it may hold --model: an input of --out.
+        prune_cli::refuse_overlaps({{"--model", model_dir}, {"--train", train_file}, {"--dev", dev_file}, {"--cache", cache_dir}},
+                                   {{"--out", out_dir}});
         prune::io::remove_staging_on_signal();
         settings run = settings_for(quick ? "quick" : full_mode ? "full" : "default");
         if (app.count("--seeds") > 0) {
@@ -508,7 +515,7 @@ int main(int argc, char** argv) {
             run.finetune.epochs = epochs;
         }
         if (app.count("--lr") > 0) {
-            if (!(lr > 0.0) || !std::isfinite(lr)) throw prune::value_error("--lr " + prune::number_text(lr) + " (expected > 0)");
+            prune_cli::check_flag("--lr", lr, prune_cli::above(0));
             run.finetune.learning_rate = lr;
         }
         if (app.count("--train-rows") > 0) {

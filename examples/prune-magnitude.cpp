@@ -25,6 +25,8 @@
 // of the model, pruned weights zeroed, dtypes kept), config.json (+ vocab.txt when present),
 // report.json (settings, history: step, sparsity, metric, passed; per-tensor kept counts).
 #include "common/cli.hpp"
+#include "common/numbers.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/models/bert/candidates.hpp>
 #include <prune/importance/scores.hpp>
@@ -231,7 +233,7 @@ void apply_to_bytes(const element_mask& mask, io::dtype type, std::vector<std::b
 class evaluator {
 public:
     evaluator(const std::string& model_dir, const std::string& data_file, int batch_size, int threads)
-        : original_(bert::load_model(model_dir)), ws_(threads), batch_size_(batch_size) {
+        : original_(bert::load_model(model_dir)), ws_(threads), batch_size_(batch_size), data_file_(data_file) {
         const bert::config& cfg = original_.cfg;
         data::data_options data_opt;
         data_opt.num_labels = static_cast<std::size_t>(cfg.num_labels);
@@ -294,6 +296,9 @@ public:
                 logits.row(static_cast<Eigen::Index>(bucket[b])) = out.row(static_cast<Eigen::Index>(b));
             }
         }
+        prune_cli::refuse_non_finite_logits(logits, [&](std::size_t i) {
+            return data_file_ + ":" + std::to_string(data_.examples[i].line);
+        });
         if (labels == 1) {
             std::vector<double> pred(n), truth(n);
             for (std::size_t i = 0; i < n; ++i) {
@@ -316,6 +321,7 @@ private:
     bert::weights original_;
     bert::workspace ws_;
     int batch_size_;
+    std::string data_file_;
     data::dataset data_;
     std::vector<bert::packed_batch> rows_;
     std::vector<std::size_t> lengths_;
@@ -342,19 +348,17 @@ int main(int argc, char** argv) {
     app.add_option("--element-mask", element_mask_file, "start from this element mask file (U8 per parameter)");
     app.add_option("--scores", scores_kind, "magnitude (prune smallest |w|), random (seeded), inverted (prune largest)")
         ->check(CLI::IsMember({"magnitude", "random", "inverted"}));
-    app.add_option("--seed", seed, "seed of --scores random");
-    app.add_option("--threads", threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+    app.add_option("--seed", seed, "seed of --scores random")->check(prune_cli::unsigned_integer());
+    app.add_option("--threads", threads, "threads (0 = all cores; at most 256)")->check(prune_cli::threads_flag());
     app.add_option("--batch-size", batch_size, "with --data: examples per forward batch")->check(CLI::Range(1, std::numeric_limits<int>::max()));
     app.add_option("--out", out_dir, "output directory (replaced atomically)")->required();
     return prune_cli::run(app, argc, argv, [&] {
+        prune_cli::refuse_overlaps({{"--model", model_dir}, {"--data", data_file}, {"--element-mask", element_mask_file}},
+                                   {{"--out", out_dir}});
         io::remove_staging_on_signal();
         const auto start = std::chrono::steady_clock::now();
-        if (!(amount >= 0.0 && amount <= 1.0)) {
-            throw value_error("--amount " + prune::number_text(amount) + " is outside [0, 1]");
-        }
-        if (!(threshold >= 0.0) || !std::isfinite(threshold)) {
-            throw value_error("--threshold " + prune::number_text(threshold) + " must be finite and >= 0");
-        }
+        prune_cli::check_flag("--amount", amount, prune_cli::closed(0, 1));
+        prune_cli::check_flag("--threshold", threshold, prune_cli::at_least(0));
         if (!fs::is_regular_file(fs::path(model_dir) / "config.json")) {
             throw io_error("model directory '" + model_dir + "' has no config.json");
         }

@@ -17,6 +17,8 @@
 // safetensors metadata) so that --steps reproduces it. --threads does not change the bytes.
 // docs/pretraining.md has the defaults' measurements.
 #include "common/cli.hpp"
+#include "common/numbers.hpp"
+#include "common/outputs.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/pretrain.hpp>
@@ -51,14 +53,19 @@ int main(int argc, char** argv) {
     app.add_option("--heads", heads, "attention heads")->capture_default_str();
     app.add_option("--intermediate", intermediate, "feed-forward width")->capture_default_str();
     auto* minutes_opt = app.add_option("--minutes", minutes, "wall-time budget (default 3.5 when --steps is absent)");
-    auto* steps_opt = app.add_option("--steps", steps, "optimiser steps (reproducible bit for bit)");
+    auto* steps_opt = app.add_option("--steps", steps, "optimiser steps (reproducible bit for bit)")
+                          ->check(prune_cli::unsigned_integer());
     minutes_opt->excludes(steps_opt);
-    app.add_option("--seed", o.seed, "seed of initialisation, order, masks and dropout")->capture_default_str();
-    app.add_option("--batch-size", o.batch_size, "sequences per step")->capture_default_str();
-    app.add_option("--max-length", o.max_length, "tokens per sequence")->capture_default_str();
+    app.add_option("--seed", o.seed, "seed of initialisation, order, masks and dropout")
+        ->check(prune_cli::unsigned_integer())
+        ->capture_default_str();
+    app.add_option("--batch-size", o.batch_size, "sequences per step")->check(prune_cli::unsigned_integer())->capture_default_str();
+    app.add_option("--max-length", o.max_length, "tokens per sequence")->check(prune_cli::unsigned_integer())->capture_default_str();
     app.add_option("--lr", o.learning_rate, "peak learning rate")->capture_default_str();
     app.add_option("--warmup", o.warmup_fraction, "share of steps warming up")->capture_default_str();
-    app.add_option("--threads", o.threads, "threads of the training pass (0 = every core); the output does not depend on it")->capture_default_str();
+    app.add_option("--threads", o.threads, "threads of the training pass (0 = every core; at most 256); the output does not depend on it")
+        ->check(prune_cli::threads_flag())
+        ->capture_default_str();
     double dropout = 0.0;  // docs/pretraining.md: off, the MLM loss of a 3.5-minute run falls further
     app.add_option("--dropout", dropout, "hidden and attention dropout during pre-training (0 turns it off)")
         ->capture_default_str();
@@ -73,6 +80,7 @@ int main(int argc, char** argv) {
                  "write the seed's initial weights without training (the from-scratch baseline)");
 
     return prune_cli::run(app, argc, argv, [&] {
+        prune_cli::refuse_overlaps({{"--data", data_dir}}, {{"--out", out}});
         namespace fs = std::filesystem;
         const fs::path data(data_dir);
         if (layers <= 0 || hidden <= 0 || heads <= 0 || intermediate <= 0 || hidden % heads != 0) {
@@ -80,8 +88,10 @@ int main(int argc, char** argv) {
         }
         if (steps_opt->count() == 0 && minutes_opt->count() == 0) minutes = 3.5;
         if (steps_opt->count() > 0 && steps == 0) throw prune::value_error("--steps must be > 0");
-        if (minutes_opt->count() > 0 && !(minutes > 0.0)) throw prune::value_error("--minutes must be > 0");
-        if (!(dropout >= 0.0 && dropout < 1.0)) throw prune::value_error("--dropout must be in [0, 1)");
+        if (minutes_opt->count() > 0) prune_cli::check_flag("--minutes", minutes, prune_cli::above(0));
+        prune_cli::check_flag("--dropout", dropout, prune_cli::interval{0, 1, false, true});
+        prune_cli::check_flag("--lr", o.learning_rate, prune_cli::above(0));
+        prune_cli::check_flag("--warmup", o.warmup_fraction, prune_cli::closed(0, 1));
         if (dev_sentences < 0) throw prune::value_error("--dev-sentences " + std::to_string(dev_sentences) + " (expected >= 0)");
         if (dev_every < 0) throw prune::value_error("--dev-every " + std::to_string(dev_every) + " (expected >= 0)");
         o.dev_every = static_cast<std::size_t>(dev_every);
@@ -184,6 +194,8 @@ int main(int argc, char** argv) {
             metadata["prune_pretrain_train_sample_mlm_loss"] = dev_text;
             held_out_text += std::string(", the same on training text ") + dev_text;
         }
+        prune_cli::refuse_non_finite_weights(prune::bert::parameters(result.model), "not writing model '" + out + "'");
+        prune_cli::refuse_non_finite_weights(prune::bert::mlm_head_parameters(result.head), "not writing model '" + out + "'");
         prune::bert::write_pretrained(out, result.model, result.head, vocab_txt, metadata);
         std::fprintf(stderr, "prune-pretrain: %zu steps, MLM loss (mean of the last %zu) %.3f%s; wrote %s (%.1f s)\n",
                      result.steps, n, tail, held_out_text.c_str(), out.c_str(), seconds());

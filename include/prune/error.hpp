@@ -51,6 +51,13 @@ public:
     using error::error;
 };
 
+/// Resources the system refused: a thread that cannot be started (too many threads, an
+/// address-space limit).
+class resource_error : public error {
+public:
+    using error::error;
+};
+
 /// A number as the shortest text that reads back as the same double ("0.001", "1e-12", "-1",
 /// "nan"), for messages: std::to_string prints 1e-12 as "0.000000" and -1 as "-1.000000".
 [[nodiscard]] inline std::string number_text(double value) {

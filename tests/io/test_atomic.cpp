@@ -10,6 +10,8 @@
 #include <csignal>
 #include <fstream>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,6 +64,55 @@ TEST_CASE("unwritable destinations are io_errors and leave nothing") {
     }
     const auto listing = dir.listing();
     CHECK((listing == std::vector<std::string>{"plain"} || listing == std::vector<std::string>{"plain", "ro"}));
+}
+
+TEST_CASE("output_directory refuses the root directory instead of looping on it") {
+    // parent_path("/") is "/": the trailing-separator loop used to spin forever here.
+    CHECK_THROWS_SAYS(output_directory("/"), io_error, "'/' cannot be an output directory (the root directory");
+    CHECK_THROWS_SAYS(output_directory("//"), io_error, "cannot be an output directory (the root directory");
+    CHECK_THROWS_SAYS(output_directory(std::filesystem::path("/") / ""), io_error, "the root directory");
+}
+
+TEST_CASE("atomic_file writes through a symbolic link and refuses a directory") {
+    temp_dir dir;
+    prune_test::write_bytes(dir / "real.json", "old");
+    std::filesystem::create_symlink("real.json", dir / "link");
+    write_file_atomically(dir / "link", std::string_view("new"));
+    CHECK(std::filesystem::is_symlink(dir / "link"));  // the link itself stays
+    CHECK(read_bytes(dir / "real.json") == "new");     // its target was replaced
+    std::filesystem::create_symlink("sub/../missing.json", dir / "dangling");
+    std::filesystem::create_directory(dir / "sub");
+    write_file_atomically(dir / "dangling", std::string_view("made"));  // a dangling link: its target is created
+    CHECK(std::filesystem::is_symlink(dir / "dangling"));
+    CHECK(read_bytes(dir / "missing.json") == "made");
+    CHECK_THROWS_SAYS(write_file_atomically(dir / "sub", std::string_view("x")), io_error, "it is a directory");
+    CHECK(dir.listing() == std::vector<std::string>{"dangling", "link", "missing.json", "real.json", "sub"});
+}
+
+TEST_CASE("atomic_file writes a FIFO and a character device in place, never replacing them") {
+    temp_dir dir;
+    const auto fifo = dir / "fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    const int reader = ::open(fifo.c_str(), O_RDWR | O_NONBLOCK);  // O_RDWR: opening for writing does not block
+    REQUIRE(reader >= 0);
+    {
+        atomic_file file(fifo);
+        CHECK(file.temporary().empty());  // no temporary: written in place
+        file.write(std::string_view("through the pipe"));
+        file.commit();
+    }
+    char buffer[64] = {};
+    CHECK(::read(reader, buffer, sizeof buffer) == 16);
+    CHECK(std::string(buffer) == "through the pipe");
+    ::close(reader);
+    CHECK(std::filesystem::is_fifo(fifo));
+    CHECK(dir.listing() == std::vector<std::string>{"fifo"});
+    // /dev/null: checked before commit, so that a regression fails here instead of renaming over it.
+    atomic_file null("/dev/null");
+    REQUIRE(null.temporary().empty());
+    null.write(std::string_view("discarded"));
+    null.commit();
+    CHECK(std::filesystem::is_character_file("/dev/null"));
 }
 
 TEST_CASE("output_directory appears whole on commit and replaces the previous one") {

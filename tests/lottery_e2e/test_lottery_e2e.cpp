@@ -11,7 +11,11 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+
+#include <stdlib.h>
+#include <sys/wait.h>
 
 namespace fs = std::filesystem;
 
@@ -31,11 +35,29 @@ std::string read(const fs::path& path) {
     return buffer.str();
 }
 
+// A fresh directory from mkdtemp (unique per run, so concurrent runs do not clobber each
+// other), removed with everything in it when the process ends (kept when the environment
+// sets PRUNE_KEEP_TEST_DIR).
+struct unique_directory {
+    fs::path path;
+    unique_directory() {
+        std::string pattern = (fs::temp_directory_path() / "prune_test_lottery_e2e-XXXXXX").string();
+        if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
+        path = pattern;
+    }
+    ~unique_directory() {
+        std::error_code ec;
+        if (std::getenv("PRUNE_KEEP_TEST_DIR") == nullptr) fs::remove_all(path, ec);
+    }
+    unique_directory(const unique_directory&) = delete;
+    unique_directory& operator=(const unique_directory&) = delete;
+};
+
 // The run is shared by the test cases: made once.
 const fs::path& run_directory() {
+    static const unique_directory holder;
     static const fs::path dir = [] {
-        const fs::path d = fs::temp_directory_path() / "prune_test_lottery_e2e";
-        fs::remove_all(d);
+        const fs::path d = holder.path;
         fs::create_directories(d / "cache");
         // prune-lottery looks for <cache>/wordnet-glue-s<seed>-<train>x<dev>
         const fs::path data = d / "cache" / "wordnet-glue-s5-300x100";
@@ -131,7 +153,20 @@ TEST_CASE("prune-lottery: bad input exits 2 with one line and writes nothing") {
     CHECK(run(lottery + " --model '" + (d / "model").string() + "' --train /nonexistent.jsonl --dev /x.jsonl --out '" +
               (d / "bad3").string() + "' 2>'" + err.string() + "'") == 2);
     CHECK(run(lottery + " --bogus 2>'" + err.string() + "'") == 2);
-    for (const char* name : {"bad1", "bad2", "bad3"}) {
+    // A child's failure reaches the user on prune-lottery's last line: prune-data (run with an
+    // argument vector since the shell is gone) cannot replace a regular file with its output.
+    fs::create_directories(d / "cache-blocked");
+    const fs::path blocked = d / "cache-blocked" / "wordnet-glue-s1-400x200";  // --quick: data seed 1, 400 x 200
+    std::ofstream(blocked) << "a file where prune-data's output directory goes\n";
+    CHECK(run(lottery + " --quick --cache '" + (d / "cache-blocked").string() + "' --out '" + (d / "bad4").string() +
+              "' 2>'" + err.string() + "'") == 2);
+    std::string last = read(err);
+    while (!last.empty() && last.back() == '\n') last.pop_back();
+    last = last.substr(last.rfind('\n') + 1);
+    CHECK(last == "prune-lottery: prune-data failed (exit 2): prune-data: prune::io: output '" + blocked.string() +
+                      "' exists and is not a directory [command: " + (bin / "prune-data").string() + " 'wordnet' '--out=" +
+                      blocked.string() + "' '--seed' '1' '--train-rows' '400' '--dev-rows' '200']");
+    for (const char* name : {"bad1", "bad2", "bad3", "bad4"}) {
         CHECK_FALSE(fs::exists(d / name));
     }
     CHECK(run(lottery + " --help >/dev/null") == 0);

@@ -7,10 +7,18 @@
 
 #include <catch2/catch.hpp>
 
+#include <prune/nn/threads.hpp>
+
 #include <cstring>
+#include <fstream>
 #include <functional>
+#include <string>
 #include <random>
 #include <vector>
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace prune;
 
@@ -143,4 +151,38 @@ TEST_CASE("softmax and LayerNorm bits depend on the row's length only, not its a
         CHECK(std::memcmp(s.data(), first_softmax.data(), 77 * sizeof(float)) == 0);
         CHECK(std::memcmp(l.data(), first_norm.data(), 77 * sizeof(float)) == 0);
     }
+}
+
+// A thread that cannot be started is a prune::resource_error, not std::terminate (SIGABRT) from a
+// joinable std::thread destroyed during the unwinding: a forked child limits its address space
+// to what it uses plus 64 MiB, then asks for 64 threads (8 MiB stacks by default: ~500 MiB).
+TEST_CASE("thread_pool: a thread that cannot be started is a resource_error, not an abort") {
+#if defined(__SANITIZE_ADDRESS__)
+    WARN("skipped under AddressSanitizer: its shadow memory does not survive an address-space limit");
+    return;
+#endif
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        std::ifstream status("/proc/self/status");
+        std::string line;
+        unsigned long long kib = 0;
+        while (std::getline(status, line)) {
+            if (line.rfind("VmSize:", 0) == 0) kib = std::stoull(line.substr(7));
+        }
+        const rlim_t limit = (kib + 64 * 1024) * 1024;
+        const rlimit lim{limit, limit};
+        if (kib == 0 || ::setrlimit(RLIMIT_AS, &lim) != 0) ::_exit(3);
+        try {
+            nn::thread_pool pool(64);
+            ::_exit(1);  // every thread started: the limit did not bite
+        } catch (const resource_error& e) {
+            ::_exit(std::string(e.what()).find("prune::nn::thread_pool: cannot start thread ") == 0 ? 0 : 2);
+        }
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    INFO("exit " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << ", signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
 }

@@ -9,6 +9,13 @@
 // one renamed in, the old one removed. A reader therefore sees the previous output
 // or the new one, never a mixture.
 //
+// Special targets: `atomic_file` (and so `write_file_atomically`) follows a symbolic link and
+// writes its target (atomically when that is a regular file or does not exist yet); a
+// character device, FIFO or socket (`/dev/stdout`, `/dev/null`, a named pipe) is opened and
+// written in place, since a rename would replace it with a regular file. A directory is
+// refused before anything is written. `output_directory` refuses "/" (it has no parent to
+// stage in).
+//
 // Interruption: every temporary path is registered in a small process-wide registry
 // while it exists. `remove_staging_on_signal()` installs SIGINT/SIGTERM handlers that
 // delete the registered temporaries and then re-raise the signal with its default
@@ -176,6 +183,27 @@ inline std::filesystem::path hidden_sibling(const std::filesystem::path& target,
     return parent.empty() ? std::filesystem::path(name) : parent / name;
 }
 
+/// The path a symbolic link finally points to (relative links resolved against their
+/// directory), followed at most 40 times as the kernel does; `path` itself when it is no link.
+inline std::filesystem::path through_symlinks(std::filesystem::path path) {
+    std::error_code ec;
+    for (int hops = 0; hops < 40 && std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec)); ++hops) {
+        const std::filesystem::path link = std::filesystem::read_symlink(path, ec);
+        if (ec) {
+            break;
+        }
+        path = link.is_absolute() ? link : path.parent_path() / link;
+    }
+    return path;
+}
+
+/// True when `path` exists (symbolic links followed) and is a character or block device, a
+/// FIFO or a socket: written in place, never replaced.
+inline bool is_special_file(const std::filesystem::path& path) noexcept {
+    struct stat info {};
+    return ::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode) && !S_ISDIR(info.st_mode);
+}
+
 /// fsyncs a directory so a rename inside it is durable (best effort).
 inline void sync_directory(const std::filesystem::path& dir) noexcept {
     const std::filesystem::path d = dir.empty() ? std::filesystem::path(".") : dir;
@@ -216,11 +244,22 @@ inline void remove_staging_now() noexcept { detail::staging_registry::instance()
 /// Move-only; an uncommitted file's temporary is removed on destruction.
 class atomic_file {
 public:
-    /// Creates the temporary beside `target`; io_error when the directory is not writable.
+    /// Creates the temporary beside `target` (beside the file a symbolic link points to);
+    /// opens a device, FIFO or socket directly. io_error when the directory is not writable or
+    /// the target is a directory.
     explicit atomic_file(std::filesystem::path target) : target_(std::move(target)) {
         if (target_.filename().empty()) {
             throw io_error("prune::io: cannot write '" + target_.string() + "': not a file name");
         }
+        if (detail::is_special_file(target_)) {
+            open_in_place();
+            return;
+        }
+        std::error_code ec;
+        if (std::filesystem::is_directory(target_, ec)) {
+            throw io_error("prune::io: cannot write '" + target_.string() + "': it is a directory");
+        }
+        target_ = detail::through_symlinks(target_);
         for (int attempt = 0; attempt < 16 && fd_ < 0; ++attempt) {
             temporary_ = detail::hidden_sibling(target_, "tmp");
             fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -242,6 +281,7 @@ public:
           temporary_(std::move(other.temporary_)),
           fd_(std::exchange(other.fd_, -1)),
           committed_(std::exchange(other.committed_, true)),
+          in_place_(other.in_place_),
           ticket_(std::move(other.ticket_)) {}
     atomic_file& operator=(atomic_file&&) = delete;
     atomic_file(const atomic_file&) = delete;
@@ -272,9 +312,18 @@ public:
     /// Appends the characters of a string.
     void write(std::string_view text) { write(std::as_bytes(std::span<const char>(text.data(), text.size()))); }
 
-    /// fsyncs, closes and renames the temporary over the target.
+    /// fsyncs, closes and renames the temporary over the target (a device, FIFO or socket:
+    /// closes it).
     void commit() {
         PRUNE_ASSERT(fd_ >= 0);
+        if (in_place_) {
+            committed_ = true;
+            if (::close(std::exchange(fd_, -1)) != 0) {
+                const int e = errno;
+                throw io_error("prune::io: closing '" + target_.string() + "' failed: " + detail::errno_text(e));
+            }
+            return;
+        }
         if (::fsync(fd_) != 0) {
             const int e = errno;
             throw io_error("prune::io: fsync of '" + target_.string() + "' failed: " + detail::errno_text(e));
@@ -296,10 +345,19 @@ public:
 
     /// The path the file will have once committed.
     [[nodiscard]] const std::filesystem::path& target() const noexcept { return target_; }
-    /// The temporary path being written.
+    /// The temporary path being written (empty for a device, FIFO or socket, written in place).
     [[nodiscard]] const std::filesystem::path& temporary() const noexcept { return temporary_; }
 
 private:
+    void open_in_place() {
+        fd_ = ::open(target_.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd_ < 0) {
+            const int e = errno;
+            throw io_error("prune::io: cannot open '" + target_.string() + "' for writing: " + detail::errno_text(e));
+        }
+        in_place_ = true;
+    }
+
     void discard() noexcept {
         if (fd_ >= 0) {
             ::close(fd_);
@@ -316,17 +374,18 @@ private:
     std::filesystem::path temporary_;
     int fd_ = -1;
     bool committed_ = false;
+    bool in_place_ = false;  ///< a device, FIFO or socket: written directly, nothing to rename
     detail::staging_ticket ticket_;
 };
 
-/// Writes bytes to path atomically (temporary, fsync, rename); nothing is left on failure.
+/// Writes bytes to path atomically (temporary, fsync, rename; a device or FIFO in place); nothing is left on failure.
 inline void write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes) {
     atomic_file file(path);
     file.write(bytes);
     file.commit();
 }
 
-/// Writes a string to path atomically (temporary, fsync, rename); nothing is left on failure.
+/// Writes a string to path atomically (temporary, fsync, rename; a device or FIFO in place); nothing is left on failure.
 inline void write_file_atomically(const std::filesystem::path& path, std::string_view text) {
     atomic_file file(path);
     file.write(text);
@@ -341,6 +400,10 @@ public:
     /// Creates "<parent>/.<name>.staging-XXXX"; io_error when the parent is missing or unwritable.
     explicit output_directory(std::filesystem::path target) : target_(std::move(target)) {
         while (!target_.empty() && target_.filename().empty()) {  // "out/" -> "out"
+            if (target_.parent_path() == target_) {  // "/": its own parent, nowhere to stage
+                throw io_error("prune::io: '" + target_.string() +
+                               "' cannot be an output directory (the root directory; expected a name)");
+            }
             target_ = target_.parent_path();
         }
         if (target_.empty() || target_.filename() == "." || target_.filename() == "..") {

@@ -14,11 +14,15 @@
 // columns), as the kernels of this runtime do.
 #pragma once
 
+#include <prune/error.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -29,25 +33,27 @@ namespace prune::nn {
 class thread_pool {
 public:
     /// A pool of `threads` threads in total (the caller counts as one); 0 = hardware concurrency.
+    /// prune::resource_error when a thread cannot be started (the ones started are stopped
+    /// first; a std::thread left running would abort the process).
     explicit thread_pool(int threads = 0) {
         if (threads <= 0) {
             threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
         }
         size_ = threads;
+        workers_.reserve(static_cast<std::size_t>(threads - 1));
         for (int t = 1; t < threads; ++t) {
-            workers_.emplace_back([this, t] { loop(t); });
+            try {
+                workers_.emplace_back([this, t] { loop(t); });
+            } catch (const std::system_error& e) {
+                stop();
+                throw resource_error("prune::nn::thread_pool: cannot start thread " + std::to_string(t + 1) + " of " +
+                                     std::to_string(threads) + ": " + e.what() + " (expected fewer threads)");
+            }
         }
     }
     thread_pool(const thread_pool&) = delete;
     thread_pool& operator=(const thread_pool&) = delete;
-    ~thread_pool() {
-        stop_.store(true);
-        generation_.fetch_add(1);
-        generation_.notify_all();
-        for (auto& w : workers_) {
-            w.join();
-        }
-    }
+    ~thread_pool() { stop(); }
 
     /// Threads in the pool, the caller included.
     [[nodiscard]] int size() const noexcept { return size_; }
@@ -152,6 +158,17 @@ public:
     }
 
 private:
+    /// Wakes every worker to exit and joins them.
+    void stop() noexcept {
+        stop_.store(true);
+        generation_.fetch_add(1);
+        generation_.notify_all();
+        for (auto& w : workers_) {
+            w.join();
+        }
+        workers_.clear();
+    }
+
     void loop(int t) {
         std::uint64_t seen = 0;
         for (;;) {
