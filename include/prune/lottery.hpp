@@ -16,6 +16,7 @@
 //   bad_elements(good, inverted scores)  prune the largest |w| (inverted_magnitude sources)
 #pragma once
 
+#include <prune/detail/random.hpp>
 #include <prune/error.hpp>
 #include <prune/importance/scores.hpp>
 #include <prune/mask.hpp>
@@ -38,46 +39,6 @@ enum class sample_size {
 };
 
 namespace detail {
-
-/// SplitMix64: a tiny portable generator (same stream everywhere).
-class splitmix64 {
-public:
-    /// A stream for a seed and a stream index.
-    explicit splitmix64(std::uint64_t seed, std::uint64_t stream = 0) noexcept
-        : state_(seed ^ (0xD1B54A32D192ED03ull * (stream + 1))) {}
-    /// The next 64 random bits.
-    std::uint64_t next() noexcept {
-        std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    }
-    /// A uniform double in [0, 1) (53 random bits).
-    double uniform() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-    /// A uniform integer in [0, n), n > 0 (rejection sampling, no modulo bias).
-    std::uint64_t below(std::uint64_t n) noexcept {
-        PRUNE_ASSERT(n > 0);
-        const std::uint64_t limit = ~std::uint64_t{0} - (~std::uint64_t{0} % n);
-        std::uint64_t x = next();
-        while (x >= limit) x = next();
-        return x % n;
-    }
-
-private:
-    std::uint64_t state_;
-};
-
-/// k indices sampled uniformly without replacement from `pool` (partial Fisher-Yates), in pool order of draw.
-inline std::vector<std::size_t> sample_without_replacement(std::vector<std::size_t> pool, std::size_t k,
-                                                           splitmix64& rng) {
-    PRUNE_ASSERT(k <= pool.size());
-    for (std::size_t i = 0; i < k; ++i) {
-        const std::size_t j = i + static_cast<std::size_t>(rng.below(pool.size() - i));
-        std::swap(pool[i], pool[j]);
-    }
-    pool.resize(k);
-    return pool;
-}
 
 /// The random group mask with the layout of `good` (see random_structure).
 inline group_mask random_groups(const group_mask& good, splitmix64& rng, sample_size size) {

@@ -41,7 +41,7 @@ TEST_CASE("deeply nested JSON is rejected, not a stack overflow") {
                                  R"("intermediate_size": 64, "vocab_size": 20, "extra": )" + deep + "}";
         REQUIRE_THROWS_AS(prune::bert::parse_config(text, "config.json"), prune::format_error);
         REQUIRE_THROWS_WITH(prune::bert::parse_config(text, "config.json"),
-                            Catch::Contains("config.json: arrays/objects nested") && Catch::Contains(too_deep));
+                            Catch::Contains("config.json nests arrays/objects") && Catch::Contains(too_deep));
         REQUIRE_THROWS_WITH(prune::bert::parse_config(R"({"hidden_size": )" + deep + "}", "c"), Catch::Contains(too_deep));
     }
     SECTION("structure mask") {

@@ -203,6 +203,19 @@ TEST_CASE("bad batches and configs are rejected with clear errors") {
     REQUIRE_THROWS_WITH(config::from_json(j), Catch::Contains("not divisible"));
 }
 
+TEST_CASE("config.json is read by the library's JSON reader: duplicate keys are refused") {
+    const std::string text = small_config().to_json().dump();
+    REQUIRE(parse_config(text, "model/config.json").hidden_size == small_config().hidden_size);
+    // The same text with hidden_size given twice (a second, different value last): nlohmann::json
+    // alone keeps the last one silently; io::parse_json names the key.
+    const std::string twice = "{\"hidden_size\": 64, " + text.substr(1);
+    REQUIRE_THROWS_AS(parse_config(twice, "model/config.json"), prune::format_error);
+    REQUIRE_THROWS_WITH(parse_config(twice, "model/config.json"),
+                        Catch::Contains("model/config.json") && Catch::Contains("'hidden_size' more than once"));
+    const std::string nested = R"({"id2label": {"0": "a", "0": "b"}, )" + text.substr(1);
+    REQUIRE_THROWS_WITH(parse_config(nested, "c.json"), Catch::Contains("'0' more than once"));
+}
+
 TEST_CASE("config round-trips through JSON with pruned heads and MLPs") {
     config cfg = small_config(3);
     cfg.pruned_heads = {{}, {0, 2}, {0, 1, 2}};

@@ -294,6 +294,29 @@ TEST_CASE("MLM loss falls over a few dozen steps on a small corpus", "[pretrain]
     CHECK(last < first - 0.8);
 }
 
+TEST_CASE("pre-training's learning rate follows Hugging Face's linear warm-up schedule", "[pretrain]") {
+    const tokenizer tok(toy_vocabulary());
+    const auto corpus = toy_corpus(tok, 100, 4);
+    const config cfg = pretraining_config(1, 16, 2, 32, static_cast<int>(tok.vocab().size()));
+    pretrain_options o;
+    o.steps = 8;
+    o.warmup_fraction = 0.25;  // ceil(0.25 x 8) = 2 warm-up updates
+    o.batch_size = 4;
+    o.learning_rate = 1e-3;
+    o.threads = 1;
+    std::vector<double> lrs;
+    (void)pretrain(cfg, corpus, tok.vocab(), o, [&](const pretrain_progress& p) {
+        lrs.push_back(p.lr);
+        return true;
+    });
+    // get_linear_schedule_with_warmup(warmup 2, total 8) as LambdaLR applies it: lambda(s) = s / 2
+    // for s < 2, else (8 - s) / 6 (tests/train/test_train.cpp pins the function against torch).
+    // Until this commit pre-training warmed up from (s + 1) / 2: 0.5, 1, ... one update early.
+    const std::vector<double> lambda = {0.0, 0.5, 1.0, 5.0 / 6, 4.0 / 6, 3.0 / 6, 2.0 / 6, 1.0 / 6};
+    REQUIRE(lrs.size() == lambda.size());
+    for (std::size_t s = 0; s < lambda.size(); ++s) CHECK(lrs[s] == Approx(1e-3 * lambda[s]).margin(1e-15));
+}
+
 TEST_CASE("pre-training is deterministic: same seed, same bytes; the directory reads back", "[pretrain]") {
     const tokenizer tok(toy_vocabulary());
     const auto corpus = toy_corpus(tok, 100, 2);

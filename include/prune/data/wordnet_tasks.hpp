@@ -40,6 +40,7 @@
 #include <prune/text/wordpiece.hpp>
 #include <prune/data/wordnet.hpp>
 #include <prune/text/wordpiece_builder.hpp>
+#include <prune/detail/random.hpp>
 #include <prune/error.hpp>
 #include <prune/io/atomic.hpp>
 
@@ -118,37 +119,7 @@ struct wordnet_glue {
 
 namespace detail {
 
-/// SplitMix64: a tiny, portable, seedable generator (the same numbers on every platform).
-class splitmix64 {
-public:
-    /// A stream started at `seed`.
-    explicit splitmix64(std::uint64_t seed) : state_(seed) {}
-    /// The next 64 random bits.
-    std::uint64_t next() {
-        std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    }
-    /// Uniform in [0, n), n > 0 (rejection sampling, no modulo bias).
-    std::uint64_t below(std::uint64_t n) {
-        PRUNE_ASSERT(n > 0);
-        const std::uint64_t limit = ~std::uint64_t{0} - (~std::uint64_t{0} % n);
-        std::uint64_t x;
-        do {
-            x = next();
-        } while (x >= limit);
-        return x % n;
-    }
-    /// Fisher-Yates shuffle.
-    template <class T>
-    void shuffle(std::vector<T>& v) {
-        for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[static_cast<std::size_t>(below(i))]);
-    }
-
-private:
-    std::uint64_t state_;
-};
+using prune::detail::splitmix64;  // the library's one generator (<prune/detail/random.hpp>)
 
 /// FNV-1a 64 of a string, mixed with a seed.
 inline std::uint64_t hash_text(std::string_view text, std::uint64_t seed) {
@@ -157,7 +128,7 @@ inline std::uint64_t hash_text(std::string_view text, std::uint64_t seed) {
         h ^= static_cast<unsigned char>(ch);
         h *= 0x100000001B3ull;
     }
-    return splitmix64(h).next();
+    return splitmix64::from_state(h).next();
 }
 
 /// Number of BasicTokenizer words of a text.
@@ -272,7 +243,8 @@ inline wordnet_glue build_wordnet_glue(const wordnet_database& db, const wordnet
         for (int side = 0; side < 2; ++side) {
             const auto& pool = pools[static_cast<std::size_t>(side)];
             const std::size_t want = side == 0 ? options.train_rows : options.dev_rows;
-            detail::splitmix64 rng(detail::hash_text(name, options.seed) ^ static_cast<std::uint64_t>(side + 1));
+            const std::uint64_t state = detail::hash_text(name, options.seed) ^ static_cast<std::uint64_t>(side + 1);
+            auto rng = detail::splitmix64::from_state(state);
             std::vector<wordnet_row> rows;
             // Pools by part of speech (data file) and by lexicographer file.
             std::unordered_map<char, std::vector<std::size_t>> by_pos;

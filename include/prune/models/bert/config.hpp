@@ -12,6 +12,7 @@
 #pragma once
 
 #include <prune/error.hpp>
+#include <prune/io/json.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -320,26 +321,12 @@ struct config {
     }
 };
 
-/// Parses and validates config.json text; format_error naming `where` on invalid JSON, on
-/// arrays/objects nested deeper than 64 (deeper ones would overflow the stack when copied;
-/// found running fuzz/fuzz_config on a crafted input) and on bad keys.
+/// Parses and validates config.json text with the library's JSON reader (io::parse_json_as):
+/// format_error naming `where` on invalid JSON, a duplicate key, arrays/objects nested deeper
+/// than 64 (deeper ones would overflow the stack when copied; found running fuzz/fuzz_config on a
+/// crafted input) and on bad keys.
 [[nodiscard]] inline config parse_config(std::string_view text, const std::string& where) {
-    constexpr int max_depth = 64;
-    auto limit_depth = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
-        if ((event == nlohmann::json::parse_event_t::object_start ||
-             event == nlohmann::json::parse_event_t::array_start) &&
-            depth >= max_depth) {
-            throw format_error(where + ": arrays/objects nested deeper than " + std::to_string(max_depth) + " levels");
-        }
-        return true;
-    };
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(text.begin(), text.end(), limit_depth);
-    } catch (const nlohmann::json::exception& e) {
-        throw format_error(where + ": not valid JSON (" + e.what() + ")");
-    }
-    return config::from_json(j, where);
+    return config::from_json(io::parse_json_as<io::sorted_json>(text, where), where);
 }
 
 /// Reads and validates a config.json file; throws io_error / format_error naming the path.

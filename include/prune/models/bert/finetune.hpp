@@ -8,7 +8,8 @@
 // gated-off parameters receive zero gradients. Element masks keep pruned weights at exactly 0
 // through every step. Everything is a function of the seed: two runs with the same inputs give
 // bit-identical weights for a fixed thread count (products are split into row blocks by thread).
-// Also: evaluation (accuracy, or the negated MSE for regression) and the rewinding helper.
+// Also: evaluation (the task metric: accuracy, or Pearson for regression, unless asked for another)
+// and the rewinding helper.
 #pragma once
 
 #include <prune/models/bert/adamw.hpp>
@@ -17,8 +18,8 @@
 #include <prune/models/bert/importance.hpp>
 #include <prune/models/bert/metrics.hpp>
 #include <prune/models/bert/weights.hpp>
+#include <prune/detail/random.hpp>
 #include <prune/error.hpp>
-#include <prune/lottery.hpp>
 #include <prune/mask.hpp>
 
 #include <cmath>
@@ -38,7 +39,10 @@ struct finetune_options {
     double warmup_fraction = 0.0;    ///< fraction of the steps spent warming up linearly
     double max_grad_norm = 1.0;      ///< global-norm clipping (<= 0: off)
     std::size_t batch_size = 32;     ///< sequences per step
-    adamw_options optimizer;         ///< AdamW settings (eps 1e-8, weight decay 0 by default)
+    /// AdamW settings: betas 0.9 / 0.999, eps 1e-8, no weight decay, as the float constants
+    /// fine-tuning has always used (0.9f is not the double 0.9: the same bits as before the
+    /// optimiser moved to prune/train/adamw.hpp).
+    adamw_options optimizer{0.9f, 0.999f, 1e-8f, 0.0f};
     bool dropout = true;             ///< dropout in training mode
     float hidden_dropout = 0.1f;     ///< hidden_dropout_prob
     float attention_dropout = 0.1f;  ///< attention_probs_dropout_prob
@@ -86,15 +90,15 @@ inline void fill_batch(std::span<const labeled_sequence> data, std::span<const s
 
 /// The model's score on `data` under a structure mask, by the inference path (prune/models/bert/
 /// forward.hpp's classify: packed batches, the last layer for the [CLS] rows only, no dropout),
-/// on `threads` threads (0 = every core). `metric` "auto": accuracy (classification) or -MSE
-/// (regression); else a prune/models/bert/metrics.hpp name (accuracy, mcc, f1, pearson, spearman),
-/// value_error when it does not fit the model. Higher is better either way.
+/// on `threads` threads (0 = every core). `metric`: a prune/models/bert/metrics.hpp name resolved
+/// by metrics::resolve ("auto": accuracy for classification, Pearson for regression; accuracy,
+/// mcc, f1, pearson, spearman), value_error when it does not fit the model. Higher is better.
 [[nodiscard]] inline double evaluate(const weights& w, std::span<const labeled_sequence> data, const structure_mask& mask,
                                      std::size_t batch_size = 64, int threads = 0, const std::string& metric = "auto") {
     if (data.empty()) throw value_error("evaluate: empty data set");
     if (batch_size == 0) throw value_error("evaluate: batch size 0 (expected > 0)");
     check_labels(data, w.cfg.num_labels, "evaluate");
-    const std::string name = metric == "auto" ? metric : metrics::resolve(metric, w.cfg.num_labels);
+    const std::string name = metrics::resolve(metric, w.cfg.num_labels);
     const gates gate = gates::from_mask(mask, w);
     forward_options fo;
     fo.gate = &gate;
@@ -124,17 +128,8 @@ inline void fill_batch(std::span<const labeled_sequence> data, std::span<const s
             }
         }
     }
-    if (name != "auto") {
-        return regression ? metrics::score(name, predicted_values, true_values)
-                          : metrics::score(name, predicted_classes, true_classes, w.cfg.num_labels);
-    }
-    if (!regression) return metrics::accuracy(predicted_classes, true_classes);
-    double squared = 0.0;
-    for (std::size_t i = 0; i < predicted_values.size(); ++i) {
-        const double diff = predicted_values[i] - true_values[i];
-        squared += diff * diff;
-    }
-    return -squared / static_cast<double>(predicted_values.size());
+    return regression ? metrics::score(name, predicted_values, true_values)
+                      : metrics::score(name, predicted_classes, true_classes, w.cfg.num_labels);
 }
 
 /// Fine-tunes `w` in place on `train` under a structure mask (gates) and element masks.
@@ -192,7 +187,7 @@ inline finetune_report finetune(weights& w, std::span<const labeled_sequence> tr
             loss_sum += train_pass(w, batch, labels, &gates, ws, &grads, o);
             zero_pruned_elements(grads, element_masks);
             if (options.max_grad_norm > 0.0) clip_gradient_norm(grads, options.max_grad_norm);
-            const double lr = options.learning_rate * linear_schedule(report.steps, total, warmup);
+            const double lr = options.learning_rate * train::linear_warmup_schedule(report.steps, total, warmup);
             optimizer.step(w, grads, lr);
             zero_pruned_elements(w, element_masks);
             ++report.steps;

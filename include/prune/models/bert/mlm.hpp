@@ -31,8 +31,8 @@
 #include <prune/nn/threads.hpp>
 #include <prune/models/bert/batch.hpp>
 #include <prune/models/bert/weights.hpp>
+#include <prune/detail/random.hpp>
 #include <prune/error.hpp>
-#include <prune/lottery.hpp>
 
 
 #include <algorithm>

@@ -7,9 +7,9 @@
 //    (encode_for_training, then backward_from_hidden from the MLM head's dloss/d(hidden) at every
 //    token: the same vectorised, pool-threaded pass that fine-tuning uses, dropout where HF puts
 //    it); the MLM head is <prune/models/bert/mlm.hpp>'s, on the same thread pool.
-//  - parameter_adamw: AdamW over named parameter lists (encoder + MLM head), HF's form with
-//    eps outside the bias correction and decoupled weight decay skipping biases and LayerNorm
-//    weights; mlm_linear_schedule (warm-up then linear decay); global-norm clipping.
+//  - the optimiser: the library's AdamW, global-norm clipping and Hugging Face's linear
+//    warm-up schedule (<prune/train/adamw.hpp>, <prune/train/lr_schedule.hpp>) over the
+//    encoder and MLM-head parameters (pretraining_parameters).
 //  - mlm_corpus: the pre-training text (DIR/pretrain/train.txt of `prune-data wordnet`, one
 //    definition or example per line) as token ids; each training sequence is [CLS] A [SEP]
 //    or, half of the time, [CLS] A [SEP] B [SEP] with token types 0 / 1 (A, B consecutive
@@ -32,10 +32,12 @@
 #include <prune/models/bert/mlm.hpp>
 #include <prune/text/wordpiece.hpp>
 #include <prune/models/bert/weights.hpp>
+#include <prune/detail/random.hpp>
 #include <prune/error.hpp>
 #include <prune/io/atomic.hpp>
 #include <prune/io/safetensors.hpp>
-#include <prune/lottery.hpp>
+#include <prune/train/adamw.hpp>
+#include <prune/train/lr_schedule.hpp>
 
 
 #include <algorithm>
@@ -65,98 +67,26 @@ namespace prune::bert {
     return g;
 }
 
-/// A parameter and its gradient (same name, same size).
-struct parameter_pair {
-    parameter value;     ///< the parameter
-    parameter gradient;  ///< its gradient
-};
-
 /// The encoder parameters of w and the MLM head, paired with their gradients (same layout).
-[[nodiscard]] inline std::vector<parameter_pair> pretraining_parameters(weights& w, mlm_head& head, weights& grads,
-                                                                        mlm_head& head_grads) {
-    std::vector<parameter_pair> out;
+[[nodiscard]] inline std::vector<train::trainable> pretraining_parameters(weights& w, mlm_head& head, weights& grads,
+                                                                          mlm_head& head_grads) {
+    std::vector<train::trainable> out;
     auto a = parameters(w);
     auto b = parameters(grads);
     PRUNE_ASSERT(a.size() == b.size());
     for (std::size_t i = 0; i < a.size(); ++i) {
         if (a[i].name.find("pooler") != std::string::npos || a[i].name.rfind("classifier", 0) == 0) continue;
         PRUNE_ASSERT(a[i].name == b[i].name && a[i].size() == b[i].size());
-        out.push_back({a[i], b[i]});
+        out.push_back({a[i].name, a[i].values(), b[i].values()});
     }
     auto c = mlm_head_parameters(head);
     auto d = mlm_head_parameters(head_grads);
     for (std::size_t i = 0; i < c.size(); ++i) {
         PRUNE_ASSERT(c[i].size() == d[i].size());
-        out.push_back({c[i], d[i]});
+        out.push_back({c[i].name, c[i].values(), d[i].values()});
     }
     return out;
 }
-
-/// Global L2 norm of the gradients; scales them to max_norm when above it (torch's clip_grad_norm_
-/// with coefficient max_norm / (norm + 1e-6)). Returns the norm before clipping.
-inline double clip_gradients(const std::vector<parameter_pair>& params, double max_norm) {
-    double squares = 0.0;
-    for (const auto& p : params)
-        for (float g : p.gradient.values()) squares += static_cast<double>(g) * g;
-    const double norm = std::sqrt(squares);
-    const double coefficient = max_norm / (norm + 1e-6);
-    if (max_norm > 0.0 && coefficient < 1.0) {
-        for (const auto& p : params)
-            for (float& g : p.gradient.values()) g = static_cast<float>(g * coefficient);
-    }
-    return norm;
-}
-
-/// Warm-up then linear decay (HF get_linear_schedule_with_warmup): the multiplier at 0-based step.
-[[nodiscard]] inline double mlm_linear_schedule(std::size_t step, std::size_t total, std::size_t warmup) {
-    if (step < warmup) return static_cast<double>(step + 1) / static_cast<double>(warmup);
-    if (total <= warmup) return 1.0;
-    return std::max(0.0, static_cast<double>(total - step) / static_cast<double>(total - warmup));
-}
-
-/// AdamW over a fixed list of parameters (HF's transformers.AdamW form).
-class parameter_adamw {
-public:
-    /// Moments for each parameter (all zero).
-    parameter_adamw(const std::vector<parameter_pair>& params, double beta1, double beta2, double eps,
-                    double weight_decay)
-        : beta1_(beta1), beta2_(beta2), eps_(eps), weight_decay_(weight_decay) {
-        for (const auto& p : params) {
-            first_.emplace_back(p.value.size(), 0.0f);
-            second_.emplace_back(p.value.size(), 0.0f);
-        }
-    }
-    /// One update at learning rate lr; biases and LayerNorm weights are not decayed.
-    void step(const std::vector<parameter_pair>& params, double lr) {
-        PRUNE_ASSERT(params.size() == first_.size());
-        ++steps_;
-        const double c1 = 1.0 - std::pow(beta1_, static_cast<double>(steps_));
-        const double c2 = 1.0 - std::pow(beta2_, static_cast<double>(steps_));
-        const auto step_size = static_cast<float>(lr * std::sqrt(c2) / c1);
-        const auto b1 = static_cast<float>(beta1_), b2 = static_cast<float>(beta2_), eps = static_cast<float>(eps_);
-        for (std::size_t k = 0; k < params.size(); ++k) {
-            const std::string& name = params[k].value.name;
-            const bool no_decay =
-                name.find("bias") != std::string::npos || name.find("LayerNorm.weight") != std::string::npos;
-            const float decay = no_decay ? 0.0f : static_cast<float>(lr * weight_decay_);
-            float* p = params[k].value.data;
-            const float* g = params[k].gradient.data;
-            float* m = first_[k].data();
-            float* v = second_[k].data();
-            for (std::size_t i = 0, n = first_[k].size(); i < n; ++i) {
-                m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-                v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-                p[i] -= step_size * m[i] / (std::sqrt(v[i]) + eps);
-                p[i] -= decay * p[i];
-            }
-        }
-    }
-
-private:
-    double beta1_, beta2_, eps_, weight_decay_;
-    std::vector<std::vector<float>> first_, second_;
-    std::size_t steps_ = 0;
-};
 
 // ------------------------------------------------------------------------------------------
 // Corpus.
@@ -444,7 +374,7 @@ inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, con
         weights grads = allocate(cfg, false);
         mlm_head head_grads = zero_mlm_head<float>(cfg.hidden_size, cfg.vocab_size);
         const auto params = pretraining_parameters(r.model, r.head, grads, head_grads);
-        parameter_adamw optimizer(params, o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay);
+        train::adamw optimizer(params, {o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay});
         const auto warmup = static_cast<std::size_t>(std::ceil(o.warmup_fraction * static_cast<double>(total)));
         training_workspace<float> encoder(o.threads);
         mlm_workspace head_ws;
@@ -469,7 +399,7 @@ inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, con
             pretrain_detail::fill_batch(corpus, order, cursor, o.batch_size, o, vocab, pair_rng, batch);
             const std::uint64_t step_seed = o.seed * 0x9E3779B97F4A7C15ull + step + 1;
             const mlm_targets targets = masker.mask(batch, step_seed);
-            for (const auto& p : params) std::fill(p.gradient.values().begin(), p.gradient.values().end(), 0.0f);
+            for (const auto& p : params) std::fill(p.gradient.begin(), p.gradient.end(), 0.0f);
             drop.seed = step_seed ^ 0xD50Bull;
             const std::span<const float> hidden = encode_for_training(r.model, batch, nullptr, encoder, drop);
             d_hidden.resize(hidden.size());
@@ -477,8 +407,8 @@ inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, con
                                                 targets.positions, targets.labels, cfg.layer_norm_eps, head_ws,
                                                 &head_grads, &grads.word_embeddings, d_hidden.data());
             backward_from_hidden(r.model, batch, nullptr, encoder, std::span<const float>(d_hidden), &grads, drop);
-            clip_gradients(params, o.max_grad_norm);
-            const double lr = o.learning_rate * mlm_linear_schedule(step, total, warmup);
+            train::clip_gradient_norm(params, o.max_grad_norm);
+            const double lr = o.learning_rate * train::linear_warmup_schedule(step, total, warmup);
             optimizer.step(params, lr);
             r.losses.push_back(loss);
             r.steps = step + 1;
