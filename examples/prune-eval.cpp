@@ -1,7 +1,13 @@
 // prune-eval: a forward pass over a data file; accuracy and the task metric, logits to --json.
+// On a causal LM (config.json's model_type llama or gpt2): perplexity (examples/decoder/causal_lm.hpp).
 //
 //   prune-eval --model DIR --data FILE.jsonl [--mask heads_mlps.json] [--element-mask masks.safetensors]
 //              [--metric auto|accuracy|mcc|f1|pearson|spearman] [--batch-size 32] [--threads 0] [--json OUT]
+//   prune-eval --model LM_DIR --data FILE.jsonl|FILE.txt [--context N] [--mask F] [--element-mask F] [--json OUT]
+//
+// Causal LM: rows {"input_ids": [...]} (or {"text": ...} with tokenizer.json), or a .txt file cut
+// into windows of --context tokens; OUT holds perplexity, nll (per predicted token), nll_total,
+// tokens, sequences, context; the mask may gate heads, kv_groups and mlps.
 //
 // The model is an HF directory (config.json + model.safetensors [+ vocab.txt]); rows are
 // {"input_ids": [...], ...} or, when the model has vocab.txt, {"text": ..., "text_pair": ...}.
@@ -13,6 +19,7 @@
 #include "common/cli.hpp"
 #include "common/numbers.hpp"
 #include "common/outputs.hpp"
+#include "decoder/causal_lm.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/checkpoint.hpp>
@@ -45,13 +52,28 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "accuracy", "mcc", "f1", "pearson", "spearman"}));
     app.add_option("--batch-size", batch_size, "examples per forward batch")->check(CLI::Range(1, std::numeric_limits<int>::max()));
     app.add_option("--threads", threads, "threads (0 = all cores; at most 256)")->check(prune_cli::threads_flag());
-    app.add_option("--json", json_out, "write n, accuracy, metric, logits here");
+    app.add_option("--json", json_out, "write n, accuracy, metric, logits here (causal LM: perplexity, nll, tokens)");
+    std::optional<int> context;
+    app.add_option("--context", context, "causal LM, .txt data: tokens per window (default max_position_embeddings)");
     return prune_cli::run(app, argc, argv, [&] {
         prune_cli::refuse_overlaps({{"--model", model_dir}, {"--data", data_file}, {"--mask", mask_file},
                                     {"--element-mask", element_mask_file}},
                                    {{"--json", json_out}});
         io::remove_staging_on_signal();
         const auto start = std::chrono::steady_clock::now();
+        if (prune_lm::is_causal_lm(model_dir)) {
+            const decoder::weights lm = prune_lm::load_model(model_dir, element_mask_file);
+            const auto lm_gates = prune_lm::load_gates(mask_file, lm);
+            const auto rows = prune_lm::read_sequences(data_file, model_dir, lm.cfg, context);
+            const io::json result = prune_lm::perplexity(lm, rows, lm_gates ? &*lm_gates : nullptr,
+                                                         static_cast<std::size_t>(batch_size), threads, data_file, context);
+            std::fprintf(stderr, "prune-eval: %zu sequences, %lld tokens, perplexity %.6g (%.2f s)\n", rows.size(),
+                         static_cast<long long>(result["tokens"].get<std::int64_t>()), result["perplexity"].get<double>(),
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+            if (!json_out.empty()) io::write_file_atomically(json_out, result.dump() + "\n");
+            return;
+        }
+        if (context) throw value_error("--context applies to causal LMs (model_type llama or gpt2)");
         bert::weights w = bert::load_model(model_dir);
         const bert::config& cfg = w.cfg;
         if (!element_mask_file.empty()) {

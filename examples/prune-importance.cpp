@@ -5,14 +5,19 @@
 // OUT: {"heads": L x H, "mlps": L, "abs", "normalize", "examples", "tokens"}; without --json a
 // table goes to stderr. `--normalize none` is the raw expectation (mean over examples or batches);
 // prefix "tokens+" to divide by the number of non-padding tokens instead (HF's code).
+// On a causal LM (model_type llama or gpt2; data as prune-eval's): heads (L x query heads), mlps
+// and, under grouped-query attention, kv_groups (L x K/V heads); L(x) = the sequence's mean NLL,
+// tokens = predicted tokens (prune/models/decoder/importance.hpp).
 #include "common/cli.hpp"
 #include "common/numbers.hpp"
 #include "common/outputs.hpp"
+#include "decoder/causal_lm.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/dataset.hpp>
 #include <prune/models/bert/checkpoint.hpp>
 #include <prune/models/bert/importance.hpp>
+#include <prune/models/decoder/importance.hpp>
 #include <prune/text/wordpiece.hpp>
 #include <prune/data/jsonl.hpp>
 #include <prune/io/atomic.hpp>
@@ -48,6 +53,28 @@ int main(int argc, char** argv) {
         const auto mode = prune::importance::parse_absolute_value(abs_mode);
         const auto how = prune::importance::normalization::parse(normalize);
         if (batch_size == 0) throw prune::value_error("--batch-size must be > 0");
+        if (prune_lm::is_causal_lm(model)) {
+            const prune::decoder::weights lm = prune_lm::load_model(model, "");
+            const auto lm_gates = prune_lm::load_gates(mask_file, lm);
+            const auto rows = prune_lm::read_sequences(data, model, lm.cfg, std::nullopt);
+            prune::decoder::importance_accumulators acc(lm, mode);
+            prune::decoder::importance_workspace ws(threads);
+            prune::decoder::accumulate_importance(lm, rows, lm_gates ? &*lm_gates : nullptr, acc, ws, batch_size);
+            const prune::decoder::importance_scores scores = prune::decoder::scores_of(acc, how);
+            prune::io::json out;
+            out["heads"] = scores.heads;
+            out["mlps"] = scores.mlps;
+            if (prune_lm::grouped(lm)) out["kv_groups"] = scores.kv_groups;
+            out["abs"] = abs_mode;
+            out["normalize"] = normalize;
+            out["examples"] = rows.size();
+            out["tokens"] = acc.heads.tokens();
+            std::fprintf(stderr, "prune-importance: %zu sequences, %zu layers, --abs %s\n", rows.size(), lm.layers.size(),
+                         abs_mode.c_str());
+            if (!json_out.empty()) prune::io::write_file_atomically(json_out, out.dump() + "\n");
+            else std::fprintf(stderr, "%s\n", out.dump(1).c_str());
+            return;
+        }
         const prune::bert::weights w = prune::bert::load_model(model);
         const auto& cfg = w.cfg;
         const std::vector<std::size_t> heads(static_cast<std::size_t>(cfg.num_hidden_layers),

@@ -467,8 +467,9 @@ private:
 
 /// The structure of a transformer that s-pruning removes: heads (layers x heads) and MLPs (one per layer).
 struct structure_mask {
-    group_mask heads;  ///< layers x heads
-    group_mask mlps;   ///< layers x 1
+    group_mask heads;       ///< layers x heads
+    group_mask mlps;        ///< layers x 1
+    group_mask kv_groups{};  ///< layers x K/V heads (decoders with grouped-query attention); empty = all kept
     /// Same heads and MLPs.
     [[nodiscard]] friend bool operator==(const structure_mask&, const structure_mask&) = default;
 };

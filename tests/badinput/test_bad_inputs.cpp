@@ -10,6 +10,7 @@
 #include <prune/models/bert/checkpoint.hpp>
 #include <prune/models/bert/config.hpp>
 #include <prune/models/bert/weights.hpp>
+#include <prune/models/decoder/checkpoint.hpp>
 #include <prune/io/safetensors.hpp>
 
 #include "../support/files.hpp"
@@ -153,6 +154,7 @@ public:
         make_models();
         make_configs();
         make_masks();
+        make_decoders();
         write_file(d_ / "afile", "a regular file, not a directory\n");
         fs::create_directories(d_ / "empty-dir");
     }
@@ -354,6 +356,43 @@ private:
             w.add("bert.encoder.layer.0.attention.self.query.weight", io::dtype::F32, {32, 32}, std::as_bytes(std::span(f)));
             w.write(d_ / "emask-f32.safetensors");
         }
+    }
+
+    // Causal LMs: `lm` is a tiny Llama (vocab 50, hidden 32, 2 layers x 4 heads, 2 K/V heads, FFN 48,
+    // 16 positions); lm-* copies with a bad config.json; lm*.jsonl data; mask-lm-*.json masks.
+    void make_decoders() {
+        const std::string base = R"("model_type": "llama", "hidden_size": 32, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "num_hidden_layers": 2, "intermediate_size": 48, "vocab_size": 50,
+            "max_position_embeddings": 16)";
+        const decoder::config cfg = decoder::config_from_json(io::parse_json("{" + base + "}", "lm config"));
+        decoder::save_model(decoder::random_weights(cfg, 3, 0.1f), d_ / "lm");
+        auto lm_copy = [&](const std::string& name, const std::string& from, const std::string& to) {
+            fs::copy(d_ / "lm", d_ / name, fs::copy_options::recursive);
+            std::string config = base;
+            config.replace(config.find(from), from.size(), to);
+            write_file(d_ / name / "config.json", "{" + config + "}");
+        };
+        lm_copy("lm-unknown-type", R"("llama")", R"("mistral")");
+        lm_copy("lm-gqa", R"("num_key_value_heads": 2)", R"("num_key_value_heads": 3)");
+        lm_copy("lm-missing-tensor", R"("num_hidden_layers": 2)", R"("num_hidden_layers": 3)");
+        lm_copy("lm-wrong-shape", R"("intermediate_size": 48)", R"("intermediate_size": 40)");
+        std::string rows;
+        for (int i = 0; i < 6; ++i) {
+            rows += "{\"input_ids\": [1";
+            for (int t = 0; t <= 2 * i; ++t) rows += ", " + std::to_string((7 * i + 3 * t) % 50);
+            rows += "]}\n";
+        }
+        write_file(d_ / "lm.jsonl", rows);
+        const std::string good = "{\"input_ids\": [1, 7, 9]}\n";
+        write_file(d_ / "lm-token-oob.jsonl", good + "{\"input_ids\": [1, 50, 2]}\n");
+        std::string long_row = "{\"input_ids\": [1";
+        for (int i = 0; i < 16; ++i) long_row += ", 5";
+        write_file(d_ / "lm-too-long.jsonl", good + long_row + "]}\n");
+        write_file(d_ / "lm-empty.jsonl", "\n");
+        write_file(d_ / "lm-empty-row.jsonl", "{\"input_ids\": []}\n");
+        write_file(d_ / "lm-single.jsonl", "{\"input_ids\": [5]}\n{\"input_ids\": [7]}\n");
+        write_file(d_ / "mask-lm-kv.json", R"({"kv_groups": [[1, 1, 1], [1, 1]]})");
+        write_file(d_ / "mask-lm-none.json", R"({"heads": [[0, 0, 0, 0], [0, 0, 0, 0]], "mlps": [0, 0], "kv_groups": [[0, 0], [0, 0]]})");
     }
 
     prune_test::temp_dir dir_;  // d_ and the stderr file of the runs

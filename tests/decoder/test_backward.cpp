@@ -250,3 +250,40 @@ TEST_CASE("Training pass refusals", "[decoder][backward]") {
     seq.add(std::vector<std::int32_t>{1, 99});
     CHECK_THROWS_WITH(decoder::train_pass(w, seq, ws, tw), Catch::Matchers::Contains("token id 99"));
 }
+
+// The per-layer entry points (calibration: embed_sequences, run_layer, layer_linears): running
+// the layers one at a time records the forward pass's activations bit for bit, and each
+// prunable linear's input is the cache member layer_linears names, [tokens, in].
+TEST_CASE("Layers one at a time, and the inputs of every linear", "[decoder][backward]") {
+    for (const std::string name : {"llama_gqa2_tied_bias_f16", "gpt2_prefix"}) {
+        INFO(name);
+        const nlohmann::json c = oracle::load(name);
+        decoder::weights w = decoder::load_model(oracle::dir() / name);
+        const decoder::sequences seq = oracle::sequences_of(c);
+        const decoder::gates g = oracle::gates_of(c);
+        decoder::workspace ws(2);
+        decoder::forward_cache full;
+        decoder::forward_options o;
+        o.gate = &g;
+        o.cache = &full;
+        (void)decoder::forward(w, seq, ws, o);
+        const auto T = static_cast<std::size_t>(seq.total());
+        std::vector<float> h(T * static_cast<std::size_t>(w.cfg.hidden_size));
+        decoder::embed_sequences(w, seq, ws, h);
+        for (std::size_t l = 0; l < w.layers.size(); ++l) {
+            decoder::layer_cache one;
+            decoder::run_layer(w, l, seq, ws, h, &g, &one);
+            CHECK(one.x1 == full.layers[l].x1);
+            CHECK(one.gated == full.layers[l].gated);
+            CHECK(one.x2 == full.layers[l].x2);
+            CHECK(one.act == full.layers[l].act);
+            CHECK(one.mlp_out == full.layers[l].mlp_out);
+            const auto linears = decoder::layer_linears(w, l);
+            CHECK(linears.size() == (w.cfg.is_llama() ? 7u : 4u));
+            for (const auto& lin : linears) {
+                INFO(lin.name);
+                CHECK((one.*lin.input).size() == T * static_cast<std::size_t>(lin.cols));
+            }
+        }
+    }
+}

@@ -2,7 +2,9 @@
 //
 // A structure mask file is JSON, `{"heads": [[1,0,...], ...], "mlps": [1,1,0,...]}`,
 // 1 = kept: L rows of heads (rows may differ in length for a model whose layers have
-// different head counts) and L MLP flags. Either key may be absent, meaning all kept;
+// different head counts) and L MLP flags; a decoder's file may add `"kv_groups": [[1,0], ...]`
+// (L rows of K/V heads; a K/V group off removes every query head of its group; checked against
+// the model by the decoder). Any key may be absent, meaning all kept;
 // no other key is allowed (a typo must not silently keep everything). Values are 0/1
 // (true/false accepted). When the caller gives the expected heads per layer, the file
 // is checked against it (shape_error naming the expected shape) and absent keys become
@@ -65,6 +67,23 @@ inline bool read_flag(const json& value, const std::string& where) {
     throw format_error("prune::io: " + where + " is " + describe_json(value) + " (expected 0 or 1)");
 }
 
+/// Rows of 0/1 flags (`key` of a structure mask), as many rows as `layers` when known.
+inline group_mask read_groups(const json& value, const char* key, const std::string& where, std::optional<std::size_t> layers) {
+    const std::string name = "structure mask " + where + ": " + key;
+    const json& rows = as_array(value, name);
+    if (layers && rows.size() != *layers) {
+        throw shape_error("prune::io: " + name + " has " + std::to_string(rows.size()) + " rows (expected " +
+                          std::to_string(*layers) + ", one per layer)");
+    }
+    std::vector<std::size_t> counts;
+    for (std::size_t l = 0; l < rows.size(); ++l) counts.push_back(as_array(rows[l], name + "[" + std::to_string(l) + "]").size());
+    group_mask mask(counts);
+    for (std::size_t l = 0; l < rows.size(); ++l)
+        for (std::size_t g = 0; g < counts[l]; ++g)
+            mask.set(l, g, read_flag(rows[l][g], name + "[" + std::to_string(l) + "][" + std::to_string(g) + "]"));
+    return mask;
+}
+
 }  // namespace detail
 
 /// Parses structure mask JSON text. `heads_per_layer`, when given, is the shape the mask must
@@ -78,9 +97,9 @@ inline bool read_flag(const json& value, const std::string& where) {
                            R"( (expected {"heads": [[1, 0, ...], ...], "mlps": [1, ...]}))");
     }
     for (const auto& [key, value] : document.items()) {
-        if (key != "heads" && key != "mlps") {
+        if (key != "heads" && key != "mlps" && key != "kv_groups") {
             throw format_error("prune::io: structure mask " + where + " has an unknown key '" + key +
-                               "' (expected only \"heads\" and \"mlps\")");
+                               "' (expected only \"heads\", \"mlps\" and \"kv_groups\")");
         }
     }
     structure_mask mask;
@@ -121,9 +140,11 @@ inline bool read_flag(const json& value, const std::string& where) {
         for (std::size_t l = 0; l < flags.size(); ++l) {
             mask.mlps.set(l, 0, detail::read_flag(flags[l], "structure mask " + where + ": mlps[" + std::to_string(l) + "]"));
         }
+        layers = flags.size();
     } else if (layers) {
         mask.mlps = group_mask::uniform(*layers, 1);
     }
+    if (document.contains("kv_groups")) mask.kv_groups = detail::read_groups(document["kv_groups"], "kv_groups", where, layers);
     return mask;
 }
 
@@ -158,6 +179,15 @@ inline bool read_flag(const json& value, const std::string& where) {
             }
             text += l ? ", " : "";
             text += mask.mlps.kept(l, 0) ? "1" : "0";
+        }
+        text += "]";
+    }
+    if (mask.kv_groups.layers() > 0) {
+        text += text.size() > 1 ? ",\n  \"kv_groups\": [" : "\n  \"kv_groups\": [";
+        for (std::size_t l = 0; l < mask.kv_groups.layers(); ++l) {
+            text += l ? ", [" : "[";
+            for (std::size_t g = 0; g < mask.kv_groups.groups(l); ++g) text += std::string(g ? ", " : "") + (mask.kv_groups.kept(l, g) ? "1" : "0");
+            text += "]";
         }
         text += "]";
     }

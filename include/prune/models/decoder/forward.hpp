@@ -28,6 +28,7 @@
 #include <prune/nn/kernels.hpp>
 #include <prune/nn/threads.hpp>
 #include <prune/error.hpp>
+#include <prune/mask.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -66,18 +67,23 @@ struct sequences {
         if (count() == 0) throw value_error(where + ": no sequences (expected at least one)");
         if (total() > (std::int64_t{1} << 30)) throw value_error(where + ": more than 2^30 tokens in one batch");
         for (int b = 0; b < count(); ++b) {
-            const int n = length(b);
-            if (n <= 0) throw value_error(where + ": sequence " + std::to_string(b) + " is empty (expected >= 1 token)");
-            if (n > cfg.max_position_embeddings) {
-                throw value_error(where + ": sequence " + std::to_string(b) + " has " + std::to_string(n) +
-                                  " tokens, more than max_position_embeddings " + std::to_string(cfg.max_position_embeddings));
-            }
+            const auto begin = tokens.begin() + offsets[static_cast<std::size_t>(b)];
+            check(std::span<const std::int32_t>(begin, begin + length(b)), cfg, where + ": sequence " + std::to_string(b));
         }
-        for (std::size_t i = 0; i < tokens.size(); ++i) {
-            if (tokens[i] < 0 || tokens[i] >= cfg.vocab_size) {
-                const auto b = std::upper_bound(offsets.begin(), offsets.end(), static_cast<std::int64_t>(i)) - offsets.begin() - 1;
-                throw value_error(where + ": sequence " + std::to_string(b) + " has token id " + std::to_string(tokens[i]) +
-                                  " (expected 0.." + std::to_string(cfg.vocab_size - 1) + ", the model's vocabulary)");
+    }
+
+    /// Throws value_error prefixed by `where` when `ids` is empty, longer than
+    /// max_position_embeddings or holds a token outside [0, vocab_size).
+    static void check(std::span<const std::int32_t> ids, const config& cfg, const std::string& where) {
+        if (ids.empty()) throw value_error(where + " is empty (expected >= 1 token)");
+        if (ids.size() > static_cast<std::size_t>(cfg.max_position_embeddings)) {
+            throw value_error(where + " has " + std::to_string(ids.size()) + " tokens, more than max_position_embeddings " +
+                              std::to_string(cfg.max_position_embeddings));
+        }
+        for (const std::int32_t id : ids) {
+            if (id < 0 || id >= cfg.vocab_size) {
+                throw value_error(where + " has token id " + std::to_string(id) + " (expected 0.." + std::to_string(cfg.vocab_size - 1) +
+                                  ", the model's vocabulary)");
             }
         }
     }
@@ -98,6 +104,17 @@ struct gates {
     /// Gate of layer l's MLP.
     [[nodiscard]] float mlp(std::size_t l) const { return mlps.empty() ? 1.0f : mlps[l]; }
 
+    /// Gates from a structure mask (kept 1, masked 0): heads (L x query heads), mlps (L) and
+    /// kv_groups (L x K/V heads); an empty part leaves those gates at 1. Throws shape_error
+    /// naming the part, the layer and the count expected when the mask does not fit `w`.
+    [[nodiscard]] static gates from_mask(const structure_mask& mask, const weights& w) {
+        gates g;
+        g.heads = mask_rows(mask.heads, "head", w, [](const layer_weights& x) { return x.q_heads; });
+        g.kv_groups = mask_rows(mask.kv_groups, "KV-group", w, [](const layer_weights& x) { return x.kv_heads; });
+        for (auto& row : mask_rows(mask.mlps, "MLP", w, [](const layer_weights&) { return 1; })) g.mlps.push_back(row[0]);
+        return g;
+    }
+
     /// Throws shape_error when the gates do not fit `w`.
     void check(const weights& w) const {
         const std::size_t L = w.layers.size();
@@ -117,6 +134,28 @@ struct gates {
         rows(kv_groups, "KV-group", [](const layer_weights& x) { return x.kv_heads; });
         if (!mlps.empty() && mlps.size() != L)
             throw shape_error("gates: " + std::to_string(mlps.size()) + " MLP gates for a model of " + std::to_string(L) + " layers");
+    }
+
+private:
+    /// One part of a structure mask as gate rows (empty when the part is).
+    template <class Count>
+    static std::vector<std::vector<float>> mask_rows(const group_mask& m, const char* what, const weights& w, Count count) {
+        std::vector<std::vector<float>> rows;
+        if (m.layers() == 0) return rows;
+        if (m.layers() != w.layers.size()) {
+            throw shape_error(std::string(what) + " mask has " + std::to_string(m.layers()) + " layers (expected " +
+                              std::to_string(w.layers.size()) + ", the model's layers)");
+        }
+        for (std::size_t l = 0; l < m.layers(); ++l) {
+            const auto n = static_cast<std::size_t>(count(w.layers[l]));
+            if (m.groups(l) != n) {
+                throw shape_error(std::string(what) + " mask row " + std::to_string(l) + " has " + std::to_string(m.groups(l)) +
+                                  " entries (expected " + std::to_string(n) + ")");
+            }
+            rows.emplace_back();
+            for (std::size_t i = 0; i < n; ++i) rows.back().push_back(m.kept(l, i) ? 1.0f : 0.0f);
+        }
+        return rows;
     }
 };
 
@@ -468,6 +507,65 @@ inline void logits_and_loss(const pass& p, const weights& w, const float* xf, wo
 }
 
 }  // namespace detail
+
+/// The start of a forward pass, for running layers one at a time (calibration): positions,
+/// targets and the RoPE table of `seq` in ws, and h [T, H] = embed[id] (+ wpe[position]).
+/// Throws value_error when the batch does not fit the model.
+inline void embed_sequences(const weights& w, const sequences& seq, workspace& ws, std::span<float> h) {
+    seq.validate(w.cfg);
+    const detail::pass p{ws.pool_, w.cfg, seq, seq.total(), w.cfg.hidden_size};
+    if (h.size() != static_cast<std::size_t>(p.T) * static_cast<std::size_t>(p.H))
+        throw shape_error("embed_sequences: h has " + std::to_string(h.size()) + " values (expected tokens x hidden_size)");
+    detail::prepare_rows(p, ws);
+    detail::embed(p, w, ws, h.data());
+}
+
+/// Runs layer l alone on the residual stream h [T, H] of `seq`, in place, after embed_sequences
+/// (same seq and ws): what forward does for that layer, the same bits. With a cache, records the
+/// layer's activations, among them the input of every linear (layer_linears says which).
+inline void run_layer(const weights& w, std::size_t l, const sequences& seq, workspace& ws, std::span<float> h,
+                      const gates* g = nullptr, layer_cache* cache = nullptr) {
+    if (l >= w.layers.size()) throw shape_error("run_layer: layer " + std::to_string(l) + " of " + std::to_string(w.layers.size()));
+    if (g != nullptr) g->check(w);
+    const detail::pass p{ws.pool_, w.cfg, seq, seq.total(), w.cfg.hidden_size};
+    if (h.size() != static_cast<std::size_t>(p.T) * static_cast<std::size_t>(p.H) || ws.positions.size() != static_cast<std::size_t>(p.T))
+        throw shape_error("run_layer: h or the workspace do not hold this batch (call embed_sequences first)");
+    detail::layer_forward(p, w.layers[l], l, g, h.data(), ws, cache);
+}
+
+/// One prunable linear of a layer (REFERENCE: q/k/v/o/gate/up/down, GPT-2's c_attn/c_proj/c_fc):
+/// its Hugging Face name, its weight as a view [rows, cols] = [out, in] into the model (Q/K/V and
+/// gate/up are row blocks of the stacked storage), and which layer_cache member holds its input
+/// ([tokens, cols] after run_layer or forward with a cache).
+struct layer_linear {
+    std::string name;                         ///< e.g. "model.layers.3.mlp.down_proj.weight"
+    float* weight = nullptr;                  ///< row-major [rows, cols] inside the model
+    int rows = 0;                             ///< output features
+    int cols = 0;                             ///< input features
+    std::vector<float> layer_cache::*input;   ///< x1 (q/k/v, c_attn), gated (o_proj), x2 (gate/up, c_fc), act (down)
+    bool transposed = false;                  ///< GPT-2 Conv1D: stored [in, out] in the checkpoint
+};
+
+/// The prunable linears of layer l of `w`, in checkpoint order.
+[[nodiscard]] inline std::vector<layer_linear> layer_linears(weights& w, std::size_t l) {
+    std::vector<parameter> ps;
+    if (w.cfg.is_llama()) detail::llama_layer_parameters(ps, w.layers[l], static_cast<int>(l), w.cfg.hidden_size);
+    else detail::gpt2_layer_parameters(ps, w.layers[l], static_cast<int>(l), w.cfg.hidden_size, w.cfg.gpt2_prefix);
+    auto ends = [](const std::string& s, const char* tail) {
+        const std::string t(tail);
+        return s.size() >= t.size() && s.compare(s.size() - t.size(), t.size(), t) == 0;
+    };
+    std::vector<layer_linear> out;
+    for (const parameter& p : ps) {
+        if (p.shape.size() != 2) continue;
+        std::vector<float> layer_cache::*input = &layer_cache::x1;
+        if (ends(p.name, "o_proj.weight") || ends(p.name, "attn.c_proj.weight")) input = &layer_cache::gated;
+        else if (ends(p.name, "gate_proj.weight") || ends(p.name, "up_proj.weight") || ends(p.name, "c_fc.weight")) input = &layer_cache::x2;
+        else if (ends(p.name, "down_proj.weight") || ends(p.name, "mlp.c_proj.weight")) input = &layer_cache::act;
+        out.push_back({p.name, p.data, static_cast<int>(p.shape[0]), static_cast<int>(p.shape[1]), input, p.transposed});
+    }
+    return out;
+}
 
 /// Runs the model on packed sequences: per-sequence NLL (and, with keep_logits, the logits in
 /// ws.logits()). Throws value_error / shape_error when the batch or the gates do not fit.

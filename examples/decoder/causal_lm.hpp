@@ -1,0 +1,191 @@
+// examples/decoder/causal_lm.hpp: what prune-eval and prune-importance do on a causal-LM
+// directory (config.json with model_type llama or gpt2): load it with its masks, read its data.
+//
+// Data (DESIGN "Decoders"): JSON Lines, one sequence per line, `{"input_ids": [...]}` (no
+// tokenizer needed) or `{"text": "..."}` encoded by the directory's tokenizer.json (its BOS/EOS
+// added); or a .txt file, encoded whole and cut into non-overlapping windows of --context tokens
+// (the remainder shorter than a window is dropped: the Wanda / SparseGPT protocol). Every row is
+// checked against the model (empty, longer than max_position_embeddings, a token outside the
+// vocabulary) and named by file and line.
+#pragma once
+
+#include <prune/models/decoder/checkpoint.hpp>
+#include <prune/models/decoder/forward.hpp>
+#include <prune/error.hpp>
+#include <prune/io/json.hpp>
+#include <prune/io/masks.hpp>
+#include <prune/text/bpe.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace prune_lm {
+
+namespace fs = std::filesystem;
+
+/// True when DIR/config.json has a model_type other than "bert": the causal-LM path (whose
+/// reader refuses a model_type it does not know, by name).
+inline bool is_causal_lm(const std::string& dir) {
+    std::error_code ec;
+    const fs::path path = fs::path(dir) / "config.json";
+    if (!fs::is_regular_file(path, ec)) return false;
+    try {
+        const prune::io::json j = prune::io::read_json_file(path);
+        return j.is_object() && j.contains("model_type") && j["model_type"] != "bert";
+    } catch (const prune::error&) {
+        return false;  // the BERT path reports a malformed config.json as it always has
+    }
+}
+
+/// The model with its element masks applied (errors name the mask file).
+inline prune::decoder::weights load_model(const std::string& dir, const std::string& element_mask_file) {
+    prune::decoder::weights w = prune::decoder::load_model(dir);
+    if (element_mask_file.empty()) return w;
+    const prune::io::element_masks masks = prune::io::read_element_masks(fs::path(element_mask_file));
+    try {
+        prune::decoder::apply_element_masks(w, masks);
+    } catch (const prune::shape_error& e) {
+        throw prune::shape_error("element masks '" + element_mask_file + "': " + e.what());
+    } catch (const prune::format_error& e) {
+        throw prune::format_error("element masks '" + element_mask_file + "': " + e.what());
+    }
+    return w;
+}
+
+/// Gates from a structure mask file (null when none).
+inline std::optional<prune::decoder::gates> load_gates(const std::string& mask_file, const prune::decoder::weights& w) {
+    if (mask_file.empty()) return std::nullopt;
+    const prune::structure_mask mask = prune::io::read_structure_mask(mask_file);
+    try {
+        return prune::decoder::gates::from_mask(mask, w);
+    } catch (const prune::shape_error& e) {
+        throw prune::shape_error("structure mask '" + mask_file + "': " + e.what());
+    }
+}
+
+/// The directory's tokenizer.json (format_error naming what needed it when absent).
+inline prune::text::bpe_tokenizer tokenizer_for(const std::string& dir, const std::string& needed_by) {
+    const fs::path path = fs::path(dir) / "tokenizer.json";
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) throw prune::format_error(needed_by + " need " + path.string() + " (not found)");
+    return prune::text::bpe_tokenizer::from_file(path);
+}
+
+/// The token ids of one JSON Lines row (input_ids, each in the vocabulary, or text through the tokenizer).
+inline std::vector<std::int32_t> row_ids(const prune::io::json& row, const std::string& where, const std::string& dir,
+                                         std::optional<prune::text::bpe_tokenizer>& tok, const std::string& file,
+                                         const prune::decoder::config& cfg) {
+    if (!row.is_object() || (!row.contains("input_ids") && !row.contains("text"))) {
+        throw prune::format_error(where + ": the line is " + prune::io::describe_json(row) +
+                                  R"( (expected an object with "input_ids" or "text"))");
+    }
+    if (!row.contains("input_ids")) {
+        if (!tok) tok.emplace(tokenizer_for(dir, file + ": text rows"));
+        return tok->encode(prune::io::as_string(row["text"], where + ": text"));
+    }
+    const prune::io::json& list = prune::io::as_array(row["input_ids"], where + ": input_ids");
+    std::vector<std::int32_t> ids;
+    for (std::size_t k = 0; k < list.size(); ++k) {
+        const std::int64_t v = prune::io::as_int(list[k], where + ": input_ids[" + std::to_string(k) + "]");
+        if (v < 0 || v >= cfg.vocab_size) {
+            throw prune::value_error(where + ": input_ids[" + std::to_string(k) + "] is " + std::to_string(v) + " (expected 0.." +
+                                     std::to_string(cfg.vocab_size - 1) + ", the model's vocabulary)");
+        }
+        ids.push_back(static_cast<std::int32_t>(v));
+    }
+    return ids;
+}
+
+/// Non-overlapping windows of `context` tokens of a whole text file (the remainder dropped).
+inline std::vector<std::vector<std::int32_t>> text_windows(const std::string& file, const std::string& dir, int context,
+                                                           const prune::decoder::config& cfg) {
+    if (context < 2 || context > cfg.max_position_embeddings) {
+        throw prune::value_error("--context " + std::to_string(context) + " (expected 2.." +
+                                 std::to_string(cfg.max_position_embeddings) + ", the model's max_position_embeddings)");
+    }
+    const prune::text::bpe_tokenizer tok = tokenizer_for(dir, file + ": text files");
+    const std::vector<std::int32_t> ids = tok.encode(prune::io::read_text_file(file));
+    std::vector<std::vector<std::int32_t>> out;
+    const auto c = static_cast<std::size_t>(context);
+    for (std::size_t i = 0; i + c <= ids.size(); i += c) out.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(i), ids.begin() + static_cast<std::ptrdiff_t>(i + c));
+    if (out.empty()) {
+        throw prune::value_error(file + ": " + std::to_string(ids.size()) + " tokens, fewer than one window of --context " +
+                                 std::to_string(context));
+    }
+    return out;
+}
+
+/// The sequences of a data file, each checked against the model and named by file:line.
+inline std::vector<std::vector<std::int32_t>> read_sequences(const std::string& file, const std::string& dir,
+                                                             const prune::decoder::config& cfg, std::optional<int> context) {
+    if (fs::path(file).extension() == ".txt") return text_windows(file, dir, context.value_or(cfg.max_position_embeddings), cfg);
+    if (context) throw prune::value_error("--context applies to a .txt data file ('" + file + "' is read as JSON Lines)");
+    const std::string text = prune::io::read_text_file(file);
+    std::optional<prune::text::bpe_tokenizer> tok;
+    std::vector<std::vector<std::int32_t>> out;
+    std::size_t line = 0;
+    for (std::size_t pos = 0; pos < text.size();) {
+        const std::size_t end = std::min(text.find('\n', pos), text.size());
+        const std::string_view content(text.data() + pos, end - pos);
+        pos = end + 1;
+        ++line;
+        if (content.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+        const std::string where = file + ":" + std::to_string(line);
+        const prune::io::json row = prune::io::parse_json(content, where);
+        out.push_back(row_ids(row, where, dir, tok, file, cfg));
+        prune::decoder::sequences::check(out.back(), cfg, where + ": the sequence");
+    }
+    if (out.empty()) throw prune::value_error(file + " has no sequences (expected one {\"input_ids\": [...]} per line)");
+    return out;
+}
+
+}  // namespace prune_lm
+
+namespace prune_lm {
+
+/// Perplexity of `data` (REFERENCE: exp(total NLL / predicted tokens), positions 1..n-1 of each
+/// sequence) as prune-eval's JSON: perplexity, nll (mean per predicted token, nats), nll_total,
+/// tokens (predicted), sequences, context (the window of a .txt file, else null).
+inline prune::io::json perplexity(const prune::decoder::weights& w, const std::vector<std::vector<std::int32_t>>& data,
+                                  const prune::decoder::gates* gate, std::size_t batch_size, int threads,
+                                  const std::string& file, std::optional<int> context) {
+    prune::decoder::workspace ws(threads);
+    prune::decoder::forward_options o;
+    o.gate = gate;
+    o.keep_logits = false;
+    double nll = 0.0;
+    std::int64_t tokens = 0;
+    prune::decoder::sequences batch;
+    for (std::size_t start = 0; start < data.size(); start += batch_size) {
+        batch = {};
+        for (std::size_t i = start; i < std::min(data.size(), start + batch_size); ++i) batch.add(data[i]);
+        const prune::decoder::forward_result r = prune::decoder::forward(w, batch, ws, o);
+        nll += r.total_nll();
+        tokens += r.total_predicted();
+    }
+    if (tokens == 0) {
+        throw prune::value_error(file + ": no token to predict (every sequence has 1 token; perplexity needs sequences of >= 2)");
+    }
+    prune::io::json out;
+    out["perplexity"] = std::exp(nll / static_cast<double>(tokens));
+    out["nll"] = nll / static_cast<double>(tokens);
+    out["nll_total"] = nll;
+    out["tokens"] = tokens;
+    out["sequences"] = data.size();
+    out["context"] = context ? prune::io::json(*context) : prune::io::json(nullptr);
+    return out;
+}
+
+/// Whether any layer has fewer K/V heads than query heads (then importance reports kv_groups).
+inline bool grouped(const prune::decoder::weights& w) {
+    for (const auto& L : w.layers)
+        if (L.kv_heads != L.q_heads) return true;
+    return false;
+}
+
+}  // namespace prune_lm
