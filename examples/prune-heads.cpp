@@ -78,9 +78,9 @@ int main(int argc, char** argv) {
         auto importance = [&](const prune::structure_mask& mask) {
             prune::importance::michel_accumulator acc(heads, mode);
             prune::bert::accumulate_importance(w, dev_span, mask, acc, ws, batch_size);
-            auto scores = acc.scores(how);
-            prune_cli::refuse_non_finite_scores(scores.heads, scores.mlps);
-            return scores;
+            const auto raw = acc.scores(prune::importance::normalization::parse("none"));  // normalising hides NaN
+            prune_cli::refuse_non_finite_scores(raw.heads, raw.mlps);
+            return acc.scores(how);
         };
         auto evaluate = [&](const prune::structure_mask& mask) {
             const double metric = prune::bert::evaluate(w, dev_span, mask, batch_size, threads);

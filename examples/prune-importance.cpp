@@ -88,8 +88,9 @@ int main(int argc, char** argv) {
         prune::bert::importance_workspace<float> ws(threads);
         prune::bert::accumulate_importance(w, std::span<const prune::bert::labeled_sequence>(sequences), mask, acc, ws,
                                            batch_size);
+        const auto raw = acc.scores(prune::importance::normalization::parse("none"));  // min-max turns NaN into 0
+        prune_cli::refuse_non_finite_scores(raw.heads, raw.mlps);
         const auto scores = acc.scores(how);
-        prune_cli::refuse_non_finite_scores(scores.heads, scores.mlps);
         if (!json_out.empty()) {
             prune::io::json out;
             out["heads"] = scores.heads;
