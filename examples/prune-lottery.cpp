@@ -16,12 +16,12 @@
 // The report (report.md, report.json, SVG heatmaps) is written atomically to --out.
 #include "common/cli.hpp"
 #include "common/process.hpp"
-#include "lottery/report.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/candidates.hpp>
 #include <prune/models/bert/checkpoint.hpp>
 #include <prune/models/bert/dataset.hpp>
+#include <prune/experiment/report.hpp>
 #include <prune/models/bert/finetune.hpp>
 #include <prune/models/bert/importance.hpp>
 #include <prune/models/bert/metrics.hpp>
@@ -48,6 +48,7 @@
 namespace {
 
 namespace fs = std::filesystem;
+namespace lottery = prune::experiment;  // the report and its results (include/prune/experiment/)
 using prune::bert::labeled_sequence;
 using prune::bert::weights;
 
