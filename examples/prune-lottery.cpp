@@ -18,12 +18,12 @@
 #include "common/numbers.hpp"
 #include "common/outputs.hpp"
 #include "common/process.hpp"
-#include "lottery/report.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/candidates.hpp>
 #include <prune/models/bert/checkpoint.hpp>
 #include <prune/models/bert/dataset.hpp>
+#include <prune/experiment/report.hpp>
 #include <prune/models/bert/finetune.hpp>
 #include <prune/models/bert/importance.hpp>
 #include <prune/models/bert/metrics.hpp>
@@ -50,6 +50,7 @@
 namespace {
 
 namespace fs = std::filesystem;
+namespace lottery = prune::experiment;  // the report and its results (include/prune/experiment/)
 using prune::bert::labeled_sequence;
 using prune::bert::weights;
 

@@ -1,6 +1,6 @@
-// Tests for examples/lottery/report.hpp on hand-made results whose verdicts are known:
+// Tests for prune/experiment/report.hpp on hand-made results whose verdicts are known:
 // the findings' rules, the table's rows and numbers, the JSON, the heatmaps.
-#include <lottery/report.hpp>
+#include <prune/experiment/report.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+namespace lottery = prune::experiment;
 
 namespace {
 

@@ -7,7 +7,7 @@
 
 #include <prune/models/bert/batch.hpp>
 #include <prune/models/bert/config.hpp>
-#include <prune/models/bert/importance.hpp>
+#include <prune/models/bert/labeled_sequence.hpp>
 #include <prune/text/wordpiece.hpp>
 #include <prune/data/jsonl.hpp>
 #include <prune/error.hpp>

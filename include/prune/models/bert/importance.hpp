@@ -13,6 +13,7 @@
 #include <prune/models/bert/backward.hpp>
 #include <prune/models/bert/batch.hpp>
 #include <prune/models/bert/forward.hpp>
+#include <prune/models/bert/labeled_sequence.hpp>
 #include <prune/error.hpp>
 #include <prune/importance/michel.hpp>
 #include <prune/mask.hpp>
@@ -24,14 +25,6 @@
 #include <vector>
 
 namespace prune::bert {
-
-/// One labelled sequence (attention_mask and token_type_ids may be empty: all 1 / all 0).
-struct labeled_sequence {
-    std::vector<std::int32_t> input_ids;       ///< token ids
-    std::vector<std::int32_t> token_type_ids;  ///< segment ids (optional)
-    std::vector<std::int32_t> attention_mask;  ///< 1 = real token (optional)
-    double label = 0.0;                        ///< class index, or the target when num_labels == 1
-};
 
 /// Gate values from a structure mask: gates::from_mask (forward.hpp, which has the rules and the
 /// errors) in the training pass's double precision. Throws shape_error when the mask does not fit.

@@ -1,11 +1,11 @@
-// examples/lottery/report.hpp: turns the lottery experiment's results into its outputs:
+// prune/experiment/report.hpp: turns the lottery experiment's results into its outputs:
 // report.md (the paper's table, surviving structure, sparsity, seed stability, and one
 // plain paragraph per finding of the paper saying whether this run reproduces it),
 // report.json (every number, the configuration and the seeds) and SVG heatmaps.
 // Everything is written into a directory the caller stages (prune::io::output_directory).
 #pragma once
 
-#include "results.hpp"
+#include <prune/experiment/results.hpp>
 
 #include <prune/heatmap.hpp>
 #include <prune/stability.hpp>
@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-namespace lottery {
+namespace prune::experiment {
 
 /// Tolerances of the findings, stated in the report.
 struct finding_rules {
@@ -446,4 +446,4 @@ inline void write_report(const std::filesystem::path& directory, const std::vect
     }
 }
 
-}  // namespace lottery
+}  // namespace prune::experiment

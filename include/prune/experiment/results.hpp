@@ -1,4 +1,4 @@
-// examples/lottery/results.hpp: what one run of the lottery experiment measured, per task
+// prune/experiment/results.hpp: what one run of the lottery experiment measured, per task
 // and seed, and the summaries the report is made of (mean +- std over seeds).
 //
 // Subnetwork keys are "<method>.<variant>.<stage>": method s (structured: heads + MLPs)
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace lottery {
+namespace prune::experiment {
 
 /// The methods, variants and stages, in the report's order.
 inline const std::vector<std::string> methods = {"s", "m"};
@@ -109,4 +109,4 @@ inline std::vector<double> seed_values(const task_result& task, const std::strin
     return values;
 }
 
-}  // namespace lottery
+}  // namespace prune::experiment
