@@ -143,9 +143,10 @@ template <class S>
 /// d gelu_tanh / dx.
 template <class S>
 [[nodiscard]] S gelu_tanh_derivative(S x) noexcept {
-    const S c = S{0.79788456080286535588};
-    const S t = std::tanh(c * (x + S{0.044715} * x * x * x));
-    return S{0.5} * (S{1} + t) + S{0.5} * x * (S{1} - t * t) * c * (S{1} + S{3} * S{0.044715} * x * x);
+    const S c = static_cast<S>(0.79788456080286535588);
+    const S k = static_cast<S>(0.044715);
+    const S t = std::tanh(c * (x + k * x * x * x));
+    return S{0.5} * (S{1} + t) + S{0.5} * x * (S{1} - t * t) * c * (S{1} + S{3} * k * x * x);
 }
 
 /// grad[i] *= gelu_tanh'(pre[i]) for n elements.
