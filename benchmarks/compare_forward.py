@@ -7,7 +7,7 @@ and prints medians and ratios (torch time / our time: > 1 means we are faster).
 
 Each round runs, for every size, our binary (2 threads, Eigen back-end; and with
 OPENBLAS_CORETYPE=SkylakeX so that OpenBLAS uses its AVX-512 kernels) and torch in the
-set-ups of BENCHMARKS.md (OMP_WAIT_POLICY=PASSIVE + 2 torch threads; 1 torch thread +
+set-ups (OMP_WAIT_POLICY=PASSIVE + 2 torch threads; 1 torch thread +
 OPENBLAS_NUM_THREADS=2; each also with OPENBLAS_CORETYPE=SkylakeX), then reports the best
 set-up of each side by median. Also prints ours-only ratios: classification with the [CLS]-only
 last layer vs the full encoder, variable-length packed vs fixed, pruned (half the heads and MLPs) vs dense.

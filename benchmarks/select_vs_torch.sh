@@ -10,7 +10,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 "$build/bin/bench_select" --benchmark_filter='select_step|stream_sum' --benchmark_format=json \
     --benchmark_repetitions=3 --benchmark_report_aggregates_only=true > "$out/ours.json"
-# torch at its best (BENCHMARKS.md): 2 threads with passive waiting, and 1 thread
+# torch at its best: 2 threads with passive waiting, and 1 thread
 OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$here/torch_select.py" --threads 2 > "$out/torch2.json"
 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$here/torch_select.py" --threads 1 > "$out/torch1.json"
 /usr/bin/python3 - "$out" <<'PY'

@@ -4,7 +4,7 @@ and BERT-base dims, against build/bin/bench_backward in the same run; prints the
 torch / ours per dims (> 1: ours is faster).
 
 usage: /usr/bin/python3 benchmarks/torch_backward.py [--bench build/bin/bench_backward] [--cpu-only]
-Torch is measured in the configurations of ../shared/BENCHMARKS.md (2 threads with
+Torch is measured in its best configurations (2 threads with
 OMP_WAIT_POLICY=PASSIVE; 1 torch thread with OPENBLAS_NUM_THREADS=2), each also with
 OPENBLAS_CORETYPE=SkylakeX (OpenBLAS 0.3.21 otherwise falls back to SSE3 kernels on this CPU),
 and the best is used; ours runs with Eigen products and with OpenBLAS's AVX-512 kernels, best used.
@@ -154,7 +154,7 @@ def main():
     for dims in args.dims:
         r = sorted(round_ratios[dims])
         best = {side: fastest(side, dims, min) for side in ("ours", "torch")}
-        # ../shared/BENCHMARKS.md's statistic: each configuration's median over the rounds, the
+        # the reported statistic: each configuration's median over the rounds, the
         # best configuration of each side.
         med = {side: fastest(side, dims, statistics.median) for side in ("ours", "torch")}
         print(json.dumps({"dims": dims, "ours_ms": best["ours"][0] * 1000, "ours_config": best["ours"][1],

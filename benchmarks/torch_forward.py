@@ -7,7 +7,7 @@ bench_forward.cpp (BM_encode / BM_encode_varlen), timed in this process.
 --size tiny|mini|base (2x128x2x512, 4x256x4x1024, 12x768x12x3072), batch 8 x 128 tokens;
 --case fixed (no mask) or varlen (the lengths of bench_forward's varlen case, with
 src_key_padding_mask, so torch's nested-tensor fast path skips the padding too).
-Thread set-up (BENCHMARKS.md) comes from the environment (OMP_WAIT_POLICY, OPENBLAS_*) and
+Thread set-up comes from the environment (OMP_WAIT_POLICY, OPENBLAS_*) and
 --threads (torch.set_num_threads). Prints one JSON line: the median and all wall times in ms, and CPU times (process, all threads).
 """
 import argparse

@@ -4,7 +4,7 @@
 #   mul          w.mul_(mask) with a float32 0/1 mask (what torch.nn.utils.prune does)
 # Prints one JSON line: threads and the best seconds (of --repeat) of each.
 # Run with /usr/bin/python3 (Debian's python3-torch); mask_vs_torch.sh runs it in torch's
-# best configurations (BENCHMARKS.md).
+# best configurations.
 import argparse
 import json
 import time

@@ -2,7 +2,7 @@
 # same work as bench_select (BERT-base's 72 encoder matrices, 84,934,656 random-normal float32
 # weights), one step from full masks. Prints one JSON line: seconds (best of --repeat) and the
 # peak RSS growth during the step (MB). Slow (~10 s per step) and memory-hungry (~5 GB).
-# Run with /usr/bin/python3 (Debian's python3-torch). Thread settings: see BENCHMARKS.md;
+# Run with /usr/bin/python3 (Debian's python3-torch). Thread settings: the best set-ups (2 threads with passive waiting, or 1 thread);
 # select_vs_torch.sh runs this in torch's best configurations.
 import argparse
 import json

@@ -10,7 +10,7 @@
 //   1. fine-tune the pre-trained model (the "full" model);
 //   2. s-prune it (heads + MLPs by Michel importance) and m-prune it (global magnitude),
 //      each while the dev score stays >= 0.9 x full: the "good" subnetworks;
-//   3. build random and bad subnetworks of the same size (REFERENCE.md, Subnetworks);
+//   3. build random and bad subnetworks of the same size (docs/lottery.md);
 //   4. evaluate every subnetwork as pruned, then re-fine-tune each from the pre-trained
 //      weights under its mask (rewinding, fresh classifier) and evaluate again.
 // The report (report.md, report.json, SVG heatmaps) is written atomically to --out.

@@ -1,5 +1,5 @@
 // examples/common/cli.hpp: what every example binary shares: the CLI contract of
-// ../../docs (and DESIGN.md): exit 0 on success, 2 on bad usage or bad input with a
+// ../../docs (docs/bad-inputs.md): exit 0 on success, 2 on bad usage or bad input with a
 // one-line reason on stderr, progress on stderr only.
 #pragma once
 

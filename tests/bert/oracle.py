@@ -5,7 +5,7 @@ Builds BertForSequenceClassification from torch's own building blocks (nn.Linear
 nn.LayerNorm, nn.Embedding, F.gelu, softmax) with random weights, exactly as Hugging Face's
 modeling_bert.py computes it (additive padding mask of finfo(float32).min, head gates
 multiplying the attention probabilities), plus an MLP gate multiplying the whole
-feed-forward output (bias included) before the residual (REFERENCE.md, Gates). For each
+feed-forward output (bias included) before the residual (docs/bert.md, "Forward pass"). For each
 case it writes OUT_DIR/<case>/{config.json, model.safetensors, data.jsonl, expected.json};
 expected.json holds the gates and the logits with and without them. The F16 / BF16 copies
 (<case>_f16, <case>_bf16) hold the rounded weights and logits computed from those.

@@ -1,4 +1,4 @@
-// Tests of the prune-eval binary (CLI contract, DESIGN.md): logits equal PyTorch's on the
+// Tests of the prune-eval binary (CLI contract, docs/bad-inputs.md): logits equal PyTorch's on the
 // oracle's models; --mask gates; text rows through vocab.txt; every kind of bad input gives
 // exit 2, one line on stderr and no output file.
 #include <prune/io/json.hpp>

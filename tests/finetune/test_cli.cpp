@@ -1,5 +1,5 @@
 // Tests of the binaries prune-importance, prune-heads and prune-finetune (the CLI contract of
-// DESIGN.md): outputs on a tiny model and data set, exit 2 with a one-line reason on bad input
+// docs/bad-inputs.md): outputs on a tiny model and data set, exit 2 with a one-line reason on bad input
 // (masks of the wrong shape, lr <= 0, labels outside [0, num_labels)), and a mask that prunes
 // everything is accepted. The binaries are run from PRUNE_BINARY_DIR/bin.
 #include <prune/models/bert/checkpoint.hpp>

@@ -1,5 +1,5 @@
 // Tests for prune/spruning.hpp on synthetic callbacks: the history is replayed and every
-// step is checked against the rule of REFERENCE.md ("s-pruning").
+// step is checked against the s-pruning rule of docs/lottery.md.
 #include <prune/spruning.hpp>
 
 #include <catch2/catch.hpp>

@@ -119,7 +119,7 @@ TEST_CASE("random and bad subnetworks have the good one's size where the definit
             // m-pruning: random and bad prune exactly as many weights as good
             CHECK(seed["pruned_weights"]["random"] == seed["pruned_weights"]["good"]);
             CHECK(seed["pruned_weights"]["bad"] == seed["pruned_weights"]["good"]);
-            // s-pruning bad: exactly the good size (REFERENCE.md); random matches only on average
+            // s-pruning bad: exactly the good size (docs/lottery.md); random matches only on average
             CHECK(seed["kept_heads"]["bad"] == seed["kept_heads"]["good"]);
             CHECK(seed["kept_mlps"]["bad"] == seed["kept_mlps"]["good"]);
             // the good heads recorded are the ones counted

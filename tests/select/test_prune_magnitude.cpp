@@ -1,5 +1,5 @@
 // tests/select/test_prune_magnitude.cpp: the prune-magnitude binary end to end (CLI contract
-// of DESIGN.md) on a tiny BERT written by bert::save_model: the default candidate set, exact
+// of docs/bad-inputs.md) on a tiny BERT written by bert::save_model: the default candidate set, exact
 // counts per step, masks equal to prune_global on the same weights, the model zeroed exactly
 // where the masks say and every other tensor unchanged, --include/--exclude, --element-mask,
 // --data with the search loop, and bad input (exit 2, one line on stderr, no output left).

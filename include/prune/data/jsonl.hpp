@@ -1,4 +1,4 @@
-// prune/data/jsonl.hpp: data files in JSON Lines, the CLI contract's format (DESIGN.md).
+// prune/data/jsonl.hpp: data files in JSON Lines, the CLI contract's format (docs/formats.md).
 //
 // One example per line, either tokenized,
 //   {"input_ids": [101, 7592, 102], "token_type_ids": [0, 0, 0], "attention_mask": [1, 1, 1], "label": 1}

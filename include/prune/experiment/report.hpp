@@ -349,7 +349,7 @@ inline std::string markdown(const std::vector<task_result>& tasks, const nlohman
         md += "\nm-pruning stopped at its step limit with the dev score still above the threshold in " +
               std::to_string(capped) + " of " + std::to_string(runs) + " runs (at " +
               detail::number(100 * capped_sparsity, 1) +
-              "% sparsity; REFERENCE.md: at most 10 steps): those good m-subnetworks might be sparser still.\n";
+              "% sparsity; the paper's limit: at most 10 steps): those good m-subnetworks might be sparser still.\n";
     }
     md += "\nHeatmaps: `heads-<task>.svg`, `heads-all.svg`, `mlps.svg`, `m-sparsity-<task>.svg`.\n\n";
     md += "## Findings of the paper, checked on this run\n\n";

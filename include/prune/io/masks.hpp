@@ -1,4 +1,4 @@
-// prune/io/masks.hpp: the two mask file formats of the CLI contract (DESIGN.md).
+// prune/io/masks.hpp: the two mask file formats of the CLI contract (docs/formats.md).
 //
 // A structure mask file is JSON, `{"heads": [[1,0,...], ...], "mlps": [1,1,0,...]}`,
 // 1 = kept: L rows of heads (rows may differ in length for a model whose layers have

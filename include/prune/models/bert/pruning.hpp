@@ -5,7 +5,7 @@
 // Removing heads slices the query, key and value rows and the attention-output columns of
 // those heads and records their original indices in config.pruned_heads (as Hugging Face's
 // prune_heads does). A layer may lose every head: the attention-output bias stays, so the
-// block gives LN(x + b_o), as the gated model does (REFERENCE.md, Gates); the option
+// block gives LN(x + b_o), as the gated model does (docs/bert.md, "Forward pass"); the option
 // `drop_empty_attention_bias` zeroes that bias instead, reproducing Prasanna et al.'s code
 // (LN(x)). Removing an MLP drops the intermediate and output dense layers, biases included
 // (a gated-off MLP gives LN(a)), and records the layer in config.pruned_mlps.
