@@ -16,10 +16,10 @@ foreach(component prune text io bpe eigen xtensor nn bert sparsify decoder)
             FILE prune-${component}-targets.cmake)
   endif()
 endforeach()
-if(TARGET prune_torch)  # its dependency is found again by pruneConfig.cmake
-  get_target_property(torch_headers prune_torch HEADER_SET)
-  install(FILES ${torch_headers} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/prune/adapters)
-endif()
+# The torch adapter is one header, installed whether or not libtorch is on this machine:
+# pruneConfig.cmake finds Torch on the consumer's and defines prune::torch there.
+install(FILES "${PROJECT_SOURCE_DIR}/include/prune/adapters/torch.hpp"
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/prune/adapters)
 
 configure_package_config_file(cmake/pruneConfig.cmake.in "${PROJECT_BINARY_DIR}/pruneConfig.cmake"
                               INSTALL_DESTINATION ${PRUNE_CMAKE_DIR})
