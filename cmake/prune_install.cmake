@@ -1,13 +1,14 @@
 # prune_install.cmake: install rules and the CMake package (pruneConfig.cmake + an
-# ARCH_INDEPENDENT version file). Each target goes into an export file of its own, so
-# that pruneConfig.cmake loads a target only when its dependency is found on the
-# consumer's machine (prune::prune always; prune::eigen with Eigen3, ...).
+# ARCH_INDEPENDENT version file). Every component is installed, whatever this machine has;
+# each target goes into an export file of its own, so that pruneConfig.cmake loads a target
+# only when its dependencies are found on the consumer's machine (prune::prune always;
+# prune::eigen with Eigen3, ...).
 set(PRUNE_CMAKE_DIR "${CMAKE_INSTALL_DATADIR}/cmake/prune")
 
 foreach(component prune text io bpe eigen xtensor nn bert sparsify decoder)
   if(TARGET prune_${component})
     set(extra)
-    if(component STREQUAL "nn")
+    if(component STREQUAL "nn" AND TARGET prune_blas)  # prune_blas exists where Eigen was found
       set(extra prune_blas)
     endif()
     install(TARGETS prune_${component} ${extra} EXPORT prune-${component}
