@@ -4,7 +4,8 @@
 #         -DEXPECT=fail -DPATTERNS="text1|text2" -P compile_check.cmake
 # SYSTEM_INCLUDES (third-party headers, e.g. libtorch's) are passed with -isystem, as the
 # project's targets pass them, so that their own warnings do not fail an ok_* file.
-# EXPECT=pass: the file must compile (with -Wall -Wextra -Wpedantic -Werror).
+# EXPECT=pass: the file must compile (with -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+# -Wsign-conversion -Werror, a strict consumer's warning set).
 # EXPECT=fail: the file must fail to compile and the compiler's output must contain
 # every pattern (plain substrings).
 cmake_minimum_required(VERSION 3.25)
@@ -13,7 +14,7 @@ foreach(var COMPILER SOURCE EXPECT)
     message(FATAL_ERROR "compile_check.cmake: -D${var}=... is required")
   endif()
 endforeach()
-set(flags -std=c++20 -fsyntax-only -Wall -Wextra -Wpedantic -Werror)
+set(flags -std=c++20 -fsyntax-only -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Werror)
 if(INCLUDES)
   string(REPLACE "|" ";" include_list "${INCLUDES}")
   foreach(dir IN LISTS include_list)

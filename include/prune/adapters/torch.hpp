@@ -28,7 +28,6 @@
 #include <prune/mask.hpp>
 
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/ScalarType.h>
 
@@ -199,7 +198,8 @@ public:
         }
         visit_dtype<const at::Tensor>(tensor, [](auto) {});  // dtype_error for an unsupported dtype
         detail::check_mask_fits(mask, prune::shape(tensor.sizes()));
-        at::Tensor pruned = at::empty(tensor.sizes(), at::TensorOptions().dtype(at::kBool));
+        // Tensor::new_empty, not at::empty: <ATen/ops/empty.h> does not compile with clang 14
+        at::Tensor pruned = tensor.new_empty(tensor.sizes(), at::TensorOptions().dtype(at::kBool));
         bool* flags = pruned.data_ptr<bool>();
         for (std::size_t i = 0; i < mask.size(); ++i) {
             flags[i] = !mask.kept(i);
