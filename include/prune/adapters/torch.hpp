@@ -13,9 +13,10 @@
 //   is on) runs torch's own in-place op, `t.masked_fill_(pruned, 0)`: torch raises for a
 //   leaf exactly as for any in-place op on it, and records the write for a non-leaf.
 //   apply_groups goes the same way.
-// - Every other write (apply when no grad is needed, a mutable visit_view) runs on the raw
-//   storage and bumps the tensor's version counter, so a backward that saved the tensor
-//   before the write raises "modified by an inplace operation", as after torch's own ops.
+// - Every other write (apply when no grad is needed, a mutable visit_view, SparseGPT's
+//   reconstruction) runs on the raw storage and bumps the tensor's version counter, so a
+//   backward that saved the tensor before the write raises "modified by an inplace
+//   operation", as after torch's own ops.
 // - A mutable visit_view of a tracked tensor is refused with a shape_error naming the
 //   tensor; write under torch::NoGradGuard (as optimisers do) or use apply.
 // Reading (magnitude, given_scores, pack_2_4, a visit of a const tensor) never bumps.
