@@ -3,6 +3,8 @@
 // compared with closed forms computed here from the plain values (so every family is checked
 // against the same independent truth, hence all families agree with each other):
 //   magnitude + prune_global / prune_per_tensor   the k smallest |w| (sorted directly)
+//   inverted_magnitude, given_scores + prune_smallest   the k largest |w|, the k smallest w
+//   apply_groups                                  the pruned group's elements zeroed
 //   nm_mask (2:4) + is_nm                         the 2 largest |w| of every group of 4
 //   block_scores (sum) + prune_blocks_global      sums of |w| over the blocks, smallest blocks pruned
 //   apply                                         w where kept, 0 where pruned
@@ -49,15 +51,25 @@ inline std::vector<float> values(std::size_t n, std::uint32_t seed) {
     return v;
 }
 
-/// The logical indices of the k smallest |values| over the concatenation of tensors.
-inline std::vector<std::uint8_t> keep_all_but_smallest(const std::vector<float>& all, std::size_t k) {
-    std::vector<std::size_t> order(all.size());
+/// The keep flags that prune the k smallest scores (no ties: checked in run()).
+inline std::vector<std::uint8_t> keep_all_but_smallest(const std::vector<float>& scores, std::size_t k) {
+    std::vector<std::size_t> order(scores.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return std::fabs(all[a]) < std::fabs(all[b]); });
-    std::vector<std::uint8_t> keep(all.size(), 1);
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return scores[a] < scores[b]; });
+    std::vector<std::uint8_t> keep(scores.size(), 1);
     for (std::size_t i = 0; i < k; ++i) keep[order[i]] = 0;
     return keep;
 }
+
+/// The values mapped by f (|w| for magnitude, -|w| for inverted magnitude).
+template <class F>
+std::vector<float> mapped(const std::vector<float>& w, F f) {
+    std::vector<float> out(w.size());
+    std::transform(w.begin(), w.end(), out.begin(), f);
+    return out;
+}
+inline float magnitude_of(float x) { return std::fabs(x); }
+inline float inverted_magnitude_of(float x) { return -std::fabs(x); }
 
 /// 2:4 truth: in every group of 4 consecutive values the 2 largest |w| are kept.
 inline std::vector<std::uint8_t> two_four_truth(const std::vector<float>& w) {
@@ -90,8 +102,7 @@ void run() {
     std::vector<float> both = wa;
     both.insert(both.end(), wb.begin(), wb.end());
     {
-        std::vector<float> m(both.size());
-        std::transform(both.begin(), both.end(), m.begin(), [](float x) { return std::fabs(x); });
+        std::vector<float> m = mapped(both, magnitude_of);
         std::sort(m.begin(), m.end());
         REQUIRE(std::adjacent_find(m.begin(), m.end()) == m.end());  // no ties: the truth is unique
     }
@@ -106,15 +117,34 @@ void run() {
         std::vector<std::uint8_t> got = masks[0].to_bytes();
         const std::vector<std::uint8_t> got_b = masks[1].to_bytes();
         got.insert(got.end(), got_b.begin(), got_b.end());
-        CHECK(got == keep_all_but_smallest(both, rows * cols));
+        CHECK(got == keep_all_but_smallest(mapped(both, magnitude_of), rows * cols));
     }
     SECTION("magnitude + prune_per_tensor (a quarter of each)") {
         const std::vector<prune::score_source> scores = {prune::magnitude(a.tensor()), prune::magnitude(b.tensor())};
         std::vector<prune::element_mask> masks = {prune::element_mask(scores[0].extents()),
                                                   prune::element_mask(scores[1].extents())};
         prune::prune_per_tensor(scores, masks, 0.25);
-        CHECK(masks[0].to_bytes() == keep_all_but_smallest(wa, rows * cols / 4));
-        CHECK(masks[1].to_bytes() == keep_all_but_smallest(wb, rows * cols / 4));
+        CHECK(masks[0].to_bytes() == keep_all_but_smallest(mapped(wa, magnitude_of), rows * cols / 4));
+        CHECK(masks[1].to_bytes() == keep_all_but_smallest(mapped(wb, magnitude_of), rows * cols / 4));
+    }
+    SECTION("inverted_magnitude, given_scores + prune_smallest") {
+        const std::size_t k = 8;
+        std::vector<prune::element_mask> masks = {prune::element_mask(prune::magnitude(a.tensor()).extents())};
+        const std::vector<prune::score_source> inverted = {prune::inverted_magnitude(a.tensor())};
+        CHECK(prune::prune_smallest(inverted, masks, k).pruned == k);
+        CHECK(masks[0].to_bytes() == keep_all_but_smallest(mapped(wa, inverted_magnitude_of), k));
+
+        masks = {prune::element_mask(masks[0].extents())};
+        const std::vector<prune::score_source> given = {prune::given_scores(a.tensor())};
+        prune::prune_smallest(given, masks, k);
+        CHECK(masks[0].to_bytes() == keep_all_but_smallest(wa, k));
+    }
+    SECTION("apply_groups: group 2 of 4 along axis 0 (row 2 of [4, 16]; elements 32..47 of [64])") {
+        const prune::group_mask groups = prune::group_mask::from_rows({{1, 1, 0, 1}});
+        prune::apply_groups(groups, 0, a.tensor(), 0);
+        std::vector<float> expected = wa;
+        std::fill(expected.begin() + 2 * cols, expected.begin() + 3 * cols, 0.0f);
+        CHECK(a.logical() == expected);
     }
     SECTION("nm_mask 2:4, is_nm, apply, pack_2_4 and unpack_2_4") {
         const prune::element_mask m = prune::nm_mask(prune::magnitude(a.tensor()), prune::two_four);
