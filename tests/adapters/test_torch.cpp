@@ -255,3 +255,23 @@ TEST_CASE("torch: non-contiguous and non-CPU tensors are refused with the reason
     torch::Tensor meta_grad = meta.clone().requires_grad_(true);
     CHECK_THROWS_WITH(prune::apply(mask, meta_grad), Catch::Contains("on device meta"));
 }
+
+TEST_CASE("torch autograd: an inference tensor outside InferenceMode is refused as torch refuses it, unwritten",
+          "[torch][autograd]") {
+    torch::Tensor ours;
+    torch::Tensor theirs;
+    {
+        c10::InferenceMode guard;
+        ours = torch::ones({2, 3});
+        theirs = torch::ones({2, 3});
+    }
+    const std::string expected = torch_error_of([&] { theirs.mul_(two_pruned_keep()); });
+    REQUIRE_THAT(expected, Catch::Contains("Inplace update to inference tensor outside InferenceMode"));
+    CHECK(torch_error_of([&] { prune::apply(two_pruned(), ours); }) == expected);
+    CHECK(torch::equal(ours, torch::ones({2, 3})));
+    {
+        c10::InferenceMode guard;  // inside, torch allows it, and so does prune
+        prune::apply(two_pruned(), ours);
+    }
+    CHECK(torch::equal(ours, two_pruned_keep()));
+}
