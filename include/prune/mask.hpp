@@ -282,15 +282,20 @@ void apply_column_major(std::span<const std::uint64_t> words, T* data, std::size
     return (mask.rank() <= 1 || tensor.rank() <= 1) && mask.numel() == tensor.numel();
 }
 
+/// Throws shape_error unless a mask fits a tensor of the given shape (see mask_fits).
+inline void check_mask_fits(const element_mask& mask, const prune::shape& tensor) {
+    if (!mask_fits(mask.extents(), tensor)) {
+        throw shape_error("prune::apply: a mask of shape " + mask.extents().to_string() +
+                          " does not fit a tensor of shape " + tensor.to_string() +
+                          " (expected the same shape, or the same number of elements when either is rank 1)");
+    }
+}
+
 /// Zeroes, in a view, every element the mask prunes; throws shape_error when the shapes do not fit.
 template <element T>
     requires(!std::is_const_v<T>)
 void apply_to_view(const element_mask& mask, const tensor_view<T>& tensor) {
-    if (!mask_fits(mask.extents(), tensor.extents())) {
-        throw shape_error("prune::apply: a mask of shape " + mask.extents().to_string() +
-                          " does not fit a tensor of shape " + tensor.extents().to_string() +
-                          " (expected the same shape, or the same number of elements when either is rank 1)");
-    }
+    check_mask_fits(mask, tensor.extents());
     if (tensor.is_logically_contiguous()) {
         apply_contiguous(mask.words(), tensor.data());
         return;
@@ -310,17 +315,28 @@ void apply_to_view(const element_mask& mask, const tensor_view<T>& tensor) {
 
 }  // namespace detail
 
+/// True when an adapter writes masks itself (`static void apply_mask(const element_mask&, T&)`),
+/// e.g. torch's, which goes through autograd for a tensor that needs it.
+template <class T>
+concept applies_masks_itself = requires(const element_mask& mask, T& tensor) {
+    tensor_traits<std::remove_cvref_t<T>>::apply_mask(mask, tensor);
+};
+
 /// Zeroes, in any adapted tensor (or view), every element the mask prunes. The mask must
 /// have the tensor's shape (or its number of elements, when either is rank 1); otherwise
 /// throws shape_error.
 template <class Tensor>
 void apply(const element_mask& mask, Tensor&& tensor) {
-    visit_view(tensor, [&mask](auto tensor_view) {
-        static_assert(!std::is_const_v<typename decltype(tensor_view)::element_type>,
-                      "prune::apply: the tensor is const (or a view of const elements); a mask is applied "
-                      "in place, so it needs mutable elements");
-        detail::apply_to_view(mask, tensor_view);
-    });
+    if constexpr (applies_masks_itself<Tensor>) {
+        tensor_traits<std::remove_cvref_t<Tensor>>::apply_mask(mask, tensor);
+    } else {
+        prune::visit_view(tensor, [&mask](auto tensor_view) {
+            static_assert(!std::is_const_v<typename decltype(tensor_view)::element_type>,
+                          "prune::apply: the tensor is const (or a view of const elements); a mask is applied "
+                          "in place, so it needs mutable elements");
+            detail::apply_to_view(mask, tensor_view);
+        });
+    }
 }
 
 /// One keep-flag per group (head, MLP) per layer; per-layer group counts may differ.
@@ -475,10 +491,10 @@ struct structure_mask {
 };
 
 namespace detail {
-/// apply_groups on a view.
-template <element T>
-void apply_groups_to_view(const group_mask& mask, std::size_t layer, const tensor_view<T>& v, std::size_t axis) {
-    const prune::shape& extents = v.extents();
+/// The element mask of a tensor of shape `extents` that prunes, along `axis` split into
+/// groups(layer) equal blocks, the blocks of the pruned groups of `layer`.
+[[nodiscard]] inline element_mask expand_groups(const group_mask& mask, std::size_t layer, const prune::shape& extents,
+                                                std::size_t axis) {
     if (layer >= mask.layers() || axis >= extents.rank()) {
         throw shape_error("prune::apply_groups: layer " + std::to_string(layer) + " / axis " +
                           std::to_string(axis) + " out of range for a mask of " + std::to_string(mask.layers()) +
@@ -505,7 +521,7 @@ void apply_groups_to_view(const group_mask& mask, std::size_t layer, const tenso
             }
         }
     }
-    apply_to_view(expanded, v);
+    return expanded;
 }
 }  // namespace detail
 
@@ -513,12 +529,8 @@ void apply_groups_to_view(const group_mask& mask, std::size_t layer, const tenso
 /// pruned groups of `layer` (e.g. Q rows: axis 0; attention-output columns: axis 1).
 template <class Tensor>
 void apply_groups(const group_mask& mask, std::size_t layer, Tensor&& tensor, std::size_t axis) {
-    visit_view(tensor, [&](auto tensor_view) {
-        static_assert(!std::is_const_v<typename decltype(tensor_view)::element_type>,
-                      "prune::apply_groups: the tensor is const (or a view of const elements); a mask is "
-                      "applied in place, so it needs mutable elements");
-        detail::apply_groups_to_view(mask, layer, tensor_view, axis);
-    });
+    const prune::shape extents = prune::visit_view(std::as_const(tensor), [](auto v) { return v.extents(); });
+    prune::apply(detail::expand_groups(mask, layer, extents, axis), std::forward<Tensor>(tensor));
 }
 
 }  // namespace prune

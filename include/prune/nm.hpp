@@ -255,9 +255,15 @@ template <element T>
 /// positions, whose values are 0), four groups per 16-bit word, the first group in the lowest
 /// nibble. value_error when the mask is not 2:4, shape_error when the shapes differ or the columns
 /// are not a multiple of 16.
+/// A runtime-typed tensor (torch::Tensor) is packed through a typed view: the element type decides
+/// the packed type, so `pack_2_4(prune::torch_view<float>(t), mask)`.
 template <class Tensor>
 [[nodiscard]] auto pack_2_4(const Tensor& dense, const element_mask& mask) {
-    const auto v = view(const_cast<Tensor&>(dense));  // read only
+    static_assert(!runtime_typed_tensor<Tensor>,
+                  "prune::pack_2_4: this tensor's element type is known only at run time (torch::Tensor) and "
+                  "decides the type of the packed values; pass a typed view: "
+                  "prune::pack_2_4(prune::torch_view<float>(t), mask)");
+    const auto v = prune::view(dense);  // const elements: read only
     using T = typename decltype(v)::value_type;
     const auto [rows, columns] = rows_and_width(v.extents());
     if (columns % 16 != 0 || !(mask.extents() == v.extents())) {

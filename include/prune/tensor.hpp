@@ -317,6 +317,13 @@ struct tensor_traits<std::vector<T, Allocator>> {
     static tensor_view<T> view(std::vector<T, Allocator>& v) { return tensor_view<T>(std::span<T>(v)); }
 };
 
+/// std::array of an element type: a rank-1 view.
+template <element T, std::size_t N>
+struct tensor_traits<std::array<T, N>> {
+    /// Rank-1 view of the array's elements.
+    static constexpr tensor_view<T> view(std::array<T, N>& a) { return tensor_view<T>(std::span<T>(a)); }
+};
+
 /// std::span of an element type: a rank-1 view.
 template <element T, std::size_t Extent>
 struct tensor_traits<std::span<T, Extent>> {

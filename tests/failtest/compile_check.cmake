@@ -1,8 +1,11 @@
 # compile_check.cmake: compiles one source file with the project's compiler and asserts
 # the outcome. Run as
-#   cmake -DCOMPILER=c++ -DSOURCE=ko.cpp -DINCLUDES="dir1|dir2" -DEXPECT=fail
-#         -DPATTERNS="text1|text2" -P compile_check.cmake
-# EXPECT=pass: the file must compile (with -Wall -Wextra -Wpedantic -Werror).
+#   cmake -DCOMPILER=c++ -DSOURCE=ko.cpp -DINCLUDES="dir1|dir2" -DSYSTEM_INCLUDES="dir3|dir4"
+#         -DEXPECT=fail -DPATTERNS="text1|text2" -P compile_check.cmake
+# SYSTEM_INCLUDES (third-party headers, e.g. libtorch's) are passed with -isystem, as the
+# project's targets pass them, so that their own warnings do not fail an ok_* file.
+# EXPECT=pass: the file must compile (with -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+# -Wsign-conversion -Werror, a strict consumer's warning set).
 # EXPECT=fail: the file must fail to compile and the compiler's output must contain
 # every pattern (plain substrings).
 cmake_minimum_required(VERSION 3.25)
@@ -11,11 +14,19 @@ foreach(var COMPILER SOURCE EXPECT)
     message(FATAL_ERROR "compile_check.cmake: -D${var}=... is required")
   endif()
 endforeach()
-set(flags -std=c++20 -fsyntax-only -Wall -Wextra -Wpedantic -Werror)
+set(flags -std=c++20 -fsyntax-only -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Werror)
 if(INCLUDES)
   string(REPLACE "|" ";" include_list "${INCLUDES}")
   foreach(dir IN LISTS include_list)
     list(APPEND flags "-I${dir}")
+  endforeach()
+endif()
+if(SYSTEM_INCLUDES)
+  string(REPLACE "|" ";" system_list "${SYSTEM_INCLUDES}")
+  foreach(dir IN LISTS system_list)
+    if(NOT dir MATCHES "^/usr(/local)?/include/?$")  # already searched; -isystem would break #include_next
+      list(APPEND flags -isystem "${dir}")
+    endif()
   endforeach()
 endif()
 set(ENV{LC_ALL} C)  # plain quotes in the compiler's messages

@@ -1,5 +1,5 @@
 // tests/sparsify/support.hpp: helpers of the sparsify tests: raw little-endian files written by
-// the PyTorch oracles, and the message of a refused call.
+// the PyTorch oracles, the message of a refused call, random normal values and SPD matrices.
 #pragma once
 
 #include <prune/error.hpp>
@@ -8,8 +8,10 @@
 
 #include "../support/files.hpp"
 
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,30 @@ std::string error_of(F&& f) {
         return e.what();
     }
     return "";
+}
+
+/// count standard normal values of type T (std::mt19937 seeded with seed).
+template <class T = double>
+std::vector<T> random_values(std::size_t count, unsigned seed) {
+    std::mt19937 gen(seed);
+    std::normal_distribution<T> normal(T{0}, T{1});
+    std::vector<T> x(count);
+    for (T& v : x) v = normal(gen);
+    return x;
+}
+
+/// B B^T / k + I for a random B [n, k]: symmetric positive definite.
+inline std::vector<double> random_spd(std::size_t n, std::size_t k, unsigned seed) {
+    const std::vector<double> b = random_values(n * k, seed);
+    std::vector<double> a(n * n);
+    for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t j = 0; j < n; ++j) {
+            double s = i == j ? 1.0 : 0.0;
+            for (std::size_t t = 0; t < k; ++t) s += b[i * k + t] * b[j * k + t] / static_cast<double>(k);
+            a[i * n + j] = s;
+        }
+    }
+    return a;
 }
 
 }  // namespace sparsify_test

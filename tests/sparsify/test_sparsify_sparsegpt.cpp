@@ -12,7 +12,6 @@
 #include "support.hpp"
 
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -21,28 +20,8 @@ namespace sp = prune::sparsify;
 namespace {
 
 using sparsify_test::error_of;
-
-std::vector<double> random_values(std::size_t count, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::normal_distribution<double> normal(0.0, 1.0);
-    std::vector<double> x(count);
-    for (double& v : x) v = normal(gen);
-    return x;
-}
-
-/// B B^T / k + I for a random B [n, k]: symmetric positive definite.
-std::vector<double> random_spd(std::size_t n, std::size_t k, unsigned seed) {
-    const std::vector<double> b = random_values(n * k, seed);
-    std::vector<double> a(n * n);
-    for (std::size_t i = 0; i < n; ++i) {
-        for (std::size_t j = 0; j < n; ++j) {
-            double s = i == j ? 1.0 : 0.0;
-            for (std::size_t t = 0; t < k; ++t) s += b[i * k + t] * b[j * k + t] / static_cast<double>(k);
-            a[i * n + j] = s;
-        }
-    }
-    return a;
-}
+using sparsify_test::random_spd;
+using sparsify_test::random_values;
 
 /// max |U^T U A - I| and the largest |U_ij| below the diagonal.
 template <class S>

@@ -7,13 +7,29 @@
 // row-major order. Another dtype throws dtype_error; a non-contiguous tensor (a
 // transpose, a slice with steps) or one on another device throws shape_error. A view
 // keeps the tensor's shape (rank <= 8) and is row-major.
+//
+// Autograd (docs/selection.md, "Torch tensors and autograd"): writes never bypass it.
+// - `prune::apply(mask, t)` on a tensor autograd tracks (t.requires_grad() while grad mode
+//   is on) runs torch's own in-place op, `t.masked_fill_(pruned, 0)`: torch raises for a
+//   leaf exactly as for any in-place op on it, and records the write for a non-leaf.
+//   apply_groups goes the same way.
+// - Every other write (apply when no grad is needed, a mutable visit_view, SparseGPT's
+//   reconstruction) runs on the raw storage and bumps the tensor's version counter, so a
+//   backward that saved the tensor before the write raises "modified by an inplace
+//   operation", as after torch's own ops.
+// - A mutable visit_view of a tracked tensor is refused with a shape_error naming the
+//   tensor; write under torch::NoGradGuard (as optimisers do) or use apply.
+// Reading (magnitude, given_scores, pack_2_4, a visit of a const tensor) never bumps.
 #pragma once
 
 #include <prune/element.hpp>
 #include <prune/error.hpp>
 #include <prune/tensor.hpp>
 
+#include <prune/mask.hpp>
+
 #include <ATen/core/Tensor.h>
+#include <c10/core/GradMode.h>
 #include <c10/core/ScalarType.h>
 
 #include <cstddef>
@@ -22,6 +38,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace prune {
 
@@ -71,6 +88,31 @@ inline void check_torch_layout(const at::Tensor& tensor) {
     }
 }
 
+/// "a Float tensor of shape [2, 3] (requires_grad, leaf)": how errors name a tensor.
+[[nodiscard]] inline std::string torch_description(const at::Tensor& tensor) {
+    std::string s = std::string("a ") + c10::toString(tensor.scalar_type()) + " tensor of shape " +
+                    torch_list(tensor.sizes());
+    if (tensor.requires_grad()) {
+        s += tensor.is_leaf() ? " (requires_grad, leaf)" : " (requires_grad, non-leaf)";
+    }
+    return s;
+}
+
+/// True when autograd tracks writes to the tensor now: it requires grad and grad mode is on.
+[[nodiscard]] inline bool torch_autograd_tracks(const at::Tensor& tensor) {
+    return tensor.requires_grad() && c10::GradMode::is_enabled();
+}
+
+/// Throws shape_error for a raw write into a tensor autograd tracks.
+inline void refuse_tracked_write(const at::Tensor& tensor, const char* what) {
+    if (torch_autograd_tracks(tensor)) {
+        throw shape_error(std::string(what) + ": " + torch_description(tensor) +
+                          " is tracked by autograd and a raw write would bypass it (expected a tensor that needs "
+                          "no grad; write under torch::NoGradGuard, as optimisers do, or use prune::apply, which "
+                          "goes through masked_fill_)");
+    }
+}
+
 /// The view of a checked tensor whose dtype is E.
 template <element E>
 [[nodiscard]] tensor_view<E> torch_view_unchecked_dtype(const at::Tensor& tensor) {
@@ -99,12 +141,10 @@ template <>
 struct tensor_traits<at::Tensor> {
     static constexpr bool runtime_typed = true;  ///< the element type is the tensor's dtype
 
-    /// Calls f with the view of the tensor's dtype (const elements for a const tensor); throws
-    /// dtype_error for a dtype other than float32/float64/float16/bfloat16, shape_error for a
-    /// non-contiguous or non-CPU tensor.
+private:
+    /// Calls f with the view of the tensor's dtype (const elements for a const Tensor).
     template <class Tensor, class F>
-        requires std::is_same_v<std::remove_cvref_t<Tensor>, at::Tensor>
-    static decltype(auto) visit(Tensor& tensor, F&& f) {
+    static decltype(auto) visit_dtype(Tensor& tensor, F&& f) {
         constexpr bool is_const = std::is_const_v<Tensor>;
         auto as = [&]<class E>() {
             using viewed = std::conditional_t<is_const, const E, E>;
@@ -128,6 +168,44 @@ struct tensor_traits<at::Tensor> {
                                   detail::torch_list(tensor.sizes()) +
                                   " (expected Float, Double, Half or BFloat16)");
         }
+    }
+
+public:
+    /// Calls f with the view of the tensor's dtype (const elements for a const tensor); throws
+    /// dtype_error for a dtype other than float32/float64/float16/bfloat16, shape_error for a
+    /// non-contiguous or non-CPU tensor. A mutable visit refuses a tensor autograd tracks (shape_error) and bumps the tensor's
+    /// version counter (once, before f runs: f may write).
+    template <class Tensor, class F>
+        requires std::is_same_v<std::remove_cvref_t<Tensor>, at::Tensor>
+    static decltype(auto) visit(Tensor& tensor, F&& f) {
+        if constexpr (std::is_const_v<Tensor>) {
+            return visit_dtype<const Tensor>(tensor, std::forward<F>(f));
+        } else {
+            detail::check_torch_layout(tensor);
+            detail::refuse_tracked_write(tensor, "prune (torch)");
+            tensor.unsafeGetTensorImpl()->bump_version();  // before f: an inference tensor throws unwritten
+            return visit_dtype<Tensor>(tensor, std::forward<F>(f));
+        }
+    }
+
+    /// Zeroes what the mask prunes. For a tensor autograd tracks this is torch's own in-place
+    /// op, masked_fill_ (torch raises for a leaf; a non-leaf records it); otherwise the raw
+    /// fast path of every adapter, followed by a version-counter bump.
+    static void apply_mask(const element_mask& mask, at::Tensor& tensor) {
+        detail::check_torch_layout(tensor);
+        if (!detail::torch_autograd_tracks(tensor)) {
+            visit(tensor, [&mask](auto v) { detail::apply_to_view(mask, v); });
+            return;
+        }
+        visit_dtype<const at::Tensor>(tensor, [](auto) {});  // dtype_error for an unsupported dtype
+        detail::check_mask_fits(mask, prune::shape(tensor.sizes()));
+        // Tensor::new_empty, not at::empty: <ATen/ops/empty.h> does not compile with clang 14
+        at::Tensor pruned = tensor.new_empty(tensor.sizes(), at::TensorOptions().dtype(at::kBool));
+        bool* flags = pruned.data_ptr<bool>();
+        for (std::size_t i = 0; i < mask.size(); ++i) {
+            flags[i] = !mask.kept(i);
+        }
+        tensor.masked_fill_(pruned, 0);
     }
 };
 

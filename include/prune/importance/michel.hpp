@@ -26,6 +26,7 @@
 #include <prune/element.hpp>
 #include <prune/error.hpp>
 #include <prune/mask.hpp>
+#include <prune/tensor.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -197,46 +198,44 @@ public:
     }
 
     /// Adds sum_i ctx[i] * grad_ctx[i] (a head's context over the unit's tokens and its gradient,
-    /// in any common order) to the current unit's gradient of head h of layer l.
-    template <element T, element U>
-    void add_head_context(std::size_t l, std::size_t h, std::span<T> context, std::span<U> grad_context) {
+    /// in any common order) to the current unit's gradient of head h of layer l. Context and
+    /// gradient: any adapted tensors (std::vector, std::span, Eigen, xtensor, torch, a view),
+    /// read in logical (row-major) order.
+    template <class Context, class Gradient>
+    void add_head_context(std::size_t l, std::size_t h, const Context& context, const Gradient& grad_context) {
         check_head(l, h, "add_head_context");
-        if (context.size() != grad_context.size()) {
-            throw shape_error("prune::importance::michel_accumulator::add_head_context: context of " +
-                              std::to_string(context.size()) + " values but gradient of " +
-                              std::to_string(grad_context.size()));
-        }
-        double dot = 0.0;
-        for (std::size_t i = 0; i < context.size(); ++i) dot += to_double(context[i]) * to_double(grad_context[i]);
-        head_pending_[offsets_[l] + h] += dot;
+        read_pair(context, grad_context, [&](const auto& ctx, const auto& grad) {
+            if (ctx.size() != grad.size()) {
+                throw shape_error("prune::importance::michel_accumulator::add_head_context: context of " +
+                                  std::to_string(ctx.size()) + " values but gradient of " +
+                                  std::to_string(grad.size()));
+            }
+            head_pending_[offsets_[l] + h] += dot(ctx, grad, 0, ctx.size());
+        });
     }
 
     /// Adds, for every head of layer l, the dot product of its slice of a [tokens, heads * head_dim]
-    /// row-major context matrix with the same slice of its gradient.
-    template <element T, element U>
-    void add_layer_context(std::size_t l, std::span<T> context, std::span<U> grad_context, std::size_t head_dim) {
+    /// context matrix (logical row-major order; any adapted tensors) with the same slice of its gradient.
+    template <class Context, class Gradient>
+    void add_layer_context(std::size_t l, const Context& context, const Gradient& grad_context, std::size_t head_dim) {
         if (l >= layers()) {
             throw shape_error("prune::importance::michel_accumulator::add_layer_context: layer " +
                               std::to_string(l) + " of " + std::to_string(layers()));
         }
-        const std::size_t width = heads(l) * head_dim;
-        if (head_dim == 0 || context.size() != grad_context.size() || context.size() % width != 0) {
-            throw shape_error("prune::importance::michel_accumulator::add_layer_context: " +
-                              std::to_string(context.size()) + " context and " + std::to_string(grad_context.size()) +
-                              " gradient values for rows of " + std::to_string(heads(l)) + " heads x " +
-                              std::to_string(head_dim));
-        }
-        const std::size_t rows = context.size() / width;
-        for (std::size_t t = 0; t < rows; ++t) {
-            for (std::size_t h = 0; h < heads(l); ++h) {
-                double dot = 0.0;
-                const std::size_t base = t * width + h * head_dim;
-                for (std::size_t d = 0; d < head_dim; ++d) {
-                    dot += to_double(context[base + d]) * to_double(grad_context[base + d]);
-                }
-                head_pending_[offsets_[l] + h] += dot;
+        read_pair(context, grad_context, [&](const auto& ctx, const auto& grad) {
+            const std::size_t width = heads(l) * head_dim;
+            if (head_dim == 0 || ctx.size() != grad.size() || ctx.size() % width != 0) {
+                throw shape_error("prune::importance::michel_accumulator::add_layer_context: " +
+                                  std::to_string(ctx.size()) + " context and " + std::to_string(grad.size()) +
+                                  " gradient values for rows of " + std::to_string(heads(l)) + " heads x " +
+                                  std::to_string(head_dim));
             }
-        }
+            for (std::size_t t = 0; t < ctx.size() / width; ++t) {
+                for (std::size_t h = 0; h < heads(l); ++h) {
+                    head_pending_[offsets_[l] + h] += dot(ctx, grad, t * width + h * head_dim, head_dim);
+                }
+            }
+        });
     }
 
     /// Ends the current unit (an example, or a batch): takes absolute values (per the mode), adds
@@ -252,23 +251,22 @@ public:
         tokens_ += tokens;
     }
 
-    /// Feeds one whole unit: flat head gradients (layers in order), one MLP gradient per layer, its tokens.
-    template <element T, element U>
-    void add_unit(std::span<T> head_gradients, std::span<U> mlp_gradients, double tokens) {
-        if (head_gradients.size() != total_heads() || mlp_gradients.size() != layers()) {
-            throw shape_error("prune::importance::michel_accumulator::add_unit: " +
-                              std::to_string(head_gradients.size()) + " head and " +
-                              std::to_string(mlp_gradients.size()) + " MLP gradients (expected " +
-                              std::to_string(total_heads()) + " and " + std::to_string(layers()) + ")");
-        }
-        for (std::size_t i = 0; i < head_gradients.size(); ++i) head_pending_[i] += to_double(head_gradients[i]);
-        for (std::size_t i = 0; i < mlp_gradients.size(); ++i) mlp_pending_[i] += to_double(mlp_gradients[i]);
+    /// Feeds one whole unit: flat head gradients (layers in order), one MLP gradient per layer, its
+    /// tokens. Gradients: any adapted tensors (std::vector, std::span, Eigen, xtensor, torch, a
+    /// view; e.g. a [layers, heads] gate gradient), read in logical (row-major) order.
+    template <class HeadGradients, class MlpGradients>
+    void add_unit(const HeadGradients& head_gradients, const MlpGradients& mlp_gradients, double tokens) {
+        read_pair(head_gradients, mlp_gradients, [&](const auto& heads_view, const auto& mlps_view) {
+            if (heads_view.size() != total_heads() || mlps_view.size() != layers()) {
+                throw shape_error("prune::importance::michel_accumulator::add_unit: " +
+                                  std::to_string(heads_view.size()) + " head and " +
+                                  std::to_string(mlps_view.size()) + " MLP gradients (expected " +
+                                  std::to_string(total_heads()) + " and " + std::to_string(layers()) + ")");
+            }
+            for (std::size_t i = 0; i < heads_view.size(); ++i) head_pending_[i] += value_at(heads_view, i);
+            for (std::size_t i = 0; i < mlps_view.size(); ++i) mlp_pending_[i] += value_at(mlps_view, i);
+        });
         commit_unit(tokens);
-    }
-
-    /// Feeds one whole unit from vectors of doubles.
-    void add_unit(const std::vector<double>& head_gradients, const std::vector<double>& mlp_gradients, double tokens) {
-        add_unit(std::span<const double>(head_gradients), std::span<const double>(mlp_gradients), tokens);
     }
 
     /// Adds another worker's sums and counts; throws shape_error on a different layout and
@@ -329,6 +327,26 @@ public:
     }
 
 private:
+    /// Calls f with read-only views of two adapted tensors (runtime-typed ones dispatch on their dtype).
+    template <class A, class B, class F>
+    static void read_pair(const A& a, const B& b, F&& f) {
+        prune::visit_view(a, [&](const auto& va) { prune::visit_view(b, [&](const auto& vb) { f(va, vb); }); });
+    }
+
+    /// Logical element i of a view, as a double.
+    template <class View>
+    [[nodiscard]] static double value_at(const View& v, std::size_t i) noexcept {
+        return to_double(v.data()[v.storage_index(i)]);
+    }
+
+    /// sum_{j < n} a[first + j] * b[first + j] over logical indices.
+    template <class ViewA, class ViewB>
+    [[nodiscard]] static double dot(const ViewA& a, const ViewB& b, std::size_t first, std::size_t n) noexcept {
+        double sum = 0.0;
+        for (std::size_t j = first; j < first + n; ++j) sum += value_at(a, j) * value_at(b, j);
+        return sum;
+    }
+
     static std::vector<std::size_t> counts_of(const group_mask& heads) {
         std::vector<std::size_t> counts(heads.layers());
         for (std::size_t l = 0; l < heads.layers(); ++l) counts[l] = heads.groups(l);

@@ -185,13 +185,14 @@ inline void fill_random(const score_source& source, std::size_t tensor_index, st
 }
 
 /// A source of the given kind over any adapted tensor.
+/// A source of the given kind over any adapted tensor, runtime-typed ones (torch) included.
 template <score_kind Kind, class Tensor>
 [[nodiscard]] score_source make_source(const Tensor& tensor) {
-    // only read through the source: viewing the non-const object is safe and works for every adapter
-    const auto v = view(const_cast<Tensor&>(tensor));
-    using T = typename decltype(v)::value_type;
-    return score_source(v.extents(), Kind, &fill_from_elements<Kind, T>, static_cast<const void*>(v.data().data()),
-                        v.order());
+    return prune::visit_view(tensor, [](auto v) {
+        using T = typename decltype(v)::value_type;
+        return score_source(v.extents(), Kind, &fill_from_elements<Kind, T>,
+                            static_cast<const void*>(v.data().data()), v.order());
+    });
 }
 
 /// True for the types that are themselves non-owning views (safe to pass as temporaries).

@@ -139,8 +139,16 @@ public:
     /// rank is not 2 or norms.size() != in, value_error when a norm is negative or NaN.
     template <class Tensor>
     wanda_scores(const Tensor& weight, std::span<const float> norms, std::string name = {}) {
-        const auto v = view(const_cast<Tensor&>(weight));  // read only
-        using T = typename decltype(v)::value_type;
+        prune::visit_view(weight, [&](const auto& v) { init(v, norms, std::move(name)); });
+    }
+
+    /// The score source (valid while this object lives).
+    [[nodiscard]] const score_source& source() const noexcept { return *source_; }
+
+private:
+    /// The constructor on the weight's read-only view (any adapted tensor, torch's dtypes included).
+    template <element T>
+    void init(const tensor_view<const T>& v, std::span<const float> norms, std::string name) {
         const prune::shape& extents = v.extents();
         if (extents.rank() != 2 || extents[1] != norms.size()) {
             throw shape_error("prune::sparsify::wanda_scores" + (name.empty() ? std::string() : " '" + name + "'") +
@@ -161,10 +169,6 @@ public:
         state_ = std::move(state);
     }
 
-    /// The score source (valid while this object lives).
-    [[nodiscard]] const score_source& source() const noexcept { return *source_; }
-
-private:
     std::shared_ptr<const void> state_;
     std::unique_ptr<score_source> source_;
 };

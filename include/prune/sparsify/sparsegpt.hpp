@@ -275,11 +275,10 @@ element_mask run_obs(tensor_view<T> weight, std::span<const double> hessian, con
     return mask;
 }
 
-/// Checks the shapes and options; returns the view.
-template <class Tensor>
-auto checked_weight(Tensor& weight, std::span<const double> hessian, const sparsegpt_options& options,
-                    const std::string& where) {
-    auto v = view(weight);
+/// Checks the weight's shape and the options.
+template <element T>
+void check_weight(const tensor_view<T>& v, std::span<const double> hessian, const sparsegpt_options& options,
+                  const std::string& where) {
     const prune::shape& extents = v.extents();
     if (extents.rank() != 2 || hessian.size() != extents[1] * extents[1]) {
         throw shape_error(where + ": a weight of shape " + extents.to_string() + " with a Hessian of " +
@@ -292,7 +291,6 @@ auto checked_weight(Tensor& weight, std::span<const double> hessian, const spars
                           std::to_string(options.hessian_scale) +
                           " (expected a block size > 0, dampening >= 0, a finite scale > 0)");
     }
-    return v;
 }
 
 template <element T>
@@ -314,19 +312,21 @@ template <class Tensor>
 element_mask sparsegpt_prune(Tensor& weight, std::span<const double> hessian, const sparsity_target& target,
                              const sparsegpt_options& options = {}, const std::string& name = {}) {
     const std::string where = detail::obs_where("sparsegpt_prune", name);
-    auto v = detail::checked_weight(weight, hessian, options, where);
-    detail::obs_plan plan{target.sparsity, target.nm, options.rule, nullptr};
-    if (target.nm) {
-        check_nm(*target.nm, v.extents()[1], where);
-        if (options.block_size % target.nm->group != 0) {
-            throw value_error(where + ": N:M groups of " + std::to_string(target.nm->group) +
-                              " in blocks of " + std::to_string(options.block_size) +
-                              " columns (expected the group to divide the block size)");
+    return prune::visit_view(weight, [&](const auto& v) {
+        detail::check_weight(v, hessian, options, where);
+        detail::obs_plan plan{target.sparsity, target.nm, options.rule, nullptr};
+        if (target.nm) {
+            check_nm(*target.nm, v.extents()[1], where);
+            if (options.block_size % target.nm->group != 0) {
+                throw value_error(where + ": N:M groups of " + std::to_string(target.nm->group) +
+                                  " in blocks of " + std::to_string(options.block_size) +
+                                  " columns (expected the group to divide the block size)");
+            }
+        } else {
+            check_sparsity(target.sparsity, where);
         }
-    } else {
-        check_sparsity(target.sparsity, where);
-    }
-    return detail::run_obs_in(v, hessian, plan, options, where);
+        return detail::run_obs_in(v, hessian, plan, options, where);
+    });
 }
 
 /// SparseGPT's reconstruction alone (the Wanda paper's ablation): prunes the weights `mask`
@@ -336,14 +336,16 @@ template <class Tensor>
 void reconstruct(Tensor& weight, const element_mask& mask, std::span<const double> hessian,
                  const sparsegpt_options& options = {}, const std::string& name = {}) {
     const std::string where = detail::obs_where("reconstruct", name);
-    auto v = detail::checked_weight(weight, hessian, options, where);
-    if (!(mask.extents() == v.extents())) {
-        throw shape_error(where + ": a mask of shape " + mask.extents().to_string() + " for a weight of shape " +
-                          v.extents().to_string() + " (expected the same shape)");
-    }
-    detail::obs_plan plan;
-    plan.given = &mask;
-    static_cast<void>(detail::run_obs_in(v, hessian, plan, options, where));
+    prune::visit_view(weight, [&](const auto& v) {
+        detail::check_weight(v, hessian, options, where);
+        if (!(mask.extents() == v.extents())) {
+            throw shape_error(where + ": a mask of shape " + mask.extents().to_string() +
+                              " for a weight of shape " + v.extents().to_string() + " (expected the same shape)");
+        }
+        detail::obs_plan plan;
+        plan.given = &mask;
+        static_cast<void>(detail::run_obs_in(v, hessian, plan, options, where));
+    });
 }
 
 }  // namespace prune::sparsify
