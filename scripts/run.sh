@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+source scripts/ccache.sh
 cmake --preset release >/dev/null
 cmake --build --preset release --target prune-lottery prune-data prune-pretrain
 exec build/bin/prune-lottery "$@"

@@ -195,6 +195,5 @@ TEST_CASE("bad checkpoints are format errors naming the tensor and the expected 
     }
     REQUIRE_THROWS_WITH(load_model(bad), Catch::Contains("missing tensor 'bert.encoder.layer.0.attention.self.key.bias'") &&
                                              Catch::Contains("[72]"));
-    load_options lo;
     fs::remove_all(bad);
 }

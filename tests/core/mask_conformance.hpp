@@ -103,7 +103,9 @@ void run_mask_conformance() {
     // partial 64x64 tiles in both directions, and a one-element one.
     const std::vector<std::pair<std::size_t, std::size_t>> shapes = {{6, 130}, {66, 130}, {1, 1}};
     std::uint64_t seed = 1;
-    for (const auto& [rows, cols] : shapes) {
+    for (const auto& shape : shapes) {
+        const std::size_t rows = shape.first;  // not a structured binding: clang 14 cannot capture one
+        const std::size_t cols = shape.second;
         INFO(Fixture::name << " " << rows << "x" << cols);
         const std::size_t n = rows * cols;
         const std::vector<float> values = logical_values(n);
