@@ -12,7 +12,9 @@
 // Importance is recomputed under the current mask before every step. Ties rank by score, then
 // layer, then head (flat index): the lowest flat index goes first. Already-masked components
 // are never ranked. A layer may lose all its heads; every MLP may go. A phase ends when a step
-// fails or nothing is left to prune (its step would not change the mask).
+// fails or nothing is left to prune (its step would not change the mask). A step whose mask
+// equals the one just rejected (a phase opening with the previous phase's failed step) reuses
+// its metric: evaluate is called once per distinct mask in a row (spruning_record::reused).
 #pragma once
 
 #include <prune/error.hpp>
@@ -23,6 +25,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,6 +50,7 @@ struct spruning_record {
     double metric = 0.0;           ///< its metric
     bool passed = false;           ///< metric >= ratio * baseline
     structure_mask mask;           ///< the evaluated mask
+    bool reused = false;           ///< the mask equals the one rejected just before: its metric, not evaluated again
 };
 
 /// The outcome of s-pruning.
@@ -129,6 +133,7 @@ template <class Importance, class Evaluate>
     search_settings.ratio = options.ratio;
     search_settings.max_steps = start.heads.total() + start.mlps.total() + 1;  // each step removes >= 1 or stops
     structure_mask current = start;
+    std::optional<spruning_record> rejected;  // the last mask that failed, with its metric
     for (int phase = 1; phase <= 3; ++phase) {
         const auto& sizes = phases[phase - 1];
         auto step = [&](const structure_mask& mask) {
@@ -150,9 +155,15 @@ template <class Importance, class Evaluate>
             return next;
         };
         auto evaluate_and_record = [&](const structure_mask& mask, std::size_t s) {
-            const double metric = static_cast<double>(evaluate(mask));
-            result.history.push_back({phase, s, mask.heads.count_kept(), mask.mlps.count_kept(), metric,
-                                      metric >= options.ratio * result.baseline, mask});
+            // A phase can open with the mask the previous phase just rejected (e.g. one head per
+            // step in phases 1 and 2 once no MLP is left, or with mlps_per_step 0): its metric
+            // is reused instead of paying for the same evaluation again.
+            const bool reused = rejected.has_value() && rejected->mask == mask;
+            const double metric = reused ? rejected->metric : static_cast<double>(evaluate(mask));
+            const bool passed = metric >= options.ratio * result.baseline;
+            result.history.push_back({phase, s, mask.heads.count_kept(), mask.mlps.count_kept(), metric, passed,
+                                      mask, reused});
+            if (!passed) rejected = result.history.back();
             return metric;
         };
         auto sparsity = [](const structure_mask& mask) {

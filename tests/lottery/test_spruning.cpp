@@ -176,6 +176,39 @@ TEST_CASE("a first failing step keeps the start; ties rank by flat index", "[spr
     for (std::size_t i = 1; i < 4; ++i) CHECK(!r.history[i].passed);
 }
 
+TEST_CASE("a phase opening with the mask just rejected reuses its metric, not evaluate", "[spruning]") {
+    // 6 heads: phase 1 and phase 2 both remove 1 head per step (floor(0.6) -> 1, 1 / 2 -> 1).
+    // With every MLP already pruned, phase 1's failing step (1 head, no MLP left) is exactly
+    // phase 2's first step: before, evaluate ran on it twice.
+    synthetic s;
+    s.value = {{1.0, 1.0, 1.0}, {1.0, 1.0, 1.0}};
+    s.mlp_value = {1.0, 1.0};
+    structure_mask start{prune::group_mask::uniform(2, 3), prune::group_mask::uniform(2, 1)};
+    start.mlps.set_flat(0, false);
+    start.mlps.set_flat(1, false);
+    prune::spruning_options o;
+    o.ratio = 0.99;  // any loss fails
+    std::vector<structure_mask> evaluated;
+    auto r = prune::s_prune(
+        start, [&](const structure_mask& m) { return s.importance(m); },
+        [&](const structure_mask& m) {
+            evaluated.push_back(m);
+            return s.evaluate(m);
+        },
+        o);
+    CHECK(r.mask == start);
+    REQUIRE(r.history.size() == 3);  // start, phase 1's failing step, phase 2's (the same mask); phase 3 has no MLP
+    CHECK(r.history[2].phase == 2);
+    CHECK(r.history[2].mask == r.history[1].mask);
+    CHECK(r.history[2].reused);
+    CHECK(!r.history[1].reused);
+    CHECK(r.history[2].metric == r.history[1].metric);
+    CHECK(!r.history[2].passed);
+    REQUIRE(evaluated.size() == 2);  // the start and one head removed: each distinct mask once
+    CHECK(evaluated[1] == r.history[1].mask);
+    check_history(r, s, o);
+}
+
 TEST_CASE("s-pruning rejects bad inputs", "[spruning]") {
     synthetic s = make_synthetic(2, 2, 1);
     auto imp = [&](const structure_mask& m) { return s.importance(m); };
