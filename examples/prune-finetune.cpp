@@ -25,6 +25,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -98,13 +99,19 @@ int main(int argc, char** argv) {
             });
         prune_cli::refuse_non_finite_weights(prune::bert::parameters(w), "not writing model '" + out + "'");
         prune::bert::prune_structure(w, mask);
-        prune::bert::save_options save;
-        save.copy_vocab_from = model;
-        prune::bert::save_model(w, out, save);
+        // Both outputs or neither: the report is written and fsynced to its staging file first
+        // (a report that cannot be written fails here, before the model appears), the model
+        // directory is committed, then the report is renamed into place.
+        std::optional<prune::io::atomic_file> staged_report;
         if (!report_file.empty()) {
             prune::io::json j = {{"steps", report.steps}, {"epoch_loss", report.epoch_loss},
                                  {"epoch_metric", report.epoch_metric}, {"dev_metric", report.epoch_metric.back()}};
-            prune::io::write_file_atomically(report_file, j.dump() + "\n");
+            staged_report.emplace(report_file);
+            staged_report->write(j.dump() + "\n");
         }
+        prune::bert::save_options save;
+        save.copy_vocab_from = model;
+        prune::bert::save_model(w, out, save);
+        if (staged_report) staged_report->commit();
     });
 }

@@ -326,6 +326,7 @@ private:
         write_file(d_ / "d-label-oob.jsonl", good + good + good + "{\"input_ids\": [2, 5, 3], \"label\": 2}\n");
         write_file(d_ / "d-no-label.jsonl", good + "{\"input_ids\": [2, 5, 3]}\n");
         write_file(d_ / "d-text-no-vocab.jsonl", "{\"text\": \"a b c\", \"label\": 0}\n");
+        write_file(d_ / "d-text-nul.jsonl", "{\"text\": \"a\\u0000b c\", \"label\": 0}\n");
         write_file(d_ / "d-types-length.jsonl", "{\"input_ids\": [2, 5, 3], \"token_type_ids\": [0, 0], \"label\": 0}\n");
         write_file(d_ / "d-token-type-oob.jsonl", good + "{\"input_ids\": [2, 5, 3], \"token_type_ids\": [0, 2, 0], \"label\": 0}\n");
         write_file(d_ / "d-not-object.jsonl", good + "[2, 5, 3]\n");

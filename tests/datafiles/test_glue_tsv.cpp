@@ -80,6 +80,9 @@ TEST_CASE("malformed TSV files name the file, the line and what was expected") {
                       "'e.tsv':2: label 'yes' is not a number (expected a class index in [0, 2), or give label names)");
     CHECK_THROWS_SAYS(parse_glue_tsv("sentence\tlabel\nhi\t\n", "'e.tsv'", sst), format_error,
                       "'e.tsv':2: label '' is not a number");
+    // a raw NUL byte in a field: refused, not cut (std::string literals keep it through operator+)
+    CHECK_THROWS_SAYS(parse_glue_tsv(std::string("sentence\tlabel\nhi\t1\n") + std::string("a\0b", 3) + "\t1\n", "'e.tsv'", sst),
+                      format_error, "'e.tsv':3: text holds a NUL byte at byte 1 (expected text without NUL bytes)");
     tsv_options names = sst;
     names.labels.label_names = {"negative", "positive"};
     CHECK_THROWS_SAYS(parse_glue_tsv("sentence\tlabel\nhi\tneutral\n", "'e.tsv'", names), format_error,

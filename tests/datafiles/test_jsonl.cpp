@@ -128,6 +128,9 @@ TEST_CASE("malformed JSONL lines name the file, the line and what was expected")
         {"mixed forms", good + "\n" + R"({"text": "a", "label": 0})", {":2: a text example in a file whose first example (line 1) is input_ids"}},
         {"duplicate key", R"({"input_ids": [1], "label": 0, "label": 1})", {":1: the line has the key 'label' more than once"}},
         {"invalid UTF-8", "{\"text\": \"\xff\", \"label\": 0}", {":1: the line is not valid JSON"}},
+        // JSON's \u0000 escape is a NUL byte in the decoded text: everything after it used to be dropped
+        {"NUL in text", R"({"text": "ab\u0000cd", "label": 0})", {":1: text holds a NUL byte at byte 2 (expected text without NUL bytes)"}},
+        {"NUL in text_pair", R"({"text": "a", "text_pair": "\u0000", "label": 0})", {":1: text_pair holds a NUL byte at byte 0"}},
     };
     for (const bad_case& c : cases) {
         INFO(c.what);

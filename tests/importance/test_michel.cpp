@@ -95,6 +95,21 @@ TEST_CASE("all-equal scores min-max to 0", "[michel]") {
     CHECK(s.mlps[0] == 0.0);
 }
 
+TEST_CASE("a NaN score is refused by every normalisation, not turned into a number", "[michel]") {
+    // Before: NaN compares false, so min-max made it 0 and scaled the others as if it were absent.
+    const double nan = std::nan("");
+    std::vector<std::vector<double>> heads = {{0.5, nan}, {1.0, 2.0}};
+    CHECK_THROWS_WITH(prune::importance::normalize_min_max(heads),
+                      Catch::Contains("head score 1 is NaN"));
+    CHECK_THROWS_WITH(prune::importance::normalize_per_layer(heads), Catch::Contains("head score 1 is NaN"));
+    std::vector<double> mlps = {nan, 1.0};
+    CHECK_THROWS_WITH(prune::importance::normalize_min_max(std::span<double>(mlps)),
+                      Catch::Contains("MLP score 0 is NaN"));
+    std::vector<double> finite = {1.0, 3.0};
+    prune::importance::normalize_min_max(std::span<double>(finite));
+    CHECK(finite == std::vector<double>{0.0, 1.0});  // (v - 1) / 2: closed form
+}
+
 TEST_CASE("merging workers equals one accumulation", "[michel]") {
     std::mt19937_64 rng(7);
     std::normal_distribution<double> normal;

@@ -143,9 +143,9 @@ inline std::size_t find_column(const std::string& column, const std::vector<std:
         example ex;
         ex.form = example_form::text;
         ex.line = line_number;
-        ex.text = std::string(fields[text_index]);
+        ex.text = detail::read_text(fields[text_index], at, "text");
         if (pair_index) {
-            ex.text_pair = std::string(fields[*pair_index]);
+            ex.text_pair = detail::read_text(fields[*pair_index], at, "text_pair");
         }
         if (label_index) {
             const std::string_view label = fields[*label_index];

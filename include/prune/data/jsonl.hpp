@@ -133,6 +133,17 @@ inline double read_label_text(std::string_view text, const data_options& options
     return read_label(number, options, where);
 }
 
+/// A text field, refused with format_error when it holds a NUL byte: the tokenizers and the
+/// C APIs behind them would drop everything after it silently.
+[[nodiscard]] inline std::string read_text(std::string_view text, const std::string& where, const char* field) {
+    const std::size_t nul = text.find('\0');
+    if (nul != std::string_view::npos) {
+        throw format_error(where + ": " + field + " holds a NUL byte at byte " + std::to_string(nul) +
+                           " (expected text without NUL bytes)");
+    }
+    return std::string(text);
+}
+
 /// An array of ids within [0, limit); format_error naming where and the field.
 inline std::vector<std::int32_t> read_ids(const io::json& value, const std::string& where, const char* field,
                                           std::int64_t limit) {
@@ -208,13 +219,13 @@ inline std::vector<std::int32_t> read_ids(const io::json& value, const std::stri
         if (!row["text"].is_string()) {
             throw format_error(at + ": text is " + io::describe_json(row["text"]) + " (expected a string)");
         }
-        ex.text = row["text"].get<std::string>();
+        ex.text = detail::read_text(row["text"].get_ref<const std::string&>(), at, "text");
         if (row.contains("text_pair") && !row["text_pair"].is_null()) {
             if (!row["text_pair"].is_string()) {
                 throw format_error(at + ": text_pair is " + io::describe_json(row["text_pair"]) +
                                    " (expected a string)");
             }
-            ex.text_pair = row["text_pair"].get<std::string>();
+            ex.text_pair = detail::read_text(row["text_pair"].get_ref<const std::string&>(), at, "text_pair");
         }
     } else {
         throw format_error(at + R"(: no "input_ids" and no "text" (expected one of them))");

@@ -98,8 +98,23 @@ struct michel_scores {
     std::vector<double> mlps;                ///< one per layer
 };
 
+namespace detail {
+/// value_error when a score to normalise is NaN: min-max and L2 scaling would turn it, or the
+/// whole set, into plausible numbers (NaN compares false, so it used to become 0).
+inline void refuse_nan_scores(std::span<const double> values, const char* what) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (std::isnan(values[i])) {
+            throw value_error(std::string("prune::importance: ") + what + " score " + std::to_string(i) +
+                              " is NaN (expected numbers: a NaN gradient or activation reached the importance)");
+        }
+    }
+}
+}  // namespace detail
+
 /// Divides each layer's head scores by their L2 norm + 1e-20 (a layer of zeros stays zero).
+/// Throws value_error when a score is NaN.
 inline void normalize_per_layer(std::vector<std::vector<double>>& heads) {
+    for (const auto& row : heads) detail::refuse_nan_scores(row, "head");
     for (auto& row : heads) {
         double squares = 0.0;
         for (double v : row) squares += v * v;
@@ -109,7 +124,9 @@ inline void normalize_per_layer(std::vector<std::vector<double>>& heads) {
 }
 
 /// Min-max scales values to [0, 1]; when all are equal (max == min) every value becomes 0.
+/// Throws value_error when a value is NaN.
 inline void normalize_min_max(std::span<double> values) {
+    detail::refuse_nan_scores(values, "MLP");
     if (values.empty()) return;
     const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
     const double low = *lo;
@@ -117,8 +134,10 @@ inline void normalize_min_max(std::span<double> values) {
     for (double& v : values) v = range > 0.0 ? (v - low) / range : 0.0;
 }
 
-/// Min-max scales all head scores together to [0, 1] (max == min gives 0).
+/// Min-max scales all head scores together to [0, 1] (max == min gives 0). Throws value_error
+/// when a score is NaN.
 inline void normalize_min_max(std::vector<std::vector<double>>& heads) {
+    for (const auto& row : heads) detail::refuse_nan_scores(row, "head");
     double low = 0.0;
     double high = 0.0;
     bool first = true;
