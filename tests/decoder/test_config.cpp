@@ -8,7 +8,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <string>
 #include <unistd.h>
@@ -105,6 +107,32 @@ TEST_CASE("Checkpoints: missing and misshaped tensors are named", "[decoder][che
     CHECK_THROWS_WITH(decoder::load_model(rewrite("", "model.layers.0.mlp.down_proj.weight")),
                       Contains("tensor 'model.layers.0.mlp.down_proj.weight' has shape [24, 16], expected [16, 24]"));
     CHECK_THROWS_WITH(decoder::load_model(rewrite("lm_head.weight", "")), Contains("missing tensor 'lm_head.weight'"));
+    fs::remove_all(dir.parent_path());
+}
+
+TEST_CASE("Checkpoints holding NaN or infinities are never written", "[decoder][checkpoint]") {
+    const decoder::config c = parse("{" + llama_base + "}");
+    decoder::weights w = decoder::random_weights(c, 3);
+    const fs::path dir = temp("nonfinite");
+    auto set_first = [&](float value) {
+        for (auto& p : decoder::parameters(w)) {
+            if (p.name == "model.layers.0.mlp.down_proj.weight") p.data[0] = value;
+        }
+    };
+    set_first(std::nanf(""));
+    CHECK_THROWS_WITH(decoder::save_model(w, dir),
+                      Contains("tensor 'model.layers.0.mlp.down_proj.weight' element 0 is NaN"));
+    CHECK(!fs::exists(dir));
+    set_first(-std::numeric_limits<float>::infinity());
+    CHECK_THROWS_WITH(decoder::save_model(w, dir, io::dtype::BF16), Contains("element 0 is an infinity"));
+    CHECK(!fs::exists(dir));
+    // 1e5 is finite in float but above F16's largest finite value (65504; IEEE 754 binary16),
+    // so F16 would store an infinity; BF16 (float's exponent range) keeps it finite.
+    set_first(1e5f);
+    CHECK_THROWS_WITH(decoder::save_model(w, dir, io::dtype::F16), Contains("element 0 is 1e+05, which overflows F16"));
+    CHECK(!fs::exists(dir));
+    decoder::save_model(w, dir, io::dtype::BF16);
+    CHECK(fs::exists(dir / "model.safetensors"));
     fs::remove_all(dir.parent_path());
 }
 

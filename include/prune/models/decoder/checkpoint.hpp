@@ -101,6 +101,23 @@ inline void read_parameter(const io::checkpoint& ckpt, const parameter& p, const
         for (std::size_t o = 0; o < rows; ++o) p.data[o * cols + i] = values[i * rows + o];
 }
 
+/// value_error, before anything is written, when a weight to save is not finite in the saved
+/// dtype: NaN or an infinity in memory, or a finite float that F16 (or BF16) rounds to an
+/// infinity. A checkpoint holding NaN/Inf is never written.
+template <class E>
+void refuse_unsavable(const std::vector<E>& saved, const std::vector<float>& values, const std::string& name,
+                      const char* dtype) {
+    for (std::size_t i = 0; i < saved.size(); ++i) {
+        if (std::isfinite(to_float(saved[i]))) continue;
+        const float v = values[i];
+        throw value_error("save_model: tensor '" + name + "' element " + std::to_string(i) + " is " +
+                          (std::isnan(v)      ? std::string("NaN")
+                           : std::isinf(v)    ? std::string("an infinity")
+                                              : number_text(v) + ", which overflows " + dtype) +
+                          " (expected finite weights; nothing was written)");
+    }
+}
+
 }  // namespace detail
 
 /// Loads a causal LM from a model directory (config.json + model.safetensors or shards), or a
@@ -129,7 +146,8 @@ inline void read_parameter(const io::checkpoint& ckpt, const parameter& p, const
 }
 
 /// Saves `w` as a Hugging Face directory (config.json as read, model.safetensors in `dtype`:
-/// F32, F16 or BF16), atomically; GPT-2's Conv1D weights go back to [in, out].
+/// F32, F16 or BF16), atomically; GPT-2's Conv1D weights go back to [in, out]. value_error,
+/// with nothing written, when a weight is NaN or infinite in `dtype` (F16 overflows at 65520).
 inline void save_model(const weights& w, const std::filesystem::path& dir, io::dtype dtype = io::dtype::F32) {
     if (dtype != io::dtype::F32 && dtype != io::dtype::F16 && dtype != io::dtype::BF16) {
         throw dtype_error("save_model: dtype " + std::string(io::dtype_name(dtype)) + " (expected F32, F16 or BF16)");
@@ -152,14 +170,17 @@ inline void save_model(const weights& w, const std::filesystem::path& dir, io::d
                 for (std::size_t i = 0; i < cols; ++i) v[i * rows + o] = p.data[o * cols + i];
         }
         if (dtype == io::dtype::F32) {
+            detail::refuse_unsavable(v, v, p.name, "F32");
             writer.add(p.name, make_view<const float>(v.data(), extents));
         } else if (dtype == io::dtype::F16) {
             std::vector<half> h(v.size());
             for (std::size_t i = 0; i < v.size(); ++i) h[i] = to_half(v[i]);
+            detail::refuse_unsavable(h, v, p.name, "F16");
             writer.add(p.name, make_view<const half>(h.data(), extents));
         } else {
             std::vector<bfloat16> h(v.size());
             for (std::size_t i = 0; i < v.size(); ++i) h[i] = to_bfloat16(v[i]);
+            detail::refuse_unsavable(h, v, p.name, "BF16");
             writer.add(p.name, make_view<const bfloat16>(h.data(), extents));
         }
     }
