@@ -184,7 +184,6 @@ inline void fill_random(const score_source& source, std::size_t tensor_index, st
     }
 }
 
-/// A source of the given kind over any adapted tensor.
 /// A source of the given kind over any adapted tensor, runtime-typed ones (torch) included.
 template <score_kind Kind, class Tensor>
 [[nodiscard]] score_source make_source(const Tensor& tensor) {
