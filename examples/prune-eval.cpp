@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
             const auto lm_gates = prune_lm::load_gates(mask_file, lm);
             const auto rows = prune_lm::read_sequences(data_file, model_dir, lm.cfg, context);
             const io::json result = prune_lm::perplexity(lm, rows, lm_gates ? &*lm_gates : nullptr,
-                                                         static_cast<std::size_t>(batch_size), threads, data_file, context);
+                                                         static_cast<std::size_t>(batch_size), threads, data_file,
+                                                         prune_lm::window_of(data_file, lm.cfg, context));
             std::fprintf(stderr, "prune-eval: %zu sequences, %lld tokens, perplexity %.6g (%.2f s)\n", rows.size(),
                          static_cast<long long>(result["tokens"].get<std::int64_t>()), result["perplexity"].get<double>(),
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());

@@ -114,16 +114,23 @@ inline std::vector<std::vector<std::int32_t>> text_windows(const std::string& fi
     const auto c = static_cast<std::size_t>(context);
     for (std::size_t i = 0; i + c <= ids.size(); i += c) out.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(i), ids.begin() + static_cast<std::ptrdiff_t>(i + c));
     if (out.empty()) {
-        throw prune::value_error(file + ": " + std::to_string(ids.size()) + " tokens, fewer than one window of --context " +
-                                 std::to_string(context));
+        throw prune::value_error(file + ": " + std::to_string(ids.size()) + " tokens, fewer than one window of " +
+                                 std::to_string(context) + " (--context, default max_position_embeddings)");
     }
     return out;
+}
+
+/// The window a data file is cut into: --context (default max_position_embeddings) for a .txt
+/// file; none for JSON Lines, one sequence per row.
+inline std::optional<int> window_of(const std::string& file, const prune::decoder::config& cfg, std::optional<int> context) {
+    if (fs::path(file).extension() == ".txt") return context.value_or(cfg.max_position_embeddings);
+    return std::nullopt;
 }
 
 /// The sequences of a data file, each checked against the model and named by file:line.
 inline std::vector<std::vector<std::int32_t>> read_sequences(const std::string& file, const std::string& dir,
                                                              const prune::decoder::config& cfg, std::optional<int> context) {
-    if (fs::path(file).extension() == ".txt") return text_windows(file, dir, context.value_or(cfg.max_position_embeddings), cfg);
+    if (const auto window = window_of(file, cfg, context)) return text_windows(file, dir, *window, cfg);
     if (context) throw prune::value_error("--context applies to a .txt data file ('" + file + "' is read as JSON Lines)");
     const std::string text = prune::io::read_text_file(file);
     std::optional<prune::text::bpe_tokenizer> tok;

@@ -12,6 +12,7 @@
 #include <prune/models/bert/weights.hpp>
 #include <prune/models/decoder/checkpoint.hpp>
 #include <prune/io/safetensors.hpp>
+#include <prune/text/bpe_trainer.hpp>
 
 #include "../support/files.hpp"
 #include "../support/tiny_bert.hpp"
@@ -394,6 +395,27 @@ private:
         write_file(d_ / "lm-single.jsonl", "{\"input_ids\": [5]}\n{\"input_ids\": [7]}\n");
         write_file(d_ / "mask-lm-kv.json", R"({"kv_groups": [[1, 1, 1], [1, 1]]})");
         write_file(d_ / "mask-lm-none.json", R"({"heads": [[0, 0, 0, 0], [0, 0, 0, 0]], "mlps": [0, 0], "kv_groups": [[0, 0], [0, 0]]})");
+        make_decoder_text();
+    }
+
+    // Text for causal LMs: `lm-tok` is `lm` with a byte-level BPE tokenizer.json of 50 ids trained
+    // on lm.txt; `lm-wp` holds a WordPiece tokenizer.json (BERT's kind); lm-text.jsonl has text rows,
+    // lm-short.txt fewer tokens than one window of 16.
+    void make_decoder_text() {
+        const std::string text = "the cat sat on the mat and the dog sat on the log by the cat.\n";
+        write_file(d_ / "lm.txt", text + text);
+        write_file(d_ / "lm-short.txt", "the cat.\n");
+        write_file(d_ / "lm-text.jsonl", "{\"text\": \"the cat sat\"}\n");
+        fs::copy(d_ / "lm", d_ / "lm-tok", fs::copy_options::recursive);
+        text::bpe_trainer_options o;
+        o.vocab_size = 50;
+        o.min_frequency = 1;
+        o.full_alphabet = false;
+        text::bpe_trainer t(o);
+        t.add_text(text);
+        t.save(t.train(), d_ / "lm-tok" / "tokenizer.json");
+        fs::copy(d_ / "lm", d_ / "lm-wp", fs::copy_options::recursive);
+        write_file(d_ / "lm-wp" / "tokenizer.json", R"({"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}}})");
     }
 
     prune_test::temp_dir dir_;  // d_ and the stderr file of the runs
