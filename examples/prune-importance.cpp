@@ -60,6 +60,9 @@ int main(int argc, char** argv) {
             prune::decoder::importance_accumulators acc(lm, mode);
             prune::decoder::importance_workspace ws(threads);
             prune::decoder::accumulate_importance(lm, rows, lm_gates ? &*lm_gates : nullptr, acc, ws, batch_size);
+            const auto raw = prune::decoder::scores_of(acc, prune::importance::normalization::parse("none"));
+            prune_cli::refuse_non_finite_scores(raw.heads, raw.mlps);
+            prune_cli::refuse_non_finite_scores(raw.kv_groups, {}, "K/V group");
             const prune::decoder::importance_scores scores = prune::decoder::scores_of(acc, how);
             prune::io::json out;
             out["heads"] = scores.heads;

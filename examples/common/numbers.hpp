@@ -78,8 +78,9 @@ void refuse_non_finite_logits(const Matrix& logits, Where&& where) {
 }
 
 /// Throws prune::value_error at the first NaN or infinity of importance scores (heads[l][h],
-/// mlps[l]): none is written or used to prune.
-inline void refuse_non_finite_scores(const std::vector<std::vector<double>>& heads, const std::vector<double>& mlps) {
+/// mlps[l]; `unit` names what heads[l] holds, e.g. "K/V group"): none is written or used to prune.
+inline void refuse_non_finite_scores(const std::vector<std::vector<double>>& heads, const std::vector<double>& mlps,
+                                     const std::string& unit = "head") {
     auto refuse = [](const std::string& what, double v) {
         throw prune::value_error("the importance of " + what + " is " + non_finite_text(v) +
                                  " (expected finite scores: the gradients overflow with these weights; none is "
@@ -87,7 +88,7 @@ inline void refuse_non_finite_scores(const std::vector<std::vector<double>>& hea
     };
     for (std::size_t l = 0; l < heads.size(); ++l) {
         for (std::size_t h = 0; h < heads[l].size(); ++h) {
-            if (!std::isfinite(heads[l][h])) refuse("layer " + std::to_string(l) + " head " + std::to_string(h), heads[l][h]);
+            if (!std::isfinite(heads[l][h])) refuse("layer " + std::to_string(l) + " " + unit + " " + std::to_string(h), heads[l][h]);
         }
         if (l < mlps.size() && !std::isfinite(mlps[l])) refuse("layer " + std::to_string(l) + " MLP", mlps[l]);
     }

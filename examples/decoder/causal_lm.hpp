@@ -16,6 +16,8 @@
 #include <prune/io/masks.hpp>
 #include <prune/text/bpe.hpp>
 
+#include "../common/numbers.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -155,6 +157,18 @@ inline std::vector<std::vector<std::int32_t>> read_sequences(const std::string& 
 
 namespace prune_lm {
 
+/// Throws prune::value_error at the first sequence whose NLL is NaN or infinite (the batch's
+/// sequences are `first`, `first + 1`, ... of `file`, counted from 1 in the message): no
+/// perplexity is computed from it (finite but huge weights overflow in the forward pass).
+inline void refuse_non_finite_nll(const prune::decoder::forward_result& r, std::size_t first, const std::string& file) {
+    for (std::size_t i = 0; i < r.nll.size(); ++i) {
+        if (std::isfinite(r.nll[i])) continue;
+        throw prune::value_error(file + ": sequence " + std::to_string(first + i + 1) + " has NLL " +
+                                 prune_cli::non_finite_text(r.nll[i]) +
+                                 " (expected a finite NLL: the forward pass overflows with these weights; no perplexity is computed from it)");
+    }
+}
+
 /// Perplexity of `data` (REFERENCE: exp(total NLL / predicted tokens), positions 1..n-1 of each
 /// sequence) as prune-eval's JSON: perplexity, nll (mean per predicted token, nats), nll_total,
 /// tokens (predicted), sequences, context (the window of a .txt file, else null).
@@ -172,6 +186,7 @@ inline prune::io::json perplexity(const prune::decoder::weights& w, const std::v
         batch = {};
         for (std::size_t i = start; i < std::min(data.size(), start + batch_size); ++i) batch.add(data[i]);
         const prune::decoder::forward_result r = prune::decoder::forward(w, batch, ws, o);
+        refuse_non_finite_nll(r, start, file);
         nll += r.total_nll();
         tokens += r.total_predicted();
     }

@@ -368,6 +368,9 @@ private:
             "max_position_embeddings": 16)";
         const decoder::config cfg = decoder::config_from_json(io::parse_json("{" + base + "}", "lm config"));
         decoder::save_model(decoder::random_weights(cfg, 3, 0.1f), d_ / "lm");
+        decoder::weights huge = decoder::random_weights(cfg, 3, 0.1f);  // finite, but layer 0's MLP output overflows
+        std::fill(huge.layers[0].down.begin(), huge.layers[0].down.end(), 3e38f);
+        decoder::save_model(huge, d_ / "lm-huge");
         auto lm_copy = [&](const std::string& name, const std::string& from, const std::string& to) {
             fs::copy(d_ / "lm", d_ / name, fs::copy_options::recursive);
             std::string config = base;
