@@ -37,6 +37,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -105,6 +106,9 @@ struct select_block_range {
 };
 
 /// Runs body(t) for t in [0, threads) (t = 0 on the calling thread); rethrows the first exception.
+/// When a thread cannot be started (the system's thread or memory limit), the calling thread
+/// runs the slices left over: the result is the same, only slower (a std::thread left joinable
+/// during unwinding would abort the process).
 template <class Body>
 void run_threads(unsigned threads, const Body& body) {
     if (threads <= 1) {
@@ -112,22 +116,23 @@ void run_threads(unsigned threads, const Body& body) {
         return;
     }
     std::vector<std::exception_ptr> errors(threads);
+    auto slice = [&](unsigned t) {
+        try {
+            body(t);
+        } catch (...) {
+            errors[t] = std::current_exception();
+        }
+    };
     std::vector<std::thread> workers;
     workers.reserve(threads - 1);
-    for (unsigned t = 1; t < threads; ++t) {
-        workers.emplace_back([&, t] {
-            try {
-                body(t);
-            } catch (...) {
-                errors[t] = std::current_exception();
-            }
-        });
-    }
+    unsigned started = 1;
     try {
-        body(0u);
-    } catch (...) {
-        errors[0] = std::current_exception();
+        for (; started < threads; ++started) workers.emplace_back(slice, started);
+    } catch (const std::system_error&) {
+        // no more threads: the slices [started, threads) run below, on this thread
     }
+    slice(0u);
+    for (unsigned t = started; t < threads; ++t) slice(t);
     for (std::thread& w : workers) {
         w.join();
     }
