@@ -9,16 +9,13 @@
 
 #include <prune/nn/threads.hpp>
 
+#include "../support/address_limit.hpp"
+
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <string>
 #include <random>
 #include <vector>
-
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 using namespace prune;
 
@@ -161,28 +158,14 @@ TEST_CASE("thread_pool: a thread that cannot be started is a resource_error, not
     WARN("skipped under AddressSanitizer: its shadow memory does not survive an address-space limit");
     return;
 #endif
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        std::ifstream status("/proc/self/status");
-        std::string line;
-        unsigned long long kib = 0;
-        while (std::getline(status, line)) {
-            if (line.rfind("VmSize:", 0) == 0) kib = std::stoull(line.substr(7));
-        }
-        const rlim_t limit = (kib + 64 * 1024) * 1024;
-        const rlimit lim{limit, limit};
-        if (kib == 0 || ::setrlimit(RLIMIT_AS, &lim) != 0) ::_exit(3);
+    const prune_test::child_status child = prune_test::run_with_address_limit(64, [] {
         try {
             nn::thread_pool pool(64);
-            ::_exit(1);  // every thread started: the limit did not bite
+            return 1;  // every thread started: the limit did not bite
         } catch (const resource_error& e) {
-            ::_exit(std::string(e.what()).find("prune::nn::thread_pool: cannot start thread ") == 0 ? 0 : 2);
+            return std::string(e.what()).find("prune::nn::thread_pool: cannot start thread ") == 0 ? 0 : 2;
         }
-    }
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    INFO("exit " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << ", signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
+    });
+    INFO("exit " << child.exit_code << ", signal " << child.signal);
+    CHECK(child.exit_code == 0);
 }

@@ -2,6 +2,7 @@
 // rules, bit-identical results on any thread count and on both internal paths (collect and
 // three-pass), checked against a brute-force sort (reference_selection.hpp).
 #include "reference_selection.hpp"
+#include "../support/address_limit.hpp"
 
 #include <prune/importance/scores.hpp>
 #include <prune/select.hpp>
@@ -9,15 +10,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <fstream>
 #include <limits>
 #include <random>
-#include <string>
 #include <vector>
-
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace {
 
@@ -374,29 +369,15 @@ TEST_CASE("a selection whose threads cannot all be started gives the same masks"
     const std::vector<score_source> scores = {prune::magnitude(w)};
     std::vector<element_mask> one = {element_mask({400000})};
     prune::prune_global(scores, one, 0.3, {1u, std::size_t{8} << 20, true, true});
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        std::ifstream status("/proc/self/status");
-        std::string line;
-        unsigned long long kib = 0;
-        while (std::getline(status, line)) {
-            if (line.rfind("VmSize:", 0) == 0) kib = std::stoull(line.substr(7));
-        }
-        const rlim_t limit = (kib + 64 * 1024) * 1024;
-        const rlimit lim{limit, limit};
-        if (kib == 0 || ::setrlimit(RLIMIT_AS, &lim) != 0) ::_exit(3);
+    const prune_test::child_status child = prune_test::run_with_address_limit(64, [&] {
         std::vector<element_mask> many = {element_mask({400000})};
         try {
             prune::prune_global(scores, many, 0.3, {64u, std::size_t{8} << 20, true, true});
         } catch (...) {
-            ::_exit(4);
+            return 4;
         }
-        ::_exit(many == one ? 0 : 1);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    INFO("exit " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << ", signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
+        return many == one ? 0 : 1;
+    });
+    INFO("exit " << child.exit_code << ", signal " << child.signal);
+    CHECK(child.exit_code == 0);
 }
