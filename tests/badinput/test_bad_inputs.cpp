@@ -296,6 +296,7 @@ private:
         edit_config("cfg-heads-indivisible", [](auto& j) { j["num_attention_heads"] = 5; });
         edit_config("cfg-missing-key", [](auto& j) { j.erase("vocab_size"); });
         edit_config("cfg-negative", [](auto& j) { j["intermediate_size"] = -64; });
+        edit_config("cfg-huge-vocab", [](auto& j) { j["vocab_size"] = 400000000; });
         edit_config("cfg-activation", [](auto& j) { j["hidden_act"] = "relu"; });
         edit_config("cfg-pruned-heads", [](auto& j) { j["pruned_heads"] = {{"0", {4}}}; });
         edit_config("cfg-labels", [](auto& j) {
@@ -381,6 +382,7 @@ private:
         lm_copy("lm-gqa", R"("num_key_value_heads": 2)", R"("num_key_value_heads": 3)");
         lm_copy("lm-missing-tensor", R"("num_hidden_layers": 2)", R"("num_hidden_layers": 3)");
         lm_copy("lm-wrong-shape", R"("intermediate_size": 48)", R"("intermediate_size": 40)");
+        lm_copy("lm-huge-vocab", R"("vocab_size": 50)", R"("vocab_size": 400000000)");
         std::string rows;
         for (int i = 0; i < 6; ++i) {
             rows += "{\"input_ids\": [1";

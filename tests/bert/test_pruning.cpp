@@ -75,3 +75,24 @@ TEST_CASE("drop_empty_attention_bias reproduces LN(x) for a layer without heads"
     REQUIRE_THROWS_AS(remove_heads(keep, 0, {0}), prune::value_error);
     REQUIRE_THROWS_AS(remove_mlp(keep, 1), prune::value_error);
 }
+
+// parameter_count (what a loader checks against the checkpoint before allocating) is the number
+// of elements allocate() holds, counted here over the allocated tensors: full, pruned (heads and
+// MLPs removed, a layer without heads) and without the classification head.
+TEST_CASE("parameter_count equals the elements of the allocated weights, pruned or not") {
+    config cfg = config::make(3, 32, 4, 48, 40, 2);
+    weights w = random_weights(cfg, 1);
+    auto allocated = [](weights& x) {
+        double n = 0.0;
+        for (const auto& p : parameters(x)) n += static_cast<double>(p.size());
+        return n;
+    };
+    CHECK(parameter_count(cfg) == allocated(w));
+    structure_mask mask{prune::group_mask::from_rows({{1, 0, 1, 0}, {0, 0, 0, 0}, {0, 1, 1, 1}}),
+                        prune::group_mask::from_rows({{0}, {1}, {0}})};
+    prune_structure(w, mask);
+    CHECK(parameter_count(w.cfg) == allocated(w));
+    weights bare = allocate(cfg, false);
+    CHECK(parameter_count(cfg, false) == allocated(bare));
+    CHECK(parameter_count(cfg, false) < parameter_count(cfg));
+}

@@ -107,7 +107,35 @@ TEST_CASE("Checkpoints: missing and misshaped tensors are named", "[decoder][che
     CHECK_THROWS_WITH(decoder::load_model(rewrite("", "model.layers.0.mlp.down_proj.weight")),
                       Contains("tensor 'model.layers.0.mlp.down_proj.weight' has shape [24, 16], expected [16, 24]"));
     CHECK_THROWS_WITH(decoder::load_model(rewrite("lm_head.weight", "")), Contains("missing tensor 'lm_head.weight'"));
+    // A config.json describing far more weights than the file holds is refused before the
+    // weights are allocated: 12800001968 = 2 x 4e8 x 16 (embed_tokens and lm_head) + 16 (final
+    // norm) + 1952 (the layer: norms 32, q/k/v 512, o 256, gate/up 768, down 384), 51 GB of floats.
+    const fs::path huge = rewrite("", "");
+    std::ofstream(huge / "config.json") << "{" + llama_base.substr(0, llama_base.find("\"vocab_size\"")) +
+                                                R"("vocab_size": 400000000, "max_position_embeddings": 8, "num_key_value_heads": 2})";
+    CHECK_THROWS_WITH(decoder::load_model(huge), Contains("config.json describes 12800001968 weights, more than twice the ") &&
+                                                     Contains(" the checkpoint holds (expected the config.json saved with these weights)"));
     fs::remove_all(dir.parent_path());
+}
+
+// parameter_count (checked against the checkpoint before allocating) is the number of elements
+// allocate() holds, counted over the allocated tensors, for Llama (GQA, biases, tied or not,
+// head_dim) and GPT-2.
+TEST_CASE("parameter_count equals the elements of the allocated weights", "[decoder][checkpoint]") {
+    for (const std::string extra : {R"(, "num_key_value_heads": 2})", R"(, "num_key_value_heads": 1, "head_dim": 6, "tie_word_embeddings": true})",
+                                    R"(, "attention_bias": true, "mlp_bias": true})"}) {
+        INFO(extra);
+        const decoder::config c = parse("{" + llama_base + extra);
+        decoder::weights w = decoder::allocate(c);
+        double n = 0.0;
+        for (const auto& p : decoder::parameters(w)) n += static_cast<double>(p.size());
+        CHECK(decoder::parameter_count(c) == n);
+    }
+    const decoder::config g = parse(R"({"model_type": "gpt2", "n_embd": 12, "n_head": 3, "n_layer": 2, "n_positions": 9, "vocab_size": 30})");
+    decoder::weights w = decoder::allocate(g);
+    double n = 0.0;
+    for (const auto& p : decoder::parameters(w)) n += static_cast<double>(p.size());
+    CHECK(decoder::parameter_count(g) == n);
 }
 
 TEST_CASE("Checkpoints holding NaN or infinities are never written", "[decoder][checkpoint]") {

@@ -36,6 +36,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -555,6 +556,13 @@ inline std::vector<std::pair<std::string, std::string>> parse_index(std::string_
     return entries;
 }
 
+/// A count for a message: the integer below 1e15, else scientific notation.
+inline std::string count_text(double n) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, n < 1e15 ? "%.0f" : "%.3g", n);
+    return buffer;
+}
+
 }  // namespace detail
 
 /// A model's weights: one safetensors file, or shards listed by model.safetensors.index.json.
@@ -586,6 +594,26 @@ public:
 
     /// Every tensor: the file's header order, or the index's weight_map order for shards.
     [[nodiscard]] const std::vector<tensor_info>& tensors() const noexcept { return infos_; }
+    /// Elements of every tensor together (a double: exact below 2^53, never overflows).
+    [[nodiscard]] double elements() const noexcept {
+        double n = 0.0;
+        for (const tensor_info& t : infos_) {
+            double e = 1.0;
+            for (std::size_t d : t.shape) e *= static_cast<double>(d);
+            n += e;
+        }
+        return n;
+    }
+    /// Throws format_error (`where` first) when a config describes far more weights (`expected`
+    /// elements) than the checkpoint holds: more than twice its elements + 2^20. Called before
+    /// the weights are allocated, so what a wrong or hostile config.json makes a loader allocate
+    /// is bounded by the file; smaller disagreements are left to the tensor-by-tensor check,
+    /// which names the tensor.
+    void require_elements(double expected, const std::string& where) const {
+        if (expected <= 2.0 * elements() + 1048576.0) return;
+        throw format_error(where + ": config.json describes " + detail::count_text(expected) + " weights, more than twice the " +
+                           detail::count_text(elements()) + " the checkpoint holds (expected the config.json saved with these weights)");
+    }
     /// True when the checkpoint holds a tensor of that name.
     [[nodiscard]] bool contains(std::string_view name) const { return index_.contains(std::string(name)); }
     /// The entry of a tensor (offsets relative to its shard); format_error when absent.

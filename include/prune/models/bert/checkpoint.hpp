@@ -108,6 +108,7 @@ inline void read_tensor(const io::checkpoint& ckpt, const std::string& name, con
     const bool has_pooler = ckpt.contains(prefix + "pooler.dense.weight");
     const bool has_classifier = ckpt.contains("classifier.weight");
     const bool head = options.require_head || (has_pooler && has_classifier);
+    ckpt.require_elements(parameter_count(cfg, head), where);
     weights w = allocate(cfg, head);
     const std::string bert_prefix = prefix;
     for (auto& p : parameters(w)) {

@@ -208,6 +208,22 @@ inline std::size_t weights::parameter_count() const {
     return w;
 }
 
+/// Elements allocate(cfg, with_head) holds, computed without allocating (a double: exact below
+/// 2^53): what a loader checks against the checkpoint before trusting config.json's sizes.
+[[nodiscard]] inline double parameter_count(const config& cfg, bool with_head = true) {
+    cfg.validate();
+    const double H = cfg.hidden_size;
+    double n = (static_cast<double>(cfg.vocab_size) + cfg.max_position_embeddings + cfg.type_vocab_size) * H + 2 * H;
+    for (int l = 0; l < cfg.num_hidden_layers; ++l) {
+        const double a = static_cast<double>(cfg.kept_heads(l).size()) * cfg.head_size();
+        const double ffn = cfg.ffn_in_layer(l);
+        n += 3 * a * (H + 1) + H * a + H + 2 * H;  // q/k/v, attention output, its LayerNorm
+        n += ffn * (H + 1) + (ffn > 0 ? H * ffn + H : 0.0) + 2 * H;  // intermediate, output, its LayerNorm
+    }
+    if (with_head) n += H * (H + 1) + cfg.num_labels * (H + 1);
+    return n;
+}
+
 /// Weights with deterministic random values: matrices N(0, stddev), biases N(0, stddev),
 /// LayerNorm gamma 1 + N(0, stddev) and beta N(0, stddev) (random, so tests see them).
 [[nodiscard]] inline weights random_weights(const config& cfg, std::uint64_t seed, float stddev = 0.02f,

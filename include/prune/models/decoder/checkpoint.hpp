@@ -138,6 +138,7 @@ void refuse_unsavable(const std::vector<E>& saved, const std::vector<float>& val
             throw format_error(where + ": missing tensor 'transformer.wte.weight' (or 'wte.weight'; expected shape [" +
                                std::to_string(cfg.vocab_size) + ", " + std::to_string(cfg.hidden_size) + "])");
     }
+    ckpt.require_elements(parameter_count(cfg), where);
     weights w = allocate(cfg);
     const auto params = parameters(w);
     for (const auto& p : params) detail::read_parameter(ckpt, p, where);

@@ -207,6 +207,24 @@ inline void gpt2_layer_parameters(std::vector<parameter>& out, layer_weights& L,
     return w;
 }
 
+/// Elements allocate(cfg) holds, computed without allocating (a double: exact below 2^53): what a
+/// loader checks against the checkpoint before trusting config.json's sizes.
+[[nodiscard]] inline double parameter_count(const config& cfg) {
+    cfg.validate();
+    const bool gpt2 = !cfg.is_llama();
+    const double H = cfg.hidden_size;
+    const double V = cfg.vocab_size;
+    const double rows = static_cast<double>(cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim;
+    const double A = static_cast<double>(cfg.num_attention_heads) * cfg.head_dim;
+    const double F = cfg.intermediate_size;
+    const double up_rows = gpt2 ? F : 2 * F;
+    double layer = (gpt2 ? 4 : 2) * H + rows * H + H * A + up_rows * H + H * F;  // norms, qkv, out, up, down
+    if (cfg.attention_bias) layer += rows + H;
+    if (cfg.mlp_bias) layer += up_rows + H;
+    double n = V * H + (gpt2 ? cfg.max_position_embeddings * H + 2 * H : H) + (cfg.tie_word_embeddings ? 0.0 : V * H);
+    return n + layer * cfg.num_hidden_layers;
+}
+
 /// Weights with deterministic random values: N(0, stddev) everywhere, norm scales 1 + N(0, stddev).
 [[nodiscard]] inline weights random_weights(const config& cfg, std::uint64_t seed, float stddev = 0.02f) {
     weights w = allocate(cfg);
