@@ -7,6 +7,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <thread>
+
+#include <signal.h>
+#include <sys/stat.h>
+
 using namespace prune;
 using namespace prune::data;
 using prune_test::temp_dir;
@@ -159,4 +165,33 @@ TEST_CASE("malformed JSONL lines name the file, the line and what was expected")
     CHECK_THROWS_SAYS(read_jsonl(dir / "absent.jsonl"), io_error, "absent.jsonl");
     prune_test::write_bytes(dir / "bad.jsonl", good + "\n" + good + "\nnot json\n");
     CHECK_THROWS_SAYS(read_jsonl(dir / "bad.jsonl"), format_error, "bad.jsonl':3:");
+}
+
+// io::read_text_file reads in chunks and stops early: at the first NUL byte (/dev/zero is
+// refused at byte 0 instead of filling memory), past its byte limit on a stream whose size is
+// unknown (a FIFO fed by a writer that never stops), and before reading a regular file larger
+// than the limit.
+TEST_CASE("text files: NUL bytes and endless streams are refused without reading them whole") {
+    using Catch::Matchers::Contains;
+    CHECK_THROWS_WITH(io::read_text_file("/dev/zero"),
+                      Contains("'/dev/zero' holds a NUL byte at byte 0 (expected a text file)"));
+    temp_dir dir;
+    const std::filesystem::path nul = dir.path() / "nul.jsonl";
+    std::ofstream(nul, std::ios::binary) << std::string("{\"a\": 1}\n{\"b\"\0: 2}\n", 19);
+    CHECK_THROWS_WITH(read_jsonl(nul), Contains("nul.jsonl' holds a NUL byte at byte 13"));
+    const std::filesystem::path big = dir.path() / "big.txt";
+    std::ofstream(big) << std::string(3000, 'x');
+    CHECK(io::read_text_file(big, 3000).size() == 3000);
+    CHECK_THROWS_WITH(io::read_text_file(big, 2999), Contains("big.txt' is longer than 2999 bytes (the most prune reads as one text file)"));
+    const std::filesystem::path fifo = dir.path() / "fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    const auto old_pipe = ::signal(SIGPIPE, SIG_IGN);  // the writer outlives the reader: EPIPE, not death
+    std::thread writer([&] {
+        std::ofstream out(fifo, std::ios::binary);
+        const std::string line(4096, 'y');
+        for (int i = 0; i < 4096 && out; ++i) out << line;  // 16 MiB offered; the reader stops after 1 MiB + a chunk
+    });
+    CHECK_THROWS_WITH(io::read_text_file(fifo, std::uintmax_t{1} << 20), Contains("fifo' is longer than 1048576 bytes"));
+    writer.join();
+    ::signal(SIGPIPE, old_pipe);
 }

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <filesystem>
@@ -88,11 +89,28 @@ template <class Json>
     return parse_json_as<json>(text, where);
 }
 
-/// Reads a whole file as text; io_error naming it when it cannot be read.
-[[nodiscard]] inline std::string read_text_file(const std::filesystem::path& path) {
+/// The most bytes read_text_file reads by default (2 GiB): text beyond it is refused, so an
+/// endless stream (/dev/zero, a pipe that never ends) cannot grow memory without bound.
+inline constexpr std::uintmax_t max_text_bytes = std::uintmax_t{1} << 31;
+
+namespace detail {
+/// io_error: `path` holds more than `limit` bytes.
+[[noreturn]] inline void text_too_long(const std::filesystem::path& path, std::uintmax_t limit) {
+    throw io_error("prune::io: '" + path.string() + "' is longer than " + std::to_string(limit) +
+                   " bytes (the most prune reads as one text file)");
+}
+}  // namespace detail
+
+/// Reads a whole file as text, in 1 MiB chunks: io_error naming it when it cannot be read,
+/// holds a NUL byte (no text format prune reads has one: JSON escapes it, and /dev/zero stops
+/// at once) or is longer than `limit` bytes (a regular file's size is checked before reading).
+[[nodiscard]] inline std::string read_text_file(const std::filesystem::path& path, std::uintmax_t limit = max_text_bytes) {
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec)) {
         throw io_error("prune::io: cannot read '" + path.string() + "': it is a directory");
+    }
+    if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) > limit && !ec) {
+        detail::text_too_long(path, limit);
     }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
@@ -100,7 +118,20 @@ template <class Json>
         throw io_error("prune::io: cannot open '" + path.string() + "': " +
                        std::error_code(e, std::generic_category()).message());
     }
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string text;
+    std::vector<char> chunk(std::size_t{1} << 20);
+    while (in) {
+        in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+        const auto got = static_cast<std::size_t>(in.gcount());
+        if (text.size() + got > limit) detail::text_too_long(path, limit);
+        const auto nul = std::find(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(got), '\0');
+        if (nul != chunk.begin() + static_cast<std::ptrdiff_t>(got)) {
+            throw io_error("prune::io: '" + path.string() + "' holds a NUL byte at byte " +
+                           std::to_string(text.size() + static_cast<std::size_t>(nul - chunk.begin())) +
+                           " (expected a text file)");
+        }
+        text.append(chunk.data(), got);
+    }
     if (in.bad()) {
         throw io_error("prune::io: reading '" + path.string() + "' failed");
     }
