@@ -330,6 +330,8 @@ private:
         write_file(d_ / "d-text-no-vocab.jsonl", "{\"text\": \"a b c\", \"label\": 0}\n");
         write_file(d_ / "d-text-nul.jsonl", "{\"text\": \"a\\u0000b c\", \"label\": 0}\n");
         write_file(d_ / "d-types-length.jsonl", "{\"input_ids\": [2, 5, 3], \"token_type_ids\": [0, 0], \"label\": 0}\n");
+        write_file(d_ / "d-mask-first.jsonl", "{\"input_ids\": [2, 5, 3], \"attention_mask\": [1, 1, 1], \"label\": 0}\n"
+                                              "{\"input_ids\": [2, 5, 3], \"attention_mask\": [0, 1, 1], \"label\": 1}\n");
         write_file(d_ / "d-token-type-oob.jsonl", good + "{\"input_ids\": [2, 5, 3], \"token_type_ids\": [0, 2, 0], \"label\": 0}\n");
         write_file(d_ / "d-not-object.jsonl", good + "[2, 5, 3]\n");
     }

@@ -173,10 +173,11 @@ def main():
     out = sys.argv[1]
     g = torch.Generator().manual_seed(0)
 
-    def row(n, pad_to, vocab, pair_at=None):
+    def row(n, pad_to, vocab, pair_at=None, holes=()):
         toks = [1] + torch.randint(2, vocab, (n - 1,), generator=g).tolist()
         tt = [0 if pair_at is None or i < pair_at else 1 for i in range(n)]
-        return (toks + [0] * (pad_to - n), tt + [0] * (pad_to - n), [1] * n + [0] * (pad_to - n))
+        mask = [0 if i in holes else 1 for i in range(n)]
+        return (toks + [0] * (pad_to - n), tt + [0] * (pad_to - n), mask + [0] * (pad_to - n))
 
     # Odd sizes: hidden 72, 3 heads, 1 layer, 3 labels; a length-1 batch element and a row
     # that is all padding except [CLS].
@@ -185,7 +186,8 @@ def main():
     # A single sequence of length 1 (no padding at all).
     make_case(out, "single", config(1, 72, 3, 100, 60, 3), [row(1, 1, 60)], "bert.", [[0.0, 1.0, 1.0]], [1.0], 2)
     # Two layers, 4 heads, regression, BertModel names (no "bert." prefix); a layer loses every head.
-    rows = [row(12, 12, 80, 6), row(3, 12, 80), row(1, 12, 80), row(10, 12, 80, 2)]
+    # The last row's attention_mask has holes (0 inside the sequence, not only trailing padding).
+    rows = [row(12, 12, 80, 6), row(3, 12, 80), row(1, 12, 80), row(10, 12, 80, 2), row(11, 12, 80, 5, (2, 6, 7))]
     make_case(out, "regression", config(2, 32, 4, 48, 80, 1), rows, "", [[0, 0, 0, 0], [1, 0, 1, 1]], [1.0, 0.0], 3)
     # Three layers, mixed gates with the MLPs of two layers off.
     rows = [row(16, 16, 100, 8), row(5, 16, 100), row(11, 16, 100, 4), row(2, 16, 100), row(16, 16, 100)]

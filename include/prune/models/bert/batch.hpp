@@ -52,8 +52,9 @@ struct packed_batch {
     }
 
     /// Appends one row. token_types and attention_mask may be empty (all 0 / all 1);
-    /// otherwise they must have the row's length. Masked tokens are dropped; a row must keep
-    /// at least one token. Throws value_error naming `where` otherwise.
+    /// otherwise they must have the row's length. Masked tokens are dropped (anywhere but at
+    /// position 0, the classifier's token); a row must keep at least one token. Throws
+    /// value_error naming `where` otherwise.
     void add(std::span<const std::int32_t> ids, std::span<const std::int32_t> types = {},
              std::span<const std::int32_t> attention_mask = {}, const std::string& where = "sequence") {
         if (ids.empty()) {
@@ -66,6 +67,10 @@ struct packed_batch {
         if (!attention_mask.empty() && attention_mask.size() != ids.size()) {
             throw value_error(where + ": attention_mask has " + std::to_string(attention_mask.size()) +
                               " entries, input_ids " + std::to_string(ids.size()));
+        }
+        if (!attention_mask.empty() && attention_mask[0] == 0) {
+            throw value_error(where + ": attention_mask is 0 at position 0, the token the classifier reads (expected 1: "
+                                      "Hugging Face still computes a masked first token, prune drops it)");
         }
         std::int64_t kept = 0;
         for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -80,9 +85,6 @@ struct packed_batch {
             token_types.push_back(types.empty() ? 0 : types[i]);
             positions.push_back(static_cast<std::int32_t>(i));
             ++kept;
-        }
-        if (kept == 0) {
-            throw value_error(where + ": attention_mask masks every token");
         }
         offsets.push_back(offsets.back() + kept);
     }
