@@ -80,8 +80,8 @@ sp::calibration_options options_of(const settings& s) {
     if (s.sparsity) o.target.sparsity = *s.sparsity;
     if (!s.nm.empty()) o.target.nm = parse_nm(s.nm);
     if (!s.group.empty() && (o.target.nm || o.how == sp::method::sparsegpt)) {
-        throw value_error("--group " + s.group + " with " + (o.target.nm ? "--nm" : "sparsegpt") +
-                          " (expected no --group: N:M compares within each group of M, sparsegpt within blocks of 128 columns)");
+        throw value_error("--group " + s.group + " with " + (o.target.nm ? "--nm (expected no --group: N:M compares within each group of M)"
+                                                                          : "sparsegpt (expected no --group: sparsegpt compares within blocks of 128 columns)"));
     }
     o.target.group = !s.group.empty() ? sp::parse_comparison_group(s.group)
                      : o.how == sp::method::magnitude ? sp::comparison_group::matrix
