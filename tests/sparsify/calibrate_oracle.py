@@ -15,9 +15,11 @@ linears' inputs); the statistics are summed; the masks chosen and applied (Spars
 on H = 2 / sequences x sum x x^T); then every sequence runs through the pruned layer to give the
 next layer's inputs (`sequential`), or the dense outputs are kept (`dense`). The layer math is
 tests/decoder/oracle.py's (Hugging Face's), split into one function per layer here.
-Mask rules: Wanda per row of |W| x ||X_j|| (float32 norms and product, stable sort); N:M per
-group, ties by column (stable_nm); magnitude per matrix, exactly int(s x numel), ties by flat
-index; SparseGPT's `exact` count per block (the library's default rule) in float64.
+Mask rules: Wanda per row of |W| x ||X_j|| (float32 norms and product, stable sort), or per
+layer (every linear of the layer together, ties by linear then flat index); N:M per group,
+ties by column (stable_nm); magnitude per matrix, exactly int(s x numel), ties by flat index;
+SparseGPT's `exact` count per block (the library's default rule) in float64; `reconstruct`:
+the Wanda or magnitude mask, then fasterprune with that mask given (the Wanda paper's ablation).
 """
 import importlib.util
 import json
@@ -129,7 +131,17 @@ def choose(config, W, stats, samples):
         pruned = ports.wanda_pruned(metric, target)
     else:
         pruned = ports.lowest_together([metric], target)[0]
+    if config.get("reconstruct"):  # the Wanda paper's ablation: SparseGPT's update of this mask
+        new, _ = ports.fasterprune(W, stats["gram"] * (2.0 / samples), 0.0, mask=pruned, dtype=torch.float64)
+        return pruned, new
     return pruned, W * (~pruned)
+
+
+def choose_layer(config, weights, stats):
+    """The layer group: every linear of the layer together, int(s x total) lowest by (value,
+    linear, flat index) of |W| x ||X_j||."""
+    metrics = [ports.wanda_metric(W, stats[key]["sum2"].sqrt().float()) for W, key in weights]
+    return [(pruned, W * (~pruned)) for pruned, (W, _) in zip(ports.lowest_together(metrics, config["target"]), weights)]
 
 
 def prune_model(arch, c, P0, seqs, config):
@@ -153,9 +165,12 @@ def prune_model(arch, c, P0, seqs, config):
                 s = stats.setdefault(key, {"sum2": 0.0, "gram": 0.0})
                 s["sum2"] = s["sum2"] + (x * x).sum(0)
                 s["gram"] = s["gram"] + x.T @ x
-        for name, key in names(l):
-            W = P[name].T if conv else P[name]
-            pruned, new = choose(config, W, stats[key], len(seqs))
+        weights = [(P[name].T if conv else P[name], key) for name, key in names(l)]
+        if config.get("group") == "layer":
+            chosen = choose_layer(config, weights, stats)
+        else:
+            chosen = [choose(config, W, stats[key], len(seqs)) for W, key in weights]
+        for (name, _), (pruned, new) in zip(names(l), chosen):
             out[name] = (~pruned, new)
             P[name] = new.T.contiguous() if conv else new
         hs = dense_out if config["dense"] else [layer(c, P, l, h)[0] for h in hs]
@@ -169,6 +184,9 @@ CONFIGS = {
     "sparsegpt_50": {"method": "sparsegpt", "target": 0.5, "dense": False},
     "sparsegpt_24": {"method": "sparsegpt", "target": (2, 4), "dense": False},
     "magnitude_50": {"method": "magnitude", "target": 0.5, "dense": False},
+    "wanda_layer_50": {"method": "wanda", "target": 0.5, "dense": False, "group": "layer"},
+    "wanda_rec_50": {"method": "wanda", "target": 0.5, "dense": False, "reconstruct": True},
+    "magnitude_rec_24": {"method": "magnitude", "target": (2, 4), "dense": False, "reconstruct": True},
 }
 
 
