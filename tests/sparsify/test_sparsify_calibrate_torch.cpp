@@ -235,3 +235,52 @@ TEST_CASE("prune_layers refuses a target that does not fit before pruning anythi
     o.reconstruct = true;
     CHECK_THAT(refused(o), Catch::Contains("reconstruct with sparsegpt"));
 }
+
+namespace {
+
+/// calibration_run seen through prune_layers, counting what each call hands over.
+struct counting_run {
+    dec::calibration_run& run;
+    std::size_t largest_visit = 0;  ///< most rows handed to the visitor at once
+    std::size_t records = 0, advances = 0;
+
+    std::size_t layers() const { return run.layers(); }
+    std::size_t batches() const { return run.batches(); }
+    std::size_t samples() const { return run.samples(); }
+    std::uint64_t tokens() const { return run.tokens(); }
+    auto linears(std::size_t l) { return run.linears(l); }
+    template <class Visit>
+    void record(std::size_t l, std::size_t b, bool advance, Visit&& visit) {
+        ++records;
+        run.record(l, b, advance, [&](std::size_t input, prune::tensor_view<const float> rows) {
+            largest_visit = std::max(largest_visit, rows.extents()[0]);
+            visit(input, rows);
+        });
+    }
+    void advance(std::size_t l, std::size_t b) {
+        ++advances;
+        run.advance(l, b);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("prune_layers runs one batch of one layer at a time", "[sparsify][calibrate]") {
+    const auto batches = batches_of("llama");  // 2 batches: 25 and 33 tokens
+    dec::weights w = dec::load_model(oracle_dir() / "llama");
+    dec::calibration_run run(w, batches, 1);
+    counting_run counted{run};
+    const sp::calibration_result r = sp::prune_layers(counted, options_of("sparsegpt_50"));
+    CHECK(r.tokens == 58);
+    CHECK(counted.largest_visit == 33);  // the larger batch, never all 58 tokens
+    CHECK(counted.records == 2 * 2);     // layers x batches, once each
+    CHECK(counted.advances == 2 * 2);
+    counting_run dense{run};
+    sp::calibration_options o = options_of("wanda_50");
+    o.dense_inputs = true;
+    static_cast<void>(sp::prune_layers(dense, o));
+    CHECK(dense.advances == 0);  // dense inputs: the recording pass's output is the next layer's input
+    counting_run none{run};
+    static_cast<void>(sp::prune_layers(none, options_of("magnitude_50")));
+    CHECK(none.records + none.advances == 0);  // magnitude runs no batch
+}
