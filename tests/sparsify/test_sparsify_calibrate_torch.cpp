@@ -8,6 +8,8 @@
 // calibrated on the inputs of the pruned layers < l: the masks of layer l are recomputed from a
 // plain forward pass (a different code path) of the model whose layers < l are the pruned ones
 // and layers >= l the original ones; on the dense model's inputs layer 1's masks differ.
+// And prune_layers hands over one batch of one layer at a time: each layer records and advances
+// each batch once; dense inputs never re-run a layer; magnitude runs nothing.
 #include <prune/models/decoder/calibration.hpp>
 #include <prune/models/decoder/checkpoint.hpp>
 #include <prune/models/decoder/forward.hpp>
