@@ -251,7 +251,15 @@ void run(const settings& s) {
     if (!eval.empty()) report["perplexity_before"] = perplexity(w, eval, s);
     decoder::calibration_run calibration(w, batches_of(calib, static_cast<std::size_t>(s.batch_size)), s.threads);
     options.sparsegpt.pool = &calibration.pool();
+    std::vector<double> layer_seconds;  // cumulative from the start of pruning, then per layer
+    const auto pruning = std::chrono::steady_clock::now();
+    options.on_layer = [&](std::size_t l) {
+        layer_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - pruning).count());
+        std::fprintf(stderr, "prune-sparsify: layer %zu of %zu pruned (%.2f s)\n", l + 1, w.layers.size(), layer_seconds.back());
+    };
     const sp::calibration_result result = sp::prune_layers(calibration, options);
+    for (std::size_t l = layer_seconds.size(); l-- > 1;) layer_seconds[l] -= layer_seconds[l - 1];
+    report["layer_seconds"] = layer_seconds;
     report["calibration"] = {{"sequences", calib.size()}, {"tokens", result.tokens}, {"batches", calibration.batches()}};
     if (!eval.empty()) report["perplexity_after"] = perplexity(w, eval, s);
     const auto linears = linears_of(calibration);

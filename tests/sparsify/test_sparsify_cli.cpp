@@ -149,6 +149,7 @@ TEST_CASE("prune-sparsify: Wanda 2:4 on an F16 Llama", "[sparsify][cli]") {
     CHECK(std::abs(report["perplexity_after"]["perplexity"].get<double>() - ppl) <= 1e-5 * ppl);
     CHECK(report["perplexity_before"]["perplexity"].get<double>() != report["perplexity_after"]["perplexity"].get<double>());
     CHECK(report["peak_rss_bytes"].get<long long>() > 0);
+    CHECK(report["layer_seconds"].size() == 2);
 }
 
 TEST_CASE("prune-sparsify: SparseGPT 50% and global magnitude on a GPT-2", "[sparsify][cli]") {

@@ -46,6 +46,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -85,6 +86,7 @@ struct calibration_options {
     bool dense_inputs = false;          ///< calibrate every layer on the dense model's activations
     bool double_products = false;       ///< sum x x^T from double products (statistics_options)
     sparsegpt_options sparsegpt;        ///< block size, damping, rule, precision, threads (hessian_scale is set here)
+    std::function<void(std::size_t)> on_layer;  ///< called with l once layer l is pruned (progress; may be empty)
 };
 
 /// The mask chosen for one linear (1 = kept, [out, in]).
@@ -253,6 +255,7 @@ calibration_result prune_layers(Model& model, const calibration_options& options
             for (std::size_t b = 0; b < model.batches(); ++b) model.advance(l, b);
         }
         for (std::size_t t = 0; t < masks.size(); ++t) result.linears.push_back({linears[t].name, l, std::move(masks[t])});
+        if (options.on_layer) options.on_layer(l);
     }
     return result;
 }
