@@ -236,6 +236,12 @@ TEST_CASE("prune_layers refuses a target that does not fit before pruning anythi
     o = options_of("sparsegpt_50");
     o.reconstruct = true;
     CHECK_THAT(refused(o), Catch::Contains("reconstruct with sparsegpt"));
+    dec::weights w = original;
+    dec::calibration_run empty(w, {}, 1);
+    o = options_of("wanda_50");
+    CHECK_THAT(sparsify_test::error_of([&] { static_cast<void>(sp::prune_layers(empty, o)); }),
+               Catch::Contains("no calibration tokens"));
+    CHECK(w.layers[0].qkv == original.layers[0].qkv);
 }
 
 namespace {

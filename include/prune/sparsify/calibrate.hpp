@@ -231,11 +231,17 @@ std::vector<std::vector<element_mask>> magnitude_masks(Model& model, const calib
 /// Prunes every linear of `model` in place, layer by layer (see the top of this header), and
 /// returns the masks. value_error / shape_error, before any weight changes, for a target that
 /// does not fit (sparsity outside [0, 1); N:M with kept >= group or a group that does not divide
-/// an input width), a global group with a calibrated method, or reconstruct with SparseGPT.
+/// an input width), a global group with a calibrated method, reconstruct with SparseGPT, or no
+/// calibration tokens when the method needs them.
 template <class Model>
 calibration_result prune_layers(Model& model, const calibration_options& options) {
     detail::check_calibration(options);
     detail::check_widths(model, options);
+    if (detail::needs_statistics(options) && model.tokens() == 0) {
+        throw value_error(std::string("prune::sparsify::prune_layers: no calibration tokens (expected at least one "
+                                      "batch: ") + (options.reconstruct ? "the reconstruction" : to_string(options.how)) +
+                          " needs the inputs' statistics)");
+    }
     std::vector<std::vector<element_mask>> chosen;
     if (options.how == method::magnitude) chosen = detail::magnitude_masks(model, options);
     sparsegpt_options sg = options.sparsegpt;
