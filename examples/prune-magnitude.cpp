@@ -25,6 +25,7 @@
 // of the model, pruned weights zeroed, dtypes kept), config.json (+ vocab.txt when present),
 // report.json (settings, history: step, sparsity, metric, passed; per-tensor kept counts).
 #include "common/cli.hpp"
+#include "common/mask_report.hpp"
 #include "common/numbers.hpp"
 #include "common/outputs.hpp"
 
@@ -484,17 +485,7 @@ int main(int argc, char** argv) {
             history.push_back(r);
         }
         report["history"] = history;
-        nlohmann::json tensors = nlohmann::json::object();
-        std::size_t total = 0, kept = 0;
-        for (const auto& [name, mask] : ordered) {
-            tensors[name] = {{"size", mask.size()}, {"kept", mask.count_kept()}, {"sparsity", mask.sparsity()}};
-            total += mask.size();
-            kept += mask.count_kept();
-        }
-        report["tensors"] = tensors;
-        report["total"] = total;
-        report["kept"] = kept;
-        report["sparsity"] = total == 0 ? 0.0 : static_cast<double>(total - kept) / static_cast<double>(total);
+        prune_cli::add_mask_counts(report, ordered);
         {
             std::ofstream file(out / "report.json");
             file << report.dump(2) << "\n";
@@ -505,6 +496,6 @@ int main(int argc, char** argv) {
         out.commit();
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::fprintf(stderr, "prune-magnitude: %zu steps kept, sparsity %.4f of %zu candidate weights, wrote %s (%.2f s)\n",
-                     result.passed_steps, report["sparsity"].get<double>(), total, out_dir.c_str(), seconds);
+                     result.passed_steps, report["sparsity"].get<double>(), report["total"].get<std::size_t>(), out_dir.c_str(), seconds);
     });
 }

@@ -1,5 +1,5 @@
 // Outputs never destroy inputs (examples/common/outputs.hpp, docs/bad-inputs.md "Outputs never
-// destroy inputs"): every one of the eight binaries is given an output (--out, --json, and
+// destroy inputs"): every one of the nine binaries is given an output (--out, --json, and
 // prune-lottery's --cache) that is, contains or lies inside one of its inputs, directly, through
 // a symbolic link or through `..`, the root directory, the working directory, or another
 // output; each must exit 2 with the exact one-line refusal and leave every file of the fixture
@@ -134,6 +134,11 @@ const std::vector<refusal> refusals = {
     {"prune-lottery --model model --train dev.jsonl --dev dev.jsonl --out link",
      "prune-lottery: --out 'link' (resolves to '{w}/model') is the same path as --model 'model'" + destroy},
     {"prune-lottery --quick --out /", "prune-lottery: --out '/'" + root},
+    {"prune-sparsify --model model --calib dev.jsonl --method wanda --sparsity 0.5 --out dev.jsonl",
+     "prune-sparsify: --out 'dev.jsonl' is the same path as --calib 'dev.jsonl'" + destroy},
+    {"prune-sparsify --model model --calib dev.jsonl --method wanda --nm 2:4 --eval dev.jsonl --out sub/../model",
+     "prune-sparsify: --out 'sub/../model' is the same path as --model 'model'" + destroy},
+    {"prune-sparsify --model model --method magnitude --sparsity 0.5 --out .", "prune-sparsify: --out '.'" + cwd},
 };
 
 }  // namespace
@@ -152,7 +157,7 @@ TEST_CASE("every binary refuses an output that is, contains or lies inside an in
         CHECK(fx.contents() == before);  // nothing replaced, nothing written, no staging debris
         binaries.insert(command.substr(0, command.find(' ')));
     }
-    CHECK(binaries.size() == 8);  // all eight binaries tried
+    CHECK(binaries.size() == 9);  // all nine binaries tried
 }
 
 TEST_CASE("prune-eval --json writes through a symbolic link, to a pipe, behind /dev/stdout and to a FIFO") {

@@ -1,0 +1,300 @@
+// prune-sparsify: one-shot pruning of a causal LM's linears -- magnitude, Wanda or SparseGPT,
+// unstructured or N:M -- calibrated layer by layer (prune/sparsify/calibrate.hpp, docs/sparsify.md).
+//
+//   prune-sparsify --model DIR --calib F --method magnitude|wanda|sparsegpt (--sparsity S | --nm N:M)
+//                  [--group row|matrix|layer|global] [--eval F] --out DIR
+//                  [--context N] [--batch-size 8] [--dense-inputs] [--reconstruct] [--threads 0]
+//
+// DIR is a causal-LM directory (config.json model_type llama or gpt2); F is causal-LM data
+// (JSON Lines input_ids / text, or a .txt file cut into windows of --context tokens). Pruned:
+// every q/k/v/o/gate/up/down (Llama) or c_attn/attn.c_proj/c_fc/mlp.c_proj (GPT-2) weight;
+// never embeddings, norms, lm_head or biases. --sparsity S prunes floor(S x n) of each comparison
+// group (default: a row for wanda, a matrix for magnitude); --nm N:M keeps N of every M
+// consecutive input weights of a row. sparsegpt chooses per block of 128 columns (no --group).
+// --calib is needed by wanda, sparsegpt and --reconstruct (SparseGPT's reconstruction of a
+// magnitude or Wanda mask); calibration runs in batches of --batch-size sequences, layer l on
+// the outputs of the pruned layers < l (--dense-inputs: on the dense model's throughout).
+// Output (a directory that appears whole, or not at all): config.json and the tokenizer files
+// copied, model.safetensors (every tensor of the input, each in its own dtype, the pruned
+// weights changed), masks.safetensors (U8 per pruned weight, 1 = kept, named and shaped as the
+// weight in the checkpoint), report.json (settings, per-tensor sparsity, calibration tokens,
+// wall time, peak RSS, perplexity before / after on --eval F). Bad input: one line, exit 2.
+#include "common/cli.hpp"
+#include "common/mask_report.hpp"
+#include "common/numbers.hpp"
+#include "common/outputs.hpp"
+#include "decoder/causal_lm.hpp"
+
+#include <prune/io/atomic.hpp>
+#include <prune/io/masks.hpp>
+#include <prune/io/safetensors.hpp>
+#include <prune/models/decoder/calibration.hpp>
+#include <prune/nn/process.hpp>
+#include <prune/sparsify/calibrate.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/resource.h>
+
+namespace fs = std::filesystem;
+namespace sp = prune::sparsify;
+using namespace prune;
+
+namespace {
+
+struct settings {
+    std::string model, calib, method, nm, group, eval, out;
+    std::optional<double> sparsity;
+    std::optional<int> context;
+    int batch_size = 8, threads = 0;
+    bool dense_inputs = false, reconstruct = false;
+};
+
+/// "N:M" as the core's pattern (N kept of every M); value_error when malformed.
+nm_pattern parse_nm(const std::string& text) {
+    const std::size_t colon = text.find(':');
+    const auto digits = [](const std::string& s) { return !s.empty() && s.size() < 7 && s.find_first_not_of("0123456789") == std::string::npos; };
+    if (colon == std::string::npos || !digits(text.substr(0, colon)) || !digits(text.substr(colon + 1))) {
+        throw value_error("--nm '" + text + "' (expected N:M, N kept of every M consecutive weights, e.g. 2:4)");
+    }
+    return {std::stoul(text.substr(0, colon)), std::stoul(text.substr(colon + 1))};
+}
+
+/// The calibration options of the command line; value_error for a combination that does not apply.
+sp::calibration_options options_of(const settings& s) {
+    sp::calibration_options o;
+    o.how = sp::parse_method(s.method);
+    if (s.sparsity.has_value() == !s.nm.empty()) throw value_error("give exactly one of --sparsity S and --nm N:M");
+    if (s.sparsity) o.target.sparsity = *s.sparsity;
+    if (!s.nm.empty()) o.target.nm = parse_nm(s.nm);
+    if (!s.group.empty() && (o.target.nm || o.how == sp::method::sparsegpt)) {
+        throw value_error("--group " + s.group + " with " + (o.target.nm ? "--nm (expected no --group: N:M compares within each group of M)"
+                                                                          : "sparsegpt (expected no --group: sparsegpt compares within blocks of 128 columns)"));
+    }
+    o.target.group = !s.group.empty() ? sp::parse_comparison_group(s.group)
+                     : o.how == sp::method::magnitude ? sp::comparison_group::matrix
+                                                      : sp::comparison_group::row;
+    o.dense_inputs = s.dense_inputs;
+    o.reconstruct = s.reconstruct;
+    if (s.calib.empty() && (o.how != sp::method::magnitude || o.reconstruct)) {
+        throw value_error(std::string("--calib F is needed by ") + (o.reconstruct ? "--reconstruct" : s.method));
+    }
+    return o;
+}
+
+/// A data file's sequences (--context only for .txt files).
+std::vector<std::vector<std::int32_t>> read_rows(const std::string& file, const settings& s, const decoder::config& cfg) {
+    const bool text = fs::path(file).extension() == ".txt";
+    return prune_lm::read_sequences(file, s.model, cfg, text ? s.context : std::nullopt);
+}
+
+/// The rows packed into batches of `size` sequences.
+std::vector<decoder::sequences> batches_of(const std::vector<std::vector<std::int32_t>>& rows, std::size_t size) {
+    std::vector<decoder::sequences> out;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        if (i % size == 0) out.emplace_back();
+        out.back().add(rows[i]);
+    }
+    return out;
+}
+
+/// A weight's values in the checkpoint's layout ([in, out] for a Conv1D weight).
+std::vector<float> file_layout(const decoder::calibration_linear& x) {
+    const std::size_t rows = x.weight.extents()[0], cols = x.weight.extents()[1];
+    const std::span<const float> w = x.weight.data();
+    std::vector<float> v(w.begin(), w.end());
+    if (!x.transposed) return v;
+    for (std::size_t o = 0; o < rows; ++o)
+        for (std::size_t i = 0; i < cols; ++i) v[i * rows + o] = w[o * cols + i];
+    return v;
+}
+
+/// The values as bytes of `type` (F32, F64, F16, BF16); value_error when one is not finite there.
+std::vector<std::byte> encoded(const std::vector<float>& v, io::dtype type, const std::string& name) {
+    std::vector<std::byte> out;
+    auto put = [&](auto converted) {
+        using E = decltype(converted(0.0f));
+        out.resize(v.size() * sizeof(E));
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            const E e = converted(v[i]);
+            if (!std::isfinite(static_cast<double>(to_float(e)))) {
+                throw value_error("weight '" + name + "' element " + std::to_string(i) + " is " + std::to_string(v[i]) +
+                                  ", not finite in " + io::dtype_name(type) + " (nothing was written)");
+            }
+            std::memcpy(out.data() + i * sizeof(E), &e, sizeof(E));
+        }
+    };
+    switch (type) {
+        case io::dtype::F32: put([](float f) { return f; }); break;
+        case io::dtype::F64: put([](float f) { return static_cast<double>(f); }); break;
+        case io::dtype::F16: put([](float f) { return to_half(f); }); break;
+        case io::dtype::BF16: put([](float f) { return to_bfloat16(f); }); break;
+        default: throw dtype_error("weight '" + name + "' has dtype " + io::dtype_name(type) + " (expected F32, F64, F16 or BF16)");
+    }
+    return out;
+}
+
+/// model.safetensors: every tensor of the input in its dtype, the pruned linears from `w`.
+void write_weights(const fs::path& path, const io::checkpoint& ckpt,
+                   const std::map<std::string, decoder::calibration_linear>& linears) {
+    io::safetensors_writer writer;
+    for (const auto& [key, value] : ckpt.metadata()) writer.set_metadata(key, value);
+    for (const io::tensor_info& info : ckpt.tensors()) {
+        const auto it = linears.find(info.name);
+        if (it == linears.end()) {
+            writer.add_borrowed(info.name, info.type, info.shape, ckpt.bytes(info.name));
+        } else {
+            writer.add(info.name, info.type, info.shape, encoded(file_layout(it->second), info.type, info.name));
+        }
+    }
+    writer.write(path);
+}
+
+/// A mask in the checkpoint's layout ([in, out] for a Conv1D weight).
+element_mask file_layout(const element_mask& m, bool transposed) {
+    if (!transposed) return m;
+    const std::size_t rows = m.extents()[0], cols = m.extents()[1];
+    element_mask t(prune::shape{cols, rows});
+    for (std::size_t o = 0; o < rows; ++o)
+        for (std::size_t i = 0; i < cols; ++i) t.set(i * rows + o, m.kept(o * cols + i));
+    return t;
+}
+
+/// Peak resident set size of this process, bytes.
+long long peak_rss_bytes() {
+    struct rusage usage {};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return static_cast<long long>(usage.ru_maxrss) * 1024;
+}
+
+/// Perplexity of the eval rows on `w`.
+io::json perplexity(const decoder::weights& w, const std::vector<std::vector<std::int32_t>>& rows, const settings& s) {
+    const bool text = fs::path(s.eval).extension() == ".txt";
+    return prune_lm::perplexity(w, rows, nullptr, static_cast<std::size_t>(s.batch_size), s.threads, s.eval,
+                                text ? s.context : std::nullopt);
+}
+
+/// The settings part of report.json.
+nlohmann::json settings_json(const settings& s, const sp::calibration_options& o) {
+    nlohmann::json r;
+    r["model"] = s.model;
+    r["method"] = s.method;
+    r["sparsity"] = s.sparsity ? nlohmann::json(*s.sparsity) : nlohmann::json(nullptr);
+    r["nm"] = s.nm.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.nm);
+    r["group"] = o.target.nm || o.how == sp::method::sparsegpt ? nlohmann::json(nullptr) : nlohmann::json(sp::to_string(o.target.group));
+    r["dense_inputs"] = s.dense_inputs;
+    r["reconstruct"] = s.reconstruct;
+    r["calib"] = s.calib.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.calib);
+    r["batch_size"] = s.batch_size;
+    return r;
+}
+
+/// Every prunable linear of the model by name (views into its weights).
+std::map<std::string, decoder::calibration_linear> linears_of(decoder::calibration_run& run) {
+    std::map<std::string, decoder::calibration_linear> out;
+    for (std::size_t l = 0; l < run.layers(); ++l) {
+        for (auto& x : run.linears(l)) out.emplace(x.name, x);
+    }
+    return out;
+}
+
+/// The masks in the checkpoint's layout, in the model's order.
+std::vector<std::pair<std::string, element_mask>> file_masks(const sp::calibration_result& result,
+                                                             const std::map<std::string, decoder::calibration_linear>& linears) {
+    std::vector<std::pair<std::string, element_mask>> masks;
+    for (const auto& x : result.linears) masks.emplace_back(x.name, file_layout(x.mask, linears.at(x.name).transposed));
+    return masks;
+}
+
+/// Writes the output directory: config and tokenizer files, weights, masks, report.
+void write_outputs(const settings& s, const io::checkpoint& ckpt, const std::map<std::string, decoder::calibration_linear>& linears,
+                   const std::vector<std::pair<std::string, element_mask>>& masks, const nlohmann::json& report) {
+    io::output_directory out(s.out);
+    for (const char* file : {"config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                             "generation_config.json"}) {
+        if (fs::is_regular_file(fs::path(s.model) / file)) fs::copy_file(fs::path(s.model) / file, out / file);
+    }
+    write_weights(out / "model.safetensors", ckpt, linears);
+    io::write_element_masks(out / "masks.safetensors", std::span<const std::pair<std::string, element_mask>>(masks));
+    std::ofstream file(out / "report.json");
+    file << report.dump(2) << "\n";
+    file.close();
+    if (!file) throw io_error("cannot write " + (out / "report.json").string());
+    out.commit();
+}
+
+void run(const settings& s) {
+    const auto start = std::chrono::steady_clock::now();
+    sp::calibration_options options = options_of(s);
+    if (!prune_lm::is_causal_lm(s.model)) {
+        throw value_error("--model '" + s.model + "' is not a causal LM (expected a directory whose config.json has "
+                          "model_type llama or gpt2)");
+    }
+    const io::checkpoint ckpt = io::checkpoint::open(s.model);
+    decoder::weights w = decoder::load_model(s.model);
+    std::vector<std::vector<std::int32_t>> calib, eval;
+    if (!s.calib.empty()) calib = read_rows(s.calib, s, w.cfg);
+    if (!s.eval.empty()) eval = read_rows(s.eval, s, w.cfg);
+    nlohmann::json report = settings_json(s, options);
+    if (!eval.empty()) report["perplexity_before"] = perplexity(w, eval, s);
+    decoder::calibration_run calibration(w, batches_of(calib, static_cast<std::size_t>(s.batch_size)), s.threads);
+    options.sparsegpt.pool = &calibration.pool();
+    std::vector<double> layer_seconds;  // cumulative from the start of pruning, then per layer
+    const auto pruning = std::chrono::steady_clock::now();
+    options.on_layer = [&](std::size_t l) {
+        layer_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - pruning).count());
+        std::fprintf(stderr, "prune-sparsify: layer %zu of %zu pruned (%.2f s)\n", l + 1, w.layers.size(), layer_seconds.back());
+    };
+    const sp::calibration_result result = sp::prune_layers(calibration, options);
+    for (std::size_t l = layer_seconds.size(); l-- > 1;) layer_seconds[l] -= layer_seconds[l - 1];
+    report["layer_seconds"] = layer_seconds;
+    report["calibration"] = {{"sequences", calib.size()}, {"tokens", result.tokens}, {"batches", calibration.batches()}};
+    if (!eval.empty()) report["perplexity_after"] = perplexity(w, eval, s);
+    const auto linears = linears_of(calibration);
+    const auto masks = file_masks(result, linears);
+    prune_cli::add_mask_counts(report, masks);
+    report["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report["peak_rss_bytes"] = peak_rss_bytes();
+    write_outputs(s, ckpt, linears, masks, report);
+    std::fprintf(stderr, "prune-sparsify: %s, %zu linears, sparsity %.4f, %llu calibration tokens, wrote %s (%.2f s)\n",
+                 s.method.c_str(), masks.size(), report["sparsity"].get<double>(),
+                 static_cast<unsigned long long>(result.tokens), s.out.c_str(), report["wall_seconds"].get<double>());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    prune::nn::setup_process(argv);
+    CLI::App app{"prune-sparsify: one-shot magnitude / Wanda / SparseGPT pruning of a causal LM", "prune-sparsify"};
+    settings s;
+    app.add_option("--model", s.model, "causal-LM directory (config.json model_type llama or gpt2)")->required();
+    app.add_option("--calib", s.calib, "calibration data: JSON Lines (input_ids or text) or .txt");
+    app.add_option("--method", s.method, "magnitude, wanda or sparsegpt")->required();
+    app.add_option("--sparsity", s.sparsity, "fraction pruned per comparison group, 0 <= S < 1");
+    app.add_option("--nm", s.nm, "N:M: keep N of every M consecutive input weights of a row (e.g. 2:4)");
+    app.add_option("--group", s.group, "comparison group: row (wanda's default), matrix (magnitude's), layer, global");
+    app.add_option("--eval", s.eval, "perplexity before and after on this data");
+    app.add_option("--out", s.out, "output model directory")->required();
+    app.add_option("--context", s.context, ".txt data: tokens per window (default max_position_embeddings)");
+    app.add_option("--batch-size", s.batch_size, "calibration sequences per batch")->check(CLI::Range(1, std::numeric_limits<int>::max()));
+    app.add_option("--threads", s.threads, "threads (0 = all cores; at most 256)")->check(prune_cli::threads_flag());
+    app.add_flag("--dense-inputs", s.dense_inputs, "calibrate every layer on the dense model's activations");
+    app.add_flag("--reconstruct", s.reconstruct, "magnitude / wanda: SparseGPT's reconstruction of the kept weights");
+    return prune_cli::run(app, argc, argv, [&] {
+        prune_cli::refuse_overlaps({{"--model", s.model}, {"--calib", s.calib}, {"--eval", s.eval}}, {{"--out", s.out}});
+        io::remove_staging_on_signal();
+        run(s);
+    });
+}

@@ -1,0 +1,135 @@
+// prune/models/decoder/calibration.hpp: a causal LM's calibration batches run one layer at a
+// time, as the layer-by-layer pruning of prune/sparsify/calibrate.hpp (prune_layers) drives them.
+//
+// calibration_run holds, per batch, the residual stream at the current layer ([tokens, hidden]
+// floats: for all batches together, one float per calibration token and hidden feature, as the
+// reference code's `inps`), a copy of one batch's stream and one batch's layer_cache (the
+// inputs of the layer's linears): never the activations of every batch or every layer.
+//   record(l, b, advance, visit)  runs batch b through layer l with a cache and hands visit the
+//                                 input of each linear; the stream advances when asked
+//   advance(l, b)                 runs batch b through layer l (e.g. after pruning it)
+// Inputs are numbered as layer_cache members: 0 = x1 (q/k/v, c_attn), 1 = gated (o_proj,
+// attn.c_proj), 2 = x2 (gate/up, c_fc), 3 = act (down_proj, mlp.c_proj).
+#pragma once
+
+#include <prune/error.hpp>
+#include <prune/models/decoder/forward.hpp>
+#include <prune/models/decoder/weights.hpp>
+#include <prune/tensor.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace prune::decoder {
+
+/// One prunable linear as calibration sees it.
+struct calibration_linear {
+    std::string name;            ///< the Hugging Face parameter name
+    tensor_view<float> weight;   ///< [out, in] inside the model
+    std::size_t input = 0;       ///< 0 x1, 1 gated, 2 x2, 3 act (linears with one number share their input)
+    bool transposed = false;     ///< GPT-2 Conv1D: the checkpoint stores [in, out]
+};
+
+/// The layer_cache members holding the inputs, by input number.
+inline constexpr std::vector<float> layer_cache::*calibration_inputs[] = {&layer_cache::x1, &layer_cache::gated,
+                                                                          &layer_cache::x2, &layer_cache::act};
+
+/// The input number of a layer_cache member (calibration_inputs' index).
+[[nodiscard]] inline std::size_t calibration_input_of(std::vector<float> layer_cache::*member) {
+    for (std::size_t k = 0; k < std::size(calibration_inputs); ++k) {
+        if (calibration_inputs[k] == member) return k;
+    }
+    throw value_error("calibration_input_of: a layer_cache member that is no linear's input");
+}
+
+/// A causal LM's calibration batches at the current layer (see the top of this header). The
+/// weights must outlive it; they are read at each call, so pruning them between calls counts.
+class calibration_run {
+public:
+    /// Embeds every batch (value_error when a batch does not fit the model, naming it).
+    calibration_run(weights& w, std::vector<sequences> batches, int threads = 0)
+        : w_(w), batches_(std::move(batches)), ws_(threads) {
+        for (std::size_t b = 0; b < batches_.size(); ++b) {
+            batches_[b].validate(w_.cfg, "calibration batch " + std::to_string(b));
+            streams_.emplace_back(stream_size(b));
+            embed_sequences(w_, batches_[b], ws_, streams_.back());
+            tokens_ += static_cast<std::uint64_t>(batches_[b].total());
+            samples_ += static_cast<std::size_t>(batches_[b].count());
+        }
+    }
+
+    /// Layers of the model.
+    [[nodiscard]] std::size_t layers() const { return w_.layers.size(); }
+    /// Calibration batches.
+    [[nodiscard]] std::size_t batches() const { return batches_.size(); }
+    /// Calibration sequences over all batches.
+    [[nodiscard]] std::size_t samples() const { return samples_; }
+    /// Calibration tokens over all batches.
+    [[nodiscard]] std::uint64_t tokens() const { return tokens_; }
+    /// The thread pool of the passes.
+    [[nodiscard]] nn::thread_pool& pool() { return ws_.pool(); }
+    /// Batch b's residual stream at the current layer, [tokens, hidden].
+    [[nodiscard]] std::span<const float> stream(std::size_t b) const { return streams_.at(b); }
+
+    /// The prunable linears of layer l (layer_linears' order).
+    [[nodiscard]] std::vector<calibration_linear> linears(std::size_t l) {
+        std::vector<calibration_linear> out;
+        for (const layer_linear& x : layer_linears(w_, l)) {
+            const auto rows = static_cast<std::size_t>(x.rows), cols = static_cast<std::size_t>(x.cols);
+            out.push_back({x.name, make_view<float>(x.weight, {rows, cols}), calibration_input_of(x.input), x.transposed});
+        }
+        return out;
+    }
+
+    /// Runs batch b through layer l with a cache and calls visit(input number, rows [tokens, in])
+    /// for each input; with `advance_stream` the output becomes the batch's stream.
+    template <class Visit>
+    void record(std::size_t l, std::size_t b, bool advance_stream, Visit&& visit) {
+        std::span<float> h = prepare(b);
+        if (advance_stream) {
+            h = streams_[b];
+        } else {
+            std::copy(streams_[b].begin(), streams_[b].end(), h.begin());
+        }
+        run_layer(w_, l, batches_[b], ws_, h, nullptr, &cache_);
+        const std::size_t tokens = static_cast<std::size_t>(batches_[b].total());
+        for (std::size_t k = 0; k < std::size(calibration_inputs); ++k) {
+            const std::vector<float>& x = cache_.*calibration_inputs[k];
+            if (tokens == 0 || x.empty()) continue;
+            visit(k, make_view<const float>(x.data(), {tokens, x.size() / tokens}));
+        }
+    }
+
+    /// Runs batch b through layer l; the output becomes its stream.
+    void advance(std::size_t l, std::size_t b) {
+        static_cast<void>(prepare(b));
+        run_layer(w_, l, batches_[b], ws_, streams_[b]);
+    }
+
+private:
+    [[nodiscard]] std::size_t stream_size(std::size_t b) const {
+        return static_cast<std::size_t>(batches_[b].total()) * static_cast<std::size_t>(w_.cfg.hidden_size);
+    }
+
+    /// The workspace set up for batch b (positions, RoPE table); returns the scratch stream.
+    std::span<float> prepare(std::size_t b) {
+        scratch_.resize(stream_size(b));
+        embed_sequences(w_, batches_.at(b), ws_, scratch_);
+        return scratch_;
+    }
+
+    weights& w_;
+    std::vector<sequences> batches_;
+    workspace ws_;
+    std::vector<std::vector<float>> streams_;
+    std::vector<float> scratch_;
+    layer_cache cache_;
+    std::uint64_t tokens_ = 0;
+    std::size_t samples_ = 0;
+};
+
+}  // namespace prune::decoder

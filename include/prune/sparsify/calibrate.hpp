@@ -1,0 +1,269 @@
+// prune/sparsify/calibrate.hpp: one-shot pruning of every linear of a layered network, layer by
+// layer, from calibration data: magnitude, Wanda or SparseGPT, unstructured or N:M, optionally
+// followed by SparseGPT's reconstruction of a magnitude or Wanda mask.
+//
+// The protocol (Wanda's and SparseGPT's): for each layer l in turn,
+//   1. every calibration batch runs through layer l, *dense*, recording the input of each of
+//      its linears (one pass: the linears of l all see the dense layer's own activations);
+//      the inputs are summed into input_statistics (sum x_j^2, and sum x x^T when needed) and
+//      dropped: only one batch's activations of one layer exist at a time;
+//   2. the masks of layer l's linears are chosen from the statistics (and, for SparseGPT or
+//      `reconstruct`, the kept weights are updated), and applied to the weights in place;
+//   3. every batch runs through the now-pruned layer l: its output is layer l + 1's input.
+// So layer l is calibrated on the inputs the already-pruned layers < l produce. With
+// `dense_inputs` step 3 is skipped and step 1's dense output is kept instead: every layer is
+// calibrated on the dense model's activations (the masks of layer 0 are the same either way).
+// Magnitude needs no calibration: without `reconstruct` no batch is run at all.
+//
+// The model is anything with these members (prune::decoder::calibration_run is one):
+//   std::size_t layers() const;   std::size_t batches() const;
+//   std::size_t samples() const;  // calibration sequences (SparseGPT's H scale: 2 / samples)
+//   std::uint64_t tokens() const; // calibration tokens
+//   linears(l)                    // a range of {std::string name; tensor_view<float> weight
+//                                 // ([out, in]); std::size_t input;} -- linears with the same
+//                                 // `input` number read the same input of the layer
+//   void record(l, b, bool advance, visit)  // runs batch b through layer l as it is now and
+//                                 // calls visit(input number, tensor_view<const float> rows
+//                                 // [tokens, in]) for each input; with advance, the output
+//                                 // replaces the batch's stream
+//   void advance(l, b)            // runs batch b through layer l; the output replaces its stream
+//
+// Counting, ties and comparison groups are masks.hpp's; SparseGPT's steps are sparsegpt.hpp's,
+// with H = 2 / samples x sum x x^T as the reference code scales it. Groups: row, matrix and
+// layer (the linears of one layer together) for every method; global (every linear of the
+// network) only for magnitude, since the calibrated methods choose a layer's masks before the
+// next layer is calibrated. SparseGPT chooses per block of columns: the group does not apply.
+#pragma once
+
+#include <prune/error.hpp>
+#include <prune/importance/scores.hpp>
+#include <prune/mask.hpp>
+#include <prune/sparsify/masks.hpp>
+#include <prune/sparsify/sparsegpt.hpp>
+#include <prune/sparsify/statistics.hpp>
+#include <prune/tensor.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace prune::sparsify {
+
+/// How the masks are chosen.
+enum class method {
+    magnitude,  ///< |w| (no calibration)
+    wanda,      ///< |w| x ||X_j||_2
+    sparsegpt,  ///< SparseGPT's adaptive mask and reconstruction
+};
+
+/// "magnitude", "wanda" or "sparsegpt".
+[[nodiscard]] inline const char* to_string(method m) noexcept {
+    switch (m) {
+        case method::magnitude: return "magnitude";
+        case method::wanda: return "wanda";
+        case method::sparsegpt: return "sparsegpt";
+    }
+    return "?";
+}
+
+/// Parses "magnitude" / "wanda" / "sparsegpt"; value_error otherwise.
+[[nodiscard]] inline method parse_method(const std::string& text) {
+    for (method m : {method::magnitude, method::wanda, method::sparsegpt}) {
+        if (text == to_string(m)) return m;
+    }
+    throw value_error("prune::sparsify: method '" + text + "' (expected magnitude, wanda or sparsegpt)");
+}
+
+/// What prune_layers does.
+struct calibration_options {
+    method how = method::wanda;         ///< the mask choice
+    sparsity_target target;             ///< sparsity (with group and rule) or N:M
+    bool reconstruct = false;           ///< after a magnitude or Wanda mask, SparseGPT's reconstruction
+    bool dense_inputs = false;          ///< calibrate every layer on the dense model's activations
+    bool double_products = false;       ///< sum x x^T from double products (statistics_options)
+    sparsegpt_options sparsegpt;        ///< block size, damping, rule, precision, threads (hessian_scale is set here)
+    std::function<void(std::size_t)> on_layer;  ///< called with l once layer l is pruned (progress; may be empty)
+};
+
+/// The mask chosen for one linear (1 = kept, [out, in]).
+struct pruned_linear {
+    std::string name;     ///< the linear's name
+    std::size_t layer;    ///< its layer
+    element_mask mask;    ///< 1 = kept
+};
+
+/// What prune_layers did.
+struct calibration_result {
+    std::vector<pruned_linear> linears;  ///< every linear, layer by layer in the model's order
+    std::uint64_t tokens = 0;            ///< calibration tokens run through each layer (0: none were needed)
+};
+
+namespace detail {
+
+/// value_error for a combination prune_layers does not run.
+inline void check_calibration(const calibration_options& o) {
+    const std::string where = "prune::sparsify::prune_layers";
+    if (!o.target.nm) check_sparsity(o.target.sparsity, where);
+    if (!o.target.nm && o.target.group == comparison_group::global && o.how != method::magnitude) {
+        throw value_error(where + ": the global comparison group with " + to_string(o.how) +
+                          " (expected magnitude: a calibrated method chooses each layer's masks before the next "
+                          "layer is calibrated; use row, matrix or layer)");
+    }
+    if (o.reconstruct && o.how == method::sparsegpt) {
+        throw value_error(where + ": reconstruct with sparsegpt (expected magnitude or wanda: SparseGPT "
+                          "always reconstructs)");
+    }
+}
+
+/// shape_error / value_error when an N:M target does not fit a linear's input width (or
+/// SparseGPT's block size), checked on every linear before any is pruned.
+template <class Model>
+void check_widths(Model& model, const calibration_options& o) {
+    if (!o.target.nm) return;
+    for (std::size_t l = 0; l < model.layers(); ++l) {
+        for (const auto& x : model.linears(l)) {
+            const std::size_t in = x.weight.extents()[1];
+            check_nm(*o.target.nm, in, "prune::sparsify::prune_layers: linear '" + x.name + "' (input width " +
+                                           std::to_string(in) + ")");
+        }
+    }
+    if (o.how == method::sparsegpt && o.sparsegpt.block_size % o.target.nm->group != 0) {
+        throw value_error("prune::sparsify::prune_layers: N:M groups of " + std::to_string(o.target.nm->group) +
+                          " in SparseGPT blocks of " + std::to_string(o.sparsegpt.block_size) +
+                          " columns (expected the group to divide the block size)");
+    }
+}
+
+/// Whether the layers need their inputs' statistics, and their sums x x^T.
+inline bool needs_statistics(const calibration_options& o) { return o.how != method::magnitude || o.reconstruct; }
+inline bool needs_gram(const calibration_options& o) { return o.how == method::sparsegpt || o.reconstruct; }
+
+/// One accumulator per input number of the linears.
+template <class Linears>
+std::vector<input_statistics> empty_statistics(const Linears& linears, const calibration_options& o) {
+    std::vector<input_statistics> stats;
+    for (const auto& x : linears) {
+        if (x.input >= stats.size()) stats.resize(x.input + 1);
+        stats[x.input] = input_statistics(x.weight.extents()[1], {.gram = needs_gram(o), .double_products = o.double_products});
+    }
+    return stats;
+}
+
+/// Step 1: every batch through layer l, its inputs summed.
+template <class Model, class Linears>
+std::vector<input_statistics> collect(Model& model, std::size_t l, const Linears& linears, const calibration_options& o) {
+    std::vector<input_statistics> stats = empty_statistics(linears, o);
+    for (std::size_t b = 0; b < model.batches(); ++b) {
+        model.record(l, b, o.dense_inputs, [&](std::size_t input, tensor_view<const float> rows) {
+            if (input < stats.size() && stats[input].columns() > 0) stats[input].add(rows, o.sparsegpt.pool);
+        });
+    }
+    return stats;
+}
+
+/// The masks of a layer's linears from their scores (Wanda) under the target; one group per layer.
+template <class Linears>
+std::vector<element_mask> wanda_masks(const Linears& linears, const std::vector<input_statistics>& stats,
+                                      const calibration_options& o) {
+    std::vector<wanda_scores> scores;
+    scores.reserve(linears.size());
+    for (const auto& x : linears) scores.emplace_back(x.weight, stats[x.input].column_norms(), x.name);
+    std::vector<score_source> sources;
+    for (const wanda_scores& s : scores) sources.push_back(s.source());
+    const std::vector<std::size_t> one_layer(sources.size(), 0);
+    return choose_masks(sources, o.target, one_layer);
+}
+
+/// SparseGPT on every linear of the layer (mask and reconstruction, in place).
+template <class Linears>
+std::vector<element_mask> sparsegpt_masks(Linears& linears, const std::vector<input_statistics>& stats,
+                                          const sparsegpt_options& options, const calibration_options& o) {
+    std::vector<element_mask> masks;
+    for (auto& x : linears) {
+        masks.push_back(sparsegpt_prune(x.weight, stats[x.input].gram_upper(), o.target, options, x.name));
+    }
+    return masks;
+}
+
+/// Applies the layer's masks: zeroes the pruned weights, or reconstructs the kept ones.
+template <class Linears>
+void apply_masks(Linears& linears, const std::vector<element_mask>& masks, const std::vector<input_statistics>& stats,
+                 const sparsegpt_options& options, const calibration_options& o) {
+    for (std::size_t t = 0; t < masks.size(); ++t) {
+        auto& x = linears[t];
+        if (o.reconstruct) {
+            reconstruct(x.weight, masks[t], stats[x.input].gram_upper(), options, x.name);
+        } else {
+            prune::apply(masks[t], x.weight);
+        }
+    }
+}
+
+/// Magnitude masks of every linear of the network, chosen together when the group is global.
+template <class Model>
+std::vector<std::vector<element_mask>> magnitude_masks(Model& model, const calibration_options& o) {
+    std::vector<score_source> sources;
+    std::vector<std::size_t> layer_of;
+    std::vector<std::size_t> per_layer;
+    for (std::size_t l = 0; l < model.layers(); ++l) {
+        auto linears = model.linears(l);
+        per_layer.push_back(linears.size());
+        for (const auto& x : linears) {
+            sources.push_back(prune::magnitude(x.weight).named(x.name));
+            layer_of.push_back(l);
+        }
+    }
+    std::vector<element_mask> all = choose_masks(sources, o.target, layer_of);
+    std::vector<std::vector<element_mask>> out(model.layers());
+    std::size_t at = 0;
+    for (std::size_t l = 0; l < out.size(); ++l) {
+        for (std::size_t t = 0; t < per_layer[l]; ++t) out[l].push_back(std::move(all[at++]));
+    }
+    return out;
+}
+
+}  // namespace detail
+
+/// Prunes every linear of `model` in place, layer by layer (see the top of this header), and
+/// returns the masks. value_error / shape_error, before any weight changes, for a target that
+/// does not fit (sparsity outside [0, 1); N:M with kept >= group or a group that does not divide
+/// an input width), a global group with a calibrated method, reconstruct with SparseGPT, or no
+/// calibration tokens when the method needs them.
+template <class Model>
+calibration_result prune_layers(Model& model, const calibration_options& options) {
+    detail::check_calibration(options);
+    detail::check_widths(model, options);
+    if (detail::needs_statistics(options) && model.tokens() == 0) {
+        throw value_error(std::string("prune::sparsify::prune_layers: no calibration tokens (expected at least one "
+                                      "batch: ") + (options.reconstruct ? "the reconstruction" : to_string(options.how)) +
+                          " needs the inputs' statistics)");
+    }
+    std::vector<std::vector<element_mask>> chosen;
+    if (options.how == method::magnitude) chosen = detail::magnitude_masks(model, options);
+    sparsegpt_options sg = options.sparsegpt;
+    sg.hessian_scale = 2.0 / static_cast<double>(std::max<std::size_t>(1, model.samples()));
+    calibration_result result;
+    if (detail::needs_statistics(options)) result.tokens = model.tokens();
+    for (std::size_t l = 0; l < model.layers(); ++l) {
+        auto linears = model.linears(l);
+        std::vector<input_statistics> stats;
+        if (detail::needs_statistics(options)) stats = detail::collect(model, l, linears, options);
+        std::vector<element_mask> masks;
+        if (options.how == method::magnitude) masks = std::move(chosen[l]);
+        else if (options.how == method::wanda) masks = detail::wanda_masks(linears, stats, options);
+        else masks = detail::sparsegpt_masks(linears, stats, sg, options);
+        if (options.how != method::sparsegpt) detail::apply_masks(linears, masks, stats, sg, options);
+        if (detail::needs_statistics(options) && !options.dense_inputs) {
+            for (std::size_t b = 0; b < model.batches(); ++b) model.advance(l, b);
+        }
+        for (std::size_t t = 0; t < masks.size(); ++t) result.linears.push_back({linears[t].name, l, std::move(masks[t])});
+        if (options.on_layer) options.on_layer(l);
+    }
+    return result;
+}
+
+}  // namespace prune::sparsify
