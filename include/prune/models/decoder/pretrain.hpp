@@ -127,6 +127,7 @@ struct pretrain_options {
     double learning_rate = 1e-3;     ///< peak learning rate
     double warmup_fraction = 0.05;   ///< share of the steps warming up
     double weight_decay = 0.01;      ///< AdamW's decoupled decay (not biases and norms)
+    double adam_eps = 1e-8;          ///< AdamW's epsilon (Hugging Face's default)
     double max_grad_norm = 1.0;      ///< global gradient-norm clipping (<= 0: none)
     std::uint64_t seed = 0;          ///< the batch order
     int threads = 0;                 ///< threads of the training pass (0: every core)
@@ -141,6 +142,7 @@ struct pretrain_options {
             throw value_error("pretrain: warmup fraction " + number_text(warmup_fraction) + " (expected 0..1)");
         if (!(weight_decay >= 0.0) || !std::isfinite(weight_decay))
             throw value_error("pretrain: weight decay " + number_text(weight_decay) + " (expected a finite number >= 0)");
+        if (!(adam_eps > 0.0) || !std::isfinite(adam_eps)) throw value_error("pretrain: adam_eps " + number_text(adam_eps) + " (expected > 0)");
         if (!std::isfinite(max_grad_norm)) throw value_error("pretrain: max_grad_norm " + number_text(max_grad_norm) + " (expected finite)");
     }
 };
@@ -160,7 +162,7 @@ public:
     /// A trainer of `w` (zero moments); value_error for bad options.
     causal_lm_trainer(weights& w, const pretrain_options& o)
         : w_(w), options_(o), grads_(zero_gradients(w)), ws_(o.threads),
-          optimiser_(trainables(), train::adamw_options{0.9, 0.999, 1e-8, o.weight_decay}) {
+          optimiser_(trainables(), train::adamw_options{0.9, 0.999, o.adam_eps, o.weight_decay}) {
         o.validate();
     }
 
