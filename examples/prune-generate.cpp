@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
             throw prune::format_error("'" + model + "' is not a causal-LM directory (expected config.json with model_type llama or gpt2)");
         const prune::decoder::weights w = prune_lm::load_model(model, element_mask_file);
         const std::optional<prune::decoder::gates> g = prune_lm::load_gates(mask_file, w);
-        const prune::text::bpe_tokenizer tok = prune_lm::tokenizer_for(model, "--prompt");
+        const prune::text::bpe_tokenizer tok = prune_lm::tokenizer_for(model, "prompts");
         const std::vector<std::int32_t> ids = tok.encode(prompt);
         prune::decoder::sequences::check(ids, w.cfg, "--prompt");
         prune::decoder::generation_options o;

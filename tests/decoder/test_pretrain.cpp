@@ -12,7 +12,8 @@
 // The binary: on a small synthetic text, two runs with --threads 1 and 2 write the same
 // model.safetensors byte for byte; the held-out perplexity it prints falls from the
 // initialisation's; prune-eval on the written directory and dev.txt at the same context gives
-// the perplexity prune-pretrain printed (to its 6 printed decimals); prune-importance runs on it.
+// the perplexity prune-pretrain printed (to its 6 printed decimals); prune-importance and
+// prune-generate run on it.
 #include <prune/models/decoder/checkpoint.hpp>
 #include <prune/models/decoder/pretrain.hpp>
 
@@ -174,4 +175,8 @@ TEST_CASE("prune-pretrain --arch llama: thread-independent bytes, falling held-o
     const nlohmann::json imp = nlohmann::json::parse(imp_in);
     CHECK(imp["heads"].size() == 1);
     CHECK(imp["kv_groups"][0].size() == 2);
+
+    // prune-generate reads the directory (tokenizer.json, generation_config.json's eos).
+    const std::string said = run("prune-generate --model m1 --prompt 'a small' --max-tokens 5");
+    CHECK(said.find("generated (greedy)") != std::string::npos);
 }
