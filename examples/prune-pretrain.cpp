@@ -76,18 +76,18 @@ int main(int argc, char** argv) {
     app.add_option("--layers", layers, "encoder layers")->capture_default_str();
     app.add_option("--hidden", hidden, "hidden size")->capture_default_str();
     app.add_option("--heads", heads, "attention heads")->capture_default_str();
-    app.add_option("--intermediate", intermediate, "feed-forward width")->capture_default_str();
+    app.add_option("--intermediate", intermediate, "feed-forward width (--arch llama: 352 unless given)")->capture_default_str();
     auto* minutes_opt = app.add_option("--minutes", minutes, "wall-time budget (default 3.5 when --steps is absent)");
-    auto* steps_opt = app.add_option("--steps", steps, "optimiser steps (reproducible bit for bit)")
+    auto* steps_opt = app.add_option("--steps", steps, "optimiser steps (reproducible bit for bit; --arch llama: 300 unless given)")
                           ->check(prune_cli::unsigned_integer());
     minutes_opt->excludes(steps_opt);
     app.add_option("--seed", o.seed, "seed of initialisation, order, masks and dropout")
         ->check(prune_cli::unsigned_integer())
         ->capture_default_str();
-    app.add_option("--batch-size", o.batch_size, "sequences per step")->check(prune_cli::unsigned_integer())->capture_default_str();
-    app.add_option("--max-length", o.max_length, "tokens per sequence")->check(prune_cli::unsigned_integer())->capture_default_str();
-    app.add_option("--lr", o.learning_rate, "peak learning rate")->capture_default_str();
-    app.add_option("--warmup", o.warmup_fraction, "share of steps warming up")->capture_default_str();
+    app.add_option("--batch-size", o.batch_size, "sequences per step (--arch llama: 16 windows unless given)")->check(prune_cli::unsigned_integer())->capture_default_str();
+    app.add_option("--max-length", o.max_length, "tokens per sequence (--arch llama: the window and max_position_embeddings, 128 unless given)")->check(prune_cli::unsigned_integer())->capture_default_str();
+    app.add_option("--lr", o.learning_rate, "peak learning rate (--arch llama: 1e-3 unless given)")->capture_default_str();
+    app.add_option("--warmup", o.warmup_fraction, "share of steps warming up (--arch llama: 0.05 unless given)")->capture_default_str();
     app.add_option("--threads", o.threads, "threads of the training pass (0 = every core; at most 256); the output does not depend on it")
         ->check(prune_cli::threads_flag())
         ->capture_default_str();
