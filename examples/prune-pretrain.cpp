@@ -16,9 +16,18 @@
 // trial (3 untimed warm-up steps, then 10 timed ones); it is printed (and stored in the
 // safetensors metadata) so that --steps reproduces it. --threads does not change the bytes.
 // docs/pretraining.md has the defaults' measurements.
+//
+// --arch llama (examples/decoder/pretrain_llama.hpp) pre-trains a small Llama with grouped-query
+// attention on the causal-LM loss instead, with its own byte-level BPE, and reports the held-out
+// perplexity of DIR/pretrain/dev.txt:
+//
+//   prune-pretrain --arch llama --data DIR --out MODEL [--layers 2 --hidden 128 --heads 4 --kv-heads 2
+//                  --intermediate 352 --vocab-size 2048 --max-length 128 --steps 300 --batch-size 16
+//                  --lr 1e-3 --warmup 0.05 --seed 0 --threads 0]
 #include "common/cli.hpp"
 #include "common/numbers.hpp"
 #include "common/outputs.hpp"
+#include "decoder/pretrain_llama.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/pretrain.hpp>
@@ -33,6 +42,22 @@
 #include <map>
 #include <optional>
 #include <string>
+
+namespace {
+
+/// value_error naming the flag when `prune-pretrain --arch llama`'s values cannot make or train a model.
+void check_llama_flags(const prune_lm::llama_pretrain_flags& f) {
+    if (f.context < 2 || f.context > 1 << 16)
+        throw prune::value_error("--max-length " + std::to_string(f.context) + " (expected 2..65536 tokens per window)");
+    prune::decoder::llama_shape s = f.shape;
+    s.vocab = static_cast<int>(f.vocab_size);
+    s.max_positions = static_cast<int>(f.context);
+    s.validate("--");
+    if (f.train.steps == 0) throw prune::value_error("--steps must be > 0");
+    if (f.train.batch_size == 0) throw prune::value_error("--batch-size must be > 0");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     prune::nn::setup_process(argv);  // OpenBLAS: its AVX-512 kernels (0.3.21 does not know this CPU), single-threaded
@@ -51,18 +76,18 @@ int main(int argc, char** argv) {
     app.add_option("--layers", layers, "encoder layers")->capture_default_str();
     app.add_option("--hidden", hidden, "hidden size")->capture_default_str();
     app.add_option("--heads", heads, "attention heads")->capture_default_str();
-    app.add_option("--intermediate", intermediate, "feed-forward width")->capture_default_str();
+    app.add_option("--intermediate", intermediate, "feed-forward width (--arch llama: 352 unless given)")->capture_default_str();
     auto* minutes_opt = app.add_option("--minutes", minutes, "wall-time budget (default 3.5 when --steps is absent)");
-    auto* steps_opt = app.add_option("--steps", steps, "optimiser steps (reproducible bit for bit)")
+    auto* steps_opt = app.add_option("--steps", steps, "optimiser steps (reproducible bit for bit; --arch llama: 300 unless given)")
                           ->check(prune_cli::unsigned_integer());
     minutes_opt->excludes(steps_opt);
     app.add_option("--seed", o.seed, "seed of initialisation, order, masks and dropout")
         ->check(prune_cli::unsigned_integer())
         ->capture_default_str();
-    app.add_option("--batch-size", o.batch_size, "sequences per step")->check(prune_cli::unsigned_integer())->capture_default_str();
-    app.add_option("--max-length", o.max_length, "tokens per sequence")->check(prune_cli::unsigned_integer())->capture_default_str();
-    app.add_option("--lr", o.learning_rate, "peak learning rate")->capture_default_str();
-    app.add_option("--warmup", o.warmup_fraction, "share of steps warming up")->capture_default_str();
+    app.add_option("--batch-size", o.batch_size, "sequences per step (--arch llama: 16 windows unless given)")->check(prune_cli::unsigned_integer())->capture_default_str();
+    app.add_option("--max-length", o.max_length, "tokens per sequence (--arch llama: the window and max_position_embeddings, 128 unless given)")->check(prune_cli::unsigned_integer())->capture_default_str();
+    app.add_option("--lr", o.learning_rate, "peak learning rate (--arch llama: 1e-3 unless given)")->capture_default_str();
+    app.add_option("--warmup", o.warmup_fraction, "share of steps warming up (--arch llama: 0.05 unless given)")->capture_default_str();
     app.add_option("--threads", o.threads, "threads of the training pass (0 = every core; at most 256); the output does not depend on it")
         ->check(prune_cli::threads_flag())
         ->capture_default_str();
@@ -76,11 +101,49 @@ int main(int argc, char** argv) {
     app.add_option("--dev-every", dev_every, "held-out MLM loss every N steps (0: at the end only)")
         ->capture_default_str();
     bool init_only = false;
-    app.add_flag("--init-only", init_only,
+    auto* init_only_opt = app.add_flag("--init-only", init_only,
                  "write the seed's initial weights without training (the from-scratch baseline)");
+    std::string arch = "bert";
+    app.add_option("--arch", arch, "bert (masked LM) or llama (causal LM)")
+        ->check(CLI::IsMember({"bert", "llama"}))
+        ->capture_default_str();
+    long long kv_heads = 2, vocab_size = 2048;  // signed: -1 must be refused, not read as 2^64 - 1
+    auto* kv_opt = app.add_option("--kv-heads", kv_heads, "llama: key/value heads (divides --heads)")->capture_default_str();
+    auto* vocab_opt = app.add_option("--vocab-size", vocab_size, "llama: byte-level BPE vocabulary")->capture_default_str();
 
     return prune_cli::run(app, argc, argv, [&] {
         prune_cli::refuse_overlaps({{"--data", data_dir}}, {{"--out", out}});
+        const std::vector<std::pair<const char*, CLI::Option*>> bert_only{
+            {"--minutes", minutes_opt}, {"--dropout", app.get_option("--dropout")}, {"--dev-sentences", app.get_option("--dev-sentences")},
+            {"--dev-every", app.get_option("--dev-every")}, {"--init-only", init_only_opt}};
+        const std::vector<std::pair<const char*, CLI::Option*>> llama_only{{"--kv-heads", kv_opt}, {"--vocab-size", vocab_opt}};
+        for (const auto& [flag, opt] : arch == "llama" ? bert_only : llama_only)
+            if (opt->count() > 0) throw prune::value_error(std::string(flag) + " does not apply to --arch " + arch);
+        if (arch == "llama") {
+            prune_lm::llama_pretrain_flags f;
+            f.data = data_dir;
+            f.out = out;
+            f.shape.layers = layers;
+            f.shape.hidden = hidden;
+            f.shape.heads = heads;
+            f.shape.kv_heads = static_cast<int>(std::clamp<long long>(kv_heads, -1, 1 << 20));
+            f.shape.intermediate = app.get_option("--intermediate")->count() > 0 ? intermediate : f.shape.intermediate;
+            if (vocab_size < 257 || vocab_size > 1 << 20)
+                throw prune::value_error("--vocab-size " + std::to_string(vocab_size) + " (expected 257..1048576: <|endoftext|> and the 256 bytes, then merges)");
+            f.vocab_size = static_cast<std::size_t>(vocab_size);
+            auto given = [&](const char* flag) { return app.get_option(flag)->count() > 0; };
+            if (given("--max-length")) f.context = o.max_length;
+            if (given("--batch-size")) f.train.batch_size = o.batch_size;
+            if (given("--lr")) f.train.learning_rate = prune_cli::check_flag("--lr", o.learning_rate, prune_cli::above(0));
+            if (given("--warmup")) f.train.warmup_fraction = prune_cli::check_flag("--warmup", o.warmup_fraction, prune_cli::closed(0, 1));
+            if (steps_opt->count() > 0) f.train.steps = steps;
+            f.train.seed = o.seed;
+            f.train.threads = o.threads;
+            check_llama_flags(f);
+            prune::io::remove_staging_on_signal();
+            prune_lm::pretrain_llama(f);
+            return;
+        }
         namespace fs = std::filesystem;
         const fs::path data(data_dir);
         if (layers <= 0 || hidden <= 0 || heads <= 0 || intermediate <= 0 || hidden % heads != 0) {

@@ -11,6 +11,7 @@
 
 #include <prune/models/decoder/checkpoint.hpp>
 #include <prune/models/decoder/forward.hpp>
+#include <prune/models/decoder/pretrain.hpp>
 #include <prune/error.hpp>
 #include <prune/io/json.hpp>
 #include <prune/io/masks.hpp>
@@ -103,18 +104,16 @@ inline std::vector<std::int32_t> row_ids(const prune::io::json& row, const std::
     return ids;
 }
 
-/// Non-overlapping windows of `context` tokens of a whole text file (the remainder dropped).
-inline std::vector<std::vector<std::int32_t>> text_windows(const std::string& file, const std::string& dir, int context,
-                                                           const prune::decoder::config& cfg) {
+/// Non-overlapping windows of `context` tokens of a whole text file encoded by `tok` (the
+/// remainder dropped).
+inline std::vector<std::vector<std::int32_t>> text_windows(const std::string& file, const prune::text::bpe_tokenizer& tok,
+                                                           int context, const prune::decoder::config& cfg) {
     if (context < 2 || context > cfg.max_position_embeddings) {
         throw prune::value_error("--context " + std::to_string(context) + " (expected 2.." +
                                  std::to_string(cfg.max_position_embeddings) + ", the model's max_position_embeddings)");
     }
-    const prune::text::bpe_tokenizer tok = tokenizer_for(dir, file + ": text files");
     const std::vector<std::int32_t> ids = tok.encode(prune::io::read_text_file(file));
-    std::vector<std::vector<std::int32_t>> out;
-    const auto c = static_cast<std::size_t>(context);
-    for (std::size_t i = 0; i + c <= ids.size(); i += c) out.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(i), ids.begin() + static_cast<std::ptrdiff_t>(i + c));
+    auto out = prune::decoder::token_windows(ids, static_cast<std::size_t>(context));
     if (out.empty()) {
         throw prune::value_error(file + ": " + std::to_string(ids.size()) + " tokens, fewer than one window of " +
                                  std::to_string(context) + " (--context, default max_position_embeddings)");
@@ -127,6 +126,12 @@ inline std::vector<std::vector<std::int32_t>> text_windows(const std::string& fi
 inline std::optional<int> window_of(const std::string& file, const prune::decoder::config& cfg, std::optional<int> context) {
     if (fs::path(file).extension() == ".txt") return context.value_or(cfg.max_position_embeddings);
     return std::nullopt;
+}
+
+/// The same with the model directory's tokenizer.json.
+inline std::vector<std::vector<std::int32_t>> text_windows(const std::string& file, const std::string& dir, int context,
+                                                           const prune::decoder::config& cfg) {
+    return text_windows(file, tokenizer_for(dir, file + ": text files"), context, cfg);
 }
 
 /// The sequences of a data file, each checked against the model and named by file:line.

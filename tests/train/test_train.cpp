@@ -206,4 +206,10 @@ TEST_CASE("adamw refuses tensors that are not those it was made for", "[train]")
     CHECK(prune::train::excluded_from_decay("bert.encoder.layer.0.output.LayerNorm.bias"));
     CHECK(prune::train::excluded_from_decay("cls.predictions.transform.LayerNorm.weight"));
     CHECK(!prune::train::excluded_from_decay("bert.encoder.layer.0.output.dense.weight"));
+    // Llama's RMSNorm scales (the HF Trainer decays no norm layer); its matrices are decayed.
+    CHECK(prune::train::excluded_from_decay("model.layers.0.input_layernorm.weight"));
+    CHECK(prune::train::excluded_from_decay("model.layers.0.post_attention_layernorm.weight"));
+    CHECK(prune::train::excluded_from_decay("model.norm.weight"));
+    CHECK(!prune::train::excluded_from_decay("model.layers.0.self_attn.q_proj.weight"));
+    CHECK(!prune::train::excluded_from_decay("model.embed_tokens.weight"));
 }

@@ -12,7 +12,8 @@
 // With eps_t = eps / sqrt(1 - b2^t) and its decay applied after the step the two agree:
 // tests/train/test_train.cpp checks several steps against torch.optim.AdamW that way.
 // Weight decay skips every tensor whose name contains "bias" or "LayerNorm.weight" (HF's
-// no_decay list).
+// no_decay list) or "norm.weight" (Llama's RMSNorm scales: input_layernorm,
+// post_attention_layernorm, model.norm; the HF Trainer leaves every norm layer undecayed).
 //
 // clip_gradient_norm is torch.nn.utils.clip_grad_norm_: the global L2 norm over every
 // gradient; when max_norm / (norm + 1e-6) < 1 every gradient is scaled by it.
@@ -44,9 +45,10 @@ struct adamw_options {
     double weight_decay = 0.0;   ///< decoupled decay (not for biases and LayerNorm weights)
 };
 
-/// True when HF's no_decay list excludes the tensor from weight decay.
+/// True when HF's no_decay list (or, for Llama, its norm scales) excludes the tensor from weight decay.
 [[nodiscard]] inline bool excluded_from_decay(std::string_view name) {
-    return name.find("bias") != std::string_view::npos || name.find("LayerNorm.weight") != std::string_view::npos;
+    return name.find("bias") != std::string_view::npos || name.find("LayerNorm.weight") != std::string_view::npos ||
+           name.find("norm.weight") != std::string_view::npos;
 }
 
 /// Scales the gradients so that their global L2 norm (accumulated in double) is at most

@@ -29,6 +29,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -146,20 +147,23 @@ void refuse_unsavable(const std::vector<E>& saved, const std::vector<float>& val
     return w;
 }
 
-/// Saves `w` as a Hugging Face directory (config.json as read, model.safetensors in `dtype`:
-/// F32, F16 or BF16), atomically; GPT-2's Conv1D weights go back to [in, out]. value_error,
-/// with nothing written, when a weight is NaN or infinite in `dtype` (F16 overflows at 65520).
-inline void save_model(const weights& w, const std::filesystem::path& dir, io::dtype dtype = io::dtype::F32) {
+/// Writes `w`'s config.json (as read) and model.safetensors (in `dtype`: F32, F16 or BF16;
+/// GPT-2's Conv1D weights back to [in, out]) into the existing directory `dir` (a staging
+/// directory: the caller commits), with `metadata` beside safetensors' "format": "pt".
+/// value_error, before model.safetensors is written, when a weight is NaN or infinite in
+/// `dtype` (F16 overflows at 65520).
+inline void write_model_files(const weights& w, const std::filesystem::path& dir, io::dtype dtype = io::dtype::F32,
+                              const std::map<std::string, std::string>& metadata = {}) {
     if (dtype != io::dtype::F32 && dtype != io::dtype::F16 && dtype != io::dtype::BF16) {
         throw dtype_error("save_model: dtype " + std::string(io::dtype_name(dtype)) + " (expected F32, F16 or BF16)");
     }
-    io::output_directory out(dir);
     {
-        std::ofstream config_file(out / "config.json");
+        std::ofstream config_file(dir / "config.json");
         config_file << w.cfg.source.dump(2) << "\n";
-        if (!config_file) throw io_error("cannot write " + (out / "config.json").string());
+        if (!config_file) throw io_error("cannot write " + (dir / "config.json").string());
     }
     io::safetensors_writer writer;
+    for (const auto& [key, value] : metadata) writer.set_metadata(key, value);
     writer.set_metadata("format", "pt");
     for (const auto& p : parameters(const_cast<weights&>(w))) {
         const std::vector<std::int64_t> fs = p.file_shape();
@@ -185,7 +189,15 @@ inline void save_model(const weights& w, const std::filesystem::path& dir, io::d
             writer.add(p.name, make_view<const bfloat16>(h.data(), extents));
         }
     }
-    writer.write(out / "model.safetensors");
+    writer.write(dir / "model.safetensors");
+}
+
+/// Saves `w` as a Hugging Face directory (config.json as read, model.safetensors in `dtype`:
+/// F32, F16 or BF16), atomically; GPT-2's Conv1D weights go back to [in, out]. value_error,
+/// with nothing written, when a weight is NaN or infinite in `dtype` (F16 overflows at 65520).
+inline void save_model(const weights& w, const std::filesystem::path& dir, io::dtype dtype = io::dtype::F32) {
+    io::output_directory out(dir);
+    write_model_files(w, out.path(), dtype);
     out.commit();
 }
 

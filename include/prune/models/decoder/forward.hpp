@@ -368,6 +368,16 @@ inline void activate(const pass& p, int F, const float* pre, float* act) {
     });
 }
 
+/// The rope table of ws made for cfg's frequencies and grown to at least `positions` (llama only).
+inline void ensure_rope(const config& cfg, workspace& ws, int positions) {
+    if (!cfg.is_llama()) return;
+    std::vector<float> inv = rope_frequencies(cfg);
+    if (inv != ws.inv_freq || ws.rope.positions() < positions) {
+        ws.rope = nn::rope_table<float>::make(inv, std::max(positions, ws.rope.positions()));
+        ws.inv_freq = std::move(inv);
+    }
+}
+
 /// Positions and next-token targets of every row; the rope table grown to the longest sequence.
 inline void prepare_rows(const pass& p, workspace& ws) {
     const auto T = static_cast<std::size_t>(p.T);
@@ -383,13 +393,7 @@ inline void prepare_rows(const pass& p, workspace& ws) {
             ws.targets[o + static_cast<std::size_t>(i)] = i + 1 < n ? p.seq.tokens[o + static_cast<std::size_t>(i) + 1] : -1;
         }
     }
-    if (p.cfg.is_llama()) {
-        std::vector<float> inv = rope_frequencies(p.cfg);
-        if (inv != ws.inv_freq || ws.rope.positions() < longest) {
-            ws.rope = nn::rope_table<float>::make(inv, std::max(longest, ws.rope.positions()));
-            ws.inv_freq = std::move(inv);
-        }
-    }
+    ensure_rope(p.cfg, ws, longest);
 }
 
 /// h = embed[id] (+ wpe[position]).
@@ -450,6 +454,55 @@ inline void attend(const pass& p, const layer_weights& L, std::span<const float>
     nn::attention_forward(p.pool, layout, t, ws.attention);
 }
 
+}  // namespace detail
+
+/// The rotated keys and the values of every layer for one sequence being decoded
+/// (models/decoder/generate.hpp), row p = position p.
+struct kv_cache {
+    std::vector<std::vector<float>> keys;    ///< per layer [capacity, Hkv d]
+    std::vector<std::vector<float>> values;  ///< per layer [capacity, Hkv d]
+    int capacity = 0;                        ///< positions it holds
+    int length = 0;                          ///< positions filled
+};
+
+namespace detail {
+
+/// A decode pass: its cache and the position of its first row (= cache->length).
+struct cached_step {
+    kv_cache* cache = nullptr;  ///< the sequence's cache
+    int position = 0;           ///< position of the pass's first row
+};
+
+/// The decode step's attention of layer l: the pass's keys and values appended to the cache
+/// at rows position.., then the pass's query rows (positions position..) attend causally to
+/// every cached row up to theirs (inference: gates applied to the context in place).
+inline void attend_cached(const pass& p, const layer_weights& L, std::size_t l, std::span<const float> head_gates,
+                          const layer_buffers& b, workspace& ws, const cached_step& step) {
+    const auto rows = static_cast<std::size_t>(L.qkv_rows()), A = static_cast<std::size_t>(L.attention_width());
+    const auto KV = static_cast<std::size_t>(L.kv_heads) * static_cast<std::size_t>(L.head_dim);
+    float* K = step.cache->keys[l].data();
+    float* V = step.cache->values[l].data();
+    for (std::size_t r = 0; r < static_cast<std::size_t>(p.T); ++r) {
+        const float* k = b.qkv + r * rows + A;
+        const std::size_t at = (static_cast<std::size_t>(step.position) + r) * KV;
+        std::copy(k, k + KV, K + at);
+        std::copy(k + KV, k + 2 * KV, V + at);
+    }
+    const std::int64_t q_offsets[2] = {0, p.T}, kv_offsets[2] = {0, step.position + p.T}, q_positions[1] = {step.position};
+    nn::attention_layout layout = layout_of(p.seq, L);
+    layout.q_offsets = q_offsets;
+    layout.kv_offsets = kv_offsets;
+    layout.q_positions = q_positions;
+    nn::attention_tensors<float> t = tensors_of(L, b.qkv, b.context, nullptr);
+    t.k = K;
+    t.ldk = static_cast<std::ptrdiff_t>(KV);
+    t.v = V;
+    t.ldv = static_cast<std::ptrdiff_t>(KV);
+    t.gates = head_gates;
+    t.skip_gated_off = true;
+    nn::attention_forward(p.pool, layout, t, ws.attention);
+}
+
 /// h += scale * y, both [T, H].
 inline void add_scaled(const pass& p, const float* y, float scale, float* h) {
     const auto H = static_cast<std::size_t>(p.H);
@@ -458,9 +511,10 @@ inline void add_scaled(const pass& p, const float* y, float scale, float* h) {
     });
 }
 
-/// One decoder layer on the residual stream h [T, H], as a list of named calls.
+/// One decoder layer on the residual stream h [T, H], as a list of named calls (a decode step
+/// when `step` is given: attention against the KV cache, no training cache).
 inline void layer_forward(const pass& p, const layer_weights& L, std::size_t l, const gates* g, float* h, workspace& ws,
-                          layer_cache* c) {
+                          layer_cache* c, const cached_step* step = nullptr) {
     const layer_buffers b = buffers_for(p, L, ws, c);
     const int A = L.attention_width(), F = L.ffn, up_rows = p.cfg.is_llama() ? 2 * F : F;
     // Attention block: h += o_proj(gates * attention(rope(qkv(norm1(h)))))
@@ -468,7 +522,8 @@ inline void layer_forward(const pass& p, const layer_weights& L, std::size_t l, 
     if (A > 0) {
         linear(p, b.x1, p.H, L.qkv, L.qkv_rows(), L.qkv_bias, b.qkv);
         if (p.cfg.is_llama()) rotate(p, L, b.qkv, ws);
-        attend(p, L, effective_gates(g, L, l, ws), b, ws, c != nullptr);
+        if (step != nullptr) attend_cached(p, L, l, effective_gates(g, L, l, ws), b, ws, *step);
+        else attend(p, L, effective_gates(g, L, l, ws), b, ws, c != nullptr);
     }
     linear(p, b.gated, A, L.out, p.H, L.out_bias, h, 1.0f, true);
     // MLP block: h += gate * down(act(up(norm2(h))))
