@@ -101,10 +101,17 @@ namespace detail {
 }
 }  // namespace detail
 
+/// What read_text_file does with a NUL byte.
+enum class nul_bytes {
+    refuse,  ///< io_error at the first one (no format prune parses has one: JSON escapes it)
+    keep,    ///< kept (a raw corpus, read as Hugging Face's trainers read it)
+};
+
 /// Reads a whole file as text, in 1 MiB chunks: io_error naming it when it cannot be read,
-/// holds a NUL byte (no text format prune reads has one: JSON escapes it, and /dev/zero stops
-/// at once) or is longer than `limit` bytes (a regular file's size is checked before reading).
-[[nodiscard]] inline std::string read_text_file(const std::filesystem::path& path, std::uintmax_t limit = max_text_bytes) {
+/// holds a NUL byte (unless `nul` is keep; /dev/zero then stops at once) or is longer than
+/// `limit` bytes (a regular file's size is checked before reading).
+[[nodiscard]] inline std::string read_text_file(const std::filesystem::path& path, std::uintmax_t limit = max_text_bytes,
+                                                nul_bytes nul = nul_bytes::refuse) {
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec)) {
         throw io_error("prune::io: cannot read '" + path.string() + "': it is a directory");
@@ -124,10 +131,10 @@ namespace detail {
         in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
         const auto got = static_cast<std::size_t>(in.gcount());
         if (text.size() + got > limit) detail::text_too_long(path, limit);
-        const auto nul = std::find(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(got), '\0');
-        if (nul != chunk.begin() + static_cast<std::ptrdiff_t>(got)) {
+        const auto end = chunk.begin() + static_cast<std::ptrdiff_t>(got);
+        if (const auto at = std::find(chunk.begin(), end, '\0'); nul == nul_bytes::refuse && at != end) {
             throw io_error("prune::io: '" + path.string() + "' holds a NUL byte at byte " +
-                           std::to_string(text.size() + static_cast<std::size_t>(nul - chunk.begin())) +
+                           std::to_string(text.size() + static_cast<std::size_t>(at - chunk.begin())) +
                            " (expected a text file)");
         }
         text.append(chunk.data(), got);

@@ -79,8 +79,11 @@ public:
             pos = end;
         }
     }
-    /// Counts the words of a UTF-8 text file; io_error when it cannot be read.
-    void add_file(const std::filesystem::path& path) { add_text(io::read_text_file(path)); }
+    /// Counts the words of a UTF-8 text file (NUL bytes are text here, as for Hugging Face's
+    /// trainer); io_error when it cannot be read or exceeds io::max_text_bytes.
+    void add_file(const std::filesystem::path& path) {
+        add_text(io::read_text_file(path, io::max_text_bytes, io::nul_bytes::keep));
+    }
 
     /// The distinct words seen so far (byte-level text) with their counts.
     const std::unordered_map<std::string, std::uint64_t>& word_counts() const { return counts_; }
