@@ -181,9 +181,8 @@ long long peak_rss_bytes() {
 
 /// Perplexity of the eval rows on `w`.
 io::json perplexity(const decoder::weights& w, const std::vector<std::vector<std::int32_t>>& rows, const settings& s) {
-    const bool text = fs::path(s.eval).extension() == ".txt";
     return prune_lm::perplexity(w, rows, nullptr, static_cast<std::size_t>(s.batch_size), s.threads, s.eval,
-                                text ? s.context : std::nullopt);
+                                prune_lm::window_of(s.eval, w.cfg, s.context));
 }
 
 /// The settings part of report.json.
