@@ -112,13 +112,7 @@ std::vector<decoder::sequences> batches_of(const std::vector<std::vector<std::in
 
 /// A weight's values in the checkpoint's layout ([in, out] for a Conv1D weight).
 std::vector<float> file_layout(const decoder::calibration_linear& x) {
-    const std::size_t rows = x.weight.extents()[0], cols = x.weight.extents()[1];
-    const std::span<const float> w = x.weight.data();
-    std::vector<float> v(w.begin(), w.end());
-    if (!x.transposed) return v;
-    for (std::size_t o = 0; o < rows; ++o)
-        for (std::size_t i = 0; i < cols; ++i) v[i * rows + o] = w[o * cols + i];
-    return v;
+    return decoder::detail::file_layout(x.weight.data(), x.weight.extents()[0], x.weight.extents()[1], x.transposed);
 }
 
 /// The values as bytes of `type` (F32, F64, F16, BF16); value_error when one is not finite there.

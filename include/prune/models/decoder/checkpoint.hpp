@@ -30,6 +30,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <span>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -102,6 +103,17 @@ inline void read_parameter(const io::checkpoint& ckpt, const parameter& p, const
         for (std::size_t o = 0; o < rows; ++o) p.data[o * cols + i] = values[i * rows + o];
 }
 
+/// A weight's values in the checkpoint's layout: a copy of the row-major [rows, cols] data, or,
+/// for a GPT-2 Conv1D weight (`transposed`), its transpose [cols, rows].
+[[nodiscard]] inline std::vector<float> file_layout(std::span<const float> data, std::size_t rows, std::size_t cols,
+                                                    bool transposed) {
+    std::vector<float> v(data.begin(), data.end());
+    if (!transposed) return v;
+    for (std::size_t o = 0; o < rows; ++o)
+        for (std::size_t i = 0; i < cols; ++i) v[i * rows + o] = data[o * cols + i];
+    return v;
+}
+
 /// value_error, before anything is written, when a weight to save is not finite in the saved
 /// dtype: NaN or an infinity in memory, or a finite float that F16 (or BF16) rounds to an
 /// infinity. A checkpoint holding NaN/Inf is never written.
@@ -168,12 +180,9 @@ inline void write_model_files(const weights& w, const std::filesystem::path& dir
     for (const auto& p : parameters(const_cast<weights&>(w))) {
         const std::vector<std::int64_t> fs = p.file_shape();
         const prune::shape extents(std::vector<std::size_t>(fs.begin(), fs.end()));
-        std::vector<float> v(p.data, p.data + p.size());
-        if (p.transposed) {
-            const auto rows = static_cast<std::size_t>(p.shape[0]), cols = static_cast<std::size_t>(p.shape[1]);
-            for (std::size_t o = 0; o < rows; ++o)
-                for (std::size_t i = 0; i < cols; ++i) v[i * rows + o] = p.data[o * cols + i];
-        }
+        const std::vector<float> v = detail::file_layout(std::span<const float>(p.data, p.size()),
+                                                         static_cast<std::size_t>(p.shape[0]),
+                                                         p.shape.size() > 1 ? static_cast<std::size_t>(p.shape[1]) : 1, p.transposed);
         if (dtype == io::dtype::F32) {
             detail::refuse_unsavable(v, v, p.name, "F32");
             writer.add(p.name, make_view<const float>(v.data(), extents));
