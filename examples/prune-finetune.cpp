@@ -99,15 +99,16 @@ int main(int argc, char** argv) {
             });
         prune_cli::refuse_non_finite_weights(prune::bert::parameters(w), "not writing model '" + out + "'");
         prune::bert::prune_structure(w, mask);
-        // Both outputs or neither: the report is written to its staging file first (a report
-        // that cannot be created or written fails here, before the model appears), the model
-        // directory is committed, then the report is fsynced and renamed into place.
+        // Both outputs or neither: the report is written to its staging file and fsynced first
+        // (a report that cannot be created, written or synced fails here, before the model
+        // appears), the model directory is committed, then the report is renamed into place.
         std::optional<prune::io::atomic_file> staged_report;
         if (!report_file.empty()) {
             prune::io::json j = {{"steps", report.steps}, {"epoch_loss", report.epoch_loss},
                                  {"epoch_metric", report.epoch_metric}, {"dev_metric", report.epoch_metric.back()}};
             staged_report.emplace(report_file);
             staged_report->write(j.dump() + "\n");
+            staged_report->sync();
         }
         prune::bert::save_options save;
         save.copy_vocab_from = model;

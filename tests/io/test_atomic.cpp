@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 
@@ -189,8 +190,8 @@ void signal_ready_and_wait(int fd) {
 
 }  // namespace
 
-TEST_CASE("SIGTERM or SIGINT mid-way leaves the previous output intact and no staging debris") {
-    const int signal_number = GENERATE(SIGTERM, SIGINT);
+TEST_CASE("SIGTERM, SIGINT or SIGHUP mid-way leaves the previous output intact and no staging debris") {
+    const int signal_number = GENERATE(SIGTERM, SIGINT, SIGHUP);
     temp_dir dir;
     const auto target = dir / "model";
     std::filesystem::create_directory(target);
@@ -219,4 +220,71 @@ TEST_CASE("remove_staging_now deletes live staging paths") {
     atomic_file file(dir / "f");
     remove_staging_now();
     CHECK(dir.listing().empty());
+}
+
+TEST_CASE("temporary names carry their process and host, and parse back") {
+    const auto name = io::detail::hidden_sibling("dir/model", "staging").filename().string();
+    const io::detail::temporary_owner owner = io::detail::owner_of_temporary(name);
+    CHECK(owner.pid == static_cast<long>(::getpid()));
+    CHECK(owner.host == io::detail::host_tag());
+    CHECK(name.rfind(".model.staging-" + std::to_string(::getpid()) + "-", 0) == 0);
+    // names that only look alike are not temporaries: an unknown tag, a host tag that is not
+    // hex, a random part of the wrong length, no leading dot
+    CHECK(io::detail::owner_of_temporary(".model.backup-12-0123abcd-abcdefghij").pid == 0);
+    CHECK(io::detail::owner_of_temporary(".model.staging-12-0123abcz-abcdefghij").pid == 0);
+    CHECK(io::detail::owner_of_temporary(".model.staging-12-0123abcd-abcdefghi").pid == 0);
+    CHECK(io::detail::owner_of_temporary("model.staging-12-0123abcd-abcdefghij").pid == 0);
+    CHECK(io::detail::owner_of_temporary(".model.staging-12-0123abcd-abcdefghij").pid == 12);
+}
+
+TEST_CASE("a killed process's debris is removed by the next output in its directory, nothing else") {
+    temp_dir dir;
+    std::filesystem::create_directory(dir / "model");
+    prune_test::write_bytes(dir / "model" / "weights.bin", "previous");
+    pid_t dead = 0;
+    const int status = kill_midway(SIGKILL, [&](int ready_fd) {
+        output_directory out(dir / "model");
+        prune_test::write_bytes(out / "weights.bin", "half-written new");
+        atomic_file report(dir / "report.json");
+        report.write(std::string_view("{\"new\":"));
+        signal_ready_and_wait(ready_fd);
+    });
+    REQUIRE(WIFSIGNALED(status));
+    REQUIRE(WTERMSIG(status) == SIGKILL);
+    const auto before = dir.listing();
+    REQUIRE(before.size() == 3);  // model and the dead child's staging directory and temporary
+    dead = static_cast<pid_t>(io::detail::owner_of_temporary(before[0]).pid);
+    REQUIRE(dead > 0);
+    // what must survive the sweep: a live process's staging (ours), a dead process's of another
+    // host, a hidden file of the user's
+    output_directory live(dir / "live");
+    const std::string other_host = ".x.staging-" + std::to_string(dead) + "-" +
+                                   (io::detail::host_tag() == "00000000" ? "00000001" : "00000000") + "-abcdefghij";
+    std::filesystem::create_directory(dir / other_host);
+    prune_test::write_bytes(dir / ".model.staging-notes", "the user's");
+
+    output_directory next(dir / "model");  // the sweep runs here
+    prune_test::write_bytes(next / "weights.bin", "new");
+    next.commit();
+    const auto after = dir.listing();
+    CHECK(std::count_if(after.begin(), after.end(), [&](const std::string& n) {
+              return io::detail::owner_of_temporary(n).pid == dead && io::detail::owner_of_temporary(n).host == io::detail::host_tag();
+          }) == 0);
+    CHECK(std::find(after.begin(), after.end(), live.path().filename().string()) != after.end());
+    CHECK(std::find(after.begin(), after.end(), other_host) != after.end());
+    CHECK(std::find(after.begin(), after.end(), ".model.staging-notes") != after.end());
+    CHECK(read_bytes(dir / "model" / "weights.bin") == "new");
+}
+
+TEST_CASE("output names up to the file-name limit are written (the temporary's name is shortened)") {
+    temp_dir dir;
+    const std::string name(250, 'n');
+    {
+        output_directory out(dir / name);
+        prune_test::write_bytes(out / "x", "x");
+        out.commit();
+    }
+    write_file_atomically(dir / (name + ".json"), std::string_view("{}"));  // 255 bytes
+    CHECK(dir.listing() == std::vector<std::string>{name, name + ".json"});
+    CHECK(read_bytes(dir / name / "x") == "x");
 }

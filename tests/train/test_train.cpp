@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -212,4 +213,22 @@ TEST_CASE("adamw refuses tensors that are not those it was made for", "[train]")
     CHECK(prune::train::excluded_from_decay("model.norm.weight"));
     CHECK(!prune::train::excluded_from_decay("model.layers.0.self_attn.q_proj.weight"));
     CHECK(!prune::train::excluded_from_decay("model.embed_tokens.weight"));
+}
+
+TEST_CASE("adamw stops at the first non-finite gradient, naming the step and tensor, before any update", "[train]") {
+    std::vector<float> a(4, 1.0f), ga(4, 0.5f), b(3, 1.0f), gb(3, 0.5f);
+    const std::vector<trainable> two = {{"w", a, ga}, {"b.bias", b, gb}};
+    adamw optimizer(two, adamw_options{});
+    optimizer.step(two, 1e-3);
+    const std::vector<float> a_before = a, b_before = b;
+    const float bad = GENERATE(std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                               -std::numeric_limits<float>::infinity());
+    gb[2] = bad;
+    CHECK_THROWS_AS(optimizer.step(two, 1e-3), prune::value_error);
+    CHECK_THROWS_WITH(optimizer.step(two, 1e-3),
+                      Catch::Contains("training step 2") && Catch::Contains("'b.bias'") &&
+                          Catch::Contains(std::isnan(bad) ? "NaN" : "an infinity"));
+    CHECK(a == a_before);  // "w" comes first and is finite, yet nothing was updated
+    CHECK(b == b_before);
+    CHECK(optimizer.steps() == 1);
 }

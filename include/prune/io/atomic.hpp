@@ -17,14 +17,22 @@
 // stage in).
 //
 // Interruption: every temporary path is registered in a small process-wide registry
-// while it exists. `remove_staging_on_signal()` installs SIGINT/SIGTERM handlers that
-// delete the registered temporaries and then re-raise the signal with its default
+// while it exists. `remove_staging_on_signal()` installs SIGINT/SIGTERM/SIGHUP handlers
+// that delete the registered temporaries and then re-raise the signal with its default
 // action, so an interrupted binary leaves the previous output intact (or none) and no
 // staging debris. Binaries call it once at the start of main.
+//
+// Debris of killed processes: a process killed outright (SIGKILL, a power cut) cannot clean
+// up. Temporaries are named ".<name>.<tmp|staging|old>-<pid>-<host>-<random>" (<host>: 8
+// hex digits hashing the machine's host name), and every new atomic_file or
+// output_directory first removes, from its directory, the temporaries whose process of this
+// machine no longer exists. (Processes in another PID namespace sharing the directory under
+// the same host name would look dead: give containers their own host names.)
 #pragma once
 
 #include <prune/error.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -33,6 +41,7 @@
 #include <cstdio>  // renameat2 (glibc, _GNU_SOURCE)
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <random>
 #include <span>
 #include <string>
@@ -42,6 +51,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>  // kill
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,7 +59,7 @@ namespace prune::io {
 
 namespace detail {
 
-/// The process-wide list of temporary paths to delete when SIGINT/SIGTERM arrives.
+/// The process-wide list of temporary paths to delete when SIGINT/SIGTERM/SIGHUP arrives.
 /// Fixed-size storage so the signal handler touches no allocator.
 class staging_registry {
 public:
@@ -165,22 +175,102 @@ private:
 /// The C error text of errno value e.
 inline std::string errno_text(int e) { return std::error_code(e, std::generic_category()).message(); }
 
-/// A random hidden sibling name: "<dir>/.<name>.<tag>-<random>".
+/// The tags of hidden siblings: a file being written, a directory being staged, a previous
+/// output moved aside.
+inline constexpr std::string_view temporary_tags[] = {"tmp", "staging", "old"};
+
+/// This machine's host name, hashed to 8 hex digits (FNV-1a): temporaries carry it so that a
+/// sweep never judges the processes of another machine that shares the directory.
+inline std::string host_tag() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0) name[0] = '\0';
+    std::uint32_t h = 2166136261u;
+    for (const char* p = name; *p != '\0'; ++p) {
+        h = (h ^ static_cast<unsigned char>(*p)) * 16777619u;
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out(8, '0');
+    for (int i = 7; i >= 0; --i, h >>= 4) out[static_cast<std::size_t>(i)] = hex[h & 15u];
+    return out;
+}
+
+/// A random hidden sibling name: "<dir>/.<name>.<tag>-<pid>-<host>-<random>", with the
+/// creating process's id and host_tag() so that a later run can tell a dead process's debris
+/// from a live one's. A long `<name>` is shortened so the whole fits a file name (255 bytes).
 inline std::filesystem::path hidden_sibling(const std::filesystem::path& target, std::string_view tag) {
     static std::atomic<std::uint64_t> counter{0};
     std::random_device device;
-    const std::uint64_t salt = (std::uint64_t{device()} << 32) ^ device() ^ (counter.fetch_add(1) << 48) ^
-                               static_cast<std::uint64_t>(::getpid());
+    const std::uint64_t salt = (std::uint64_t{device()} << 32) ^ device() ^ (counter.fetch_add(1) << 48);
     static constexpr char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-    std::string suffix;
+    std::string suffix = "." + std::string(tag) + "-" + std::to_string(::getpid()) + "-" + host_tag() + "-";
     std::uint64_t v = salt;
     for (int i = 0; i < 10; ++i) {
         suffix += digits[v % 36];
         v /= 36;
     }
+    std::string name = target.filename().string();
+    const std::size_t room = 255 - 1 - suffix.size();
+    if (name.size() > room) name.resize(room);
     const std::filesystem::path parent = target.parent_path();
-    const std::string name = "." + target.filename().string() + "." + std::string(tag) + "-" + suffix;
-    return parent.empty() ? std::filesystem::path(name) : parent / name;
+    const std::string full = "." + name + suffix;
+    return parent.empty() ? std::filesystem::path(full) : parent / full;
+}
+
+/// The process id and host tag in a name made by hidden_sibling; pid 0 for any other name.
+struct temporary_owner {
+    long pid = 0;
+    std::string host;
+};
+
+/// Parses a name made by hidden_sibling from its end: 10 base-36 digits, 8 hex digits, the
+/// decimal process id, one of temporary_tags after a '.'.
+inline temporary_owner owner_of_temporary(std::string_view name) {
+    const auto all = [](std::string_view s, auto accepts) {
+        for (const char c : s) {
+            if (!accepts(c)) return false;
+        }
+        return !s.empty();
+    };
+    const auto base36 = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'); };
+    const auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+    const auto decimal = [](char c) { return c >= '0' && c <= '9'; };
+    if (name.size() < 1 + 10 + 1 + 8 + 1 + 1 + 1 || name.front() != '.') return {};
+    const std::string_view random = name.substr(name.size() - 10), host = name.substr(name.size() - 19, 8);
+    if (!all(random, base36) || name[name.size() - 11] != '-' || !all(host, hex) || name[name.size() - 20] != '-') {
+        return {};
+    }
+    const std::string_view rest = name.substr(0, name.size() - 20);
+    const std::size_t dash = rest.rfind('-');
+    if (dash == std::string_view::npos || rest.size() - dash - 1 > 9 || !all(rest.substr(dash + 1), decimal)) return {};
+    const std::size_t dot = rest.rfind('.', dash);
+    if (dot == std::string_view::npos || dot == 0) return {};
+    const std::string_view tag = rest.substr(dot + 1, dash - dot - 1);
+    if (std::find(std::begin(temporary_tags), std::end(temporary_tags), tag) == std::end(temporary_tags)) return {};
+    return {std::stol(std::string(rest.substr(dash + 1))), std::string(host)};
+}
+
+/// True when the process `pid` of this machine no longer exists.
+inline bool process_gone(long pid) noexcept {
+    return pid > 0 && pid != ::getpid() && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+/// Removes from `dir` the temporaries that processes of this machine left when they died
+/// without cleaning up (SIGKILL, a power cut): names made by hidden_sibling whose process is
+/// gone. Best effort; a live process's temporaries, other machines' and other files stay.
+inline void remove_stale_temporaries(const std::filesystem::path& dir) noexcept {
+    try {
+        const std::string here = host_tag();
+        std::error_code ec;
+        std::filesystem::directory_iterator it(dir.empty() ? std::filesystem::path(".") : dir, ec), end;
+        for (; !ec && it != end; it.increment(ec)) {
+            const temporary_owner owner = owner_of_temporary(it->path().filename().string());
+            if (owner.host == here && process_gone(owner.pid)) {
+                std::error_code ignored;
+                std::filesystem::remove_all(it->path(), ignored);
+            }
+        }
+    } catch (...) {  // allocation failure: the sweep is only housekeeping
+    }
 }
 
 /// The path a symbolic link finally points to (relative links resolved against their
@@ -223,14 +313,14 @@ extern "C" inline void remove_staging_and_reraise(int signal_number) {
 
 }  // namespace detail
 
-/// Installs SIGINT/SIGTERM handlers that delete every live staging file or directory,
+/// Installs SIGINT/SIGTERM/SIGHUP handlers that delete every live staging file or directory,
 /// then let the signal terminate the process as it would have. Call once from main.
 inline void remove_staging_on_signal() {
     struct sigaction action {};
     action.sa_handler = detail::remove_staging_and_reraise;
     sigemptyset(&action.sa_mask);
     action.sa_flags = static_cast<int>(SA_RESETHAND);
-    for (int s : {SIGINT, SIGTERM}) {
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) {
         if (::sigaction(s, &action, nullptr) != 0) {
             throw io_error("prune::io::remove_staging_on_signal: sigaction failed: " + detail::errno_text(errno));
         }
@@ -260,6 +350,7 @@ public:
             throw io_error("prune::io: cannot write '" + target_.string() + "': it is a directory");
         }
         target_ = detail::through_symlinks(target_);
+        detail::remove_stale_temporaries(target_.parent_path());
         for (int attempt = 0; attempt < 16 && fd_ < 0; ++attempt) {
             temporary_ = detail::hidden_sibling(target_, "tmp");
             fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -311,6 +402,16 @@ public:
 
     /// Appends the characters of a string.
     void write(std::string_view text) { write(std::as_bytes(std::span<const char>(text.data(), text.size()))); }
+
+    /// fsyncs what was written so far: afterwards commit() has only a rename to do. Use it to
+    /// make this file durable before committing another output, so both appear together.
+    void sync() {
+        PRUNE_ASSERT(fd_ >= 0);
+        if (!in_place_ && ::fsync(fd_) != 0) {
+            const int e = errno;
+            throw io_error("prune::io: fsync of '" + target_.string() + "' failed: " + detail::errno_text(e));
+        }
+    }
 
     /// fsyncs, closes and renames the temporary over the target (a device, FIFO or socket:
     /// closes it).
@@ -419,6 +520,7 @@ public:
                            parent.string() + (std::filesystem::exists(parent, ec) ? "' is not a directory"
                                                                                   : "' does not exist"));
         }
+        detail::remove_stale_temporaries(parent);
         for (int attempt = 0; attempt < 16; ++attempt) {
             staging_ = detail::hidden_sibling(target_, "staging");
             if (::mkdir(staging_.c_str(), 0755) == 0) {

@@ -91,9 +91,12 @@ public:
     [[nodiscard]] std::size_t steps() const noexcept { return step_; }
 
     /// One update of every tensor at learning rate lr. shape_error when the tensors are not
-    /// those (count, sizes) of the construction.
+    /// those (count, sizes) of the construction; value_error, before anything is updated, when
+    /// a gradient holds NaN or an infinity (the step and the first such tensor named), so a
+    /// diverged run stops where the non-finite value first appears, never writing it into the weights.
     void step(std::span<const trainable> params, double lr) {
         check(params);
+        refuse_non_finite_gradients(params);
         ++step_;
         const double correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_));
         const double correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_));
@@ -128,6 +131,18 @@ private:
                                   std::to_string(params[k].values.size()) + " values / " +
                                   std::to_string(params[k].gradient.size()) + " gradients (expected " +
                                   std::to_string(first_[k].size()) + ")");
+            }
+        }
+    }
+
+    void refuse_non_finite_gradients(std::span<const trainable> params) const {
+        for (const auto& p : params) {
+            for (const float g : p.gradient) {
+                if (!std::isfinite(g)) {
+                    throw value_error("training step " + std::to_string(step_ + 1) + ": the gradient of '" + p.name +
+                                      "' holds " + (std::isnan(g) ? "NaN" : "an infinity") +
+                                      " (expected finite values: the loss diverged; a lower learning rate may help)");
+                }
             }
         }
     }
