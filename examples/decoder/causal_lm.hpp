@@ -139,21 +139,15 @@ inline std::vector<std::vector<std::int32_t>> read_sequences(const std::string& 
                                                              const prune::decoder::config& cfg, std::optional<int> context) {
     if (const auto window = window_of(file, cfg, context)) return text_windows(file, dir, *window, cfg);
     if (context) throw prune::value_error("--context applies to a .txt data file ('" + file + "' is read as JSON Lines)");
-    const std::string text = prune::io::read_text_file(file);
     std::optional<prune::text::bpe_tokenizer> tok;
     std::vector<std::vector<std::int32_t>> out;
-    std::size_t line = 0;
-    for (std::size_t pos = 0; pos < text.size();) {
-        const std::size_t end = std::min(text.find('\n', pos), text.size());
-        const std::string_view content(text.data() + pos, end - pos);
-        pos = end + 1;
-        ++line;
-        if (content.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    prune::io::for_each_line(file, [&](std::string_view content, std::size_t line) {
+        if (content.find_first_not_of(" \t\r") == std::string_view::npos) return;
         const std::string where = file + ":" + std::to_string(line);
         const prune::io::json row = prune::io::parse_json(content, where);
         out.push_back(row_ids(row, where, dir, tok, file, cfg));
         prune::decoder::sequences::check(out.back(), cfg, where + ": the sequence");
-    }
+    });
     if (out.empty()) throw prune::value_error(file + " has no sequences (expected one {\"input_ids\": [...]} per line)");
     return out;
 }

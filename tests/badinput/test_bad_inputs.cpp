@@ -334,6 +334,10 @@ private:
                                               "{\"input_ids\": [2, 5, 3], \"attention_mask\": [0, 1, 1], \"label\": 1}\n");
         write_file(d_ / "d-token-type-oob.jsonl", good + "{\"input_ids\": [2, 5, 3], \"token_type_ids\": [0, 2, 0], \"label\": 0}\n");
         write_file(d_ / "d-not-object.jsonl", good + "[2, 5, 3]\n");
+        std::string ids;  // 2 MiB of token ids on one line: far beyond 16 positions, refused after 1 MiB
+        while (ids.size() < (std::size_t{2} << 20)) ids += "5, ";
+        write_file(d_ / "d-huge-row.jsonl", good + "{\"input_ids\": [2, " + ids + "3], \"label\": 0}\n");
+        write_file(d_ / "lm-huge-row.jsonl", "{\"input_ids\": [1, 2]}\n{\"input_ids\": [" + ids + "3]}\n");
     }
 
     void make_masks() {

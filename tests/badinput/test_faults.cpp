@@ -8,7 +8,8 @@
 //   mixture), the report is never newer than the model, and the next run removes the killed
 //   run's staging debris and writes the same bytes as an undisturbed run (fine-tuning is
 //   deterministic);
-// - two simultaneous runs both succeed and leave one complete output and no debris.
+// - two simultaneous runs both succeed and leave one complete output and no debris; so do two
+//   prune-data runs building one cache entry (what two prune-lottery runs on one --cache do).
 #include "../support/files.hpp"
 #include "../support/tiny_bert.hpp"
 
@@ -208,4 +209,25 @@ TEST_CASE("two runs writing the same output at once both succeed and leave one w
     CHECK(rb.code == 0);
     CHECK(hidden_entries(f.w).empty());
     CHECK(contents(f.w) == contents(reference.w));
+}
+
+TEST_CASE("two runs building one cache entry at once (as two prune-lottery runs on one --cache do)", "[faults]") {
+    if (!fs::exists("/usr/share/wordnet/data.noun")) {
+        WARN("skipped: Debian's wordnet-base is not installed");
+        return;
+    }
+    prune_test::temp_dir temp("prune_faults_cache");
+    const fs::path w = fs::weakly_canonical(temp.path());
+    const std::vector<std::string> data = {"prune-data", "wordnet", "--out", "cache/wordnet-glue", "--seed", "1",
+                                           "--train-rows", "40", "--dev-rows", "20"};
+    fs::create_directories(w / "alone" / "cache");
+    REQUIRE(finish(start(data, w / "alone")).code == 0);
+    fs::create_directories(w / "shared" / "cache");
+    const running a = start(data, w / "shared"), b = start(data, w / "shared");
+    const auto ra = finish(a), rb = finish(b);
+    INFO(ra.err << rb.err);
+    CHECK(ra.code == 0);
+    CHECK(rb.code == 0);
+    CHECK(hidden_entries(w / "shared" / "cache").empty());
+    CHECK(contents(w / "shared") == contents(w / "alone"));
 }

@@ -195,3 +195,62 @@ TEST_CASE("text files: NUL bytes and endless streams are refused without reading
     writer.join();
     ::signal(SIGPIPE, old_pipe);
 }
+
+TEST_CASE("for_each_line gives the lines of a whole-file split, across chunk boundaries") {
+    temp_dir dir;
+    const std::filesystem::path file = dir.path() / "lines.txt";
+    std::string text;
+    for (std::size_t i = 0; text.size() < (std::size_t{5} << 20); ++i) {  // 5 MiB: lines cross 1 MiB chunks
+        text += std::string((i * 7919) % 70001, static_cast<char>('a' + i % 26));
+        text += (i % 5 == 0) ? "\r\n" : "\n";
+        if (i % 11 == 0) text += "\n";  // blank lines keep their numbers
+    }
+    text += "last line without a newline";
+    std::ofstream(file, std::ios::binary) << text;
+    std::vector<std::string> expected;  // the independent split: every '\n' of the whole text
+    for (std::size_t pos = 0;;) {
+        const std::size_t end = text.find('\n', pos);
+        expected.push_back(text.substr(pos, end == std::string::npos ? std::string::npos : end - pos));
+        if (end == std::string::npos) break;
+        pos = end + 1;
+    }
+    std::vector<std::string> got;
+    io::for_each_line(file, [&](std::string_view line, std::size_t number) {
+        CHECK(number == got.size() + 1);
+        got.emplace_back(line);
+    });
+    CHECK(got == expected);
+    // a line of exactly the limit passes, one byte more is refused naming the line
+    std::ofstream(file, std::ios::binary) << "ok\n" << std::string(1000, 'z') << "\n";
+    std::size_t lines = 0;
+    io::for_each_line(file, [&](std::string_view, std::size_t) { ++lines; }, 1000);
+    CHECK(lines == 2);
+    CHECK_THROWS_WITH(io::for_each_line(file, [](std::string_view, std::size_t) {}, 999),
+                      Catch::Matchers::Contains("lines.txt': line 2 is longer than 999 bytes"));
+}
+
+TEST_CASE("a data row longer than io::max_line_bytes is refused after reading about that much, not the whole row") {
+    using Catch::Matchers::Contains;
+    temp_dir dir;
+    const std::filesystem::path fifo = dir.path() / "row.jsonl";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    const auto old_pipe = ::signal(SIGPIPE, SIG_IGN);
+    std::size_t offered = 0;
+    std::thread writer([&] {  // one 100 MB row, {"input_ids": [1, 1, 1, ...
+        std::ofstream out(fifo, std::ios::binary);
+        out << "{\"input_ids\": [";
+        const std::string block = [] {
+            std::string b;
+            for (int i = 0; i < 16384; ++i) b += "1, ";
+            return b;
+        }();
+        while (offered < (std::size_t{100} << 20) && out.write(block.data(), static_cast<std::streamsize>(block.size()))) {
+            out.flush();
+            if (out) offered += block.size();
+        }
+    });
+    CHECK_THROWS_WITH(read_jsonl(fifo), Contains("row.jsonl': line 1 is longer than 1048576 bytes"));
+    writer.join();
+    ::signal(SIGPIPE, old_pipe);
+    CHECK(offered < (std::size_t{4} << 20));  // the reader stopped at 1 MiB + one chunk (+ the pipe's buffer)
+}

@@ -158,9 +158,15 @@ inline std::size_t find_column(const std::string& column, const std::vector<std:
     return data;
 }
 
-/// Reads a GLUE-style TSV file: io_error when unreadable, format_error naming the line otherwise.
+/// Reads a GLUE-style TSV file: io_error when unreadable or when a line is longer than
+/// io::max_line_bytes (refused as soon as that much is read), format_error naming the line otherwise.
 [[nodiscard]] inline dataset read_glue_tsv(const std::filesystem::path& path, const tsv_options& options) {
-    return parse_glue_tsv(io::read_text_file(path), "'" + path.string() + "'", options);
+    std::string text;
+    io::for_each_line(path, [&](std::string_view line, std::size_t) {
+        text.append(line);
+        text += '\n';
+    });
+    return parse_glue_tsv(text, "'" + path.string() + "'", options);
 }
 
 /// A GLUE task: how to read its TSV files and the metric it is judged by.

@@ -242,51 +242,70 @@ inline std::vector<std::int32_t> read_ids(const io::json& value, const std::stri
     return ex;
 }
 
-/// Parses a whole JSON Lines text; `where` names it (the file) in messages.
-[[nodiscard]] inline dataset parse_jsonl(std::string_view text, const std::string& where,
-                                         const data_options& options = {}) {
+namespace detail {
+
+/// An empty dataset from `where`; value_error when the options ask for no label at all.
+[[nodiscard]] inline dataset start_dataset(const std::string& where, const data_options& options) {
     if (options.num_labels == 0) {
         throw value_error("prune::data: num_labels is 0 (expected 1 for regression or >= 2 classes)");
     }
     dataset data;
     data.source = where;
-    if (text.starts_with("\xEF\xBB\xBF")) {
-        text.remove_prefix(3);
-    }
-    std::size_t line_number = 0;
-    while (!text.empty()) {
-        const std::size_t end = text.find('\n');
-        std::string_view line = text.substr(0, end);
-        text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
-        ++line_number;
-        if (line.ends_with('\r')) {
-            line.remove_suffix(1);
-        }
-        if (line.find_first_not_of(" \t") == std::string_view::npos) {
-            continue;
-        }
-        example ex = parse_jsonl_line(line, where, line_number, options);
-        if (data.examples.empty()) {
-            data.form = ex.form;
-        } else if (ex.form != data.form) {
-            throw format_error("prune::data: " + where + ":" + std::to_string(line_number) + ": a " +
-                               (ex.form == example_form::text ? "text" : "input_ids") +
-                               " example in a file whose first example (line " +
-                               std::to_string(data.examples.front().line) + ") is " +
-                               (data.form == example_form::text ? "text" : "input_ids") +
-                               " (expected one form per file)");
-        }
-        data.examples.push_back(std::move(ex));
-    }
-    if (data.examples.empty()) {
-        throw format_error("prune::data: " + where + " has no examples (expected one JSON object per line)");
-    }
     return data;
 }
 
-/// Reads a JSON Lines data file: io_error when unreadable, format_error naming the line otherwise.
+/// Adds line `line_number` of a JSON Lines text to `data`: blank lines are skipped, a UTF-8 byte
+/// order mark before line 1 and a '\r' before the line end are dropped; format_error when the
+/// line's form (text or input_ids) differs from the first example's.
+inline void add_jsonl_line(dataset& data, std::string_view line, std::size_t line_number, const data_options& options) {
+    if (line_number == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
+    if (line.ends_with('\r')) line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos) return;
+    const std::string& where = data.source;
+    example ex = parse_jsonl_line(line, where, line_number, options);
+    if (data.examples.empty()) {
+        data.form = ex.form;
+    } else if (ex.form != data.form) {
+        throw format_error("prune::data: " + where + ":" + std::to_string(line_number) + ": a " +
+                           (ex.form == example_form::text ? "text" : "input_ids") +
+                           " example in a file whose first example (line " +
+                           std::to_string(data.examples.front().line) + ") is " +
+                           (data.form == example_form::text ? "text" : "input_ids") + " (expected one form per file)");
+    }
+    data.examples.push_back(std::move(ex));
+}
+
+/// `data`, or format_error when it has no example.
+[[nodiscard]] inline dataset require_examples(dataset&& data) {
+    if (data.examples.empty()) {
+        throw format_error("prune::data: " + data.source + " has no examples (expected one JSON object per line)");
+    }
+    return std::move(data);
+}
+
+}  // namespace detail
+
+/// Parses a whole JSON Lines text; `where` names it (the file) in messages.
+[[nodiscard]] inline dataset parse_jsonl(std::string_view text, const std::string& where,
+                                         const data_options& options = {}) {
+    dataset data = detail::start_dataset(where, options);
+    for (std::size_t line_number = 1; !text.empty(); ++line_number) {
+        const std::size_t end = text.find('\n');
+        detail::add_jsonl_line(data, text.substr(0, end), line_number, options);
+        text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    }
+    return detail::require_examples(std::move(data));
+}
+
+/// Reads a JSON Lines data file line by line (io::for_each_line: a line longer than
+/// io::max_line_bytes is refused as soon as that much is read): io_error when unreadable,
+/// format_error naming the line otherwise.
 [[nodiscard]] inline dataset read_jsonl(const std::filesystem::path& path, const data_options& options = {}) {
-    return parse_jsonl(io::read_text_file(path), "'" + path.string() + "'", options);
+    dataset data = detail::start_dataset("'" + path.string() + "'", options);
+    io::for_each_line(path, [&](std::string_view line, std::size_t number) {
+        detail::add_jsonl_line(data, line, number, options);
+    });
+    return detail::require_examples(std::move(data));
 }
 
 }  // namespace prune::data

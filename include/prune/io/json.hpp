@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -107,17 +108,23 @@ enum class nul_bytes {
     keep,    ///< kept (a raw corpus, read as Hugging Face's trainers read it)
 };
 
-/// Reads a whole file as text, in 1 MiB chunks: io_error naming it when it cannot be read,
-/// holds a NUL byte (unless `nul` is keep; /dev/zero then stops at once) or is longer than
-/// `limit` bytes (a regular file's size is checked before reading).
-[[nodiscard]] inline std::string read_text_file(const std::filesystem::path& path, std::uintmax_t limit = max_text_bytes,
-                                                nul_bytes nul = nul_bytes::refuse) {
+/// The longest line for_each_line passes on (1 MiB): a data row longer than this is refused as
+/// soon as that much of it is read. It is far above any row a model can use (a 128k-token
+/// context is about 0.5 MB of English text, 0.8 MB of JSON-escaped CJK).
+inline constexpr std::size_t max_line_bytes = std::size_t{1} << 20;
+
+namespace detail {
+/// Reads `path` in 1 MiB chunks, passing each to `take(std::string_view chunk, std::uintmax_t
+/// offset)`: io_error naming the file when it cannot be read, is longer than `limit` bytes (a
+/// regular file's size is checked first) or holds a NUL byte under nul_bytes::refuse.
+template <class Take>
+void read_chunks(const std::filesystem::path& path, std::uintmax_t limit, nul_bytes nul, Take take) {
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec)) {
         throw io_error("prune::io: cannot read '" + path.string() + "': it is a directory");
     }
     if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) > limit && !ec) {
-        detail::text_too_long(path, limit);
+        text_too_long(path, limit);
     }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
@@ -125,24 +132,72 @@ enum class nul_bytes {
         throw io_error("prune::io: cannot open '" + path.string() + "': " +
                        std::error_code(e, std::generic_category()).message());
     }
-    std::string text;
     std::vector<char> chunk(std::size_t{1} << 20);
+    std::uintmax_t offset = 0;
     while (in) {
         in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
         const auto got = static_cast<std::size_t>(in.gcount());
-        if (text.size() + got > limit) detail::text_too_long(path, limit);
+        if (offset + got > limit) text_too_long(path, limit);
         const auto end = chunk.begin() + static_cast<std::ptrdiff_t>(got);
         if (const auto at = std::find(chunk.begin(), end, '\0'); nul == nul_bytes::refuse && at != end) {
             throw io_error("prune::io: '" + path.string() + "' holds a NUL byte at byte " +
-                           std::to_string(text.size() + static_cast<std::size_t>(at - chunk.begin())) +
+                           std::to_string(offset + static_cast<std::uintmax_t>(at - chunk.begin())) +
                            " (expected a text file)");
         }
-        text.append(chunk.data(), got);
+        take(std::string_view(chunk.data(), got), offset);
+        offset += got;
     }
     if (in.bad()) {
         throw io_error("prune::io: reading '" + path.string() + "' failed");
     }
+}
+}  // namespace detail
+
+/// Reads a whole file as text, in 1 MiB chunks: io_error naming it when it cannot be read,
+/// holds a NUL byte (unless `nul` is keep; /dev/zero then stops at once) or is longer than
+/// `limit` bytes (a regular file's size is checked before reading).
+[[nodiscard]] inline std::string read_text_file(const std::filesystem::path& path, std::uintmax_t limit = max_text_bytes,
+                                                nul_bytes nul = nul_bytes::refuse) {
+    std::string text;
+    detail::read_chunks(path, limit, nul, [&](std::string_view chunk, std::uintmax_t) { text.append(chunk); });
     return text;
+}
+
+/// Reads a text file line by line, calling `line(std::string_view text, std::size_t number)`
+/// for each (numbered from 1; without its '\n'; a last line without one included), holding
+/// at most one line and one 1 MiB chunk: io_error as read_text_file, and as soon as a line
+/// grows past `max_line` bytes (naming the line), so a huge row is never read whole.
+template <class Line>
+void for_each_line(const std::filesystem::path& path, Line line, std::size_t max_line = max_line_bytes,
+                   std::uintmax_t limit = max_text_bytes) {
+    std::string pending;
+    std::size_t number = 1;
+    const auto too_long = [&] {
+        throw io_error("prune::io: '" + path.string() + "': line " + std::to_string(number) + " is longer than " +
+                       std::to_string(max_line) + " bytes (the most prune reads as one line: no model has the " +
+                       "positions for a row that long)");
+    };
+    detail::read_chunks(path, limit, nul_bytes::refuse, [&](std::string_view chunk, std::uintmax_t) {
+        while (!chunk.empty()) {
+            const std::size_t end = chunk.find('\n');
+            const std::string_view piece = chunk.substr(0, end);
+            if (pending.size() + piece.size() > max_line) too_long();
+            if (end == std::string_view::npos) {
+                pending.append(piece);
+                return;
+            }
+            if (pending.empty()) {
+                line(piece, number);
+            } else {
+                pending.append(piece);
+                line(std::string_view(pending), number);
+                pending.clear();
+            }
+            ++number;
+            chunk.remove_prefix(end + 1);
+        }
+    });
+    if (!pending.empty()) line(std::string_view(pending), number);
 }
 
 /// Reads and parses a JSON file: io_error when unreadable, format_error when malformed.
