@@ -14,18 +14,22 @@ rounds=${ROUNDS:-3}
 reps=${REPS:-5}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-# Both sides on OpenBLAS's AVX-512 kernels (0.3.21 falls back to SSE3 ones on recent CPUs; the
-# benchmark re-executes itself with this set, torch is given it).
-core=${OPENBLAS_CORETYPE:-SkylakeX}
+# Both sides on the same OpenBLAS kernels: those bench_decoder runs on (OpenBLAS 0.3.21 falls
+# back to SSE3 kernels on CPUs it does not know; bench_decoder then re-executes itself with
+# OPENBLAS_CORETYPE set), given to torch by OPENBLAS_CORETYPE.
+"$build/bin/bench_decoder" --benchmark_filter=none 2> "$out/core.txt" > /dev/null
+core=$(sed -n 's/^bench_decoder: OpenBLAS kernels //p' "$out/core.txt")
+echo "OpenBLAS kernels: ${core:-none} (both sides)"
+if [ -n "$core" ]; then export OPENBLAS_CORETYPE="$core"; fi
 i=0
 while [ "$i" -lt "$rounds" ]; do
-  OPENBLAS_CORETYPE=$core "$build/bin/bench_decoder" --benchmark_format=json --benchmark_repetitions="$reps" \
+  "$build/bin/bench_decoder" --benchmark_format=json --benchmark_repetitions="$reps" \
     --benchmark_min_time=0.01 > "$out/ours$i.json"
   # torch at its best (two set-ups, the faster one counts): 2 torch threads with passive
   # waiting, and 1 torch thread over a 2-thread OpenBLAS
-  OMP_WAIT_POLICY=PASSIVE OPENBLAS_CORETYPE=$core /usr/bin/python3 "$here/torch_decoder.py" --threads 2 --reps "$reps" \
+  OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$here/torch_decoder.py" --threads 2 --reps "$reps" \
     > "$out/torch2-$i.jsonl"
-  OPENBLAS_NUM_THREADS=2 OPENBLAS_CORETYPE=$core /usr/bin/python3 "$here/torch_decoder.py" --threads 1 --reps "$reps" \
+  OPENBLAS_NUM_THREADS=2 /usr/bin/python3 "$here/torch_decoder.py" --threads 1 --reps "$reps" \
     > "$out/torch1-$i.jsonl"
   i=$((i + 1))
 done
