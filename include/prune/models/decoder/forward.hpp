@@ -267,6 +267,21 @@ struct pass {
     int H;                                 ///< hidden size
 };
 
+/// y[m, n] = alpha x[m, k] W[n, k]^T + beta y (beta = 0: y not read), on the pool. One row
+/// (a decode step) is n dot products over W's rows, split by rows: it reads W once, where a
+/// GEMM would pack it first -- the step is bound by reading the weights.
+inline void product(const pass& p, int m, const float* x, int k, const float* W, int n, float alpha, float beta, float* y) {
+    if (m != 1) {
+        nn::parallel_gemm<float>(p.pool, false, true, m, n, k, alpha, x, k, W, k, beta, y, n);
+        return;
+    }
+    const auto ks = static_cast<std::size_t>(k);
+    p.pool.for_rows(static_cast<std::size_t>(n), ks, [&](std::size_t c) {
+        const float d = alpha * nn::dot(x, W + c * ks, k);
+        y[c] = beta == 0.0f ? d : beta * y[c] + d;
+    });
+}
+
 /// y[T, out] (+)= alpha (x[T, in] W[out, in]^T + b): b empty means no bias; accumulate adds to y.
 inline void linear(const pass& p, const float* x, int in, const std::vector<float>& W, int out, const std::vector<float>& b,
                    float* y, float alpha = 1.0f, bool accumulate = false) {
@@ -283,7 +298,7 @@ inline void linear(const pass& p, const float* x, int in, const std::vector<floa
         std::fill(y, y + static_cast<std::size_t>(p.T) * os, 0.0f);
     }
     if (in == 0) return;
-    nn::parallel_gemm<float>(p.pool, false, true, static_cast<int>(p.T), out, in, alpha, x, in, W.data(), in, beta, y, out);
+    product(p, static_cast<int>(p.T), x, in, W.data(), out, alpha, beta, y);
 }
 
 /// x = norm(h) row by row (RMSNorm for llama, LayerNorm with bias for gpt2), recording xhat and rstd.
@@ -551,8 +566,7 @@ inline void logits_and_loss(const pass& p, const weights& w, const float* xf, wo
     ws.row_loss.assign(static_cast<std::size_t>(p.T), 0.0);
     for (std::int64_t r0 = 0; r0 < p.T; r0 += block) {
         const int m = static_cast<int>(std::min(block, p.T - r0));
-        nn::parallel_gemm<float>(p.pool, false, true, m, V, p.H, 1.0f, xf + static_cast<std::size_t>(r0) * H, p.H,
-                                 w.output_projection(), p.H, 0.0f, z, V);
+        product(p, m, xf + static_cast<std::size_t>(r0) * H, p.H, w.output_projection(), V, 1.0f, 0.0f, z);
         p.pool.for_rows(static_cast<std::size_t>(m), Vs, [&](std::size_t r) {
             const auto row = static_cast<std::size_t>(r0) + r;
             const int target = ws.targets[row];
