@@ -6,7 +6,15 @@
 // they received; the test checks it holds the path as one intact argument and that none of the
 // embedded `touch` commands ran. A further test SIGTERMs prune-lottery while its child runs and
 // checks that the child is stopped too (it used to keep running and write into the cache).
+// The last test runs every binary with every path flag (inputs and outputs) inside a directory
+// whose name holds those metacharacters, and checks that each run works and no shell ran.
 #include "../support/files.hpp"
+#include "../support/tiny_bert.hpp"
+
+#include <prune/models/bert/checkpoint.hpp>
+#include <prune/models/bert/weights.hpp>
+#include <prune/models/decoder/checkpoint.hpp>
+#include <prune/text/bpe_trainer.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -185,4 +193,99 @@ TEST_CASE("a SIGTERM to prune-lottery stops the prune-data it started") {
     }
     if (!stopped) ::kill(child, SIGKILL);
     CHECK(stopped);
+}
+
+namespace {
+
+/// A directory name holding every shell metacharacter a path can: a quote, `;`, `$(...)`,
+/// backticks, `&`, `|`, `>`, spaces, a newline. If any binary passed a path to a shell, the
+/// embedded `touch` would create a canary file.
+const std::string metachars = "a'b; touch canary1 $(touch canary2) `touch canary3` & touch canary4 | x > y\nz";
+
+/// The canaries a shell would have created, anywhere under `dir` or in its parent.
+bool canary_anywhere(const fs::path& dir) {
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+        if (e.path().filename().string().rfind("canary", 0) == 0) return true;
+    }
+    for (const auto& e : fs::directory_iterator(dir.parent_path())) {
+        if (e.path().filename().string().rfind("canary", 0) == 0) return true;
+    }
+    return false;
+}
+
+/// Inputs for every binary inside the metacharacter directory `m`: a tiny BERT and its data, a
+/// tiny Llama with a byte-level BPE tokenizer and its data, a prune-data-like directory.
+void make_inputs(const fs::path& m) {
+    prune::bert::save_model(prune::bert::random_weights(prune_test::tiny_config(), 7, 0.1f), m / "model");
+    std::string rows;
+    for (int i = 0; i < 8; ++i) {
+        rows += "{\"input_ids\": [2, " + std::to_string(5 + i) + ", 3], \"label\": " + std::to_string(i % 2) + "}\n";
+    }
+    write_file(m / "dev.jsonl", rows);
+    write_file(m / "train.jsonl", rows + rows);
+    const prune::decoder::config cfg = prune::decoder::config_from_json(prune::io::parse_json(
+        R"({"model_type": "llama", "hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "num_hidden_layers": 2, "intermediate_size": 48, "vocab_size": 50, "max_position_embeddings": 16})",
+        "lm config"));
+    prune::decoder::save_model(prune::decoder::random_weights(cfg, 3, 0.1f), m / "lm");
+    const std::string text = "the cat sat on the mat and the dog sat on the log by the cat.\n";
+    prune::text::bpe_trainer_options o;
+    o.vocab_size = 50;
+    o.min_frequency = 1;
+    o.full_alphabet = false;
+    prune::text::bpe_trainer t(o);
+    t.add_text(text);
+    t.save(t.train(), m / "lm" / "tokenizer.json");
+    write_file(m / "lm.txt", text + text);
+    write_file(m / "lm.jsonl", "{\"input_ids\": [1, 2, 3, 4, 5]}\n{\"input_ids\": [6, 7, 8]}\n");
+    write_file(m / "data" / "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\n");
+    write_file(m / "data" / "pretrain" / "train.txt", "the cat sat\nthe cat\n");
+    write_file(m / "data" / "pretrain" / "dev.txt", "the cat sat\n");
+}
+
+}  // namespace
+
+TEST_CASE("every path flag of every binary takes shell metacharacters as plain bytes") {
+    prune_test::temp_dir dir{"prune_no_shell_paths"};
+    const fs::path work = dir.path() / "work";
+    const fs::path m = work / metachars;
+    fs::create_directories(m);
+    make_inputs(m);
+    const std::string M = m.string() + "/";
+    const fs::path bin = fs::path(PRUNE_BINARY_DIR) / "bin";
+    struct run_case {
+        std::vector<std::string> argv;
+        std::vector<std::string> outputs;  // what must exist afterwards (inside m)
+    };
+    std::vector<run_case> cases = {
+        {{"prune-eval", "--model", M + "model", "--data", M + "dev.jsonl", "--json", M + "eval.json"}, {"eval.json"}},
+        {{"prune-eval", "--model", M + "lm", "--data", M + "lm.txt", "--context", "8", "--json", M + "ppl.json"}, {"ppl.json"}},
+        {{"prune-importance", "--model", M + "model", "--data", M + "dev.jsonl", "--json", M + "imp.json"}, {"imp.json"}},
+        {{"prune-importance", "--model", M + "lm", "--data", M + "lm.jsonl", "--json", M + "lm-imp.json"}, {"lm-imp.json"}},
+        {{"prune-heads", "--model", M + "model", "--data", M + "dev.jsonl", "--out", M + "heads"}, {"heads/masks.json"}},
+        {{"prune-magnitude", "--model", M + "model", "--steps", "1", "--out", M + "mag"}, {"mag"}},
+        {{"prune-finetune", "--model", M + "model", "--train", M + "train.jsonl", "--dev", M + "dev.jsonl", "--epochs", "1",
+          "--mask", M + "heads/masks.json", "--out", M + "ft", "--json", M + "ft.json"},
+         {"ft/model.safetensors", "ft.json"}},
+        {{"prune-pretrain", "--data", M + "data", "--steps", "1", "--layers", "1", "--hidden", "16", "--heads", "2",
+          "--intermediate", "32", "--dev-sentences", "1", "--out", M + "pre"},
+         {"pre/model.safetensors"}},
+        {{"prune-sparsify", "--model", M + "lm", "--calib", M + "lm.jsonl", "--method", "wanda", "--sparsity", "0.5",
+          "--eval", M + "lm.jsonl", "--out", M + "sparse"},
+         {"sparse/masks.safetensors"}},
+        {{"prune-generate", "--model", M + "lm", "--prompt", "the cat ';$(` sat", "--max-tokens", "3"}, {}},
+    };
+    if (fs::exists("/usr/share/wordnet/data.noun")) {
+        cases.push_back({{"prune-data", "wordnet", "--out", M + "wn-glue", "--train-rows", "20", "--dev-rows", "10"},
+                         {"wn-glue/stats.json"}});
+    }
+    for (auto& c : cases) {
+        const std::string name = c.argv[0];
+        c.argv[0] = (bin / name).string();
+        const int code = finish(start(c.argv, work, dir.path() / "err"));
+        INFO(name << ": " << read_file(dir.path() / "err"));
+        CHECK(code == 0);
+        for (const auto& out : c.outputs) CHECK(fs::exists(m / out));
+        CHECK(!canary_anywhere(work));
+    }
 }
