@@ -232,3 +232,11 @@ TEST_CASE("adamw stops at the first non-finite gradient, naming the step and ten
     CHECK(b == b_before);
     CHECK(optimizer.steps() == 1);
 }
+
+TEST_CASE("require_finite_loss names the step of a NaN or infinite loss", "[train]") {
+    prune::train::require_finite_loss(1, 0.0);
+    prune::train::require_finite_loss(1, 1e300);
+    CHECK_THROWS_WITH(prune::train::require_finite_loss(7, std::numeric_limits<double>::quiet_NaN()),
+                      Catch::Contains("training step 7: the loss is NaN (expected a finite loss"));
+    CHECK_THROWS_AS(prune::train::require_finite_loss(3, std::numeric_limits<double>::infinity()), prune::value_error);
+}

@@ -75,6 +75,16 @@ inline double clip_gradient_norm(std::span<const trainable> params, double max_n
     return clip_gradient_norm(std::span<const std::span<float>>(gradients), max_norm);
 }
 
+/// value_error naming the training step (counted from 1) when its loss is NaN or infinite:
+/// a training loop calls it before updating, so a diverged run stops where it diverged.
+inline void require_finite_loss(std::size_t step, double loss) {
+    if (!std::isfinite(loss)) {
+        throw value_error("training step " + std::to_string(step) + ": the loss is " +
+                          (std::isnan(loss) ? "NaN" : loss > 0 ? "infinite" : "-infinite") +
+                          " (expected a finite loss: training diverged; a lower learning rate may help)");
+    }
+}
+
 /// AdamW state for a fixed list of tensors (moments in the order given at construction).
 class adamw {
 public:

@@ -184,7 +184,9 @@ inline finetune_report finetune(weights& w, std::span<const labeled_sequence> tr
             o.hidden_dropout = options.hidden_dropout;
             o.attention_dropout = options.attention_dropout;
             o.seed = options.seed * 0x9E3779B97F4A7C15ull + report.steps + 1;
-            loss_sum += train_pass(w, batch, labels, &gates, ws, &grads, o);
+            const double loss = train_pass(w, batch, labels, &gates, ws, &grads, o);
+            train::require_finite_loss(report.steps + 1, loss);
+            loss_sum += loss;
             zero_pruned_elements(grads, element_masks);
             if (options.max_grad_norm > 0.0) clip_gradient_norm(grads, options.max_grad_norm);
             const double lr = options.learning_rate * train::linear_warmup_schedule(report.steps, total, warmup);

@@ -407,6 +407,7 @@ inline pretrain_result pretrain(const config& cfg, const mlm_corpus& corpus, con
                                                 targets.positions, targets.labels, cfg.layer_norm_eps, head_ws,
                                                 &head_grads, &grads.word_embeddings, d_hidden.data());
             backward_from_hidden(r.model, batch, nullptr, encoder, std::span<const float>(d_hidden), &grads, drop);
+            train::require_finite_loss(step + 1, loss);
             train::clip_gradient_norm(params, o.max_grad_norm);
             const double lr = o.learning_rate * train::linear_warmup_schedule(step, total, warmup);
             optimizer.step(params, lr);

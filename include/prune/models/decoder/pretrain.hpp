@@ -172,6 +172,7 @@ public:
             for (float& v : p.values()) v = 0.0f;
         pretrain_progress out;
         out.loss = train_pass(w_, batch, ws_, tw_, &grads_);
+        train::require_finite_loss(optimiser_.steps() + 1, out.loss);
         const std::vector<train::trainable> t = trainables();
         out.grad_norm = train::clip_gradient_norm(std::span<const train::trainable>(t), options_.max_grad_norm);
         optimiser_.step(t, lr);
