@@ -429,12 +429,12 @@ template <class Tensor>
 element_mask sparsegpt_prune(Tensor& weight, std::span<const double> hessian, const sparsity_target& target,
                              const sparsegpt_options& options = {}, const std::string& name = {}) {
     const std::string where = detail::obs_where("sparsegpt_prune", name);
-    const std::size_t in = prune::visit_view(weight, [&](const auto& v) {
+    return prune::visit_view(weight, [&](const auto& v) {  // one visit: a torch tensor's version moves once
         detail::check_weight(v, hessian, options, where);
         detail::check_obs_target(target, v.extents()[1], options, where);
-        return v.extents()[1];
+        const detail::obs_plan plan{target.sparsity, target.nm, options.rule, nullptr};
+        return detail::run_obs_in(v, detail::factor(hessian, v.extents()[1], options, where), plan, options);
     });
-    return sparsegpt_prune(weight, detail::factor(hessian, in, options, where), target, options, name);
 }
 
 /// SparseGPT's reconstruction alone (the Wanda paper's ablation) with the Hessian's factor:
@@ -460,12 +460,13 @@ template <class Tensor>
 void reconstruct(Tensor& weight, const element_mask& mask, std::span<const double> hessian,
                  const sparsegpt_options& options = {}, const std::string& name = {}) {
     const std::string where = detail::obs_where("reconstruct", name);
-    const std::size_t in = prune::visit_view(weight, [&](const auto& v) {
+    prune::visit_view(weight, [&](const auto& v) {
         detail::check_weight(v, hessian, options, where);
         detail::check_mask(v, mask, where);
-        return v.extents()[1];
+        detail::obs_plan plan;
+        plan.given = &mask;
+        static_cast<void>(detail::run_obs_in(v, detail::factor(hessian, v.extents()[1], options, where), plan, options));
     });
-    reconstruct(weight, mask, detail::factor(hessian, in, options, where), options, name);
 }
 
 }  // namespace prune::sparsify
