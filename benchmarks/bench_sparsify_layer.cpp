@@ -11,7 +11,7 @@
 // (0 Wanda, 1 SparseGPT), pattern (0: 50% unstructured per row, 1: 2:4), threads, batch (calibration
 // sequences per batch). Counter peak_rss_growth_MB: the process's peak RSS growth over the
 // first run, from a baseline holding the model and the calibration streams (every token's
-// residual stream at the layer: the reference's `inps`).
+// residual stream at the layer: the reference's `inps`). CPU time: the whole process's (every thread).
 #include <prune/models/decoder/calibration.hpp>
 #include <prune/models/decoder/checkpoint.hpp>
 #include <prune/nn/process.hpp>
@@ -91,8 +91,8 @@ BENCHMARK(BM_sparsify_layer)
     ->ArgsProduct({{0, 1}, {0, 1}, {2}, {8}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
-    ->Iterations(1)
-    ->Repetitions(3);
+    ->MeasureProcessCPUTime()
+    ->Iterations(1);  // repetitions: --benchmark_repetitions (the script's REPEAT)
 
 int main(int argc, char** argv) {
     prune::nn::setup_process(argv);  // OpenBLAS single-threaded under the pool (and its fast kernels)

@@ -8,7 +8,8 @@
 # hooks on every linear, batches of 1 sequence), float32 both, on the same weights and tokens,
 # in the same run. Each (method, pattern) runs in its own processes, so each peak RSS growth is
 # its own. Prints per method and pattern: the median and spread (min-max) of both, torch's
-# best configuration, the ratio of the medians torch / prune, and the peak RSS growth of both.
+# best configuration, the ratio of the medians torch / prune, the peak RSS growth of both, and
+# the process CPU time of both (every thread; the fair measure when the machine is shared).
 # Usage: benchmarks/sparsify_layer_vs_torch.sh [BUILD_DIR]
 #   REPEAT=n (default 3): runs per side and configuration; METHODS="wanda sparsegpt" (default both)
 set -eu
@@ -43,7 +44,8 @@ for path in glob.glob(os.path.join(out, "ours-*.json")):
     runs = [b for b in json.load(open(path))["benchmarks"] if b.get("run_type") == "iteration"]
     a = dict(kv.split(":") for kv in runs[0]["name"].split("/")[1:] if ":" in kv)
     key = ("wanda" if a["method"] == "0" else "sparsegpt", "2:4" if a["nm"] == "1" else "0.5")
-    ours[key] = ([r["real_time"] / 1000.0 for r in runs], runs[0]["peak_rss_growth_MB"])
+    ours[key] = ([r["real_time"] / 1000.0 for r in runs], runs[0]["peak_rss_growth_MB"],
+                 [r["cpu_time"] / 1000.0 for r in runs])
 torch = {}
 for line in open(os.path.join(out, "torch.jsonl")):
     t = json.loads(line)
@@ -51,15 +53,17 @@ for line in open(os.path.join(out, "torch.jsonl")):
     label = ("2 torch threads, OMP_WAIT_POLICY=PASSIVE" if t["threads"] == 2
              else "1 torch thread, OPENBLAS_NUM_THREADS=2")
     if key not in torch or statistics.median(t["seconds"]) < statistics.median(torch[key][0]):
-        torch[key] = (t["seconds"], label, t["peak_rss_growth_mb"])
+        torch[key] = (t["seconds"], label, t["peak_rss_growth_mb"], t["cpu_seconds"])
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 print(f"CPU: {cpu}")
 def text(s):
     return f"median {statistics.median(s):.2f} s (min {min(s):.2f}, max {max(s):.2f}, {len(s)} runs)"
 for key in sorted(torch):
-    mine, mine_rss = ours[key]
-    theirs, label, rss = torch[key]
+    mine, mine_rss, mine_cpu = ours[key]
+    theirs, label, rss, theirs_cpu = torch[key]
     print(f"{key[0]} {key[1]}: prune {text(mine)}; torch {text(theirs)} ({label}); "
           f"ratio torch/prune = {statistics.median(theirs) / statistics.median(mine):.2f}; "
           f"peak RSS growth prune {mine_rss:.0f} MB, torch {rss:.0f} MB")
+    print(f"    process CPU time: prune {text(mine_cpu)}, torch {text(theirs_cpu)}; "
+          f"ratio {statistics.median(theirs_cpu) / statistics.median(mine_cpu):.2f}")
 PY

@@ -11,8 +11,8 @@
 #                 forward hooks do (Wanda: WrappedGPT's scaler_row; SparseGPT: its H, one per
 #                 linear), then the 7 masks chosen and applied (SparseGPT: fasterprune), then
 #                 every sequence through the pruned layer (the next layer's inputs), float32.
-#                 Prints one JSON line: method, pattern, threads, seconds (every repeat), peak
-#                 RSS growth (MB) over the first repeat.
+#                 Prints one JSON line: method, pattern, threads, seconds and cpu_seconds (wall
+#                 and process CPU time, every repeat), peak RSS growth (MB) over the first repeat.
 # Run with /usr/bin/python3 (Debian's python3-torch); thread settings: see sparsify_layer_vs_torch.sh.
 import argparse
 import importlib.util
@@ -151,18 +151,19 @@ def time_layer(method, pattern, repeat):
     inps = t["model.embed_tokens.weight"][calib.long()]  # [16, 512, 2048]: the reference's inps
     outs = torch.zeros_like(inps)
     cos, sin = rope_tables()
-    seconds, growth = [], None
+    seconds, cpu, growth = [], [], None
     with torch.no_grad():
         for _ in range(repeat):
             P = {k: v.clone() for k, v in dense.items()}
             before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             prune_layer(P, inps, outs, cos, sin, method, pattern)
             seconds.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
             if growth is None:
                 growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024.0
             del P
-    return seconds, growth
+    return seconds, cpu, growth
 
 
 parser = argparse.ArgumentParser()
@@ -177,6 +178,6 @@ torch.set_num_threads(args.threads)
 if args.write:
     write(args.write)
     sys.exit(0)
-secs, rss = time_layer(args.method, args.pattern, args.repeat)
+secs, cpu_secs, rss = time_layer(args.method, args.pattern, args.repeat)
 print(json.dumps({"method": args.method, "pattern": args.pattern, "threads": args.threads, "seconds": secs,
-                  "peak_rss_growth_mb": rss}), flush=True)
+                  "cpu_seconds": cpu_secs, "peak_rss_growth_mb": rss}), flush=True)
