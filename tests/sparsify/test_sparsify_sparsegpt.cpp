@@ -217,5 +217,15 @@ TEST_CASE("one Hessian factor shared by several linears gives the bits of factor
     CHECK_THAT(error_of([&] { static_cast<void>(sp::sparsegpt_prune(v, sp::factor_hessian(h, n), {}, {}, "k_proj")); }),
                Catch::Contains("'k_proj'") && Catch::Contains("factor of a Hessian of 160 columns"));
     CHECK_THAT(error_of([&] { static_cast<void>(sp::factor_hessian(h, n + 1)); }), Catch::Contains("for 161 columns"));
+    CHECK_THAT(error_of([&] { static_cast<void>(sp::factor_hessian(h, n, {.hessian_scale = 0})); }),
+               Catch::Contains("scale"));
+    std::vector<float> fits(4 * n, 1.0f);
+    auto vf = prune::make_view(fits.data(), {4, n});
+    const sp::hessian_factor f = sp::factor_hessian(h, n);
+    CHECK_THAT(error_of([&] { static_cast<void>(sp::sparsegpt_prune(vf, f, {}, {.block_size = 0})); }),
+               Catch::Contains("block size 0"));
+    CHECK_THAT(error_of([&] { sp::reconstruct(vf, prune::element_mask({4, n}), f, {.block_size = 0}); }),
+               Catch::Contains("block size 0"));
+    CHECK(fits == std::vector<float>(4 * n, 1.0f));
     CHECK(w == std::vector<float>(4 * (n + 1), 1.0f));
 }

@@ -334,6 +334,7 @@ void check_weight(const tensor_view<T>& v, std::span<const double> hessian, cons
 /// Steps 1-3 (errors prefixed by where).
 inline hessian_factor factor(std::span<const double> hessian, std::size_t n, const sparsegpt_options& options,
                              const std::string& where) {
+    check_options(options, where);
     hessian_factor f;
     f.columns = n;
     f.float64 = options.float64;
@@ -400,7 +401,6 @@ void check_mask(const tensor_view<T>& v, const element_mask& mask, const std::st
         throw shape_error(where + ": a Hessian of " + std::to_string(hessian.size()) + " values for " +
                           std::to_string(n) + " columns (expected n x n values)");
     }
-    detail::check_options(options, where);
     return detail::factor(hessian, n, options, where);
 }
 
@@ -415,6 +415,7 @@ element_mask sparsegpt_prune(Tensor& weight, const hessian_factor& factor, const
     const std::string where = detail::obs_where("sparsegpt_prune", name);
     return prune::visit_view(weight, [&](const auto& v) {
         detail::check_factor(v, factor, where);
+        detail::check_options(options, where);
         detail::check_obs_target(target, v.extents()[1], options, where);
         const detail::obs_plan plan{target.sparsity, target.nm, options.rule, nullptr};
         return detail::run_obs_in(v, factor, plan, options);
@@ -447,6 +448,7 @@ void reconstruct(Tensor& weight, const element_mask& mask, const hessian_factor&
     const std::string where = detail::obs_where("reconstruct", name);
     prune::visit_view(weight, [&](const auto& v) {
         detail::check_factor(v, factor, where);
+        detail::check_options(options, where);
         detail::check_mask(v, mask, where);
         detail::obs_plan plan;
         plan.given = &mask;
