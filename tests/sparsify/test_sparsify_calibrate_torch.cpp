@@ -292,3 +292,93 @@ TEST_CASE("prune_layers runs one batch of one layer at a time", "[sparsify][cali
     static_cast<void>(sp::prune_layers(none, options_of("magnitude_50")));
     CHECK(none.records + none.advances == 0);  // magnitude runs no batch
 }
+
+TEST_CASE("calibration_run::record hands over run_layer's cached inputs and output, bit for bit", "[sparsify][calibrate]") {
+    // record runs the layer with taps (no layer_cache, down_proj skipped without advance); the
+    // truth: run_layer with a layer_cache for the inputs, run_layer without one (inference,
+    // forward's own bits, what advance runs) for the output.
+    for (const std::string model : {"llama", "gpt2"}) {
+        const auto batches = batches_of(model);
+        dec::weights w = dec::load_model(oracle_dir() / model);
+        dec::calibration_run run(w, batches, 2);
+        dec::workspace ws(2);
+        for (std::size_t l = 0; l < w.layers.size(); ++l) {
+            for (std::size_t b = 0; b < batches.size(); ++b) {
+                INFO(model << " layer " << l << " batch " << b);
+                std::vector<float> h(run.stream(b).begin(), run.stream(b).end());
+                std::vector<float> cached = h;
+                std::vector<float> embedded(h.size());
+                dec::embed_sequences(w, batches[b], ws, embedded);  // positions and RoPE of batch b
+                dec::layer_cache cache;
+                dec::run_layer(w, l, batches[b], ws, cached, nullptr, &cache);
+                dec::run_layer(w, l, batches[b], ws, h);
+                std::vector<std::size_t> seen;
+                auto compare = [&](std::size_t input, prune::tensor_view<const float> rows) {
+                    seen.push_back(input);
+                    const std::vector<float>& x = cache.*dec::calibration_inputs[input];
+                    REQUIRE(rows.data().size() == x.size());
+                    CHECK(std::equal(x.begin(), x.end(), rows.data().begin(), rows.data().end()));
+                };
+                run.record(l, b, false, compare);
+                CHECK(seen == std::vector<std::size_t>{0, 1, 2, 3});
+                run.record(l, b, true, compare);  // the stream advances to the layer's output
+                const std::span<const float> advanced = run.stream(b);
+                CHECK(std::equal(h.begin(), h.end(), advanced.begin(), advanced.end()));
+            }
+        }
+    }
+}
+
+namespace {
+
+/// calibration_run with every linear on an input number of its own: nothing shared, so
+/// prune_layers factors each linear's Hessian separately.
+struct unshared_run {
+    dec::calibration_run& run;
+
+    std::size_t layers() const { return run.layers(); }
+    std::size_t batches() const { return run.batches(); }
+    std::size_t samples() const { return run.samples(); }
+    std::uint64_t tokens() const { return run.tokens(); }
+    auto linears(std::size_t l) {
+        auto out = run.linears(l);
+        for (std::size_t t = 0; t < out.size(); ++t) out[t].input = t;
+        return out;
+    }
+    template <class Visit>
+    void record(std::size_t l, std::size_t b, bool advance, Visit&& visit) {
+        const auto shared = run.linears(l);
+        run.record(l, b, advance, [&](std::size_t input, prune::tensor_view<const float> rows) {
+            for (std::size_t t = 0; t < shared.size(); ++t) {
+                if (shared[t].input == input) visit(t, rows);
+            }
+        });
+    }
+    void advance(std::size_t l, std::size_t b) { run.advance(l, b); }
+};
+
+}  // namespace
+
+TEST_CASE("prune_layers factors each shared input's Hessian once, with the bits of one factor per linear",
+          "[sparsify][calibrate]") {
+    for (const std::string model : {"llama", "gpt2"}) {
+        for (const char* config : {"sparsegpt_50", "sparsegpt_24", "wanda_rec_50", "magnitude_rec_24"}) {
+            INFO(model << " " << config);
+            dec::weights shared = dec::load_model(oracle_dir() / model);
+            dec::weights alone = shared;
+            dec::calibration_run run_shared(shared, batches_of(model), 2);
+            dec::calibration_run run_alone(alone, batches_of(model), 2);
+            unshared_run unshared{run_alone};
+            const auto a = sp::prune_layers(run_shared, options_of(config));
+            const auto b = sp::prune_layers(unshared, options_of(config));
+            REQUIRE(a.linears.size() == b.linears.size());
+            for (std::size_t t = 0; t < a.linears.size(); ++t) CHECK(a.linears[t].mask == b.linears[t].mask);
+            for (std::size_t l = 0; l < shared.layers.size(); ++l) {
+                CHECK(shared.layers[l].qkv == alone.layers[l].qkv);
+                CHECK(shared.layers[l].up == alone.layers[l].up);
+                CHECK(shared.layers[l].out == alone.layers[l].out);
+                CHECK(shared.layers[l].down == alone.layers[l].down);
+            }
+        }
+    }
+}

@@ -176,3 +176,56 @@ TEST_CASE("SparseGPT refuses bad input by name", "[sparsify]") {
                Catch::Contains("'o_proj'") && Catch::Contains("a mask of shape"));
     CHECK(w == std::vector<float>(4 * n, 1.0f));  // nothing written by a refusal
 }
+
+TEST_CASE("one Hessian factor shared by several linears gives the bits of factoring for each", "[sparsify]") {
+    // q/k/v (or gate/up) read one input: factor_hessian once and sparsegpt_prune / reconstruct
+    // with the factor must equal sparsegpt_prune / reconstruct from the Hessian, bit for bit,
+    // for weights of different heights, both precisions, unstructured and 2:4, with a dead column.
+    const std::size_t n = 160;  // two blocks of 128 + 32 columns
+    std::vector<double> h = random_spd(n, 40, 11);
+    for (std::size_t j = 0; j < n; ++j) h[5 * n + j] = h[j * n + 5] = 0.0;  // column 5 dead
+    for (const bool float64 : {false, true}) {
+        sp::sparsegpt_options options;
+        options.float64 = float64;
+        options.hessian_scale = 2.0 / 3.0;
+        const sp::hessian_factor shared = sp::factor_hessian(h, n, options, "x1");
+        for (const std::size_t rows : {std::size_t{48}, std::size_t{8}, std::size_t{8}}) {
+            for (const bool nm : {false, true}) {
+                INFO("float64 " << float64 << " rows " << rows << " nm " << nm);
+                sp::sparsity_target target{.sparsity = 0.5};
+                if (nm) target.nm = prune::two_four;
+                const std::vector<float> w0 = random_values<float>(rows * n, static_cast<unsigned>(rows + (nm ? 1 : 0)));
+                std::vector<float> alone = w0, with = w0;
+                auto va = prune::make_view(alone.data(), {rows, n});
+                auto vw = prune::make_view(with.data(), {rows, n});
+                const prune::element_mask ma = sp::sparsegpt_prune(va, h, target, options);
+                const prune::element_mask mw = sp::sparsegpt_prune(vw, shared, target, options);
+                CHECK(ma == mw);
+                CHECK(alone == with);
+                CHECK(alone != w0);  // the kept weights were updated
+                std::vector<float> ra = w0, rw = w0;
+                auto vra = prune::make_view(ra.data(), {rows, n});
+                auto vrw = prune::make_view(rw.data(), {rows, n});
+                sp::reconstruct(vra, ma, h, options);
+                sp::reconstruct(vrw, ma, shared, options);
+                CHECK(ra == rw);
+            }
+        }
+    }
+    std::vector<float> w(4 * (n + 1), 1.0f);
+    auto v = prune::make_view(w.data(), {4, n + 1});
+    CHECK_THAT(error_of([&] { static_cast<void>(sp::sparsegpt_prune(v, sp::factor_hessian(h, n), {}, {}, "k_proj")); }),
+               Catch::Contains("'k_proj'") && Catch::Contains("factor of a Hessian of 160 columns"));
+    CHECK_THAT(error_of([&] { static_cast<void>(sp::factor_hessian(h, n + 1)); }), Catch::Contains("for 161 columns"));
+    CHECK_THAT(error_of([&] { static_cast<void>(sp::factor_hessian(h, n, {.hessian_scale = 0})); }),
+               Catch::Contains("scale"));
+    std::vector<float> fits(4 * n, 1.0f);
+    auto vf = prune::make_view(fits.data(), {4, n});
+    const sp::hessian_factor f = sp::factor_hessian(h, n);
+    CHECK_THAT(error_of([&] { static_cast<void>(sp::sparsegpt_prune(vf, f, {}, {.block_size = 0})); }),
+               Catch::Contains("block size 0"));
+    CHECK_THAT(error_of([&] { sp::reconstruct(vf, prune::element_mask({4, n}), f, {.block_size = 0}); }),
+               Catch::Contains("block size 0"));
+    CHECK(fits == std::vector<float>(4 * n, 1.0f));
+    CHECK(w == std::vector<float>(4 * (n + 1), 1.0f));
+}

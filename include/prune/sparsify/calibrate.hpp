@@ -47,6 +47,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -178,25 +180,65 @@ std::vector<element_mask> wanda_masks(const Linears& linears, const std::vector<
     return choose_masks(sources, o.target, one_layer);
 }
 
-/// SparseGPT on every linear of the layer (mask and reconstruction, in place).
+/// The Hessian factors of a layer's inputs, each made once, when its first linear needs it, and
+/// dropped after its last (linears sharing an input share the factor: q/k/v, gate/up).
+template <class Linears>
+class shared_factors {
+public:
+    shared_factors(const Linears& linears, const std::vector<input_statistics>& stats, const sparsegpt_options& options)
+        : linears_(linears), stats_(stats), options_(options), factors_(stats.size()) {}
+
+    /// The factor of linear t's input (made now if it is the first to need it).
+    const hessian_factor& operator[](std::size_t t) {
+        const auto& x = linears_[t];
+        if (!factors_[x.input]) {
+            const std::span<const double> h = stats_[x.input].gram_upper();
+            const std::size_t n = x.weight.extents()[1];
+            const std::string where = obs_where("sparsegpt_prune", x.name);
+            if (h.size() != n * n) check_weight(x.weight, h, options_, where);  // the shape error
+            factors_[x.input] = factor(h, n, options_, where);
+        }
+        return *factors_[x.input];
+    }
+
+    /// Drops linear t's factor when no later linear reads its input.
+    void done(std::size_t t) {
+        for (std::size_t u = t + 1; u < linears_.size(); ++u) {
+            if (linears_[u].input == linears_[t].input) return;
+        }
+        factors_[linears_[t].input].reset();
+    }
+
+private:
+    const Linears& linears_;
+    const std::vector<input_statistics>& stats_;
+    const sparsegpt_options& options_;
+    std::vector<std::optional<hessian_factor>> factors_;
+};
+
+/// SparseGPT on every linear of the layer (mask and reconstruction, in place), one factor per input.
 template <class Linears>
 std::vector<element_mask> sparsegpt_masks(Linears& linears, const std::vector<input_statistics>& stats,
                                           const sparsegpt_options& options, const calibration_options& o) {
     std::vector<element_mask> masks;
-    for (auto& x : linears) {
-        masks.push_back(sparsegpt_prune(x.weight, stats[x.input].gram_upper(), o.target, options, x.name));
+    shared_factors<Linears> factors(linears, stats, options);
+    for (std::size_t t = 0; t < linears.size(); ++t) {
+        masks.push_back(sparsegpt_prune(linears[t].weight, factors[t], o.target, options, linears[t].name));
+        factors.done(t);
     }
     return masks;
 }
 
-/// Applies the layer's masks: zeroes the pruned weights, or reconstructs the kept ones.
+/// Applies the layer's masks: zeroes the pruned weights, or reconstructs the kept ones (one factor per input).
 template <class Linears>
 void apply_masks(Linears& linears, const std::vector<element_mask>& masks, const std::vector<input_statistics>& stats,
                  const sparsegpt_options& options, const calibration_options& o) {
+    shared_factors<Linears> factors(linears, stats, options);
     for (std::size_t t = 0; t < masks.size(); ++t) {
         auto& x = linears[t];
         if (o.reconstruct) {
-            reconstruct(x.weight, masks[t], stats[x.input].gram_upper(), options, x.name);
+            reconstruct(x.weight, masks[t], factors[t], options, x.name);
+            factors.done(t);
         } else {
             prune::apply(masks[t], x.weight);
         }

@@ -66,6 +66,18 @@ struct sparsegpt_options {
     nn::thread_pool* pool = nullptr;  ///< threads for the products and the rows (null: this thread)
 };
 
+/// Steps 1-3 for one Hessian: U (upper, U^T U = the damped H's inverse, row-major [n, n]) in
+/// float or double (options.float64) and the dead columns. Every linear that reads the same
+/// input has the same Hessian: factor_hessian once, then sparsegpt_prune / reconstruct with the
+/// factor on each gives the same bits as the calls with the Hessian (which factor it each time).
+struct hessian_factor {
+    std::size_t columns = 0;            ///< n
+    bool float64 = false;               ///< U in double (else float)
+    std::vector<float> u_float;         ///< U when !float64
+    std::vector<double> u_double;       ///< U when float64
+    std::vector<std::uint8_t> dead;     ///< 1 where H_jj = 0 (the weight's column is zeroed)
+};
+
 namespace detail {
 
 /// What decides the mask: SparseGPT's own choice (unstructured or N:M) or a given mask.
@@ -254,36 +266,50 @@ std::remove_const_t<T> element_from(S value) {
     }
 }
 
-/// The whole procedure in S on a [rows, n] view; returns the mask (1 = kept).
+/// U of a factor in S.
+template <class S>
+const std::vector<S>& factor_u(const hessian_factor& f) {
+    if constexpr (std::is_same_v<S, double>) {
+        return f.u_double;
+    } else {
+        return f.u_float;
+    }
+}
+
+/// Steps 4-6 in S on a [rows, n] view with its Hessian's factor; returns the mask (1 = kept).
 template <class S, element T>
-element_mask run_obs(tensor_view<T> weight, std::span<const double> hessian, const obs_plan& plan,
-                     const sparsegpt_options& options, const std::string& where) {
+element_mask run_obs(tensor_view<T> weight, const hessian_factor& factor, const obs_plan& plan,
+                     const sparsegpt_options& options) {
     const std::size_t rows = weight.extents()[0];
     const std::size_t n = weight.extents()[1];
-    std::vector<std::uint8_t> dead(n);
-    std::vector<S> u = damped_hessian<S>(hessian, n, options, dead, where);
-    inverse_cholesky_upper(u, n, where, options.pool);
+    const std::vector<std::uint8_t>& dead = factor.dead;
     std::vector<S> w(rows * n);
     const bool contiguous = weight.is_logically_contiguous();
     for (std::size_t i = 0; i < rows * n; ++i) {
         w[i] = dead[i % n] != 0 ? S{0} : element_to<S>(weight.data()[contiguous ? i : weight.storage_index(i)]);
     }
-    element_mask mask = obs_blocks(w, u, rows, n, plan, options);
+    element_mask mask = obs_blocks(w, factor_u<S>(factor), rows, n, plan, options);
     for (std::size_t i = 0; i < rows * n; ++i) {
         weight.data()[contiguous ? i : weight.storage_index(i)] = element_from<T>(w[i]);
     }
     return mask;
 }
 
-/// Checks the weight's shape and the options.
-template <element T>
-void check_weight(const tensor_view<T>& v, std::span<const double> hessian, const sparsegpt_options& options,
-                  const std::string& where) {
-    const prune::shape& extents = v.extents();
-    if (extents.rank() != 2 || hessian.size() != extents[1] * extents[1]) {
-        throw shape_error(where + ": a weight of shape " + extents.to_string() + " with a Hessian of " +
-                          std::to_string(hessian.size()) + " values (expected [out, in] and in x in values)");
+/// Steps 1-3 in S into f.
+template <class S>
+void factor_into(hessian_factor& f, std::span<const double> hessian, const sparsegpt_options& options,
+                 const std::string& where) {
+    std::vector<S> u = damped_hessian<S>(hessian, f.columns, options, f.dead, where);
+    inverse_cholesky_upper(u, f.columns, where, options.pool);
+    if constexpr (std::is_same_v<S, double>) {
+        f.u_double = std::move(u);
+    } else {
+        f.u_float = std::move(u);
     }
+}
+
+/// value_error for options SparseGPT does not run.
+inline void check_options(const sparsegpt_options& options, const std::string& where) {
     if (options.block_size == 0 || !(options.dampening >= 0) || !(options.hessian_scale > 0) ||
         !std::isfinite(options.hessian_scale)) {
         throw value_error(where + ": block size " + std::to_string(options.block_size) + ", dampening " +
@@ -293,58 +319,155 @@ void check_weight(const tensor_view<T>& v, std::span<const double> hessian, cons
     }
 }
 
+/// Checks the weight's shape against the Hessian's, and the options.
 template <element T>
-element_mask run_obs_in(tensor_view<T> v, std::span<const double> hessian, const obs_plan& plan,
-                        const sparsegpt_options& options, const std::string& where) {
-    return options.float64 ? run_obs<double>(v, hessian, plan, options, where)
-                           : run_obs<float>(v, hessian, plan, options, where);
+void check_weight(const tensor_view<T>& v, std::span<const double> hessian, const sparsegpt_options& options,
+                  const std::string& where) {
+    const prune::shape& extents = v.extents();
+    if (extents.rank() != 2 || hessian.size() != extents[1] * extents[1]) {
+        throw shape_error(where + ": a weight of shape " + extents.to_string() + " with a Hessian of " +
+                          std::to_string(hessian.size()) + " values (expected [out, in] and in x in values)");
+    }
+    check_options(options, where);
+}
+
+/// Steps 1-3 (errors prefixed by where).
+inline hessian_factor factor(std::span<const double> hessian, std::size_t n, const sparsegpt_options& options,
+                             const std::string& where) {
+    check_options(options, where);
+    hessian_factor f;
+    f.columns = n;
+    f.float64 = options.float64;
+    f.dead.assign(n, 0);
+    if (f.float64) {
+        factor_into<double>(f, hessian, options, where);
+    } else {
+        factor_into<float>(f, hessian, options, where);
+    }
+    return f;
+}
+
+/// shape_error when a factor does not fit the weight's input width.
+template <element T>
+void check_factor(const tensor_view<T>& v, const hessian_factor& factor, const std::string& where) {
+    const prune::shape& extents = v.extents();
+    if (extents.rank() != 2 || factor.columns != extents[1] || factor.dead.size() != factor.columns) {
+        throw shape_error(where + ": a weight of shape " + extents.to_string() + " with the factor of a Hessian of " +
+                          std::to_string(factor.columns) + " columns (expected [out, in] with in = " +
+                          std::to_string(factor.columns) + ")");
+    }
+}
+
+template <element T>
+element_mask run_obs_in(tensor_view<T> v, const hessian_factor& factor, const obs_plan& plan,
+                        const sparsegpt_options& options) {
+    return factor.float64 ? run_obs<double>(v, factor, plan, options) : run_obs<float>(v, factor, plan, options);
+}
+
+/// check_target's part for sparsegpt_prune: the target fits the width and the block size.
+inline void check_obs_target(const sparsity_target& target, std::size_t width, const sparsegpt_options& options,
+                             const std::string& where) {
+    if (target.nm) {
+        check_nm(*target.nm, width, where);
+        if (options.block_size % target.nm->group != 0) {
+            throw value_error(where + ": N:M groups of " + std::to_string(target.nm->group) + " in blocks of " +
+                              std::to_string(options.block_size) +
+                              " columns (expected the group to divide the block size)");
+        }
+    } else {
+        check_sparsity(target.sparsity, where);
+    }
+}
+
+/// shape_error for a mask of another shape than the weight.
+template <element T>
+void check_mask(const tensor_view<T>& v, const element_mask& mask, const std::string& where) {
+    if (!(mask.extents() == v.extents())) {
+        throw shape_error(where + ": a mask of shape " + mask.extents().to_string() + " for a weight of shape " +
+                          v.extents().to_string() + " (expected the same shape)");
+    }
 }
 
 }  // namespace detail
 
-/// SparseGPT on one linear: chooses the mask (unstructured: target.sparsity per block of
-/// options.block_size columns under options.rule; or target.nm) and reconstructs the kept
-/// weights, in place. `hessian` [in, in] (upper triangle read), e.g. input_statistics::
-/// gram_upper(). Returns the mask (1 = kept). target.group is not used (the group is the
-/// block). shape_error / value_error for a bad shape, target or options, or a damped Hessian
-/// that is not positive definite.
+/// Steps 1-3 of SparseGPT on the Hessian [n, n] (upper triangle read) under options' damping,
+/// scale and precision: the factor every linear reading that input can share. value_error for
+/// bad options or a damped Hessian that is not positive definite.
+[[nodiscard]] inline hessian_factor factor_hessian(std::span<const double> hessian, std::size_t n,
+                                                   const sparsegpt_options& options = {},
+                                                   const std::string& name = {}) {
+    const std::string where = detail::obs_where("factor_hessian", name);
+    if (hessian.size() != n * n) {
+        throw shape_error(where + ": a Hessian of " + std::to_string(hessian.size()) + " values for " +
+                          std::to_string(n) + " columns (expected n x n values)");
+    }
+    return detail::factor(hessian, n, options, where);
+}
+
+/// SparseGPT on one linear with its Hessian's factor (factor_hessian; its precision is used):
+/// chooses the mask (unstructured: target.sparsity per block of options.block_size columns
+/// under options.rule; or target.nm) and reconstructs the kept weights, in place. Returns the
+/// mask (1 = kept). target.group is not used (the group is the block). shape_error /
+/// value_error for a bad shape, target or options.
+template <class Tensor>
+element_mask sparsegpt_prune(Tensor& weight, const hessian_factor& factor, const sparsity_target& target,
+                             const sparsegpt_options& options = {}, const std::string& name = {}) {
+    const std::string where = detail::obs_where("sparsegpt_prune", name);
+    return prune::visit_view(weight, [&](const auto& v) {
+        detail::check_factor(v, factor, where);
+        detail::check_options(options, where);
+        detail::check_obs_target(target, v.extents()[1], options, where);
+        const detail::obs_plan plan{target.sparsity, target.nm, options.rule, nullptr};
+        return detail::run_obs_in(v, factor, plan, options);
+    });
+}
+
+/// SparseGPT on one linear from its Hessian [in, in] (upper triangle read), e.g.
+/// input_statistics::gram_upper(): factor_hessian, then sparsegpt_prune with the factor.
+/// shape_error / value_error for a bad shape, target or options, or a damped Hessian that is
+/// not positive definite.
 template <class Tensor>
 element_mask sparsegpt_prune(Tensor& weight, std::span<const double> hessian, const sparsity_target& target,
                              const sparsegpt_options& options = {}, const std::string& name = {}) {
     const std::string where = detail::obs_where("sparsegpt_prune", name);
-    return prune::visit_view(weight, [&](const auto& v) {
+    return prune::visit_view(weight, [&](const auto& v) {  // one visit: a torch tensor's version moves once
         detail::check_weight(v, hessian, options, where);
-        detail::obs_plan plan{target.sparsity, target.nm, options.rule, nullptr};
-        if (target.nm) {
-            check_nm(*target.nm, v.extents()[1], where);
-            if (options.block_size % target.nm->group != 0) {
-                throw value_error(where + ": N:M groups of " + std::to_string(target.nm->group) +
-                                  " in blocks of " + std::to_string(options.block_size) +
-                                  " columns (expected the group to divide the block size)");
-            }
-        } else {
-            check_sparsity(target.sparsity, where);
-        }
-        return detail::run_obs_in(v, hessian, plan, options, where);
+        detail::check_obs_target(target, v.extents()[1], options, where);
+        const detail::obs_plan plan{target.sparsity, target.nm, options.rule, nullptr};
+        return detail::run_obs_in(v, detail::factor(hessian, v.extents()[1], options, where), plan, options);
     });
 }
 
-/// SparseGPT's reconstruction alone (the Wanda paper's ablation): prunes the weights `mask`
-/// prunes (1 = kept) and updates the kept ones as SparseGPT does, in place. Dead input columns
-/// are zeroed as in SparseGPT. Errors as sparsegpt_prune, and shape_error for a mask of another shape.
+/// SparseGPT's reconstruction alone (the Wanda paper's ablation) with the Hessian's factor:
+/// prunes the weights `mask` prunes (1 = kept) and updates the kept ones as SparseGPT does, in
+/// place. Dead input columns are zeroed as in SparseGPT. shape_error for a factor or a mask of
+/// another shape.
+template <class Tensor>
+void reconstruct(Tensor& weight, const element_mask& mask, const hessian_factor& factor,
+                 const sparsegpt_options& options = {}, const std::string& name = {}) {
+    const std::string where = detail::obs_where("reconstruct", name);
+    prune::visit_view(weight, [&](const auto& v) {
+        detail::check_factor(v, factor, where);
+        detail::check_options(options, where);
+        detail::check_mask(v, mask, where);
+        detail::obs_plan plan;
+        plan.given = &mask;
+        static_cast<void>(detail::run_obs_in(v, factor, plan, options));
+    });
+}
+
+/// reconstruct from the Hessian [in, in] (factored here). Errors as sparsegpt_prune, and
+/// shape_error for a mask of another shape.
 template <class Tensor>
 void reconstruct(Tensor& weight, const element_mask& mask, std::span<const double> hessian,
                  const sparsegpt_options& options = {}, const std::string& name = {}) {
     const std::string where = detail::obs_where("reconstruct", name);
     prune::visit_view(weight, [&](const auto& v) {
         detail::check_weight(v, hessian, options, where);
-        if (!(mask.extents() == v.extents())) {
-            throw shape_error(where + ": a mask of shape " + mask.extents().to_string() +
-                              " for a weight of shape " + v.extents().to_string() + " (expected the same shape)");
-        }
+        detail::check_mask(v, mask, where);
         detail::obs_plan plan;
         plan.given = &mask;
-        static_cast<void>(detail::run_obs_in(v, hessian, plan, options, where));
+        static_cast<void>(detail::run_obs_in(v, detail::factor(hessian, v.extents()[1], options, where), plan, options));
     });
 }
 

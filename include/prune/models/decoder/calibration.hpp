@@ -3,10 +3,12 @@
 //
 // calibration_run holds, per batch, the residual stream at the current layer ([tokens, hidden]
 // floats: for all batches together, one float per calibration token and hidden feature, as the
-// reference code's `inps`), a copy of one batch's stream and one batch's layer_cache (the
-// inputs of the layer's linears): never the activations of every batch or every layer.
-//   record(l, b, advance, visit)  runs batch b through layer l with a cache and hands visit the
-//                                 input of each linear; the stream advances when asked
+// reference code's `inps`), a copy of one batch's stream and one batch's inference buffers
+// (among them the inputs of the layer's linears, handed over as they are computed: no
+// layer_cache): never the activations of every batch or every layer.
+//   record(l, b, advance, visit)  runs batch b through layer l and hands visit the input of each
+//                                 linear; the stream advances when asked (without, the layer
+//                                 stops after its last linear's input: down_proj is not run)
 //   advance(l, b)                 runs batch b through layer l (e.g. after pruning it)
 // Inputs are numbered as layer_cache members: 0 = x1 (q/k/v, c_attn), 1 = gated (o_proj,
 // attn.c_proj), 2 = x2 (gate/up, c_fc), 3 = act (down_proj, mlp.c_proj).
@@ -85,8 +87,8 @@ public:
         return out;
     }
 
-    /// Runs batch b through layer l with a cache and calls visit(input number, rows [tokens, in])
-    /// for each input; with `advance_stream` the output becomes the batch's stream.
+    /// Runs batch b through layer l and calls visit(input number, rows [tokens, in]) for each
+    /// input, in input order; with `advance_stream` the output becomes the batch's stream.
     template <class Visit>
     void record(std::size_t l, std::size_t b, bool advance_stream, Visit&& visit) {
         std::span<float> h = prepare(b);
@@ -95,13 +97,13 @@ public:
         } else {
             std::copy(streams_[b].begin(), streams_[b].end(), h.begin());
         }
-        run_layer(w_, l, batches_[b], ws_, h, nullptr, &cache_);
         const std::size_t tokens = static_cast<std::size_t>(batches_[b].total());
-        for (std::size_t k = 0; k < std::size(calibration_inputs); ++k) {
-            const std::vector<float>& x = cache_.*calibration_inputs[k];
-            if (tokens == 0 || x.empty()) continue;
-            visit(k, make_view<const float>(x.data(), {tokens, x.size() / tokens}));
-        }
+        layer_taps taps;
+        taps.output = advance_stream;
+        taps.visit = [&](std::vector<float> layer_cache::*member, const float* rows, std::size_t width) {
+            visit(calibration_input_of(member), make_view<const float>(rows, {tokens, width}));
+        };
+        run_layer(w_, l, batches_[b], ws_, h, taps);
     }
 
     /// Runs batch b through layer l; the output becomes its stream.
@@ -127,7 +129,6 @@ private:
     workspace ws_;
     std::vector<std::vector<float>> streams_;
     std::vector<float> scratch_;
-    layer_cache cache_;
     std::uint64_t tokens_ = 0;
     std::size_t samples_ = 0;
 };

@@ -34,6 +34,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <numbers>
 #include <span>
 #include <string>
@@ -169,6 +170,16 @@ struct layer_cache {
     std::vector<float> pre;               ///< [T, 2F] (llama: gate | up) or [T, F] before the activation
     std::vector<float> act;               ///< [T, F] after it
     std::vector<float> mlp_out;           ///< [T, H] down(act) + bias, before the MLP gate
+};
+
+/// What a layer hands a caller that only reads the inputs of its linears (calibration, see
+/// calibration.hpp) instead of recording a layer_cache: `visit(member, rows, width)` is called
+/// with each input as soon as it is computed -- member names it (&layer_cache::x1, ::gated, ::x2,
+/// ::act), rows are [T, width] and valid during the call only. Without `output` the layer stops
+/// after the last input: the MLP's down projection is not run and h is left partial.
+struct layer_taps {
+    std::function<void(std::vector<float> layer_cache::*member, const float* rows, std::size_t width)> visit;
+    bool output = true;  ///< complete h (false: the caller drops it)
 };
 
 /// Everything a training forward pass records.
@@ -528,25 +539,35 @@ inline void add_scaled(const pass& p, const float* y, float scale, float* h) {
 
 /// One decoder layer on the residual stream h [T, H], as a list of named calls (a decode step
 /// when `step` is given: attention against the KV cache, no training cache).
+/// Hands taps (when given) the input `member` of T rows of width columns.
+inline void tap(const layer_taps* taps, std::vector<float> layer_cache::*member, const float* rows, int width) {
+    if (taps != nullptr && taps->visit && width > 0) taps->visit(member, rows, static_cast<std::size_t>(width));
+}
+
 inline void layer_forward(const pass& p, const layer_weights& L, std::size_t l, const gates* g, float* h, workspace& ws,
-                          layer_cache* c, const cached_step* step = nullptr) {
+                          layer_cache* c, const cached_step* step = nullptr, const layer_taps* taps = nullptr) {
     const layer_buffers b = buffers_for(p, L, ws, c);
     const int A = L.attention_width(), F = L.ffn, up_rows = p.cfg.is_llama() ? 2 * F : F;
     // Attention block: h += o_proj(gates * attention(rope(qkv(norm1(h)))))
     norm(p, L.norm1, L.norm1_bias, h, b.x1, b.xhat1, b.rstd1);
+    tap(taps, &layer_cache::x1, b.x1, p.H);
     if (A > 0) {
         linear(p, b.x1, p.H, L.qkv, L.qkv_rows(), L.qkv_bias, b.qkv);
         if (p.cfg.is_llama()) rotate(p, L, b.qkv, ws);
         if (step != nullptr) attend_cached(p, L, l, effective_gates(g, L, l, ws), b, ws, *step);
         else attend(p, L, effective_gates(g, L, l, ws), b, ws, c != nullptr);
     }
+    tap(taps, &layer_cache::gated, b.gated, A);
     linear(p, b.gated, A, L.out, p.H, L.out_bias, h, 1.0f, true);
     // MLP block: h += gate * down(act(up(norm2(h))))
     const float mlp_gate = g != nullptr ? g->mlp(l) : 1.0f;
-    if (F == 0 || (mlp_gate == 0.0f && c == nullptr)) return;
+    if (F == 0 || (mlp_gate == 0.0f && c == nullptr && taps == nullptr)) return;
     norm(p, L.norm2, L.norm2_bias, h, b.x2, b.xhat2, b.rstd2);
+    tap(taps, &layer_cache::x2, b.x2, p.H);
     linear(p, b.x2, p.H, L.up, up_rows, L.up_bias, b.pre);
     activate(p, F, b.pre, b.act);
+    tap(taps, &layer_cache::act, b.act, F);
+    if (taps != nullptr && !taps->output) return;
     if (c == nullptr) {
         linear(p, b.act, F, L.down, p.H, L.down_bias, h, mlp_gate, true);
         return;
@@ -589,17 +610,35 @@ inline void embed_sequences(const weights& w, const sequences& seq, workspace& w
     detail::embed(p, w, ws, h.data());
 }
 
+namespace detail {
+
+/// run_layer's checks, then the layer.
+inline void run_checked(const weights& w, std::size_t l, const sequences& seq, workspace& ws, std::span<float> h,
+                        const gates* g, layer_cache* cache, const layer_taps* taps) {
+    if (l >= w.layers.size()) throw shape_error("run_layer: layer " + std::to_string(l) + " of " + std::to_string(w.layers.size()));
+    if (g != nullptr) g->check(w);
+    const pass p{ws.pool_, w.cfg, seq, seq.total(), w.cfg.hidden_size};
+    if (h.size() != static_cast<std::size_t>(p.T) * static_cast<std::size_t>(p.H) || ws.positions.size() != static_cast<std::size_t>(p.T))
+        throw shape_error("run_layer: h or the workspace do not hold this batch (call embed_sequences first)");
+    layer_forward(p, w.layers[l], l, g, h.data(), ws, cache, nullptr, taps);
+}
+
+}  // namespace detail
+
 /// Runs layer l alone on the residual stream h [T, H] of `seq`, in place, after embed_sequences
 /// (same seq and ws): what forward does for that layer, the same bits. With a cache, records the
 /// layer's activations, among them the input of every linear (layer_linears says which).
 inline void run_layer(const weights& w, std::size_t l, const sequences& seq, workspace& ws, std::span<float> h,
                       const gates* g = nullptr, layer_cache* cache = nullptr) {
-    if (l >= w.layers.size()) throw shape_error("run_layer: layer " + std::to_string(l) + " of " + std::to_string(w.layers.size()));
-    if (g != nullptr) g->check(w);
-    const detail::pass p{ws.pool_, w.cfg, seq, seq.total(), w.cfg.hidden_size};
-    if (h.size() != static_cast<std::size_t>(p.T) * static_cast<std::size_t>(p.H) || ws.positions.size() != static_cast<std::size_t>(p.T))
-        throw shape_error("run_layer: h or the workspace do not hold this batch (call embed_sequences first)");
-    detail::layer_forward(p, w.layers[l], l, g, h.data(), ws, cache);
+    detail::run_checked(w, l, seq, ws, h, g, cache, nullptr);
+}
+
+/// Runs layer l on h as run_layer does (no gates, no cache) and hands `taps` the input of each
+/// of its linears as it is computed (see layer_taps); h is the layer's output unless taps.output
+/// is false. Holds one batch's inference buffers only, no layer_cache.
+inline void run_layer(const weights& w, std::size_t l, const sequences& seq, workspace& ws, std::span<float> h,
+                      const layer_taps& taps) {
+    detail::run_checked(w, l, seq, ws, h, nullptr, nullptr, &taps);
 }
 
 /// One prunable linear of a layer (REFERENCE: q/k/v/o/gate/up/down, GPT-2's c_attn/c_proj/c_fc):
