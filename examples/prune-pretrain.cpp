@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
     app.add_option("--dev-every", dev_every, "held-out MLM loss every N steps (0: at the end only)")
         ->capture_default_str();
     bool init_only = false;
-    auto* init_only_opt = app.add_flag("--init-only", init_only,
+    app.add_flag("--init-only", init_only,
                  "write the seed's initial weights without training (the from-scratch baseline)");
     std::string arch = "bert";
     app.add_option("--arch", arch, "bert (masked LM) or llama (causal LM)")
@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
         prune_cli::refuse_overlaps({{"--data", data_dir}}, {{"--out", out}});
         const std::vector<std::pair<const char*, CLI::Option*>> bert_only{
             {"--minutes", minutes_opt}, {"--dropout", app.get_option("--dropout")}, {"--dev-sentences", app.get_option("--dev-sentences")},
-            {"--dev-every", app.get_option("--dev-every")}, {"--init-only", init_only_opt}};
+            {"--dev-every", app.get_option("--dev-every")}};
         const std::vector<std::pair<const char*, CLI::Option*>> llama_only{{"--kv-heads", kv_opt}, {"--vocab-size", vocab_opt}};
         for (const auto& [flag, opt] : arch == "llama" ? bert_only : llama_only)
             if (opt->count() > 0) throw prune::value_error(std::string(flag) + " does not apply to --arch " + arch);
@@ -139,6 +139,9 @@ int main(int argc, char** argv) {
             if (steps_opt->count() > 0) f.train.steps = steps;
             f.train.seed = o.seed;
             f.train.threads = o.threads;
+            f.init_only = init_only;
+            for (const char* flag : {"--steps", "--batch-size", "--lr", "--warmup"})
+                if (init_only && given(flag)) throw prune::value_error(std::string(flag) + " does not apply to --init-only (nothing is trained)");
             check_llama_flags(f);
             prune::io::remove_staging_on_signal();
             prune_lm::pretrain_llama(f);

@@ -15,9 +15,10 @@
 // magnitude or Wanda mask); calibration runs in batches of --batch-size sequences, layer l on
 // the outputs of the pruned layers < l (--dense-inputs: on the dense model's throughout).
 // Output (a directory that appears whole, or not at all): config.json and the tokenizer files
-// copied, model.safetensors (every tensor of the input, each in its own dtype, the pruned
-// weights changed), masks.safetensors (U8 per pruned weight, 1 = kept, named and shaped as the
-// weight in the checkpoint), report.json (settings, per-tensor sparsity, calibration tokens,
+// copied, the weights in the input's layout -- model.safetensors, or the same shard files and a
+// model.safetensors.index.json -- every tensor in its own dtype, the pruned weights changed,
+// masks.safetensors (U8 per pruned weight, 1 = kept, named and shaped as the weight in the
+// checkpoint), report.json (settings, per-tensor sparsity, calibration tokens,
 // wall time, peak RSS, perplexity before / after on --eval F). Bad input: one line, exit 2.
 #include "common/cli.hpp"
 #include "common/mask_report.hpp"
@@ -140,20 +141,13 @@ std::vector<std::byte> encoded(const std::vector<float>& v, io::dtype type, cons
     return out;
 }
 
-/// model.safetensors: every tensor of the input in its dtype, the pruned linears from `w`.
-void write_weights(const fs::path& path, const io::checkpoint& ckpt,
+/// The weights, in the input's layout (one model.safetensors, or the same shards and index),
+/// every tensor in its dtype, the pruned linears from `w`.
+void write_weights(const fs::path& dir, const io::checkpoint& ckpt,
                    const std::map<std::string, decoder::calibration_linear>& linears) {
-    io::safetensors_writer writer;
-    for (const auto& [key, value] : ckpt.metadata()) writer.set_metadata(key, value);
-    for (const io::tensor_info& info : ckpt.tensors()) {
-        const auto it = linears.find(info.name);
-        if (it == linears.end()) {
-            writer.add_borrowed(info.name, info.type, info.shape, ckpt.bytes(info.name));
-        } else {
-            writer.add(info.name, info.type, info.shape, encoded(file_layout(it->second), info.type, info.name));
-        }
-    }
-    writer.write(path);
+    io::tensor_bytes pruned;
+    for (const auto& [name, linear] : linears) pruned.emplace(name, encoded(file_layout(linear), ckpt.info(name).type, name));
+    io::write_like(ckpt, dir, pruned);
 }
 
 /// A mask in the checkpoint's layout ([in, out] for a Conv1D weight).
@@ -219,7 +213,7 @@ void write_outputs(const settings& s, const io::checkpoint& ckpt, const std::map
                              "generation_config.json"}) {
         if (fs::is_regular_file(fs::path(s.model) / file)) fs::copy_file(fs::path(s.model) / file, out / file);
     }
-    write_weights(out / "model.safetensors", ckpt, linears);
+    write_weights(out.path(), ckpt, linears);
     io::write_element_masks(out / "masks.safetensors", std::span<const std::pair<std::string, element_mask>>(masks));
     std::ofstream file(out / "report.json");
     file << report.dump(2) << "\n";

@@ -1,7 +1,8 @@
 // Tests for prune/io/safetensors.hpp: files written by an independent Python writer
 // (tests/io/safetensors_reference.py, on torch) read back bit-exactly, our files read
 // back by that script's independent parser, round trips for every dtype, sharded
-// checkpoints, and a table of malformed files each giving its specific error.
+// checkpoints, write_like (a checkpoint written back in its own layout: the Python writer's
+// shards and index, or one file), and a table of malformed files each giving its specific error.
 #include <prune/io/safetensors.hpp>
 
 #include "test_support.hpp"
@@ -11,6 +12,8 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <span>
+#include <vector>
 
 #include <sys/stat.h>
 
@@ -173,6 +176,66 @@ TEST_CASE("sharded checkpoints through model.safetensors.index.json") {
     SECTION("a directory without weights") {
         temp_dir empty;
         CHECK_THROWS_SAYS(checkpoint::open(empty.path()), io_error, "neither model.safetensors");
+    }
+}
+
+TEST_CASE("write_like writes a checkpoint back in its layout: one file, or the same shards and index") {
+    const temp_dir& reference = reference_files();
+    const nlohmann::json expected = prune_test::read_json(reference / "expected.json");
+    const checkpoint sharded = checkpoint::open(reference / "sharded");
+    CHECK(sharded.sharded());
+    CHECK(sharded.shard_name_of("classifier.weight") == "model-00002-of-00002.safetensors");
+
+    SECTION("shards: the same files, tensors, dtypes, bits; the same weight_map; total_size in tensor bytes") {
+        temp_dir out;
+        write_like(sharded, out.path());
+        CHECK_FALSE(std::filesystem::exists(out / "model.safetensors"));
+        for (const char* shard : {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}) {
+            INFO(shard);
+            const safetensors_file a = safetensors_file::open(reference / "sharded" / shard), b = safetensors_file::open(out / shard);
+            REQUIRE(a.tensors().size() == b.tensors().size());
+            for (const tensor_info& t : a.tensors()) CHECK(b.contains(t.name));
+            CHECK(b.metadata() == a.metadata());
+        }
+        const checkpoint back = checkpoint::open(out.path());
+        check_against(back, expected["sharded"]);
+        const nlohmann::json index = prune_test::read_json(out / "model.safetensors.index.json");
+        CHECK(index["weight_map"] == prune_test::read_json(reference / "sharded" / "model.safetensors.index.json")["weight_map"]);
+        std::size_t total = 0;  // from the Python writer's description: numel x dtype size
+        for (const auto& [name, e] : expected["sharded"].items()) {
+            total += e["bits"].size() * dtype_size(parse_dtype(e["dtype"].get<std::string>()));
+        }
+        CHECK(index["metadata"]["total_size"].get<std::size_t>() == total);
+    }
+    SECTION("a replaced tensor gets its new bytes, in its shard") {
+        temp_dir out;
+        std::vector<half> h(8);
+        for (std::size_t i = 0; i < h.size(); ++i) h[i] = to_half(static_cast<float>(i) - 3.5f);
+        const auto bytes = std::as_bytes(std::span<const half>(h));
+        write_like(sharded, out.path(), {{"classifier.weight", std::vector<std::byte>(bytes.begin(), bytes.end())}});
+        const checkpoint back = checkpoint::open(out.path());
+        CHECK(back.file_of("classifier.weight").find("model-00002-of-00002.safetensors") != std::string::npos);
+        CHECK(back.to_float("classifier.weight") == std::vector<float>{-3.5f, -2.5f, -1.5f, -0.5f, 0.5f, 1.5f, 2.5f, 3.5f});
+        CHECK(back.to_float("bert.encoder.layer.0.attention.self.query.bias") ==
+              sharded.to_float("bert.encoder.layer.0.attention.self.query.bias"));
+    }
+    SECTION("one file: model.safetensors with its metadata, no index") {
+        temp_dir out;
+        const checkpoint single = checkpoint::open(reference / "reference.safetensors");
+        CHECK_FALSE(single.sharded());
+        write_like(single, out.path());
+        CHECK_FALSE(std::filesystem::exists(out / "model.safetensors.index.json"));
+        const checkpoint back = checkpoint::open(out / "model.safetensors");
+        check_against(back, expected["reference"]);
+        CHECK(back.metadata().at("written_by") == "safetensors_reference.py");
+    }
+    SECTION("bad replacements: named, nothing written") {
+        temp_dir out;
+        CHECK_THROWS_SAYS(write_like(sharded, out.path(), {{"no.such.weight", std::vector<std::byte>(4)}}), format_error,
+                          "'no.such.weight'");
+        CHECK_THROWS_SAYS(write_like(sharded, out.path(), {{"classifier.weight", std::vector<std::byte>(4)}}), shape_error,
+                          "'classifier.weight'", "has 4 bytes (expected 16");
+        CHECK(std::filesystem::is_empty(out.path()));
     }
 }
 

@@ -4,7 +4,8 @@
 // tensor of the input with its dtype and shape; it reloads, its pruned weights are zero, its
 // kept weights are the input's (Wanda, magnitude) or exactly what prune_layers gives in this
 // process on the same batches (SparseGPT); the perplexity after pruning in report.json is the
-// reloaded model's; and the report counts the calibration tokens.
+// reloaded model's; and the report counts the calibration tokens. A sharded input (three
+// shards, BF16 and F32) comes back in the same shards, checked also by a json + struct reader.
 #include <prune/io/masks.hpp>
 #include <prune/io/safetensors.hpp>
 #include <prune/models/decoder/calibration.hpp>
@@ -21,6 +22,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -203,4 +206,84 @@ TEST_CASE("prune-sparsify: SparseGPT 50% and global magnitude on a GPT-2", "[spa
         CHECK(report["calibration"]["tokens"].get<int>() == 0);
         CHECK(report["group"] == "global");
     }
+}
+
+namespace {
+
+/// The shard a tiny Llama tensor goes to in the sharded fixture, and whether it is stored BF16:
+/// embeddings (BF16) | layer 0 (attention BF16, the rest F32) | everything else (F32).
+std::pair<std::string, bool> fixture_shard(const std::string& name) {
+    if (name.find("embed_tokens") != std::string::npos) return {"model-00001-of-00003.safetensors", true};
+    if (name.find("layers.0.") != std::string::npos) return {"model-00002-of-00003.safetensors", name.find("self_attn") != std::string::npos};
+    return {"model-00003-of-00003.safetensors", false};
+}
+
+/// Rewrites the single-file model in `from` as three shards with a model.safetensors.index.json
+/// in `to` (tensors split and converted by fixture_shard; the index's total_size deliberately 0,
+/// so the output's must be computed, not copied).
+void write_sharded_fixture(const fs::path& from, const fs::path& to) {
+    fs::create_directories(to);
+    fs::copy_file(from / "config.json", to / "config.json");
+    const prune::io::checkpoint dense = prune::io::checkpoint::open(from);
+    std::map<std::string, prune::io::safetensors_writer> shards;
+    nlohmann::json weight_map = nlohmann::json::object();
+    for (const auto& info : dense.tensors()) {
+        const auto [shard, bf16] = fixture_shard(info.name);
+        weight_map[info.name] = shard;
+        const std::vector<float> v = dense.to_float(info.name);
+        if (!bf16) {
+            shards[shard].add(info.name, prune::io::dtype::F32, info.shape, dense.bytes(info.name));
+            continue;
+        }
+        std::vector<prune::bfloat16> h(v.size());
+        for (std::size_t i = 0; i < v.size(); ++i) h[i] = prune::to_bfloat16(v[i]);
+        shards[shard].add(info.name, prune::io::dtype::BF16, info.shape, std::as_bytes(std::span<const prune::bfloat16>(h)));
+    }
+    for (auto& [name, writer] : shards) {
+        writer.set_metadata("format", "pt");
+        writer.write(to / name);
+    }
+    std::ofstream(to / "model.safetensors.index.json") << nlohmann::json{{"metadata", {{"total_size", 0}}}, {"weight_map", weight_map}}.dump(2);
+}
+
+}  // namespace
+
+TEST_CASE("prune-sparsify: a sharded BF16/F32 Llama is written back in its shards", "[sparsify][cli]") {
+    prune_test::temp_dir dir("prune_sparsify_cli_shards");
+    const dec::config cfg = dec::config_from_json(prune::io::parse_json(
+        R"({"model_type": "llama", "hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "num_hidden_layers": 2, "intermediate_size": 48, "vocab_size": 50, "max_position_embeddings": 16,
+            "tie_word_embeddings": false})", "cfg"));
+    dec::save_model(dec::random_weights(cfg, 9, 0.2f), dir.path() / "dense");
+    write_sharded_fixture(dir.path() / "dense", dir.path() / "lm");
+    run(dir.path(), "--model lm --method magnitude --sparsity 0.5");
+
+    // An independent reader (json + struct) compares the shard headers, weight_map and total_size.
+    const std::string command = std::string(PRUNE_TEST_PYTHON) + " " PRUNE_SOURCE_DIR "/tests/sparsify/shard_layout_check.py '" +
+                                (dir.path() / "lm").string() + "' '" + (dir.path() / "out").string() + "'";
+    CHECK(std::system(command.c_str()) == 0);
+    const prune::io::checkpoint in = prune::io::checkpoint::open(dir.path() / "lm"), out = prune::io::checkpoint::open(dir.path() / "out");
+    REQUIRE(out.sharded());
+    CHECK(out.files().size() == 3);
+    check_same_layout(dir.path() / "lm", dir.path() / "out");
+    for (const auto& info : in.tensors()) {
+        INFO(info.name);
+        CHECK(out.shard_name_of(info.name) == fixture_shard(info.name).first);
+        CHECK(out.info(info.name).type == (fixture_shard(info.name).second ? prune::io::dtype::BF16 : prune::io::dtype::F32));
+    }
+    // Reloaded: the input with the masks applied, bit for bit (magnitude keeps weights as they are).
+    const prune::io::element_masks masks = prune::io::read_element_masks(dir.path() / "out" / "masks.safetensors");
+    CHECK(masks.size() == 14);
+    dec::weights masked = dec::load_model(dir.path() / "lm");
+    dec::apply_element_masks(masked, masks);
+    const dec::weights after = dec::load_model(dir.path() / "out");
+    CHECK(after.embed == masked.embed);
+    CHECK(after.lm_head == masked.lm_head);
+    for (std::size_t l = 0; l < 2; ++l) {
+        CHECK(after.layers[l].qkv == masked.layers[l].qkv);
+        CHECK(after.layers[l].out == masked.layers[l].out);
+        CHECK(after.layers[l].up == masked.layers[l].up);
+        CHECK(after.layers[l].down == masked.layers[l].down);
+    }
+    CHECK(after.layers[0].qkv != dec::load_model(dir.path() / "lm").layers[0].qkv);  // something was pruned
 }

@@ -639,6 +639,14 @@ public:
     [[nodiscard]] const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
     /// The files opened (one, or the shards in order of first use by the index).
     [[nodiscard]] const std::vector<safetensors_file>& files() const noexcept { return shards_; }
+    /// True when opened from a model.safetensors.index.json (even one naming a single shard).
+    [[nodiscard]] bool sharded() const noexcept { return !shard_names_.empty(); }
+    /// For a sharded checkpoint, the shard file of a tensor as the index names it (relative to
+    /// the index's directory); for a single file, that file's name.
+    [[nodiscard]] std::string shard_name_of(std::string_view name) const {
+        const std::size_t shard = shard_of_[locate(name)];
+        return sharded() ? shard_names_[shard] : std::filesystem::path(shards_[shard].name()).filename().string();
+    }
 
 private:
     checkpoint() = default;
@@ -684,6 +692,7 @@ private:
                 }
                 it = shard_numbers.emplace(file, result.shards_.size()).first;
                 result.shards_.push_back(safetensors_file::open(shard_path));
+                result.shard_names_.push_back(file);
                 for (const auto& [key, value] : result.shards_.back().metadata()) {
                     result.metadata_.emplace(key, value);
                 }
@@ -704,6 +713,7 @@ private:
     std::vector<safetensors_file> shards_;
     std::vector<tensor_info> infos_;
     std::vector<std::size_t> shard_of_;  // infos_[i] lives in shards_[shard_of_[i]]
+    std::vector<std::string> shard_names_;  // as the index names shards_ (empty for a single file)
     std::unordered_map<std::string, std::size_t> index_;
     std::map<std::string, std::string> metadata_;
 };
@@ -852,5 +862,58 @@ private:
     std::vector<entry> entries_;
     std::map<std::string, std::string> metadata_;
 };
+
+/// New bytes for some tensors of a checkpoint, by name (each in the tensor's dtype and shape).
+using tensor_bytes = std::map<std::string, std::vector<std::byte>>;
+
+namespace detail {
+
+/// model.safetensors.index.json as Hugging Face writes it: metadata.total_size (the bytes of
+/// every tensor) and the weight_map (tensor -> shard file, keys sorted).
+inline std::string index_json(const checkpoint& ckpt) {
+    std::size_t total = 0;
+    json weight_map = json::object();
+    for (const tensor_info& info : ckpt.tensors()) {
+        total += info.byte_size();
+        weight_map[info.name] = ckpt.shard_name_of(info.name);
+    }
+    return json{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}.dump(2) + "\n";
+}
+
+}  // namespace detail
+
+/// Writes every tensor of `like` into the existing directory `dir` in `like`'s layout and
+/// dtypes: one model.safetensors when it was one file; for a sharded checkpoint the same shard
+/// files (same names, the same tensors in each) and a model.safetensors.index.json with the same
+/// weight_map and metadata.total_size. A tensor named in `replaced` is written with those bytes
+/// (format_error for a name the checkpoint lacks, shape_error when the byte count is not the
+/// tensor's), every other one copied. Each file keeps its input's __metadata__ and is written
+/// atomically; `dir` is normally a staging directory the caller commits.
+inline void write_like(const checkpoint& like, const std::filesystem::path& dir, const tensor_bytes& replaced = {}) {
+    for (const auto& entry : replaced) (void)like.info(entry.first);
+    std::map<std::string, std::size_t> file_number;  // opened path -> index in files()
+    for (std::size_t k = 0; k < like.files().size(); ++k) file_number.emplace(like.files()[k].name(), k);
+    std::vector<safetensors_writer> writers(like.files().size());
+    std::vector<std::string> names(like.files().size());
+    for (const tensor_info& info : like.tensors()) {
+        const std::size_t k = file_number.at(like.file_of(info.name));
+        names[k] = like.sharded() ? like.shard_name_of(info.name) : std::string("model.safetensors");
+        const auto it = replaced.find(info.name);
+        writers[k].add_borrowed(info.name, info.type, info.shape,
+                                it == replaced.end() ? like.bytes(info.name) : std::span<const std::byte>(it->second));
+    }
+    for (std::size_t k = 0; k < writers.size(); ++k) {
+        for (const auto& [key, value] : like.files()[k].metadata()) writers[k].set_metadata(key, value);
+        const std::filesystem::path path = dir / names[k];
+        if (std::error_code ec; !std::filesystem::create_directories(path.parent_path(), ec) && ec) {
+            throw io_error("prune::io: cannot create '" + path.parent_path().string() + "': " + ec.message());
+        }
+        writers[k].write(path);
+    }
+    if (!like.sharded()) return;
+    atomic_file index(dir / "model.safetensors.index.json");
+    index.write(detail::index_json(like));
+    index.commit();
+}
 
 }  // namespace prune::io
