@@ -7,9 +7,14 @@
 // DIR (written whole, atomically): masks.json (the last passing structure mask), history.json
 // (every evaluated mask with its phase, counts, metric and verdict) and model/ (the model with
 // the masked heads and MLPs physically removed).
+// On a causal LM (config.json model_type llama or gpt2; data as prune-eval's, [--context N] for
+// a .txt file): query heads, or whole K/V groups with --unit kv-groups, and MLPs; a mask passes
+// while perplexity <= full perplexity / threshold (examples/decoder/heads.hpp).
 #include "common/cli.hpp"
 #include "common/numbers.hpp"
 #include "common/outputs.hpp"
+#include "decoder/causal_lm.hpp"
+#include "decoder/heads.hpp"
 
 #include <prune/nn/process.hpp>
 #include <prune/models/bert/dataset.hpp>
@@ -27,14 +32,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
 
 int main(int argc, char** argv) {
     prune::nn::blas_single_threaded();  // the pool does the threading (no re-exec: OpenBLAS as loaded)
-    CLI::App app("prune-heads: s-pruning of a fine-tuned BERT by head and MLP importance", "prune-heads");
-    std::string model, data, out, abs_mode = "per-example", normalize = "layer+global";
+    CLI::App app("prune-heads: s-pruning of a fine-tuned BERT or a causal LM by head and MLP importance", "prune-heads");
+    std::string model, data, out, abs_mode = "per-example", normalize = "layer+global", unit;
+    std::optional<int> context;
     prune::spruning_options options;
     std::size_t batch_size = 32;
     int threads = 0;
@@ -49,6 +56,8 @@ int main(int argc, char** argv) {
     app.add_option("--normalize", normalize, "importance normalisation before ranking")->capture_default_str();
     app.add_option("--batch-size", batch_size, "sequences per pass")->check(prune_cli::unsigned_integer())->capture_default_str();
     app.add_option("--threads", threads, "threads (0 = every core; at most 256)")->check(prune_cli::threads_flag());
+    app.add_option("--unit", unit, "causal LM: heads (query heads, default) or kv-groups (whole K/V groups)");
+    app.add_option("--context", context, "causal LM, .txt data: window in tokens (default max_position_embeddings)");
     app.add_option("--out", out, "output directory (masks.json, history.json, model/)")->required();
     return prune_cli::run(app, argc, argv, [&] {
         prune_cli::refuse_overlaps({{"--model", model}, {"--data", data}}, {{"--out", out}});
@@ -59,6 +68,15 @@ int main(int argc, char** argv) {
         const auto mode = prune::importance::parse_absolute_value(abs_mode);
         const auto how = prune::importance::normalization::parse(normalize);
         prune::io::remove_staging_on_signal();
+        if (prune_lm::is_causal_lm(model)) {
+            if (!unit.empty() && unit != "heads" && unit != "kv-groups")
+                throw prune::value_error("--unit '" + unit + "' (expected heads or kv-groups)");
+            prune_lm::heads_job job{model, data, out, context, unit == "kv-groups", options, mode, how,
+                                    abs_mode, normalize, batch_size, threads};
+            prune_lm::run_heads(job);
+            return;
+        }
+        if (!unit.empty() || context) throw prune::value_error("--unit and --context apply to a causal LM ('" + model + "' is a BERT)");
         prune::io::output_directory staging(out);
         prune::bert::weights w = prune::bert::load_model(model);
         const auto& cfg = w.cfg;
