@@ -8,17 +8,24 @@
 // 2 K/V heads; tied with biases, and untied without) and on GPT-2, for cached decoding, and
 // after save_model + load_model (uniform widths: stock Hugging Face keys; per-layer widths:
 // lists; GPT-2: pruned_heads). Bad masks are refused with messages naming the part and layer.
+//
+// Against PyTorch: a uniformly compacted Llama saved by prune (config.json with Hugging Face's
+// own keys) is run by tests/decoder/compact_oracle.py through oracle.py's independent model
+// (float64), which reads the widths from config.json as Hugging Face does: same logits (1e-4
+// relative to max(1, |x|), test_decoder_oracle's bound). transformers itself is not installed.
 #include <prune/models/decoder/checkpoint.hpp>
 #include <prune/models/decoder/compact.hpp>
 #include <prune/models/decoder/forward.hpp>
 #include <prune/models/decoder/generate.hpp>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -348,4 +355,33 @@ TEST_CASE("Per-layer configs that are refused", "[decoder][compact]") {
                       "config.json: pruned_heads key \"2\" is not a layer index (expected 0..1)");
     CHECK_THROWS_WITH(decoder::config_from_json(io::parse_json(g + R"({"0": [4]}})", "config.json")),
                       "config.json: pruned_heads[\"0\"] holds head 4 (expected distinct heads 0..3)");
+}
+
+TEST_CASE("A uniformly compacted Llama, saved, runs the same in the PyTorch oracle", "[decoder][compact][torch]") {
+    const decoder::weights w = llama_model(false, true);
+    decoder::unit_masks m;
+    m.heads.assign(3, {0, 1, 0, 0, 0, 0, 1, 0});  // 2 heads: hidden / heads = 12, not head_dim 6
+    m.channels.assign(3, std::vector<float>(20, 1.0f));
+    for (auto& row : m.channels) row[0] = row[19] = row[4] = 0.0f;
+    m.layers = {1, 0, 1};
+    const decoder::weights c = decoder::compact(w, m);
+    const fs::path d = temp("llama_torch");
+    decoder::save_model(c, d);
+    const std::vector<std::int32_t> ids{3, 17, 5, 39, 0, 22, 8, 1, 9, 30};
+    std::ofstream(d.string() + ".ids.json") << nlohmann::json(ids).dump();
+    const std::string command = std::string(PRUNE_TEST_PYTHON) + " " + PRUNE_SOURCE_DIR + "/tests/decoder/compact_oracle.py " +
+                                d.string() + " " + d.string() + ".ids.json " + d.string() + ".out.json";
+    REQUIRE(std::system(command.c_str()) == 0);
+    std::ifstream in(d.string() + ".out.json");
+    const auto want = nlohmann::json::parse(in)["logits"].get<std::vector<double>>();
+    decoder::sequences seq;
+    seq.add(ids);
+    decoder::workspace ws(2);
+    (void)decoder::forward(c, seq, ws);
+    REQUIRE(ws.logits().size() == want.size());
+    double e = 0.0;
+    for (std::size_t i = 0; i < want.size(); ++i) e = std::max(e, std::abs(ws.logits()[i] - want[i]) / std::max(1.0, std::abs(want[i])));
+    INFO("compacted Llama vs the PyTorch oracle: worst " << e);
+    if (std::getenv("PRUNE_TEST_VERBOSE")) std::printf("compacted llama vs torch oracle: %.3g\n", e);
+    CHECK(e <= 1e-4);
 }
