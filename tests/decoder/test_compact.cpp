@@ -124,9 +124,20 @@ std::vector<int> widths(const decoder::weights& w, int decoder::layer_weights::*
     return v;
 }
 
-fs::path dir_of(const std::string& name) {
-    return fs::temp_directory_path() / ("prune_compact_" + std::to_string(::getpid())) / name;
+/// This process's temporary directory, removed at exit.
+fs::path scratch() {
+    struct cleanup {
+        fs::path path;
+        ~cleanup() {
+            std::error_code ec;
+            fs::remove_all(path, ec);
+        }
+    };
+    static const cleanup dir{fs::temp_directory_path() / ("prune_compact_" + std::to_string(::getpid()))};
+    return dir.path;
 }
+
+fs::path dir_of(const std::string& name) { return scratch() / name; }
 
 fs::path temp(const std::string& name) {
     const fs::path d = dir_of(name);
@@ -231,6 +242,24 @@ TEST_CASE("GPT-2: heads, all heads of a layer, MLPs, channels, layers", "[decode
     drop.layers = {0, 1, 1};
     drop.kv_groups = {{}, {}, {1, 0, 1, 1}};  // GPT-2: a K/V group is a head
     (void)check_equivalent(w, drop, "gpt2: layer, head as K/V group");
+}
+
+TEST_CASE("A structure mask (heads, K/V groups, MLPs) compacts like the same unit masks", "[decoder][compact]") {
+    const decoder::weights w = llama_model(false, false);
+    structure_mask s{group_mask::uniform(3, 8), group_mask::uniform(3, 1), group_mask::uniform(3, 2)};
+    s.heads.set(0, 1, false);
+    s.heads.set(0, 5, false);
+    s.kv_groups.set(2, 0, false);
+    s.mlps.set(1, 0, false);
+    const decoder::unit_masks m = decoder::unit_masks::from_mask(s, w);
+    CHECK(m.heads[0] == std::vector<float>{1, 0, 1, 1, 1, 0, 1, 1});
+    CHECK(m.kv_groups[2] == std::vector<float>{0, 1});
+    CHECK(m.mlps == std::vector<float>{1, 0, 1});
+    const decoder::weights c = check_equivalent(w, m, "llama: from a structure mask");
+    CHECK(widths(c, &decoder::layer_weights::q_heads) == std::vector<int>{6, 8, 4});
+    CHECK(widths(c, &decoder::layer_weights::ffn) == std::vector<int>{20, 0, 20});
+    s.heads = group_mask::uniform(3, 4);
+    CHECK_THROWS_AS(decoder::unit_masks::from_mask(s, w), shape_error);
 }
 
 TEST_CASE("Cached decoding of a compacted model equals the masked model", "[decoder][compact]") {

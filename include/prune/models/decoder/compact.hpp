@@ -28,15 +28,18 @@
 #pragma once
 
 #include <prune/models/decoder/config.hpp>
+#include <prune/models/decoder/forward.hpp>
 #include <prune/models/decoder/weights.hpp>
 #include <prune/error.hpp>
 #include <prune/io/json.hpp>
+#include <prune/mask.hpp>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace prune::decoder {
@@ -58,6 +61,17 @@ struct unit_masks {
     std::vector<float> mlps;                    ///< mlps[l], L
     std::vector<std::vector<float>> channels;   ///< channels[l][j], L x MLP width
     std::vector<float> layers;                  ///< layers[l], L
+
+    /// The heads, K/V groups and MLPs of a structure mask (a mask file of prune-heads or
+    /// prune-importance's selections); shape_error as gates::from_mask when it does not fit `w`.
+    [[nodiscard]] static unit_masks from_mask(const structure_mask& mask, const weights& w) {
+        gates g = gates::from_mask(mask, w);
+        unit_masks m;
+        m.heads = std::move(g.heads);
+        m.kv_groups = std::move(g.kv_groups);
+        m.mlps = std::move(g.mlps);
+        return m;
+    }
 };
 
 /// How many units of each kind a model has, per layer.
