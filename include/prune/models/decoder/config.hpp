@@ -14,7 +14,9 @@
 #include <prune/error.hpp>
 #include <prune/io/json.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -51,8 +53,9 @@ struct rope_scaling {
     double original_max_position_embeddings = 8192;     ///< llama3
 };
 
-/// The hyper-parameters of a decoder (uniform over layers; per-layer widths after physical
-/// pruning live in the weights).
+/// The hyper-parameters of a decoder. Widths are uniform over layers unless a per-layer list
+/// is set (a physically pruned model, see models/decoder/compact.hpp): then heads_in(l),
+/// kv_heads_in(l) and ffn_in(l) read the list, and the scalar is not used for that width.
 struct config {
     architecture arch = architecture::llama;  ///< family
     int vocab_size = 0;                       ///< rows of the token-embedding table
@@ -72,6 +75,17 @@ struct config {
     activation act = activation::silu;        ///< MLP activation
     std::string gpt2_prefix = "transformer."; ///< gpt2: tensor-name prefix found ("" or "transformer.")
     io::json source = io::json::object();  ///< the config.json read, written back on save
+    std::vector<int> layer_heads;             ///< query heads of each layer when they differ (empty: uniform)
+    std::vector<int> layer_kv_heads;          ///< K/V heads of each layer when they differ (empty: uniform)
+    std::vector<int> layer_ffn;               ///< MLP width of each layer when they differ (empty: uniform; 0 = MLP removed)
+    std::vector<std::vector<int>> pruned_heads;  ///< gpt2: original indices of the heads removed per layer (empty: none)
+
+    /// Query heads of layer l.
+    [[nodiscard]] int heads_in(std::size_t l) const { return layer_heads.empty() ? num_attention_heads : layer_heads[l]; }
+    /// K/V heads of layer l.
+    [[nodiscard]] int kv_heads_in(std::size_t l) const { return layer_kv_heads.empty() ? num_key_value_heads : layer_kv_heads[l]; }
+    /// MLP width of layer l.
+    [[nodiscard]] int ffn_in(std::size_t l) const { return layer_ffn.empty() ? intermediate_size : layer_ffn[l]; }
 
     /// Query heads per K/V head.
     [[nodiscard]] int group_size() const { return num_attention_heads / num_key_value_heads; }
@@ -87,13 +101,14 @@ struct config {
         positive(vocab_size, "vocab_size");
         positive(hidden_size, "hidden_size");
         positive(num_hidden_layers, "num_hidden_layers");
-        positive(num_attention_heads, "num_attention_heads");
-        positive(num_key_value_heads, "num_key_value_heads");
+        if (layer_heads.empty()) positive(num_attention_heads, "num_attention_heads");
+        if (layer_kv_heads.empty()) positive(num_key_value_heads, "num_key_value_heads");
         positive(head_dim, "head_dim");
-        positive(intermediate_size, "intermediate_size");
+        if (layer_ffn.empty()) positive(intermediate_size, "intermediate_size");
         positive(max_position_embeddings, "max_position_embeddings");
         if (num_hidden_layers > 4096) fail("num_hidden_layers = " + std::to_string(num_hidden_layers) + " (expected <= 4096)");
-        if (num_attention_heads % num_key_value_heads != 0) {
+        validate_layers(fail);
+        if (layer_heads.empty() && layer_kv_heads.empty() && num_attention_heads % num_key_value_heads != 0) {
             fail("num_attention_heads " + std::to_string(num_attention_heads) + " is not a multiple of num_key_value_heads " +
                  std::to_string(num_key_value_heads) + " (grouped-query attention needs whole groups)");
         }
@@ -105,6 +120,32 @@ struct config {
             (!(rope.high_freq_factor > rope.low_freq_factor) || !(rope.low_freq_factor > 0.0) ||
              !(rope.original_max_position_embeddings > 0.0))) {
             fail("rope_scaling (llama3) needs 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0");
+        }
+    }
+
+private:
+    /// The per-layer lists: one entry per layer, widths >= 0, whole K/V groups in every layer.
+    template <class Fail>
+    void validate_layers(const Fail& fail) const {
+        const auto L = static_cast<std::size_t>(num_hidden_layers);
+        auto sized = [&](const std::vector<int>& v, const char* name) {
+            if (!v.empty() && v.size() != L)
+                fail(std::string(name) + " lists " + std::to_string(v.size()) + " layers (expected " + std::to_string(L) +
+                     ", num_hidden_layers)");
+        };
+        sized(layer_heads, "num_attention_heads");
+        sized(layer_kv_heads, "num_key_value_heads");
+        sized(layer_ffn, "intermediate_size");
+        if (!pruned_heads.empty() && pruned_heads.size() != L)
+            fail("pruned_heads covers " + std::to_string(pruned_heads.size()) + " layers (expected " + std::to_string(L) + ")");
+        for (std::size_t l = 0; l < L && (!layer_heads.empty() || !layer_kv_heads.empty() || !layer_ffn.empty()); ++l) {
+            const int q = heads_in(l), kv = kv_heads_in(l), f = ffn_in(l);
+            const std::string at = "layer " + std::to_string(l) + ": ";
+            if (q < 0 || kv < 0 || f < 0) fail(at + "a negative width (expected heads, K/V heads and MLP width >= 0)");
+            if ((q == 0) != (kv == 0) || (kv > 0 && q % kv != 0)) {
+                fail(at + std::to_string(q) + " query heads are not a multiple of its " + std::to_string(kv) +
+                     " K/V heads (grouped-query attention needs whole groups)");
+            }
         }
     }
 };
@@ -125,6 +166,30 @@ inline int integer(const io::json& j, const char* key, const std::string& where,
                            ".." + std::to_string(hi) + ")");
     }
     return static_cast<int>(v);
+}
+
+/// A width key that is a number or, for a physically pruned model (prune's extension), a list
+/// of `layers` widths >= 0: the number goes to `scalar`; a list goes to `list` and its largest
+/// entry to `scalar`. format_error naming the key and the entry otherwise.
+inline void width(const io::json& j, const char* key, const std::string& where, int layers, std::optional<int> fallback,
+                  int& scalar, std::vector<int>& list) {
+    const auto it = j.find(key);
+    if (it == j.end() || !it->is_array()) {
+        scalar = integer(j, key, where, fallback);
+        return;
+    }
+    if (it->size() != static_cast<std::size_t>(layers)) {
+        throw format_error(where + ": \"" + key + "\" lists " + std::to_string(it->size()) + " layers (expected " +
+                           std::to_string(layers) + ", the number of layers)");
+    }
+    list.clear();
+    for (std::size_t i = 0; i < it->size(); ++i) {
+        const std::string at = where + ": \"" + key + "\"[" + std::to_string(i) + "]";
+        const std::int64_t v = io::as_int((*it)[i], at);
+        if (v < 0 || v > (std::int64_t{1} << 30)) throw format_error(at + " = " + std::to_string(v) + " (expected a width >= 0)");
+        list.push_back(static_cast<int>(v));
+    }
+    scalar = list.empty() ? 0 : *std::max_element(list.begin(), list.end());
 }
 
 /// A number key; `fallback` when absent or null.

@@ -163,7 +163,8 @@ inline void gpt2_layer_parameters(std::vector<parameter>& out, layer_weights& L,
     return out;
 }
 
-/// Allocates (zeroed) weights of the shape `cfg` describes (every layer full width).
+/// Allocates (zeroed) weights of the shape `cfg` describes (each layer at its width: uniform,
+/// or cfg's per-layer lists).
 [[nodiscard]] inline weights allocate(const config& cfg) {
     cfg.validate();
     weights w;
@@ -176,11 +177,12 @@ inline void gpt2_layer_parameters(std::vector<parameter>& out, layer_weights& L,
     if (gpt2) w.final_norm_bias.assign(H, 0.0f);
     if (!cfg.tie_word_embeddings) w.lm_head.assign(static_cast<std::size_t>(cfg.vocab_size) * H, 0.0f);
     w.layers.resize(static_cast<std::size_t>(cfg.num_hidden_layers));
-    for (auto& L : w.layers) {
-        L.q_heads = cfg.num_attention_heads;
-        L.kv_heads = cfg.num_key_value_heads;
+    for (std::size_t l = 0; l < w.layers.size(); ++l) {
+        auto& L = w.layers[l];
+        L.q_heads = cfg.heads_in(l);
+        L.kv_heads = cfg.kv_heads_in(l);
         L.head_dim = cfg.head_dim;
-        L.ffn = cfg.intermediate_size;
+        L.ffn = cfg.ffn_in(l);
         const auto rows = static_cast<std::size_t>(L.qkv_rows());
         const auto A = static_cast<std::size_t>(L.attention_width());
         const auto F = static_cast<std::size_t>(L.ffn);
@@ -214,15 +216,17 @@ inline void gpt2_layer_parameters(std::vector<parameter>& out, layer_weights& L,
     const bool gpt2 = !cfg.is_llama();
     const double H = cfg.hidden_size;
     const double V = cfg.vocab_size;
-    const double rows = static_cast<double>(cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim;
-    const double A = static_cast<double>(cfg.num_attention_heads) * cfg.head_dim;
-    const double F = cfg.intermediate_size;
-    const double up_rows = gpt2 ? F : 2 * F;
-    double layer = (gpt2 ? 4 : 2) * H + rows * H + H * A + up_rows * H + H * F;  // norms, qkv, out, up, down
-    if (cfg.attention_bias) layer += rows + H;
-    if (cfg.mlp_bias) layer += up_rows + H;
     double n = V * H + (gpt2 ? cfg.max_position_embeddings * H + 2 * H : H) + (cfg.tie_word_embeddings ? 0.0 : V * H);
-    return n + layer * cfg.num_hidden_layers;
+    for (std::size_t l = 0; l < static_cast<std::size_t>(cfg.num_hidden_layers); ++l) {
+        const double rows = static_cast<double>(cfg.heads_in(l) + 2 * cfg.kv_heads_in(l)) * cfg.head_dim;
+        const double A = static_cast<double>(cfg.heads_in(l)) * cfg.head_dim;
+        const double F = cfg.ffn_in(l);
+        const double up_rows = gpt2 ? F : 2 * F;
+        n += (gpt2 ? 4 : 2) * H + rows * H + H * A + up_rows * H + H * F;  // norms, qkv, out, up, down
+        if (cfg.attention_bias) n += rows + H;
+        if (cfg.mlp_bias) n += up_rows + H;
+    }
+    return n;
 }
 
 /// Weights with deterministic random values: N(0, stddev) everywhere, norm scales 1 + N(0, stddev).

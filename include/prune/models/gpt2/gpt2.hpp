@@ -6,6 +6,9 @@
 // activation_function ("gelu_new" / "gelu_pytorch_tanh", the tanh form, or "gelu", the erf
 // form), tie_word_embeddings (true). scale_attn_weights = false and
 // scale_attn_by_inverse_layer_idx = true change the attention scale and are refused.
+// Physically pruned models: "pruned_heads" ({"layer": [original head indices removed]},
+// Hugging Face's own key, which its GPT2Model applies on load) and n_inner as a per-layer list
+// (prune's extension, written by decoder::compact when MLP widths differ).
 //
 // Tensors, with or without the `transformer.` prefix: wte.weight, wpe.weight,
 // h.N.{ln_1,ln_2}.{weight,bias}, h.N.attn.c_attn.{weight,bias} (query | key | value along the
@@ -19,9 +22,43 @@
 #include <prune/error.hpp>
 #include <prune/io/json.hpp>
 
+#include <algorithm>
+#include <cstdint>
+#include <exception>
 #include <string>
 
 namespace prune::gpt2 {
+
+/// Hugging Face's "pruned_heads" ({"3": [0, 5], ...}: original indices of the heads removed
+/// from each layer) into c.pruned_heads and the per-layer head counts; format_error naming the
+/// layer or head otherwise.
+inline void read_pruned_heads(const io::json& j, const std::string& where, decoder::config& c) {
+    const auto it = j.find("pruned_heads");
+    if (it == j.end() || it->is_null() || (it->is_object() && it->empty())) return;
+    const std::string at = where + ": pruned_heads";
+    if (!it->is_object()) throw format_error(at + " is " + io::describe_json(*it) + " (expected {\"layer\": [heads]})");
+    const auto L = static_cast<std::size_t>(c.num_hidden_layers);
+    c.pruned_heads.assign(L, {});
+    for (const auto& [key, heads] : it->items()) {
+        std::size_t used = 0;
+        int l = -1;
+        try { l = std::stoi(key, &used); } catch (const std::exception&) { used = 0; }
+        if (used != key.size() || l < 0 || static_cast<std::size_t>(l) >= L)
+            throw format_error(at + " key \"" + key + "\" is not a layer index (expected 0.." + std::to_string(L - 1) + ")");
+        if (!heads.is_array()) throw format_error(at + "[\"" + key + "\"] is " + io::describe_json(heads) + " (expected an array of heads)");
+        auto& row = c.pruned_heads[static_cast<std::size_t>(l)];
+        for (const auto& h : heads) {
+            const std::int64_t v = io::as_int(h, at + "[\"" + key + "\"]");
+            if (v < 0 || v >= c.num_attention_heads || std::find(row.begin(), row.end(), v) != row.end())
+                throw format_error(at + "[\"" + key + "\"] holds head " + std::to_string(v) + " (expected distinct heads 0.." +
+                                   std::to_string(c.num_attention_heads - 1) + ")");
+            row.push_back(static_cast<int>(v));
+        }
+        std::sort(row.begin(), row.end());
+    }
+    for (const auto& row : c.pruned_heads) c.layer_heads.push_back(c.num_attention_heads - static_cast<int>(row.size()));
+    c.layer_kv_heads = c.layer_heads;
+}
 
 /// A decoder config from a GPT-2 config.json; format_error naming `where` and the key on bad values.
 [[nodiscard]] inline decoder::config config_from_json(const io::json& j, const std::string& where = "config.json") {
@@ -39,7 +76,8 @@ namespace prune::gpt2 {
                            std::to_string(c.num_attention_heads));
     }
     c.head_dim = c.hidden_size / c.num_attention_heads;
-    c.intermediate_size = keys::integer(j, "n_inner", where, 4 * c.hidden_size);
+    keys::width(j, "n_inner", where, c.num_hidden_layers, 4 * c.hidden_size, c.intermediate_size, c.layer_ffn);
+    read_pruned_heads(j, where, c);
     c.max_position_embeddings = keys::integer(j, "n_positions", where, keys::integer(j, "n_ctx", where, 1024));
     c.norm_eps = static_cast<float>(keys::number(j, "layer_norm_epsilon", where, 1e-5));
     c.tie_word_embeddings = keys::boolean(j, "tie_word_embeddings", where, true);

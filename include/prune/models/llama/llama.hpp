@@ -7,7 +7,9 @@
 // (2048), rms_norm_eps (1e-6), rope_theta (10000), rope_scaling (null, "default", "linear" or
 // "llama3"; any other type -- dynamic, yarn, longrope, ... -- is refused by name),
 // tie_word_embeddings (false), attention_bias (false: q/k/v/o biases), mlp_bias (false),
-// hidden_act ("silu" only).
+// hidden_act ("silu" only). After physical pruning with layers of different widths
+// (decoder::compact), num_attention_heads, num_key_value_heads and intermediate_size may be
+// per-layer lists (prune's extension, which Hugging Face cannot load); head_dim is then required.
 //
 // Tensors: model.embed_tokens.weight, model.layers.N.{input_layernorm,
 // post_attention_layernorm}.weight, model.layers.N.self_attn.{q,k,v,o}_proj.{weight,bias},
@@ -50,6 +52,21 @@ namespace prune::llama {
     return r;
 }
 
+/// The head counts and MLP widths: numbers, or per-layer lists after physical pruning (prune's
+/// extension, written by decoder::compact when layers differ). K/V heads default to the query heads.
+inline void read_widths(const io::json& j, const std::string& where, decoder::config& c) {
+    namespace keys = decoder::config_keys;
+    const int L = c.num_hidden_layers;
+    keys::width(j, "num_attention_heads", where, L, std::nullopt, c.num_attention_heads, c.layer_heads);
+    if (!j.contains("num_key_value_heads") || j["num_key_value_heads"].is_null()) {
+        c.num_key_value_heads = c.num_attention_heads;
+        c.layer_kv_heads = c.layer_heads;
+    } else {
+        keys::width(j, "num_key_value_heads", where, L, std::nullopt, c.num_key_value_heads, c.layer_kv_heads);
+    }
+    keys::width(j, "intermediate_size", where, L, std::nullopt, c.intermediate_size, c.layer_ffn);
+}
+
 /// A decoder config from a Llama config.json; format_error naming `where` and the key on bad values.
 [[nodiscard]] inline decoder::config config_from_json(const io::json& j, const std::string& where = "config.json") {
     namespace keys = decoder::config_keys;
@@ -57,19 +74,18 @@ namespace prune::llama {
     c.arch = decoder::architecture::llama;
     c.source = j;
     c.hidden_size = keys::integer(j, "hidden_size", where, std::nullopt);
-    c.num_attention_heads = keys::integer(j, "num_attention_heads", where, std::nullopt);
     c.num_hidden_layers = keys::integer(j, "num_hidden_layers", where, std::nullopt, 1, 4096);
-    c.intermediate_size = keys::integer(j, "intermediate_size", where, std::nullopt);
+    read_widths(j, where, c);
     c.vocab_size = keys::integer(j, "vocab_size", where, std::nullopt);
-    c.num_key_value_heads = keys::integer(j, "num_key_value_heads", where, c.num_attention_heads);
     if (!j.contains("head_dim") || j["head_dim"].is_null()) {
+        if (!c.layer_heads.empty()) throw format_error(where + ": per-layer num_attention_heads need a head_dim key");
         if (c.hidden_size % c.num_attention_heads != 0) {
             throw format_error(where + ": hidden_size " + std::to_string(c.hidden_size) +
                                " is not a multiple of num_attention_heads " + std::to_string(c.num_attention_heads) +
                                " and there is no head_dim");
         }
     }
-    c.head_dim = keys::integer(j, "head_dim", where, c.hidden_size / c.num_attention_heads);
+    c.head_dim = keys::integer(j, "head_dim", where, c.layer_heads.empty() ? c.hidden_size / c.num_attention_heads : 0);
     c.max_position_embeddings = keys::integer(j, "max_position_embeddings", where, 2048);
     c.norm_eps = static_cast<float>(keys::number(j, "rms_norm_eps", where, 1e-6));
     c.rope_theta = keys::number(j, "rope_theta", where, 10000.0);
