@@ -9,10 +9,11 @@
 // after save_model + load_model (uniform widths: stock Hugging Face keys; per-layer widths:
 // lists; GPT-2: pruned_heads). Bad masks are refused with messages naming the part and layer.
 //
-// Against PyTorch: a uniformly compacted Llama saved by prune (config.json with Hugging Face's
-// own keys) is run by tests/decoder/compact_oracle.py through oracle.py's independent model
-// (float64), which reads the widths from config.json as Hugging Face does: same logits (1e-4
-// relative to max(1, |x|), test_decoder_oracle's bound). transformers itself is not installed.
+// Against PyTorch: uniformly compacted models saved by prune (config.json with Hugging Face's
+// own keys) are run by tests/decoder/compact_oracle.py through independent float64 models
+// that read the widths as Hugging Face does -- oracle.py's Llama, and a GPT-2 applying
+// pruned_heads as GPT2Attention.prune_heads does: same logits (1e-4 relative to max(1, |x|),
+// test_decoder_oracle's bound). transformers itself is not installed.
 #include <prune/models/decoder/checkpoint.hpp>
 #include <prune/models/decoder/compact.hpp>
 #include <prune/models/decoder/forward.hpp>
@@ -386,15 +387,10 @@ TEST_CASE("Per-layer configs that are refused", "[decoder][compact]") {
                       "config.json: pruned_heads[\"0\"] holds head 4 (expected distinct heads 0..3)");
 }
 
-TEST_CASE("A uniformly compacted Llama, saved, runs the same in the PyTorch oracle", "[decoder][compact][torch]") {
-    const decoder::weights w = llama_model(false, true);
-    decoder::unit_masks m;
-    m.heads.assign(3, {0, 1, 0, 0, 0, 0, 1, 0});  // 2 heads: hidden / heads = 12, not head_dim 6
-    m.channels.assign(3, std::vector<float>(20, 1.0f));
-    for (auto& row : m.channels) row[0] = row[19] = row[4] = 0.0f;
-    m.layers = {1, 0, 1};
-    const decoder::weights c = decoder::compact(w, m);
-    const fs::path d = temp("llama_torch");
+/// Saves the compacted model c, runs tests/decoder/compact_oracle.py on it and returns the worst
+/// logit difference (relative to max(1, |x|)) from our forward pass of c.
+double torch_difference(const decoder::weights& c, const std::string& name) {
+    const fs::path d = temp(name);
     decoder::save_model(c, d);
     const std::vector<std::int32_t> ids{3, 17, 5, 39, 0, 22, 8, 1, 9, 30};
     std::ofstream(d.string() + ".ids.json") << nlohmann::json(ids).dump();
@@ -410,7 +406,25 @@ TEST_CASE("A uniformly compacted Llama, saved, runs the same in the PyTorch orac
     REQUIRE(ws.logits().size() == want.size());
     double e = 0.0;
     for (std::size_t i = 0; i < want.size(); ++i) e = std::max(e, std::abs(ws.logits()[i] - want[i]) / std::max(1.0, std::abs(want[i])));
-    INFO("compacted Llama vs the PyTorch oracle: worst " << e);
-    if (std::getenv("PRUNE_TEST_VERBOSE")) std::printf("compacted llama vs torch oracle: %.3g\n", e);
-    CHECK(e <= 1e-4);
+    if (std::getenv("PRUNE_TEST_VERBOSE")) std::printf("%-40s compacted vs torch oracle: %.3g\n", name.c_str(), e);
+    return e;
+}
+
+TEST_CASE("Uniformly compacted models, saved, run the same in PyTorch reading Hugging Face's keys", "[decoder][compact][torch]") {
+    const decoder::weights w = llama_model(false, true);
+    decoder::unit_masks m;
+    m.heads.assign(3, {0, 1, 0, 0, 0, 0, 1, 0});  // 2 heads: hidden / heads = 12, not head_dim 6
+    m.channels.assign(3, std::vector<float>(20, 1.0f));
+    for (auto& row : m.channels) row[0] = row[19] = row[4] = 0.0f;
+    m.layers = {1, 0, 1};
+    CHECK(torch_difference(decoder::compact(w, m), "llama_torch") <= 1e-4);
+
+    decoder::unit_masks g;  // GPT-2: different heads per layer (pruned_heads), the same MLP width
+    g.heads = {{1, 0, 1, 1}, {1, 1, 1, 1}, {0, 1, 1, 0}};
+    g.channels.assign(3, std::vector<float>(20, 1.0f));
+    for (auto& row : g.channels) row[2] = row[3] = row[11] = 0.0f;
+    g.layers = {1, 0, 1};
+    const decoder::weights c = decoder::compact(gpt2_model(), g);
+    CHECK(c.cfg.source["pruned_heads"] == io::json::parse(R"({"0": [1], "1": [0, 3]})"));
+    CHECK(torch_difference(c, "gpt2_torch") <= 1e-4);
 }
