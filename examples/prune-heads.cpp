@@ -76,9 +76,12 @@ int main(int argc, char** argv) {
             prune_lm::run_heads(job);
             return;
         }
-        if (!unit.empty() || context) throw prune::value_error("--unit and --context apply to a causal LM ('" + model + "' is a BERT)");
         prune::io::output_directory staging(out);
         prune::bert::weights w = prune::bert::load_model(model);
+        if (!unit.empty() || context) {
+            throw prune::value_error("--unit and --context apply to a causal LM ('" + model +
+                                     "' is read as a BERT: its config.json's model_type is neither llama nor gpt2)");
+        }
         const auto& cfg = w.cfg;
         const auto dev = prune::bert::load_sequences(data, cfg, model);
         const std::span<const prune::bert::labeled_sequence> dev_span(dev);

@@ -7,6 +7,7 @@
 // prune-eval loads it, with a config.json whose head counts match what was kept.
 #include "oracle_cases.hpp"
 #include "../support/files.hpp"
+#include "synthetic_text.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -46,9 +47,9 @@ nlohmann::json read_json(const fs::path& path) {
 }
 
 /// prune-eval's perplexity of `model` over `data` (with a structure mask when given).
-double eval_perplexity(const fs::path& model, const fs::path& data, const std::string& mask = "") {
+double eval_perplexity(const fs::path& model, const fs::path& data, const std::string& mask = "", const std::string& flags = "") {
     const fs::path json = oracle::dir() / "eval.json";
-    run_ok("prune-eval --model '" + model.string() + "' --data '" + data.string() + "'" +
+    run_ok("prune-eval --model '" + model.string() + "' --data '" + data.string() + "'" + flags +
            (mask.empty() ? "" : " --mask '" + mask + "'") + " --json '" + json.string() + "'");
     return read_json(json)["perplexity"].get<double>();
 }
@@ -65,11 +66,10 @@ fs::path prune_heads(const std::string& name, const std::string& flags, const st
 }
 
 /// The checks every run must pass: the rule, the full perplexity, masks.json and model/.
-void check_run(const std::string& name, const fs::path& out) {
+void check_run(const fs::path& model, const fs::path& data, const fs::path& out, const std::string& flags = "") {
     const nlohmann::json h = read_json(out / "history.json");
-    const fs::path data = data_file(name);
     const double full = h["perplexity_full"].get<double>();
-    CHECK(close(full, eval_perplexity(oracle::dir() / name, data)));
+    CHECK(close(full, eval_perplexity(model, data, "", flags)));
     CHECK(close(h["perplexity_limit"].get<double>(), full / 0.9));
     std::size_t passed = 0, failed = 0;
     for (const auto& r : h["history"]) {
@@ -82,15 +82,44 @@ void check_run(const std::string& name, const fs::path& out) {
     CHECK(failed >= 1);  // every phase ends on a failure or on nothing left
     const double pruned = h["perplexity"].get<double>();
     CHECK(pruned <= full / 0.9);
-    CHECK(close(eval_perplexity(oracle::dir() / name, data, (out / "masks.json").string()), pruned));
-    CHECK(close(eval_perplexity(out / "model", data), pruned));
+    CHECK(close(eval_perplexity(model, data, (out / "masks.json").string(), flags), pruned));
+    CHECK(close(eval_perplexity(out / "model", data, "", flags), pruned));
 }
+
+void check_run(const std::string& name, const fs::path& out) { check_run(oracle::dir() / name, data_file(name), out); }
 
 /// Kept entries per row of a 0/1 matrix.
 std::vector<int> kept_per_row(const nlohmann::json& rows) {
     std::vector<int> out;
     for (const auto& r : rows) out.push_back(static_cast<int>(std::count(r.begin(), r.end(), 1)));
     return out;
+}
+
+/// Checks model/config.json's Llama head counts against masks.json (`group` query heads per K/V
+/// head): a layer keeps its K/V groups with any query head left, each with as many query heads as
+/// its fullest group (masked heads kept, zeroed, to even them out); their sum is
+/// history.json's heads_zeroed_not_removed.
+void check_llama_widths(const fs::path& out, int group) {
+    const nlohmann::json masks = read_json(out / "masks.json"), config = read_json(out / "model" / "config.json");
+    const nlohmann::json h = read_json(out / "history.json");
+    const auto& q = config["num_attention_heads"];
+    const auto& kv = config["num_key_value_heads"];
+    int zeroed = 0;
+    for (std::size_t l = 0; l < masks["heads"].size(); ++l) {
+        int groups = 0, most = 0, kept = 0;
+        for (std::size_t g = 0; g * static_cast<std::size_t>(group) < masks["heads"][l].size(); ++g) {
+            int c = 0;
+            for (int i = 0; i < group; ++i) c += masks["heads"][l][g * static_cast<std::size_t>(group) + static_cast<std::size_t>(i)].get<int>();
+            groups += c > 0 ? 1 : 0;
+            most = std::max(most, c);
+            kept += c;
+        }
+        INFO("layer " << l << ": " << masks["heads"][l].dump() << ", config " << config.dump());
+        CHECK((q.is_array() ? q[l].get<int>() : q.get<int>()) == groups * most);
+        CHECK((kv.is_array() ? kv[l].get<int>() : kv.get<int>()) == groups);
+        zeroed += groups * most - kept;
+    }
+    CHECK(h["heads_zeroed_not_removed"].get<int>() == zeroed);
 }
 
 }  // namespace
@@ -118,16 +147,8 @@ TEST_CASE("prune-heads on a GQA Llama: the rule, masks.json and the compacted mo
         CHECK((first["heads"][flat / 8][flat % 8] == 0) == expected_masked);
     }
     CHECK(first["mlps_kept"] == 2);
-    // model/: the input's dtype, and config.json's head counts are what masks.json keeps (a
-    // K/V group whose query heads are all masked is gone; the others keep equal numbers).
-    const nlohmann::json masks = read_json(out / "masks.json");
-    const nlohmann::json config = read_json(out / "model" / "config.json");
-    const std::vector<int> kept = kept_per_row(masks["heads"]);
-    const auto& heads = config["num_attention_heads"];
-    for (std::size_t l = 0; l < kept.size(); ++l) {
-        const int written = heads.is_array() ? heads[l].get<int>() : heads.get<int>();
-        CHECK(written >= kept[l]);  // masked heads kept (zeroed) only to even out the groups
-    }
+    // model/: config.json's head counts are what masks.json keeps, in the input's dtype.
+    check_llama_widths(out, 4);
     const std::string header = prune_test::read_file(out / "model" / "model.safetensors").substr(0, 4096);
     CHECK(header.find("\"BF16\"") != std::string::npos);
     CHECK(header.find("\"F32\"") == std::string::npos);
@@ -155,7 +176,45 @@ TEST_CASE("prune-heads on GPT-2 (multi-head attention, F16 shards)", "[decoder][
     check_run(name, out);
     const nlohmann::json masks = read_json(out / "masks.json");
     const nlohmann::json config = read_json(out / "model" / "config.json");
-    const std::vector<int> kept = kept_per_row(masks["heads"]);
-    const auto& n = config["n_head"];
-    for (std::size_t l = 0; l < kept.size(); ++l) CHECK((n.is_array() ? n[l].get<int>() : n.get<int>()) == kept[l]);
+    // GPT-2 keeps n_head and lists what is gone in pruned_heads ({"layer": [heads]}), as Hugging
+    // Face's prune_heads() records it: exactly the heads masks.json masks.
+    CHECK(config["n_head"] == 3);
+    for (std::size_t l = 0; l < masks["heads"].size(); ++l) {
+        std::vector<int> gone;
+        for (int h = 0; h < 3; ++h)
+            if (masks["heads"][l][static_cast<std::size_t>(h)] == 0) gone.push_back(h);
+        const std::string key = std::to_string(l);
+        if (gone.empty()) CHECK((!config.contains("pruned_heads") || !config["pruned_heads"].contains(key)));
+        else CHECK(config["pruned_heads"][key].get<std::vector<int>>() == gone);
+    }
+}
+
+TEST_CASE("prune-heads on a small trained Llama (GQA 8:2): stops where perplexity would rise past the limit",
+          "[decoder][cli]") {
+    // Random weights tolerate losing every head (the oracle cases above end with nothing kept);
+    // a model trained on structured text does not.
+    const prune_test::temp_dir dir("prune_decoder_heads_trained");
+    prune_test::write_pretrain_data(dir.path(), 400, 60);
+    auto run_here = [&](const std::string& command) {
+        const prune_test::outcome o = prune_test::run_binary(command, dir.path(), dir.path() / "err.txt", "OPENBLAS_NUM_THREADS=1");
+        INFO(command << "\n" << o.err);
+        REQUIRE(o.code == 0);
+    };
+    run_here("prune-pretrain --arch llama --data data --layers 2 --hidden 32 --heads 8 --kv-heads 2 --intermediate 64 "
+             "--vocab-size 320 --max-length 16 --steps 60 --batch-size 8 --lr 1e-2 --seed 3 --threads 1 --out lm");
+    const fs::path lm = dir.path() / "lm", data = dir.path() / "data" / "pretrain" / "dev.txt", out = dir.path() / "heads";
+    run_here("prune-heads --model lm --data data/pretrain/dev.txt --context 16 --heads-step 0.25 --out heads");
+    check_run(lm, data, out, " --context 16");
+    const nlohmann::json h = read_json(out / "history.json");
+    const std::vector<int> kept = kept_per_row(read_json(out / "masks.json")["heads"]);
+    const int total = kept[0] + kept[1];
+    INFO(h.dump(1));
+    CHECK(total > 0);   // the limit stopped the search ...
+    CHECK(total < 16);  // ... after it removed something
+    // Here (observed) layer 0 keeps 2 query heads of one group and 1 of the other: one masked head
+    // stays, zeroed, so both groups keep 2 -- the path that evens groups out runs.
+    check_llama_widths(out, 4);
+    CHECK(h["heads_zeroed_not_removed"].get<int>() >= 1);
+    CHECK(fs::is_regular_file(out / "model" / "tokenizer.json"));
+    CHECK(prune_test::read_file(out / "model" / "tokenizer.json") == prune_test::read_file(lm / "tokenizer.json"));
 }

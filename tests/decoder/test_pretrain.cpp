@@ -18,6 +18,7 @@
 #include <prune/models/decoder/pretrain.hpp>
 
 #include "../support/files.hpp"
+#include "synthetic_text.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -117,28 +118,6 @@ TEST_CASE("llama_config and initial_weights: a model HF's config.json describes,
 
 namespace {
 
-/// Synthetic "glosses": sentences of a small grammar (so the text has structure to learn).
-std::string synthetic_text(std::size_t lines, unsigned seed) {
-    static const char* subjects[] = {"a small animal", "the large tree", "an old house", "a red flower", "the cold river"};
-    static const char* verbs[] = {"that grows near", "that lives in", "found beside", "seen under", "made of"};
-    static const char* objects[] = {"the water", "a forest", "the mountains", "old stone", "the city"};
-    std::mt19937 rng(seed);
-    std::string out;
-    for (std::size_t i = 0; i < lines; ++i) {
-        out += std::string(subjects[rng() % 5]) + " " + verbs[rng() % 5] + " " + objects[rng() % 5];
-        if (rng() % 2) out += std::string(" and ") + objects[rng() % 5];
-        out += "\n";
-    }
-    return out;
-}
-
-/// data/pretrain/train.txt and dev.txt of synthetic text in `dir`.
-void write_pretrain_data(const fs::path& dir, std::size_t train_lines, std::size_t dev_lines) {
-    fs::create_directories(dir / "data" / "pretrain");
-    prune_test::write_file(dir / "data" / "pretrain" / "train.txt", synthetic_text(train_lines, 1));
-    prune_test::write_file(dir / "data" / "pretrain" / "dev.txt", synthetic_text(dev_lines, 2));
-}
-
 /// Runs a binary in `dir` (single-threaded OpenBLAS), requiring exit 0; its stderr.
 std::string run_ok(const fs::path& dir, const std::string& command) {
     const prune_test::outcome o = prune_test::run_binary(command, dir, dir / "err.txt", "OPENBLAS_NUM_THREADS=1");
@@ -152,7 +131,7 @@ std::string run_ok(const fs::path& dir, const std::string& command) {
 TEST_CASE("prune-pretrain --arch llama: thread-independent bytes, falling held-out perplexity, prune-eval agrees",
           "[decoder][pretrain][cli]") {
     const prune_test::temp_dir dir("prune_decoder_pretrain_cli");
-    write_pretrain_data(dir.path(), 400, 60);
+    prune_test::write_pretrain_data(dir.path(), 400, 60);
     const std::string base =
         "prune-pretrain --arch llama --data data --layers 1 --hidden 16 --heads 4 --kv-heads 2 --intermediate 32 "
         "--vocab-size 320 --max-length 16 --steps 40 --batch-size 8 --lr 1e-2 --seed 3";
@@ -192,7 +171,7 @@ TEST_CASE("prune-pretrain --arch llama: thread-independent bytes, falling held-o
 TEST_CASE("prune-pretrain --arch llama --init-only: the initialisation a run of the same seed starts from",
           "[decoder][pretrain][cli]") {
     const prune_test::temp_dir dir("prune_decoder_pretrain_init");
-    write_pretrain_data(dir.path(), 200, 30);
+    prune_test::write_pretrain_data(dir.path(), 200, 30);
     const std::string base = "prune-pretrain --arch llama --data data --layers 2 --hidden 16 --heads 4 --kv-heads 2 "
                              "--intermediate 32 --vocab-size 300 --max-length 16 --seed 5";
     auto run = [&](const std::string& command) { return run_ok(dir.path(), command); };
