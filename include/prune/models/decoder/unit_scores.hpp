@@ -118,7 +118,7 @@ inline void add_attention_terms(const layer_weights& W, const layer_weights& G, 
         b.heads[h] = range_sum(b.rows, h * d, d) + range_sum(b.cols, h * d, d);
         s.heads[l][h] += scale * b.heads[h];
     }
-    const std::size_t group = Hq / Hkv;
+    const std::size_t group = Hkv == 0 ? 0 : Hq / Hkv;
     for (std::size_t g = 0; g < Hkv; ++g) {
         const double kv = range_sum(b.rows, A + g * d, d) + range_sum(b.rows, A + (Hkv + g) * d, d);
         s.kv_groups[l][g] += scale * (kv + range_sum(b.heads, g * group, group));
@@ -153,7 +153,10 @@ inline double layer_product(const layer_weights& W, const layer_weights& G) {
 
 /// Sets every parameter of g to 0.
 inline void zero_all(weights& g) {
-    for (auto& p : parameters(g)) std::fill(p.values().begin(), p.values().end(), 0.0f);
+    for (auto& p : parameters(g)) {
+        const std::span<float> v = p.values();
+        std::fill(v.begin(), v.end(), 0.0f);
+    }
 }
 
 /// Checks every sequence of `data` (naming it "example i" as `where` does) and returns the
@@ -249,7 +252,9 @@ inline double cosine_or_convention(const float* a, const float* b, std::size_t n
             before = h;
             run_layer(w, l, ws.batch, ws.forward, h, gate);
             cosines.assign(T, 0.0);
-            ws.forward.pool().for_rows(T, H, [&](std::size_t r) { cosines[r] = detail::cosine_or_convention(before.data() + r * H, h.data() + r * H, H); });
+            ws.forward.pool().for_rows(T, H, [&](std::size_t r) {
+                cosines[r] = detail::cosine_or_convention(before.data() + r * H, h.data() + r * H, H);
+            });
             for (double c : cosines) sums[l] += c;
         }
         tokens += static_cast<double>(T);
