@@ -143,7 +143,9 @@ def llama_tensors(c, seed):
     return t
 
 
-def llama_forward(c, P, ids, gates):
+def llama_forward(c, P, ids, gates, hidden=None):
+    """Logits [n, vocab]; with a list `hidden`, appends the residual stream entering each layer and
+    the one leaving the last (before the final norm): L + 1 tensors [n, hidden]."""
     H, L = c["hidden_size"], c["num_hidden_layers"]
     Hq, Hkv = c["num_attention_heads"], c.get("num_key_value_heads", c["num_attention_heads"])
     d = c.get("head_dim") or H // Hq
@@ -159,6 +161,8 @@ def llama_forward(c, P, ids, gates):
     mask = torch.full((n, n), float("-inf")).triu(1)
     for l in range(L):
         p = "model.layers.%d." % l
+        if hidden is not None:
+            hidden.append(h)
         x = rms(h, P[p + "input_layernorm.weight"], eps)
         q = (x @ P[p + "self_attn.q_proj.weight"].T + b(p + "self_attn.q_proj.bias")).view(n, Hq, d).transpose(0, 1)
         k = (x @ P[p + "self_attn.k_proj.weight"].T + b(p + "self_attn.k_proj.bias")).view(n, Hkv, d).transpose(0, 1)
@@ -177,6 +181,8 @@ def llama_forward(c, P, ids, gates):
         up = x @ P[p + "mlp.up_proj.weight"].T + b(p + "mlp.up_proj.bias")
         m = (F.silu(gp) * up) @ P[p + "mlp.down_proj.weight"].T + b(p + "mlp.down_proj.bias")
         h = h + gates["mlps"][l] * m
+    if hidden is not None:
+        hidden.append(h)
     x = rms(h, P["model.norm.weight"], eps)
     head = P["model.embed_tokens.weight"] if c.get("tie_word_embeddings", False) else P["lm_head.weight"]
     return x @ head.T
@@ -218,7 +224,8 @@ def gelu_new(x):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
 
 
-def gpt2_forward(c, P, ids, gates, prefix):
+def gpt2_forward(c, P, ids, gates, prefix, hidden=None):
+    """Logits [n, vocab]; `hidden` as llama_forward's."""
     H, L, Hq = c["n_embd"], c["n_layer"], c["n_head"]
     d = H // Hq
     eps = c.get("layer_norm_epsilon", 1e-5)
@@ -228,6 +235,8 @@ def gpt2_forward(c, P, ids, gates, prefix):
     mask = torch.full((n, n), float("-inf")).triu(1)
     for l in range(L):
         p = prefix + "h.%d." % l
+        if hidden is not None:
+            hidden.append(h)
         x = ln(h, p + "ln_1")
         qkv = x @ P[p + "attn.c_attn.weight"] + P[p + "attn.c_attn.bias"]  # Conv1D: x W + b, W [in, out]
         q, k, v = (t.view(n, Hq, d).transpose(0, 1) for t in qkv.split(H, dim=-1))
@@ -238,6 +247,8 @@ def gpt2_forward(c, P, ids, gates, prefix):
         x = ln(h, p + "ln_2")
         m = gelu_new(x @ P[p + "mlp.c_fc.weight"] + P[p + "mlp.c_fc.bias"]) @ P[p + "mlp.c_proj.weight"] + P[p + "mlp.c_proj.bias"]
         h = h + gates["mlps"][l] * m
+    if hidden is not None:
+        hidden.append(h)
     x = ln(h, prefix + "ln_f")
     return x @ P[prefix + "wte.weight"].T
 
