@@ -18,6 +18,9 @@
 #include <prune/models/decoder/compact.hpp>
 #include <prune/models/decoder/forward.hpp>
 #include <prune/models/decoder/generate.hpp>
+#include <prune/io/gguf_convert.hpp>
+
+#include "../io/gguf_support.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -27,7 +30,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
+#include <utility>
 #include <unistd.h>
 #include <vector>
 
@@ -318,6 +323,28 @@ TEST_CASE("Compacted models saved and loaded: uniform and per-layer configs", "[
         CHECK(j["num_attention_heads"] == io::json({4, 8, 0}));
         CHECK(j["num_key_value_heads"] == io::json({1, 2, 0}));
         CHECK(j["intermediate_size"] == io::json({20, 0, 20}));
+        // GGUF: per-layer i32 arrays as llama.cpp reads them, checked by @huggingface/gguf; and back
+        // to a Hugging Face directory that loads with the same widths and logits.
+        const fs::path gguf = dir_of("llama_layers.gguf"), back_dir = temp("llama_layers_back");
+        io::convert_hf_to_gguf(dir_of("llama_layers"), gguf);
+        const nlohmann::json seen = prune_test::js_read_gguf(gguf);
+        std::map<std::string, nlohmann::json> meta;
+        for (const auto& kv : seen["metadata"]) meta[kv["key"].get<std::string>()] = kv;
+        for (const auto& [key, want] : {std::pair<std::string, nlohmann::json>{"llama.attention.head_count", {4, 8, 0}},
+                                        {"llama.attention.head_count_kv", {1, 2, 0}},
+                                        {"llama.feed_forward_length", {20, 0, 20}}}) {
+            INFO(key);
+            REQUIRE(meta.count(key) == 1);
+            CHECK(meta[key]["type"] == 9);      // array
+            CHECK(meta[key]["sub_type"] == 5);  // of i32
+            CHECK(meta[key]["value"] == want);
+        }
+        CHECK(meta["llama.block_count"]["value"] == 3);
+        io::convert_gguf_to_hf(gguf, back_dir);
+        const decoder::weights from_gguf = decoder::load_model(back_dir);
+        CHECK(widths(from_gguf, &decoder::layer_weights::q_heads) == widths(c, &decoder::layer_weights::q_heads));
+        CHECK(widths(from_gguf, &decoder::layer_weights::ffn) == widths(c, &decoder::layer_weights::ffn));
+        CHECK(worst(logits(from_gguf), logits(c)) <= 1e-6);
     }
     SECTION("GPT-2: pruned_heads, n_inner list; compacting again composes original indices") {
         const decoder::weights w = gpt2_model();
