@@ -71,6 +71,19 @@ inline std::optional<prune::decoder::gates> load_gates(const std::string& mask_f
     }
 }
 
+/// Writes the causal LM `w` into `dir` (an output being staged) as a model directory: config.json
+/// and model.safetensors in `dtype` (F64 as F32), plus the tokenizer and generation files the
+/// input directory `from` has (tokenizer.json, tokenizer_config.json, special_tokens_map.json,
+/// generation_config.json).
+inline void write_model_directory(const prune::decoder::weights& w, const fs::path& dir, prune::io::dtype dtype,
+                                  const fs::path& from) {
+    fs::create_directories(dir);
+    prune::decoder::write_model_files(w, dir, dtype == prune::io::dtype::F64 ? prune::io::dtype::F32 : dtype);
+    for (const char* file : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"}) {
+        if (fs::is_regular_file(from / file)) fs::copy_file(from / file, dir / file);
+    }
+}
+
 /// The directory's tokenizer.json (format_error naming what needed it when absent).
 inline prune::text::bpe_tokenizer tokenizer_for(const std::string& dir, const std::string& needed_by) {
     const fs::path path = fs::path(dir) / "tokenizer.json";

@@ -183,12 +183,7 @@ inline std::size_t write_compacted(const heads_job& job, prune::decoder::weights
     prune::decoder::unit_masks units = units_of(mask, w);
     const std::size_t zeroed = uniform_groups(w, units);
     const prune::decoder::weights small = prune::decoder::compact(w, units);
-    std::filesystem::create_directories(dir);
-    prune::decoder::write_model_files(small, dir, dtype == prune::io::dtype::F64 ? prune::io::dtype::F32 : dtype);
-    for (const char* file : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"}) {
-        const auto from = std::filesystem::path(job.model) / file;
-        if (std::filesystem::is_regular_file(from)) std::filesystem::copy_file(from, dir / file);
-    }
+    write_model_directory(small, dir, dtype, job.model);
     return zeroed;
 }
 

@@ -405,6 +405,7 @@ private:
         write_file(d_ / "lm-empty-row.jsonl", "{\"input_ids\": []}\n");
         write_file(d_ / "lm-single.jsonl", "{\"input_ids\": [5]}\n{\"input_ids\": [7]}\n");
         write_file(d_ / "mask-lm-kv.json", R"({"kv_groups": [[1, 1, 1], [1, 1]]})");
+        write_file(d_ / "mask-lm-uneven.json", R"({"heads": [[1, 0, 1, 1], [1, 1, 1, 1]]})");  // groups of 1 and 2
         write_file(d_ / "mask-lm-none.json", R"({"heads": [[0, 0, 0, 0], [0, 0, 0, 0]], "mlps": [0, 0], "kv_groups": [[0, 0], [0, 0]]})");
         make_decoder_text();
     }

@@ -274,6 +274,7 @@ TEST_CASE("every path flag of every binary takes shell metacharacters as plain b
           "--eval", M + "lm.jsonl", "--out", M + "sparse"},
          {"sparse/masks.safetensors"}},
         {{"prune-generate", "--model", M + "lm", "--prompt", "the cat ';$(` sat", "--max-tokens", "3"}, {}},
+        {{"prune-compact", "--model", M + "lm", "--remove-layers", "0", "--out", M + "small"}, {"small/model.safetensors"}},
     };
     if (fs::exists("/usr/share/wordnet/data.noun")) {
         cases.push_back({{"prune-data", "wordnet", "--out", M + "wn-glue", "--train-rows", "20", "--dev-rows", "10"},

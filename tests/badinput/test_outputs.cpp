@@ -139,6 +139,8 @@ const std::vector<refusal> refusals = {
     {"prune-sparsify --model model --calib dev.jsonl --method wanda --nm 2:4 --eval dev.jsonl --out sub/../model",
      "prune-sparsify: --out 'sub/../model' is the same path as --model 'model'" + destroy},
     {"prune-sparsify --model model --method magnitude --sparsity 0.5 --out .", "prune-sparsify: --out '.'" + cwd},
+    {"prune-compact --model model --remove-layers 0 --out model/small",
+     "prune-compact: --out 'model/small' is inside --model 'model'" + destroy},
 };
 
 }  // namespace
@@ -157,7 +159,7 @@ TEST_CASE("every binary refuses an output that is, contains or lies inside an in
         CHECK(fx.contents() == before);  // nothing replaced, nothing written, no staging debris
         binaries.insert(command.substr(0, command.find(' ')));
     }
-    CHECK(binaries.size() == 9);  // all nine binaries tried
+    CHECK(binaries.size() == 10);  // every binary that writes (all but prune-generate) tried
 }
 
 TEST_CASE("prune-eval --json writes through a symbolic link, to a pipe, behind /dev/stdout and to a FIFO") {

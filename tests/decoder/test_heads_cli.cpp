@@ -1,10 +1,11 @@
-// prune-heads on causal-LM directories (tests/decoder/oracle.py's checkpoints): the s-pruning
+// prune-heads and prune-compact on causal-LM directories (tests/decoder/oracle.py's checkpoints): the s-pruning
 // history obeys its rule (a mask passes iff its perplexity <= full / threshold), the full
 // perplexity is prune-eval's, the first phase-1 step masks the lowest heads of prune-importance's
 // layer+global scores (prune-importance is checked against PyTorch's autograd in test_cli.cpp),
 // masks.json evaluated by prune-eval gives the reported perplexity, and model/ -- the masked
 // units physically removed, written in the input's dtype -- gives that perplexity too when
-// prune-eval loads it, with a config.json whose head counts match what was kept.
+// prune-eval loads it, with a config.json whose head counts match what was kept. prune-compact
+// on a hand-written mask gives prune-eval's perplexity of the masked model, widths per layer.
 #include "oracle_cases.hpp"
 #include "../support/files.hpp"
 #include "synthetic_text.hpp"
@@ -217,4 +218,36 @@ TEST_CASE("prune-heads on a small trained Llama (GQA 8:2): stops where perplexit
     CHECK(h["heads_zeroed_not_removed"].get<int>() >= 1);
     CHECK(fs::is_regular_file(out / "model" / "tokenizer.json"));
     CHECK(prune_test::read_file(out / "model" / "tokenizer.json") == prune_test::read_file(lm / "tokenizer.json"));
+}
+
+TEST_CASE("prune-compact: a structure mask and removed layers, written as a smaller model", "[decoder][cli]") {
+    const std::string name = "llama_gqa4_bf16_shards";  // 3 layers x 8 query heads on 2 K/V heads, MLP 48
+    const fs::path model = oracle::dir() / name, data = data_file(name), mask = oracle::dir() / "compact_mask.json";
+    // Layer 0 keeps 2 query heads of each group, layer 1 everything, layer 2 only group 0's heads
+    // (group 1 goes with them); layer 1's MLP goes.
+    prune_test::write_file(mask, R"({"heads": [[1, 0, 1, 0, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0, 0]],
+                                     "mlps": [1, 0, 1]})");
+    const fs::path out = oracle::dir() / "compacted", fewer = oracle::dir() / "compacted_layers";
+    fs::remove_all(out);
+    fs::remove_all(fewer);
+    run_ok("prune-compact --model '" + model.string() + "' --mask '" + mask.string() + "' --out '" + out.string() + "'");
+    CHECK(close(eval_perplexity(out, data), eval_perplexity(model, data, mask.string())));
+    const nlohmann::json config = read_json(out / "config.json");
+    CHECK(config["num_attention_heads"] == nlohmann::json({4, 8, 4}));
+    CHECK(config["num_key_value_heads"] == nlohmann::json({2, 2, 1}));
+    CHECK(config["intermediate_size"] == nlohmann::json({48, 0, 48}));
+    const std::string header = prune_test::read_file(out / "model.safetensors").substr(0, 4096);
+    CHECK(header.find("\"BF16\"") != std::string::npos);  // the input's dtype
+    std::uintmax_t before = 0;
+    for (const char* shard : {"model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"})
+        before += fs::file_size(model / shard);
+    CHECK(fs::file_size(out / "model.safetensors") < before);
+    // Layer 1 removed too: two layers left, renumbered; the directory loads and evaluates.
+    const std::string err = run_ok("prune-compact --model '" + model.string() + "' --mask '" + mask.string() +
+                                   "' --remove-layers 1 --out '" + fewer.string() + "'");
+    CHECK(err.find("3 -> 2 layers") != std::string::npos);
+    const nlohmann::json two = read_json(fewer / "config.json");
+    CHECK(two["num_hidden_layers"] == 2);
+    CHECK(two["num_attention_heads"] == nlohmann::json({4, 4}));
+    CHECK(std::isfinite(eval_perplexity(fewer, data)));
 }
