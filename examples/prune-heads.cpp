@@ -58,6 +58,8 @@ int run(int argc, char** argv) {
     app.add_option("--normalize", normalize, "importance normalisation before ranking")->capture_default_str();
     app.add_option("--batch-size", batch_size, "sequences per pass")->check(prune_cli::unsigned_integer())->capture_default_str();
     app.add_option("--threads", threads, "threads (0 = every core; at most 256)")->check(prune_cli::threads_flag());
+    std::string score = "michel";
+    app.add_option("--score", score, "causal LM: michel (gate importance, default) or taylor (|sum W dL/dW| per unit)");
     app.add_option("--unit", unit, "causal LM: heads (query heads, default) or kv-groups (whole K/V groups)");
     app.add_option("--context", context, "causal LM, .txt data: window in tokens (default max_position_embeddings)");
     app.add_option("--out", out, "output directory (masks.json, history.json, model/)")->required();
@@ -73,15 +75,18 @@ int run(int argc, char** argv) {
         if (prune_lm::is_causal_lm(model)) {
             if (!unit.empty() && unit != "heads" && unit != "kv-groups")
                 throw prune::value_error("--unit '" + unit + "' (expected heads or kv-groups)");
-            prune_lm::heads_job job{model, data, out, context, unit == "kv-groups", options, mode, how,
+            if (score != "michel" && score != "taylor") throw prune::value_error("--score '" + score + "' (expected michel or taylor)");
+            if (score == "taylor" && (app.count("--abs") > 0 || app.count("--normalize") > 0))
+                throw prune::value_error("--abs and --normalize apply to --score michel (Taylor scores are ranked as they are)");
+            prune_lm::heads_job job{model, data, out, context, unit == "kv-groups", score == "taylor", options, mode, how,
                                     abs_mode, normalize, batch_size, threads};
             prune_lm::run_heads(job);
             return;
         }
         prune::io::output_directory staging(out);
         prune::bert::weights w = prune::bert::load_model(model);
-        if (!unit.empty() || context) {
-            throw prune::value_error("--unit and --context apply to a causal LM ('" + model +
+        if (!unit.empty() || context || app.count("--score") > 0) {
+            throw prune::value_error("--unit, --score and --context apply to a causal LM ('" + model +
                                      "' is read as a BERT: its config.json's model_type is neither llama nor gpt2)");
         }
         const auto& cfg = w.cfg;

@@ -1,6 +1,7 @@
 // examples/decoder/heads.hpp: what prune-heads does on a causal-LM directory -- s-pruning of
 // query heads (or, with --unit kv-groups, whole K/V groups) and MLPs, ranked by Michel et al.'s
-// gate importance recomputed under the current mask before every step (the phases of
+// gate importance (or, with --score taylor, first-order Taylor scores |sum W dL/dW| of each
+// unit's weights, unnormalised) recomputed under the current mask before every step (the phases of
 // prune/spruning.hpp), stopping on perplexity: a mask passes while
 //   perplexity(mask) <= perplexity(full) / threshold        (threshold 0.9 by default)
 // which is s_prune's "metric >= threshold x baseline" with metric = 1 / perplexity.
@@ -20,6 +21,7 @@
 #include <prune/models/decoder/checkpoint.hpp>
 #include <prune/models/decoder/compact.hpp>
 #include <prune/models/decoder/importance.hpp>
+#include <prune/models/decoder/unit_scores.hpp>
 #include <prune/error.hpp>
 #include <prune/io/atomic.hpp>
 #include <prune/io/json.hpp>
@@ -44,6 +46,7 @@ struct heads_job {
     std::string out;                   ///< output directory
     std::optional<int> context;        ///< window of a .txt data file
     bool kv_units = false;             ///< rank whole K/V groups instead of query heads
+    bool taylor = false;               ///< rank by first-order Taylor scores instead of Michel importance
     prune::spruning_options options;   ///< threshold and step sizes
     prune::importance::absolute_value mode = prune::importance::absolute_value::per_example;  ///< --abs
     prune::importance::normalization how;  ///< --normalize
@@ -71,12 +74,24 @@ inline prune::structure_mask model_mask(const prune::structure_mask& search, con
     return {prune::group_mask(heads), search.mlps, search.heads};
 }
 
-/// Michel importance of the search's units under `mask` (heads rows: query heads or K/V groups).
+/// First-order Taylor scores of the search's units under `mask`, unnormalised.
+inline prune::importance::michel_scores taylor_units(const heads_job& job, const prune::decoder::weights& w,
+                                                     const std::vector<std::vector<std::int32_t>>& rows,
+                                                     const prune::decoder::gates& g) {
+    auto t = prune::decoder::taylor_importance(w, rows, &g, job.batch_size, job.threads);
+    auto& units = job.kv_units ? t.kv_groups : t.heads;
+    prune_cli::refuse_non_finite_scores(units, t.mlps, job.kv_units ? "K/V group" : "head");
+    return {std::move(units), std::move(t.mlps)};
+}
+
+/// Importance of the search's units under `mask` (heads rows: query heads or K/V groups):
+/// Michel's, normalised as --normalize says, or first-order Taylor scores.
 inline prune::importance::michel_scores unit_importance(const heads_job& job, const prune::decoder::weights& w,
                                                         const std::vector<std::vector<std::int32_t>>& rows,
                                                         const prune::structure_mask& mask,
                                                         prune::decoder::importance_workspace& ws) {
     const auto g = prune::decoder::gates::from_mask(model_mask(mask, w, job.kv_units), w);
+    if (job.taylor) return taylor_units(job, w, rows, g);
     prune::decoder::importance_accumulators acc(w, job.mode);
     prune::decoder::accumulate_importance(w, rows, &g, acc, ws, job.batch_size);
     const auto raw = prune::decoder::scores_of(acc, prune::importance::normalization::parse("none"));  // min-max hides NaN
@@ -169,7 +184,7 @@ inline prune::io::json history_json(const heads_job& job, const prune::spruning_
         row[job.kv_units ? "kv_groups" : "heads"] = r.mask.heads.to_rows();
         history.push_back(std::move(row));
     }
-    return {{"unit", job.kv_units ? "kv-groups" : "heads"}, {"perplexity_full", 1.0 / result.baseline},
+    return {{"unit", job.kv_units ? "kv-groups" : "heads"}, {"score", job.taylor ? "taylor" : "michel"}, {"perplexity_full", 1.0 / result.baseline},
             {"perplexity_limit", 1.0 / (job.options.ratio * result.baseline)}, {"threshold", job.options.ratio},
             {"heads_step", job.options.heads_fraction}, {"mlps_step", job.options.mlps_per_step}, {"abs", job.abs_name},
             {"normalize", job.normalize_name}, {"sequences", 0}, {"history", std::move(history)}};

@@ -10,6 +10,11 @@
 #include "../support/files.hpp"
 #include "synthetic_text.hpp"
 
+#include <prune/models/decoder/checkpoint.hpp>
+#include <prune/models/decoder/pretrain.hpp>
+#include <prune/models/decoder/unit_scores.hpp>
+#include <prune/text/bpe.hpp>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -250,4 +255,41 @@ TEST_CASE("prune-compact: a structure mask and removed layers, written as a smal
     CHECK(two["num_hidden_layers"] == 2);
     CHECK(two["num_attention_heads"] == nlohmann::json({4, 4}));
     CHECK(std::isfinite(eval_perplexity(fewer, data)));
+}
+
+TEST_CASE("prune-heads --score taylor on a small trained Llama: the first step removes the lowest Taylor scores",
+          "[decoder][cli]") {
+    const prune_test::temp_dir dir("prune_decoder_heads_taylor");
+    prune_test::write_pretrain_data(dir.path(), 400, 60);
+    auto run_here = [&](const std::string& command) {
+        const prune_test::outcome o = prune_test::run_binary(command, dir.path(), dir.path() / "err.txt", "OPENBLAS_NUM_THREADS=1");
+        INFO(command << "\n" << o.err);
+        REQUIRE(o.code == 0);
+    };
+    run_here("prune-pretrain --arch llama --data data --layers 2 --hidden 32 --heads 8 --kv-heads 2 --intermediate 64 "
+             "--vocab-size 320 --max-length 16 --steps 60 --batch-size 8 --lr 1e-2 --seed 3 --threads 1 --out lm");
+    const fs::path lm = dir.path() / "lm", data = dir.path() / "data" / "pretrain" / "dev.txt", out = dir.path() / "taylor";
+    run_here("prune-heads --model lm --data data/pretrain/dev.txt --context 16 --score taylor --out taylor");
+    check_run(lm, data, out, " --context 16");
+    const nlohmann::json h = read_json(out / "history.json");
+    CHECK(h["score"] == "taylor");
+    // The scores in process (decoder::taylor_importance, checked against PyTorch's autograd in
+    // test_decoder_unit_scores) over the same 16-token windows: phase 1's first step masks the
+    // floor(0.1 x 16) = 1 lowest head and the lowest MLP.
+    const prune::decoder::weights w = prune::decoder::load_model(lm);
+    const auto tok = prune::text::bpe_tokenizer::from_file(lm / "tokenizer.json");
+    const std::vector<std::int32_t> ids = tok.encode(prune_test::read_file(data));
+    const auto windows = prune::decoder::token_windows(ids, 16);
+    const auto t = prune::decoder::taylor_importance(w, windows);
+    std::pair<double, int> lowest{1e300, -1};
+    for (int flat = 0; flat < 16; ++flat) {
+        const std::pair<double, int> here{t.heads[static_cast<std::size_t>(flat / 8)][static_cast<std::size_t>(flat % 8)], flat};
+        lowest = std::min(lowest, here);
+    }
+    const nlohmann::json first = h["history"][1];
+    REQUIRE(first["phase"] == 1);
+    for (int flat = 0; flat < 16; ++flat) CHECK((first["heads"][flat / 8][flat % 8] == 0) == (flat == lowest.second));
+    const int mlp = t.mlps[0] <= t.mlps[1] ? 0 : 1;
+    CHECK(first["mlps"][mlp][0] == 0);  // rows of one MLP per layer
+    CHECK(first["mlps"][1 - mlp][0] == 1);
 }
