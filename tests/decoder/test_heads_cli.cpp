@@ -128,6 +128,21 @@ void check_llama_widths(const fs::path& out, int group) {
     CHECK(h["heads_zeroed_not_removed"].get<int>() == zeroed);
 }
 
+/// Runs a binary in `dir` (exit 0 required).
+void run_in(const fs::path& dir, const std::string& command) {
+    const prune_test::outcome o = prune_test::run_binary(command, dir, dir / "err.txt", "OPENBLAS_NUM_THREADS=1");
+    INFO(command << "\n" << o.err);
+    REQUIRE(o.code == 0);
+}
+
+/// dir/lm: a 2-layer Llama (8 query heads on 2 K/V heads) pre-trained for 60 steps on the
+/// synthetic text of dir/data/pretrain (written here), with its tokenizer.json.
+void train_small_llama(const fs::path& dir) {
+    prune_test::write_pretrain_data(dir, 400, 60);
+    run_in(dir, "prune-pretrain --arch llama --data data --layers 2 --hidden 32 --heads 8 --kv-heads 2 --intermediate 64 "
+                "--vocab-size 320 --max-length 16 --steps 60 --batch-size 8 --lr 1e-2 --seed 3 --threads 1 --out lm");
+}
+
 }  // namespace
 
 TEST_CASE("prune-heads on a GQA Llama: the rule, masks.json and the compacted model/", "[decoder][cli]") {
@@ -200,14 +215,8 @@ TEST_CASE("prune-heads on a small trained Llama (GQA 8:2): stops where perplexit
     // Random weights tolerate losing every head (the oracle cases above end with nothing kept);
     // a model trained on structured text does not.
     const prune_test::temp_dir dir("prune_decoder_heads_trained");
-    prune_test::write_pretrain_data(dir.path(), 400, 60);
-    auto run_here = [&](const std::string& command) {
-        const prune_test::outcome o = prune_test::run_binary(command, dir.path(), dir.path() / "err.txt", "OPENBLAS_NUM_THREADS=1");
-        INFO(command << "\n" << o.err);
-        REQUIRE(o.code == 0);
-    };
-    run_here("prune-pretrain --arch llama --data data --layers 2 --hidden 32 --heads 8 --kv-heads 2 --intermediate 64 "
-             "--vocab-size 320 --max-length 16 --steps 60 --batch-size 8 --lr 1e-2 --seed 3 --threads 1 --out lm");
+    train_small_llama(dir.path());
+    auto run_here = [&](const std::string& command) { run_in(dir.path(), command); };
     const fs::path lm = dir.path() / "lm", data = dir.path() / "data" / "pretrain" / "dev.txt", out = dir.path() / "heads";
     run_here("prune-heads --model lm --data data/pretrain/dev.txt --context 16 --heads-step 0.25 --out heads");
     check_run(lm, data, out, " --context 16");
@@ -260,14 +269,8 @@ TEST_CASE("prune-compact: a structure mask and removed layers, written as a smal
 TEST_CASE("prune-heads --score taylor on a small trained Llama: the first step removes the lowest Taylor scores",
           "[decoder][cli]") {
     const prune_test::temp_dir dir("prune_decoder_heads_taylor");
-    prune_test::write_pretrain_data(dir.path(), 400, 60);
-    auto run_here = [&](const std::string& command) {
-        const prune_test::outcome o = prune_test::run_binary(command, dir.path(), dir.path() / "err.txt", "OPENBLAS_NUM_THREADS=1");
-        INFO(command << "\n" << o.err);
-        REQUIRE(o.code == 0);
-    };
-    run_here("prune-pretrain --arch llama --data data --layers 2 --hidden 32 --heads 8 --kv-heads 2 --intermediate 64 "
-             "--vocab-size 320 --max-length 16 --steps 60 --batch-size 8 --lr 1e-2 --seed 3 --threads 1 --out lm");
+    train_small_llama(dir.path());
+    auto run_here = [&](const std::string& command) { run_in(dir.path(), command); };
     const fs::path lm = dir.path() / "lm", data = dir.path() / "data" / "pretrain" / "dev.txt", out = dir.path() / "taylor";
     run_here("prune-heads --model lm --data data/pretrain/dev.txt --context 16 --score taylor --out taylor");
     check_run(lm, data, out, " --context 16");
