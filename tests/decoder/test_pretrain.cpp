@@ -116,6 +116,44 @@ TEST_CASE("llama_config and initial_weights: a model HF's config.json describes,
           std::vector<std::vector<std::int32_t>>{{1, 2, 3}, {4, 5, 6}});
 }
 
+TEST_CASE("pretrain under gates: a gated-off head and MLP get no gradient, so no update without weight decay",
+          "[decoder][pretrain]") {
+    decoder::llama_shape s;  // 4 query heads of width 8 on 2 K/V heads
+    s.layers = 2;
+    s.hidden = 32;
+    s.intermediate = 40;
+    s.vocab = 40;
+    s.max_positions = 12;
+    const decoder::weights start = decoder::initial_weights(decoder::llama_config(s), 3, 0.2f);
+    decoder::gates g;
+    g.heads = {{1.0f, 0.0f, 1.0f, 1.0f}, {1.0f, 1.0f, 1.0f, 1.0f}};  // layer 0, head 1 off
+    g.mlps = {1.0f, 0.0f};                                            // layer 1's MLP off
+    std::vector<std::vector<std::int32_t>> windows;
+    for (int i = 0; i < 8; ++i) {
+        windows.emplace_back();
+        for (int t = 0; t < 12; ++t) windows.back().push_back((i * 7 + t * 3) % 40);
+    }
+    decoder::pretrain_options o;
+    o.steps = 3;
+    o.batch_size = 4;
+    o.weight_decay = 0.0;  // AdamW moves a weight only through its gradient
+    o.threads = 1;
+    o.gate = &g;
+    decoder::weights w = start;
+    (void)decoder::pretrain(w, windows, o);
+    const std::size_t d = 8, H = 32;
+    const auto& L0 = w.layers[0];
+    const auto& S0 = start.layers[0];
+    for (std::size_t r = d; r < 2 * d; ++r)  // head 1's query rows
+        for (std::size_t c = 0; c < H; ++c) CHECK(L0.qkv[r * H + c] == S0.qkv[r * H + c]);
+    for (std::size_t r = 0; r < H; ++r)  // head 1's o_proj columns
+        for (std::size_t c = d; c < 2 * d; ++c) CHECK(L0.out[r * 4 * d + c] == S0.out[r * 4 * d + c]);
+    CHECK(w.layers[1].up == start.layers[1].up);
+    CHECK(w.layers[1].down == start.layers[1].down);
+    CHECK(L0.qkv[0] != S0.qkv[0]);  // head 0 trains
+    CHECK(w.layers[0].up != start.layers[0].up);  // layer 0's MLP trains
+}
+
 namespace {
 
 /// Runs a binary in `dir` (single-threaded OpenBLAS), requiring exit 0; its stderr.

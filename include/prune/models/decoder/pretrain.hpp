@@ -131,6 +131,7 @@ struct pretrain_options {
     double max_grad_norm = 1.0;      ///< global gradient-norm clipping (<= 0: none)
     std::uint64_t seed = 0;          ///< the batch order
     int threads = 0;                 ///< threads of the training pass (0: every core)
+    const gates* gate = nullptr;     ///< train under these gates (null: none); a unit gated 0 gets no gradient
 
     /// Throws value_error naming the option when a value cannot train.
     void validate() const {
@@ -171,7 +172,7 @@ public:
         for (auto& p : parameters(grads_))
             for (float& v : p.values()) v = 0.0f;
         pretrain_progress out;
-        out.loss = train_pass(w_, batch, ws_, tw_, &grads_);
+        out.loss = train_pass(w_, batch, ws_, tw_, &grads_, training_options{}, options_.gate);
         train::require_finite_loss(optimiser_.steps() + 1, out.loss);
         const std::vector<train::trainable> t = trainables();
         out.grad_norm = train::clip_gradient_norm(std::span<const train::trainable>(t), options_.max_grad_norm);
