@@ -52,7 +52,7 @@ struct settings {
     std::vector<double> sparsities;          ///< unstructured points
     std::vector<std::pair<int, int>> patterns;  ///< N:M points
     std::size_t head_steps = 7, channel_steps = 7;  ///< structured points per method
-    std::size_t lottery_seeds = 2, retrain_steps = 150;  ///< the lottery's draws and re-training
+    std::size_t lottery_seeds = 2, retrain_steps = 100;  ///< the lottery's draws and re-training
 };
 
 /// The settings of a mode: quick (a first look and CI), default, full (larger).

@@ -8,6 +8,7 @@
 
 #include <prune/io/atomic.hpp>
 #include <prune/io/masks.hpp>
+#include <prune/heatmap.hpp>
 #include <prune/line_chart.hpp>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -80,6 +82,26 @@ inline nlohmann::ordered_json lottery_json(const lottery_outcome& lot) {
         j["tickets"].push_back({{"kind", t.kind}, {"seed", t.seed}, {"heads_kept", t.heads_kept}, {"mlps_kept", t.mlps_kept},
                                 {"pruned", to_json(t.pruned)}, {"retrained", to_json(t.retrained)}});
     return j;
+}
+
+/// The good subnetwork as a heatmap: layers x query heads (1 kept, 0 removed), then its MLP.
+inline prune::heatmap good_heatmap(const prune::structure_mask& good) {
+    prune::heatmap map;
+    map.title = "The good subnetwork: query heads and MLPs kept by s-pruning";
+    map.legend = "kept";
+    map.decimals = 0;
+    std::size_t widest = 0;
+    for (std::size_t l = 0; l < good.heads.layers(); ++l) widest = std::max(widest, good.heads.groups(l));
+    for (std::size_t h = 0; h < widest; ++h) map.column_labels.push_back("head " + std::to_string(h));
+    map.column_labels.push_back("MLP");
+    for (std::size_t l = 0; l < good.heads.layers(); ++l) {
+        map.row_labels.push_back("layer " + std::to_string(l));
+        std::vector<double> row(widest, std::numeric_limits<double>::quiet_NaN());
+        for (std::size_t h = 0; h < good.heads.groups(l); ++h) row[h] = good.heads.kept(l, h) ? 1.0 : 0.0;
+        row.push_back(good.mlps.kept(l, 0) ? 1.0 : 0.0);
+        map.values.push_back(std::move(row));
+    }
+    return map;
 }
 
 /// report.json.
@@ -209,7 +231,7 @@ inline std::string lottery_markdown(const lottery_outcome& lot, const measuremen
                      std::to_string(lot.good.mlps.total()) + " MLPs** (" + std::to_string(lot.evaluations) +
                      " masks evaluated). Random and bad subnetworks keep as many; each is re-trained from the pre-trained "
                      "weights for " + std::to_string(retrain_steps) + " steps with its mask held, and so is the full model "
-                     "(the control). Mean ± sd over seeds.\n\n| subnetwork | perplexity pruned | perplexity re-trained |";
+                     "(the control). Mean ± sd over seeds.\n\n![The good subnetwork](heads-good.svg)\n\n| subnetwork | perplexity pruned | perplexity re-trained |";
     std::string rule = "|---|---|---|";
     for (const auto& g : groups) {
         md += " " + g + " gain pruned | re-trained |";
@@ -269,6 +291,7 @@ inline void write_report(const std::filesystem::path& dir, const nlohmann::order
     write("report.json", report_json(settings, full, points, lot).dump(2) + "\n");
     write("report.md", report_markdown(settings, full, points, lot));
     write("good-mask.json", prune::io::structure_mask_json(lot.good));
+    write("heads-good.svg", prune::to_svg(good_heatmap(lot.good)));
     std::set<std::string> families;
     for (const auto& p : points) families.insert(p.family);
     for (const auto& family : families) {
