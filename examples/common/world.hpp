@@ -1,6 +1,7 @@
 // examples/common/world.hpp: the processes a binary runs on (docs/distributed.md).
 // world() is defined twice: world_local.cpp (in the jobs' library: one process) and, when MPI was
-// found, world_mpi.cpp (compiled into the binaries that run under mpirun: prune-importance).
+// found, world_mpi.cpp (compiled into the binaries that run under mpirun: prune-importance,
+// prune-sparsify).
 // The linker takes a binary's own definition before the library's, so only those binaries link MPI.
 #pragma once
 

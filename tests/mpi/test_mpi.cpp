@@ -4,6 +4,10 @@
 //     and agree against closed forms (see mpi_operations.cpp for the values);
 //   - prune-importance's JSON under -np 1, -np 2 and -np 3 and without mpiexec is the same byte for
 //     byte, on a tiny BERT and on a Llama with grouped-query attention, per example and per batch;
+//   - prune-sparsify's Wanda (unstructured and 2:4, each layer calibrated on the pruned layers
+//     before it) writes the same masks.safetensors and model.safetensors and the same report
+//     (timings and memory aside) under -np 1, 2, 3 and without mpiexec; sparsegpt on 2 ranks is
+//     refused (its sums x x^T are not reduced yet);
 //   - a rank that fails (PRUNE_MPI_FAIL_RANK) makes every rank exit non-zero with a message
 //     naming it, and nothing is written; --abs cumulative is refused on 2 ranks.
 #include <prune/models/bert/checkpoint.hpp>
@@ -96,6 +100,13 @@ void check_identical(const fs::path& dir, const std::string& flags) {
     CHECK(j["heads"][0][0].get<double>() > 0.0);  // a real result, not an empty one repeated
 }
 
+/// report.json without what differs from run to run (timings, memory).
+nlohmann::json stable_report(const fs::path& out) {
+    nlohmann::json r = read_json(out / "report.json");
+    for (const char* key : {"wall_seconds", "layer_seconds", "peak_rss_bytes"}) r.erase(key);
+    return r;
+}
+
 }  // namespace
 
 TEST_CASE("mpi_communicator on 3 ranks: every operation against its closed form", "[mpi]") {
@@ -168,4 +179,41 @@ TEST_CASE("prune-importance: a failing rank stops every rank, nothing is written
           "prune-importance: --abs cumulative runs on one process (its running totals carry from batch to batch; got 2 processes)");
     CHECK(!fs::exists(d / "out.json"));
     CHECK(run(launch(1, "prune-importance") + " --model bert --data bert.jsonl --abs cumulative --json out.json", d).code == 0);
+}
+
+TEST_CASE("prune-sparsify: Wanda's statistics give the same bytes on any number of ranks", "[mpi][cli]") {
+    prune_test::temp_dir temp("prune_mpi_sparsify");
+    const fs::path& d = temp.path();
+    write_llama(d);
+    for (const std::string& target : {std::string(" --sparsity 0.5"), std::string(" --nm 2:4")}) {
+        INFO(target);
+        std::string masks, weights;
+        nlohmann::json report;
+        for (int ranks : {0, 1, 2, 3}) {
+            const fs::path out = d / ("sparse" + std::to_string(ranks));
+            fs::remove_all(out);
+            // 37 sequences in batches of 4: 10 batches, 4, 3 and 3 of them on 3 ranks.
+            const auto r = run(launch(ranks, "prune-sparsify") + " --model lm --calib lm.jsonl --eval lm.jsonl --method wanda" +
+                                   target + " --batch-size 4 --threads 1 --out " + out.string(), d);
+            INFO(ranks << " ranks: " << r.err);
+            REQUIRE(r.code == 0);
+            if (ranks == 0) {
+                masks = prune_test::read_file(out / "masks.safetensors");
+                weights = prune_test::read_file(out / "model.safetensors");
+                report = stable_report(out);
+                CHECK(report["calibration"]["batches"] == 10);
+                CHECK(report["calibration"]["tokens"].get<double>() > 0.0);
+                continue;
+            }
+            CHECK(prune_test::read_file(out / "masks.safetensors") == masks);
+            CHECK(prune_test::read_file(out / "model.safetensors") == weights);
+            CHECK(stable_report(out) == report);
+        }
+    }
+    const auto r = run(launch(2, "prune-sparsify") + " --model lm --calib lm.jsonl --method sparsegpt --sparsity 0.5 --out sg", d);
+    CHECK(r.code == 2);
+    CHECK(prune_test::last_line(r.err) ==
+          "prune-sparsify: prune::sparsify::prune_layers: sparsegpt on 2 processes (expected one: the sums x x^T are not "
+          "reduced across processes yet; wanda and magnitude run on several)");
+    CHECK(!fs::exists(d / "sg"));
 }
