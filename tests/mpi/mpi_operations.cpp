@@ -7,6 +7,9 @@
 //   broadcast    root 2's text (with a zero byte) on every rank
 //   gather       every rank's "r<rank>" on root 1 in rank order
 //   agree        rank 1 fails: every rank's rank_error message
+//   batches      gather_batches over 7 batches: what rank 0 received, in order (batch b's state
+//                is {b, value_b}), and the batch-order sum of value_b = 1e16, 1, 1, -1e16, 1, 1, 1
+#include <prune/mpi/batches.hpp>
 #include <prune/mpi/mpi.hpp>
 
 #include <nlohmann/json.hpp>
@@ -43,6 +46,14 @@ nlohmann::json operations(prune::mpi::mpi_communicator& comm) {
     } catch (const prune::mpi::rank_error& e) {
         out["agree"] = e.what();
     }
+    const double value[] = {1e16, 1.0, 1.0, -1e16, 1.0, 1.0, 1.0};
+    const auto states = prune::mpi::gather_batches(comm, 7, [&](std::size_t b) {
+        return std::vector<double>{static_cast<double>(b), value[b], static_cast<double>(r)};
+    });
+    out["batches"] = states;
+    double total = 0.0;
+    for (const auto& state : states) total += state[1];
+    out["batch_sum"] = total;
     comm.barrier();
     return out;
 }

@@ -2,8 +2,13 @@
 // processes (MPICH's mpiexec; nothing to set as root or with more ranks than cores):
 //   - mpi_operations (a helper) on 3 ranks: the deterministic sum, reduce_to, broadcast, gather
 //     and agree against closed forms (see mpi_operations.cpp for the values);
+//   - gather_batches hands rank 0 every batch's state in batch order (an order-sensitive sum of
+//     1e16 and 1s tells batch order from rank-by-rank grouping);
 //   - prune-importance's JSON under -np 1, -np 2 and -np 3 and without mpiexec is the same byte for
-//     byte, on a tiny BERT and on a Llama with grouped-query attention, per example and per batch;
+//     byte, on a tiny BERT and on a Llama with grouped-query attention, per example and per batch.
+//     (Observed: on these models adding the batches' sums rank by rank gives the same bytes too --
+//     sums of a few hundred float-sized gradients in double are exact -- so these cases check the
+//     batches' composition and the plumbing; the order is the previous case's.)
 //   - prune-sparsify's Wanda (unstructured and 2:4, each layer calibrated on the pruned layers
 //     before it) writes the same masks.safetensors and model.safetensors and the same report
 //     (timings and memory aside) under -np 1, 2, 3 and without mpiexec; sparsegpt on 2 ranks is
@@ -126,6 +131,19 @@ TEST_CASE("mpi_communicator on 3 ranks: every operation against its closed form"
         CHECK(j["broadcast"] == nlohmann::json({'f', 'r', 'o', 'm', 0, 't', 'w', 'o'}));
         CHECK(j["gather"] == (rank == 1 ? nlohmann::json({"r0", "r1", "r2"}) : nlohmann::json::array()));
         CHECK(j["agree"] == "rank 1: bad shard");
+        // gather_batches: rank 0 gets batch b's state {b, value_b, b % 3} in batch order; the others nothing.
+        // In batch order 1e16 + 1 + 1 - 1e16 = 0 (each + 1 rounds back to 1e16), then + 1 + 1 + 1 = 3;
+        // summing each rank's batches first (1e16 - 1e16 + 1, 1 + 1, 1 + 1) would give 5.
+        if (rank == 0) {
+            REQUIRE(j["batches"].size() == 7);
+            for (std::size_t b = 0; b < 7; ++b) {
+                CHECK(j["batches"][b][0].get<double>() == static_cast<double>(b));
+                CHECK(j["batches"][b][2].get<double>() == static_cast<double>(b % 3));
+            }
+            CHECK(j["batch_sum"].get<double>() == 3.0);
+        } else {
+            CHECK(j["batches"].empty());
+        }
     }
 }
 
