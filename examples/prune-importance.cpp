@@ -32,6 +32,7 @@
 #include <prune/io/masks.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -72,11 +73,15 @@ void merge_state(prune::decoder::importance_accumulators& a, std::span<const dou
     a.kv_groups.merge_state(s.subspan(std::min(heads, s.size())));
 }
 
-/// Test hook of the MPI tests (docs/distributed.md): the rank named by PRUNE_MPI_FAIL_RANK fails
-/// while computing its first batch, as a rank whose data or node is bad would.
+/// Test hooks of the MPI tests (docs/distributed.md), while a rank computes its first batch: the
+/// rank named by PRUNE_MPI_FAIL_RANK fails (throws), as a rank whose data or node is bad would;
+/// the rank named by PRUNE_MPI_KILL_RANK is killed (SIGKILL).
 void injected_failure(const prune::mpi::communicator& comm) {
+    const std::string me = std::to_string(comm.rank());
+    const char* kill = std::getenv("PRUNE_MPI_KILL_RANK");
+    if (kill != nullptr && me == kill) std::raise(SIGKILL);
     const char* rank = std::getenv("PRUNE_MPI_FAIL_RANK");
-    if (rank != nullptr && std::to_string(comm.rank()) == rank) {
+    if (rank != nullptr && me == rank) {
         throw prune::io_error("failure injected by PRUNE_MPI_FAIL_RANK=" + std::string(rank));
     }
 }

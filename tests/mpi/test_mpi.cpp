@@ -14,7 +14,8 @@
 //     (timings and memory aside) under -np 1, 2, 3 and without mpiexec; sparsegpt on 2 ranks is
 //     refused (its sums x x^T are not reduced yet);
 //   - a rank that fails (PRUNE_MPI_FAIL_RANK) makes every rank exit non-zero with a message
-//     naming it, and nothing is written; --abs cumulative is refused on 2 ranks.
+//     naming it, and nothing is written; a killed rank (PRUNE_MPI_KILL_RANK) ends the run
+//     non-zero with nothing written; --abs cumulative is refused on 2 ranks.
 #include <prune/models/bert/checkpoint.hpp>
 #include <prune/models/bert/labeled_sequence.hpp>
 #include <prune/models/bert/weights.hpp>
@@ -191,6 +192,12 @@ TEST_CASE("prune-importance: a failing rank stops every rank, nothing is written
         CHECK(r0.err.find("prune-importance: rank 0: failure injected") != std::string::npos);
         CHECK(!fs::exists(d / "out.json"));
     }
+    // Rank 1 killed (SIGKILL) in its first batch: mpiexec ends rank 0 and exits non-zero; nothing written.
+    const auto k = run(launch(2, "prune-importance") + " --model bert --data bert.jsonl --batch-size 8 --json out.json", d,
+                       "PRUNE_MPI_KILL_RANK=1");
+    INFO(k.err);
+    CHECK(k.code != 0);
+    CHECK(!fs::exists(d / "out.json"));
     const auto c = run(launch(2, "prune-importance") + " --model bert --data bert.jsonl --abs cumulative --json out.json", d);
     CHECK(c.code == 2);
     CHECK(prune_test::last_line(c.err) ==
