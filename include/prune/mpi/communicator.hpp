@@ -46,9 +46,13 @@ private:
 /// each collective operation in the same order with the same root / owner.
 class communicator {
 public:
+    /// Leaves the group (mpi_communicator: frees its MPI communicator).
     virtual ~communicator() = default;
+    /// A communicator of the derived class's group.
     communicator() = default;
+    /// Not copyable: a process is in a group once.
     communicator(const communicator&) = delete;
+    /// Not copyable: a process is in a group once.
     communicator& operator=(const communicator&) = delete;
 
     /// This process's rank, in [0, size()).
