@@ -5,7 +5,7 @@
 # prune::eigen with Eigen3, ...).
 set(PRUNE_CMAKE_DIR "${CMAKE_INSTALL_DATADIR}/cmake/prune")
 
-foreach(component prune text io bpe eigen xtensor nn bert sparsify decoder)
+foreach(component prune text io bpe eigen xtensor nn bert sparsify decoder mpi)
   if(TARGET prune_${component})
     set(extra)
     if(component STREQUAL "nn" AND TARGET prune_blas)  # prune_blas exists where Eigen was found

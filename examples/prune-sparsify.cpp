@@ -20,16 +20,22 @@
 // masks.safetensors (U8 per pruned weight, 1 = kept, named and shaped as the weight in the
 // checkpoint), report.json (settings, per-tensor sparsity, calibration tokens,
 // wall time, peak RSS, perplexity before / after on --eval F). Bad input: one line, exit 2.
+// Under mpirun (a build with MPI; docs/distributed.md) rank r calibrates on the batches b with
+// b % ranks == r and the statistics are added in batch order: magnitude and Wanda give the same
+// bytes for any number of processes; sparsegpt and --reconstruct need one process. Rank 0
+// evaluates and writes.
 #include "common/cli.hpp"
 #include "common/mask_report.hpp"
 #include "common/numbers.hpp"
 #include "common/outputs.hpp"
+#include "common/world.hpp"
 #include "decoder/causal_lm.hpp"
 
 #include <prune/io/atomic.hpp>
 #include <prune/io/masks.hpp>
 #include <prune/io/safetensors.hpp>
 #include <prune/models/decoder/calibration.hpp>
+#include <prune/mpi/communicator.hpp>
 #include <prune/nn/process.hpp>
 #include <prune/sparsify/calibrate.hpp>
 
@@ -43,6 +49,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -224,42 +231,78 @@ void write_outputs(const settings& s, const io::checkpoint& ckpt, const std::map
     out.commit();
 }
 
-void sparsify_model(const settings& s) {
+/// What every rank loads: the checkpoint, the model, the data, its own calibration batches.
+struct loaded {
+    std::optional<io::checkpoint> ckpt;
+    std::optional<decoder::weights> w;
+    std::vector<std::vector<std::int32_t>> calib, eval;
+    std::size_t batches = 0;  ///< calibration batches of the whole set
+    nlohmann::json report;
+};
+
+/// This rank's batches of `all`: those whose index b has b % size == rank (docs/distributed.md).
+std::vector<decoder::sequences> shard(std::vector<decoder::sequences> all, const prune::mpi::communicator& comm) {
+    std::vector<decoder::sequences> mine;
+    for (std::size_t b = static_cast<std::size_t>(comm.rank()); b < all.size(); b += static_cast<std::size_t>(comm.size())) {
+        mine.push_back(std::move(all[b]));
+    }
+    return mine;
+}
+
+/// Rank 0: the report's results, the perplexity after, the output directory.
+void finish(const settings& s, loaded& in, const sp::calibration_result& result, decoder::calibration_run& calibration,
+            std::vector<double> layer_seconds, std::chrono::steady_clock::time_point start) {
+    nlohmann::json& report = in.report;
+    for (std::size_t l = layer_seconds.size(); l-- > 1;) layer_seconds[l] -= layer_seconds[l - 1];
+    report["layer_seconds"] = layer_seconds;
+    report["calibration"] = {{"sequences", in.calib.size()}, {"tokens", result.tokens}, {"batches", in.batches}};
+    if (!in.eval.empty()) report["perplexity_after"] = perplexity(*in.w, in.eval, s);
+    const auto linears = linears_of(calibration);
+    const auto masks = file_masks(result, linears);
+    prune_cli::add_mask_counts(report, masks);
+    report["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report["peak_rss_bytes"] = peak_rss_bytes();
+    write_outputs(s, *in.ckpt, linears, masks, report);
+    std::fprintf(stderr, "prune-sparsify: %s, %zu linears, sparsity %.4f, %llu calibration tokens, wrote %s (%.2f s)\n",
+                 s.method.c_str(), masks.size(), report["sparsity"].get<double>(),
+                 static_cast<unsigned long long>(result.tokens), s.out.c_str(), report["wall_seconds"].get<double>());
+}
+
+/// Prunes on every rank of comm (one process without mpiexec): each rank calibrates on its own
+/// batches, prune_layers adds their statistics in batch order, rank 0 evaluates and writes.
+void sparsify_model(const settings& s, prune::mpi::communicator& comm) {
     const auto start = std::chrono::steady_clock::now();
     sp::calibration_options options = options_of(s);
     if (!prune_lm::is_causal_lm(s.model)) {
         throw value_error("--model '" + s.model + "' is not a causal LM (expected a directory whose config.json has "
                           "model_type llama or gpt2)");
     }
-    const io::checkpoint ckpt = io::checkpoint::open(s.model);
-    decoder::weights w = decoder::load_model(s.model);
-    std::vector<std::vector<std::int32_t>> calib, eval;
-    if (!s.calib.empty()) calib = read_rows(s.calib, s, w.cfg);
-    if (!s.eval.empty()) eval = read_rows(s.eval, s, w.cfg);
-    nlohmann::json report = settings_json(s, options);
-    if (!eval.empty()) report["perplexity_before"] = perplexity(w, eval, s);
-    decoder::calibration_run calibration(w, batches_of(calib, static_cast<std::size_t>(s.batch_size)), s.threads);
-    options.sparsegpt.pool = &calibration.pool();
+    loaded in;
+    std::optional<decoder::calibration_run> calibration;
+    prune::mpi::collectively(comm, [&] {
+        in.ckpt = io::checkpoint::open(s.model);
+        in.w = decoder::load_model(s.model);
+        if (!s.calib.empty()) in.calib = read_rows(s.calib, s, in.w->cfg);
+        if (!s.eval.empty()) in.eval = read_rows(s.eval, s, in.w->cfg);
+        in.report = settings_json(s, options);
+        if (comm.rank() == 0 && !in.eval.empty()) in.report["perplexity_before"] = perplexity(*in.w, in.eval, s);
+        std::vector<decoder::sequences> batches = batches_of(in.calib, static_cast<std::size_t>(s.batch_size));
+        in.batches = batches.size();
+        calibration.emplace(*in.w, shard(std::move(batches), comm), s.threads);
+    });
+    options.sparsegpt.pool = &calibration->pool();
+    options.comm = &comm;
     std::vector<double> layer_seconds;  // cumulative from the start of pruning, then per layer
     const auto pruning = std::chrono::steady_clock::now();
     options.on_layer = [&](std::size_t l) {
         layer_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - pruning).count());
-        std::fprintf(stderr, "prune-sparsify: layer %zu of %zu pruned (%.2f s)\n", l + 1, w.layers.size(), layer_seconds.back());
+        if (comm.rank() != 0) return;
+        std::fprintf(stderr, "prune-sparsify: layer %zu of %zu pruned (%.2f s)\n", l + 1, in.w->layers.size(), layer_seconds.back());
     };
-    const sp::calibration_result result = sp::prune_layers(calibration, options);
-    for (std::size_t l = layer_seconds.size(); l-- > 1;) layer_seconds[l] -= layer_seconds[l - 1];
-    report["layer_seconds"] = layer_seconds;
-    report["calibration"] = {{"sequences", calib.size()}, {"tokens", result.tokens}, {"batches", calibration.batches()}};
-    if (!eval.empty()) report["perplexity_after"] = perplexity(w, eval, s);
-    const auto linears = linears_of(calibration);
-    const auto masks = file_masks(result, linears);
-    prune_cli::add_mask_counts(report, masks);
-    report["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    report["peak_rss_bytes"] = peak_rss_bytes();
-    write_outputs(s, ckpt, linears, masks, report);
-    std::fprintf(stderr, "prune-sparsify: %s, %zu linears, sparsity %.4f, %llu calibration tokens, wrote %s (%.2f s)\n",
-                 s.method.c_str(), masks.size(), report["sparsity"].get<double>(),
-                 static_cast<unsigned long long>(result.tokens), s.out.c_str(), report["wall_seconds"].get<double>());
+    const sp::calibration_result result = sp::prune_layers(*calibration, options);
+    prune::mpi::collectively(comm, [&] {
+        if (comm.rank() == 0) finish(s, in, result, *calibration, layer_seconds, start);
+    });
 }
 
 }  // namespace
@@ -267,6 +310,13 @@ void sparsify_model(const settings& s) {
 /// The job: build/bin/prune-sparsify's main (generated by examples/CMakeLists.txt) calls it.
 int run(int argc, char** argv) {
     prune::nn::setup_process(argv);
+    std::unique_ptr<prune::mpi::communicator> comm;
+    try {
+        comm = world(&argc, &argv);
+    } catch (const prune::error& e) {
+        std::fprintf(stderr, "prune-sparsify: %s\n", e.what());
+        return prune_cli::exit_bad_input;
+    }
     CLI::App app{"prune-sparsify: one-shot magnitude / Wanda / SparseGPT pruning of a causal LM", "prune-sparsify"};
     settings s;
     app.add_option("--model", s.model, "causal-LM directory (config.json model_type llama or gpt2)")->required();
@@ -285,7 +335,7 @@ int run(int argc, char** argv) {
     return prune_cli::run(app, argc, argv, [&] {
         prune_cli::refuse_overlaps({{"--model", s.model}, {"--calib", s.calib}, {"--eval", s.eval}}, {{"--out", s.out}});
         io::remove_staging_on_signal();
-        sparsify_model(s);
+        sparsify_model(s, *comm);
     });
 }
 

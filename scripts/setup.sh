@@ -14,7 +14,11 @@ packages=(
   clang libclang-rt-14-dev
   librsvg2-bin
   nodejs
+  mpich libmpich-dev
 )
+# MPICH (not Open MPI): `mpirun -np 2` works as root and with more ranks than cores without
+# any environment or flag, and a binary not started by mpirun never initialises MPI
+# (docs/distributed.md says why).
 # npm (the tests install npm reference implementations, e.g. @huggingface/gguf and Hugging
 # Face's tokenizers, into the build tree): Debian's package, unless a node distribution that
 # bundles npm is installed.

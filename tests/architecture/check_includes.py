@@ -29,7 +29,7 @@ SOURCE_EXT = (".hpp", ".cpp", ".h")
 LIBRARIES = [  # include prefix -> library name used in the table
     ("nlohmann/", "json"), ("Eigen/", "Eigen"), ("unsupported/Eigen/", "Eigen"), ("xtensor/", "xtensor"),
     ("ATen/", "torch"), ("c10/", "torch"), ("torch/", "torch"), ("cblas.h", "BLAS"), ("openblas", "BLAS"),
-    ("catch2/", "Catch2"), ("benchmark/", "benchmark"), ("CLI/", "CLI11"),
+    ("catch2/", "Catch2"), ("benchmark/", "benchmark"), ("CLI/", "CLI11"), ("mpi.h", "MPI"),
 ]
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 

@@ -15,7 +15,7 @@ foreach(var PRUNE_SOURCE WORK GENERATOR CXX)
 endforeach()
 
 set(hidden)
-foreach(package Catch2 benchmark Eigen3 nlohmann_json xtensor Torch BLAS CLI11)
+foreach(package Catch2 benchmark Eigen3 nlohmann_json xtensor Torch BLAS CLI11 MPI)
   list(APPEND hidden "-DCMAKE_DISABLE_FIND_PACKAGE_${package}=ON")
 endforeach()
 file(REMOVE_RECURSE "${WORK}")

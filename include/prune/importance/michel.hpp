@@ -15,8 +15,8 @@
 // `absolute_value::cumulative` reproduces the original code's quirk: the gate gradient is
 // never zeroed between batches, so each batch adds |running total of gradients|.
 //
-// The state is (sum, units, tokens): `merge` adds another worker's state, so data-parallel
-// workers reduce exactly (except for the cumulative quirk, whose running totals are per
+// The state is (sum, units, tokens): `merge` adds another worker's state (or `merge_state` its
+// state() as doubles, sent between processes), so data-parallel workers reduce exactly (except for the cumulative quirk, whose running totals are per
 // worker and which `merge` refuses). `scores(normalization)` applies, each optional and in
 // this order: division by the number of non-padding tokens (otherwise by the number of
 // units: the raw expectation), per-layer L2 over heads, global min-max to [0, 1] (heads and
@@ -302,6 +302,36 @@ public:
         for (std::size_t i = 0; i < mlp_sum_.size(); ++i) mlp_sum_[i] += other.mlp_sum_[i];
         units_ += other.units_;
         tokens_ += other.tokens_;
+        return *this;
+    }
+
+    /// The mergeable state as doubles, for another worker's merge_state: the head sums, the MLP
+    /// sums, the unit count, the token count (exact while units < 2^53).
+    [[nodiscard]] std::vector<double> state() const {
+        std::vector<double> out(head_sum_);
+        out.insert(out.end(), mlp_sum_.begin(), mlp_sum_.end());
+        out.push_back(static_cast<double>(units_));
+        out.push_back(tokens_);
+        return out;
+    }
+
+    /// merge() of an accumulator of the same layout and mode given by its state(): the same
+    /// additions in the same order. Throws shape_error when the state has another length and
+    /// value_error in the cumulative mode.
+    michel_accumulator& merge_state(std::span<const double> state) {
+        if (state.size() != head_sum_.size() + mlp_sum_.size() + 2) {
+            throw shape_error("prune::importance::michel_accumulator::merge_state: " + std::to_string(state.size()) +
+                              " values (expected " + std::to_string(head_sum_.size() + mlp_sum_.size() + 2) +
+                              ": head sums, MLP sums, units, tokens)");
+        }
+        if (mode_ == absolute_value::cumulative) {
+            throw value_error("prune::importance::michel_accumulator::merge_state: mode cumulative (its running totals "
+                              "do not add up)");
+        }
+        for (std::size_t i = 0; i < head_sum_.size(); ++i) head_sum_[i] += state[i];
+        for (std::size_t i = 0; i < mlp_sum_.size(); ++i) mlp_sum_[i] += state[head_sum_.size() + i];
+        units_ += static_cast<std::size_t>(state[state.size() - 2]);
+        tokens_ += state[state.size() - 1];
         return *this;
     }
 

@@ -28,6 +28,14 @@
 //                                 // replaces the batch's stream
 //   void advance(l, b)            // runs batch b through layer l; the output replaces its stream
 //
+// Data parallel (`calibration_options::comm`, docs/distributed.md): the model of rank r holds
+// the batches r, r + k, r + 2k, ... of the whole set (k ranks); each batch's sums of x_j^2 are
+// taken alone and added on rank 0 in batch order, then every rank gets the same sums, chooses
+// the same masks and advances its own batches. So the masks and weights are bit-identical for
+// any k (and differ from the path without `comm`, which adds batch after batch, only in the
+// rounding of the sums). Only Wanda and magnitude run so; SparseGPT and `reconstruct`, whose
+// sums x x^T would need reduce_to, are refused on more than one rank.
+//
 // Counting, ties and comparison groups are masks.hpp's; SparseGPT's steps are sparsegpt.hpp's,
 // with H = 2 / samples x sum x x^T as the reference code scales it. Groups: row, matrix and
 // layer (the linears of one layer together) for every method; global (every linear of the
@@ -38,6 +46,8 @@
 #include <prune/error.hpp>
 #include <prune/importance/scores.hpp>
 #include <prune/mask.hpp>
+#include <prune/mpi/batches.hpp>
+#include <prune/mpi/communicator.hpp>
 #include <prune/sparsify/masks.hpp>
 #include <prune/sparsify/sparsegpt.hpp>
 #include <prune/sparsify/statistics.hpp>
@@ -89,6 +99,9 @@ struct calibration_options {
     bool double_products = false;       ///< sum x x^T from double products (statistics_options)
     sparsegpt_options sparsegpt;        ///< block size, damping, rule, precision, threads (hessian_scale is set here)
     std::function<void(std::size_t)> on_layer;  ///< called with l once layer l is pruned (progress; may be empty)
+    /// Data parallel over these ranks (null: one process, batch after batch): the model holds this
+    /// rank's batches of the whole set, rank + i x size (see the top of this header).
+    mpi::communicator* comm = nullptr;
 };
 
 /// The mask chosen for one linear (1 = kept, [out, in]).
@@ -106,6 +119,10 @@ struct calibration_result {
 
 namespace detail {
 
+/// Whether the layers need their inputs' statistics, and their sums x x^T.
+inline bool needs_statistics(const calibration_options& o) { return o.how != method::magnitude || o.reconstruct; }
+inline bool needs_gram(const calibration_options& o) { return o.how == method::sparsegpt || o.reconstruct; }
+
 /// value_error for a combination prune_layers does not run.
 inline void check_calibration(const calibration_options& o) {
     const std::string where = "prune::sparsify::prune_layers";
@@ -114,6 +131,11 @@ inline void check_calibration(const calibration_options& o) {
         throw value_error(where + ": the global comparison group with " + to_string(o.how) +
                           " (expected magnitude: a calibrated method chooses each layer's masks before the next "
                           "layer is calibrated; use row, matrix or layer)");
+    }
+    if (o.comm != nullptr && o.comm->size() > 1 && needs_gram(o)) {
+        throw value_error(where + ": " + (o.reconstruct ? std::string("reconstruct") : std::string("sparsegpt")) +
+                          " on " + std::to_string(o.comm->size()) + " processes (expected one: the sums x x^T "
+                          "are not reduced across processes yet; wanda and magnitude run on several)");
     }
     if (o.reconstruct && o.how == method::sparsegpt) {
         throw value_error(where + ": reconstruct with sparsegpt (expected magnitude or wanda: SparseGPT "
@@ -140,9 +162,6 @@ void check_widths(Model& model, const calibration_options& o) {
     }
 }
 
-/// Whether the layers need their inputs' statistics, and their sums x x^T.
-inline bool needs_statistics(const calibration_options& o) { return o.how != method::magnitude || o.reconstruct; }
-inline bool needs_gram(const calibration_options& o) { return o.how == method::sparsegpt || o.reconstruct; }
 
 /// One accumulator per input number of the linears.
 template <class Linears>
@@ -164,6 +183,55 @@ std::vector<input_statistics> collect(Model& model, std::size_t l, const Linears
             if (input < stats.size() && stats[input].columns() > 0) stats[input].add(rows, o.sparsegpt.pool);
         });
     }
+    return stats;
+}
+
+/// The sums of x_j^2 and the token count of each accumulator, one after another (no gram).
+inline std::vector<double> sums_of(const std::vector<input_statistics>& stats) {
+    std::vector<double> out;
+    for (const input_statistics& s : stats) {
+        out.insert(out.end(), s.sum_squares().begin(), s.sum_squares().end());
+        out.push_back(static_cast<double>(s.tokens()));
+    }
+    return out;
+}
+
+/// Adds sums_of(...) of accumulators of the same widths to `stats`, accumulator by accumulator.
+inline void merge_sums(std::vector<input_statistics>& stats, std::span<const double> sums) {
+    std::size_t at = 0;
+    for (input_statistics& s : stats) {
+        const std::size_t n = s.columns();
+        if (sums.size() < at + n + 1) break;
+        s.merge(input_statistics::from_sums(std::vector<double>(sums.begin() + static_cast<std::ptrdiff_t>(at),
+                                                                sums.begin() + static_cast<std::ptrdiff_t>(at + n)),
+                                            {}, static_cast<std::uint64_t>(sums[at + n])));
+        at += n + 1;
+    }
+    if (at != sums.size()) {
+        throw format_error("prune::sparsify::prune_layers: " + std::to_string(sums.size()) +
+                           " statistics values from another rank (expected " + std::to_string(at) + ")");
+    }
+}
+
+/// Step 1 over the ranks of o.comm: each batch's sums alone (global batch b is this rank's
+/// b / size), added on rank 0 in batch order and broadcast, so every rank gets the same bits.
+template <class Model, class Linears>
+std::vector<input_statistics> collect_sharded(Model& model, std::size_t l, const Linears& linears,
+                                              const calibration_options& o, std::size_t total_batches) {
+    mpi::communicator& comm = *o.comm;
+    const auto k = static_cast<std::size_t>(comm.size());
+    const auto states = mpi::gather_batches(comm, total_batches, [&](std::size_t b) {
+        std::vector<input_statistics> part = empty_statistics(linears, o);
+        model.record(l, b / k, o.dense_inputs, [&](std::size_t input, tensor_view<const float> rows) {
+            if (input < part.size() && part[input].columns() > 0) part[input].add(rows, o.sparsegpt.pool);
+        });
+        return sums_of(part);
+    });
+    std::vector<input_statistics> stats = empty_statistics(linears, o);
+    for (const auto& state : states) merge_sums(stats, state);  // rank 0 only: the others have no states
+    std::string bytes = comm.rank() == 0 ? mpi::to_bytes(sums_of(stats)) : std::string();
+    comm.broadcast(bytes, 0);
+    if (comm.rank() != 0) merge_sums(stats, mpi::doubles_of(bytes));  // 0 + x: rank 0's bits
     return stats;
 }
 
@@ -245,6 +313,23 @@ void apply_masks(Linears& linears, const std::vector<element_mask>& masks, const
     }
 }
 
+/// The calibration set's size over every rank (this process's model alone without o.comm).
+struct calibration_totals {
+    std::size_t batches = 0;   ///< batches
+    std::size_t samples = 0;   ///< sequences
+    std::uint64_t tokens = 0;  ///< tokens
+};
+
+/// The totals of the whole calibration set: summed over o.comm's ranks (exact: integers below 2^53).
+template <class Model>
+calibration_totals totals_of(Model& model, const calibration_options& o) {
+    if (o.comm == nullptr) return {model.batches(), model.samples(), model.tokens()};
+    const std::vector<double> mine{static_cast<double>(model.batches()), static_cast<double>(model.samples()),
+                                   static_cast<double>(model.tokens())};
+    const std::vector<double> all = mpi::sum(*o.comm, mine);
+    return {static_cast<std::size_t>(all[0]), static_cast<std::size_t>(all[1]), static_cast<std::uint64_t>(all[2])};
+}
+
 /// Magnitude masks of every linear of the network, chosen together when the group is global.
 template <class Model>
 std::vector<std::vector<element_mask>> magnitude_masks(Model& model, const calibration_options& o) {
@@ -279,7 +364,8 @@ template <class Model>
 calibration_result prune_layers(Model& model, const calibration_options& options) {
     detail::check_calibration(options);
     detail::check_widths(model, options);
-    if (detail::needs_statistics(options) && model.tokens() == 0) {
+    const detail::calibration_totals all = detail::totals_of(model, options);
+    if (detail::needs_statistics(options) && all.tokens == 0) {
         throw value_error(std::string("prune::sparsify::prune_layers: no calibration tokens (expected at least one "
                                       "batch: ") + (options.reconstruct ? "the reconstruction" : to_string(options.how)) +
                           " needs the inputs' statistics)");
@@ -287,13 +373,17 @@ calibration_result prune_layers(Model& model, const calibration_options& options
     std::vector<std::vector<element_mask>> chosen;
     if (options.how == method::magnitude) chosen = detail::magnitude_masks(model, options);
     sparsegpt_options sg = options.sparsegpt;
-    sg.hessian_scale = 2.0 / static_cast<double>(std::max<std::size_t>(1, model.samples()));
+    sg.hessian_scale = 2.0 / static_cast<double>(std::max<std::size_t>(1, all.samples));
     calibration_result result;
-    if (detail::needs_statistics(options)) result.tokens = model.tokens();
+    if (detail::needs_statistics(options)) result.tokens = all.tokens;
+    const bool sharded = options.comm != nullptr && !detail::needs_gram(options);
     for (std::size_t l = 0; l < model.layers(); ++l) {
         auto linears = model.linears(l);
         std::vector<input_statistics> stats;
-        if (detail::needs_statistics(options)) stats = detail::collect(model, l, linears, options);
+        if (detail::needs_statistics(options)) {
+            stats = sharded ? detail::collect_sharded(model, l, linears, options, all.batches)
+                            : detail::collect(model, l, linears, options);
+        }
         std::vector<element_mask> masks;
         if (options.how == method::magnitude) masks = std::move(chosen[l]);
         else if (options.how == method::wanda) masks = detail::wanda_masks(linears, stats, options);
