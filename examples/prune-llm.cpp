@@ -186,7 +186,7 @@ int run(int argc, char** argv) {
     auto* quick_flag = app.add_flag("--quick", quick, "a first look: a 2-layer model, fewer points and probes");
     app.add_flag("--full", full_mode, "a larger model (6 x 256) trained longer, more probes")->excludes(quick_flag);
     auto* model_opt = app.add_option("--model", model_dir, "your own causal LM (Llama or GPT-2 directory with tokenizer.json)");
-    auto* text_opt = app.add_option("--text", text_file, "held-out text for --model (perplexity and calibration)");
+    auto* text_opt = app.add_option("--text", text_file, "held-out text for --model (perplexity; calibration and re-training too unless --train-text)");
     std::string train_text;
     auto* train_opt = app.add_option("--train-text", train_text,
                                      "text for --model's calibration, importance and re-training (default: --text, then the "
