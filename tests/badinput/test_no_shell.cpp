@@ -155,11 +155,11 @@ TEST_CASE("prune-lottery passes --cache and --data-seed to prune-pretrain as arg
     CHECK(code == 2);
     CHECK(prune_test::last_line(err).rfind("prune-lottery: prune-pretrain failed (exit 4): ", 0) == 0);
     const std::vector<std::string> expected = {"--data=" + cache + "/wordnet-glue-s1-400x200",
-                                               "--out=" + cache + "/tiny-bert-quick-s1",
+                                               "--out=" + cache + "/tiny-bert-quick-330steps-s1",
                                                "--seed",
                                                "1",
-                                               "--minutes",
-                                               "0.5"};
+                                               "--steps",
+                                               "330"};
     CHECK(lines(read_file(pretrain_args)) == expected);
     CHECK(fs::exists(s.dir.path() / cache / "wordnet-glue-s1-400x200" / "stats.json"));  // the fake ran with that path
     CHECK(!fs::exists(s.work / "PWNED"));
