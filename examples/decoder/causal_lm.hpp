@@ -24,7 +24,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace prune_lm {
@@ -181,6 +183,27 @@ inline void refuse_non_finite_nll(const prune::decoder::forward_result& r, std::
     }
 }
 
+/// The summed NLL and the predicted tokens of `data` under `gate` (null: none), `batch_size`
+/// sequences a pass on `ws`; value_error naming `file` at a non-finite NLL (refuse_non_finite_nll).
+inline std::pair<double, std::int64_t> total_nll(const prune::decoder::weights& w, std::span<const std::vector<std::int32_t>> data,
+                                                 const prune::decoder::gates* gate, std::size_t batch_size,
+                                                 prune::decoder::workspace& ws, const std::string& file) {
+    prune::decoder::forward_options o;
+    o.gate = gate;
+    o.keep_logits = false;
+    double nll = 0.0;
+    std::int64_t tokens = 0;
+    for (std::size_t start = 0; start < data.size(); start += batch_size) {
+        prune::decoder::sequences batch;
+        for (std::size_t i = start; i < std::min(data.size(), start + batch_size); ++i) batch.add(data[i]);
+        const prune::decoder::forward_result r = prune::decoder::forward(w, batch, ws, o);
+        refuse_non_finite_nll(r, start, file);
+        nll += r.total_nll();
+        tokens += r.total_predicted();
+    }
+    return {nll, tokens};
+}
+
 /// Perplexity of `data` (REFERENCE: exp(total NLL / predicted tokens), positions 1..n-1 of each
 /// sequence) as prune-eval's JSON: perplexity, nll (mean per predicted token, nats), nll_total,
 /// tokens (predicted), sequences, context (the window of a .txt file, else null).
@@ -188,20 +211,7 @@ inline prune::io::json perplexity(const prune::decoder::weights& w, const std::v
                                   const prune::decoder::gates* gate, std::size_t batch_size, int threads,
                                   const std::string& file, std::optional<int> context) {
     prune::decoder::workspace ws(threads);
-    prune::decoder::forward_options o;
-    o.gate = gate;
-    o.keep_logits = false;
-    double nll = 0.0;
-    std::int64_t tokens = 0;
-    prune::decoder::sequences batch;
-    for (std::size_t start = 0; start < data.size(); start += batch_size) {
-        batch = {};
-        for (std::size_t i = start; i < std::min(data.size(), start + batch_size); ++i) batch.add(data[i]);
-        const prune::decoder::forward_result r = prune::decoder::forward(w, batch, ws, o);
-        refuse_non_finite_nll(r, start, file);
-        nll += r.total_nll();
-        tokens += r.total_predicted();
-    }
+    const auto [nll, tokens] = total_nll(w, data, gate, batch_size, ws, file);
     if (tokens == 0) {
         throw prune::value_error(file + ": no token to predict (every sequence has 1 token; perplexity needs sequences of >= 2)");
     }

@@ -7,6 +7,8 @@
 // model's interval reaches 0 is "at its prior" and left out of the verdicts.
 #pragma once
 
+#include "decoder/causal_lm.hpp"
+
 #include <prune/data/wordnet_lm.hpp>
 #include <prune/models/decoder/choices.hpp>
 #include <prune/models/decoder/forward.hpp>
@@ -157,20 +159,10 @@ inline std::map<std::string, probe_score> score_probes(const eval_set& s, const 
     return out;
 }
 
-/// Perplexity of the held-out windows under gates `g` (null: none), 16 windows a batch.
+/// Perplexity of the held-out windows under gates `g` (null: none), 16 windows a batch
+/// (value_error at a non-finite NLL).
 inline double perplexity_of(const dec::weights& w, const eval_set& s, dec::workspace& ws, const dec::gates* g = nullptr) {
-    dec::forward_options o;
-    o.gate = g;
-    o.keep_logits = false;
-    double nll = 0.0;
-    std::int64_t tokens = 0;
-    for (std::size_t start = 0; start < s.windows.size(); start += 16) {
-        dec::sequences batch;
-        for (std::size_t i = start; i < std::min(s.windows.size(), start + 16); ++i) batch.add(s.windows[i]);
-        const auto r = dec::forward(w, batch, ws, o);
-        nll += r.total_nll();
-        tokens += r.total_predicted();
-    }
+    const auto [nll, tokens] = prune_lm::total_nll(w, s.windows, g, 16, ws, "the held-out windows");
     return std::exp(nll / static_cast<double>(std::max<std::int64_t>(1, tokens)));
 }
 

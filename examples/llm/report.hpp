@@ -204,22 +204,25 @@ inline std::pair<double, double> mean_sd(const std::vector<double>& values) {
     return {mean, std::sqrt(var)};
 }
 
-/// A measure of every ticket of one kind, as "mean ± sd".
-inline std::string over_seeds(const lottery_outcome& lot, const std::string& kind, const std::function<double(const ticket&)>& value,
-                              int decimals = 2) {
+/// Mean and sd over the tickets of one kind of a measure of them.
+inline std::pair<double, double> over_kind(const lottery_outcome& lot, const std::string& kind,
+                                           const std::function<double(const ticket&)>& value) {
     std::vector<double> v;
     for (const auto& t : lot.tickets)
         if (t.kind == kind) v.push_back(value(t));
-    const auto [mean, sd] = mean_sd(v);
+    return mean_sd(v);
+}
+
+/// The same as "mean ± sd".
+inline std::string over_seeds(const lottery_outcome& lot, const std::string& kind, const std::function<double(const ticket&)>& value,
+                              int decimals = 2) {
+    const auto [mean, sd] = over_kind(lot, kind, value);
     return fmt(mean, decimals) + " ± " + fmt(sd, decimals);
 }
 
 /// The mean re-trained perplexity of a kind.
 inline double retrained_perplexity(const lottery_outcome& lot, const std::string& kind) {
-    std::vector<double> v;
-    for (const auto& t : lot.tickets)
-        if (t.kind == kind) v.push_back(t.retrained.perplexity);
-    return mean_sd(v).first;
+    return over_kind(lot, kind, [](const ticket& t) { return t.retrained.perplexity; }).first;
 }
 
 /// The lottery's section of report.md: the paper's table for a decoder and its verdicts.
