@@ -8,6 +8,7 @@
 // on a hand-written mask gives prune-eval's perplexity of the masked model, widths per layer.
 #include "oracle_cases.hpp"
 #include "../support/files.hpp"
+#include "../support/run_ok.hpp"
 #include "synthetic_text.hpp"
 
 #include <prune/models/decoder/checkpoint.hpp>
@@ -46,11 +47,8 @@ std::string run_ok(const std::string& command) {
     return o.err;
 }
 
-nlohmann::json read_json(const fs::path& path) {
-    std::ifstream in(path);
-    REQUIRE(in.good());
-    return nlohmann::json::parse(in);
-}
+using prune_test::read_json;
+using prune_test::run_in;
 
 /// prune-eval's perplexity of `model` over `data` (with a structure mask when given).
 double eval_perplexity(const fs::path& model, const fs::path& data, const std::string& mask = "", const std::string& flags = "") {
@@ -126,13 +124,6 @@ void check_llama_widths(const fs::path& out, int group) {
         zeroed += groups * most - kept;
     }
     CHECK(h["heads_zeroed_not_removed"].get<int>() == zeroed);
-}
-
-/// Runs a binary in `dir` (exit 0 required).
-void run_in(const fs::path& dir, const std::string& command) {
-    const prune_test::outcome o = prune_test::run_binary(command, dir, dir / "err.txt", "OPENBLAS_NUM_THREADS=1");
-    INFO(command << "\n" << o.err);
-    REQUIRE(o.code == 0);
 }
 
 /// dir/lm: a 2-layer Llama (8 query heads on 2 K/V heads) pre-trained for 60 steps on the

@@ -18,6 +18,7 @@
 #include <prune/models/decoder/pretrain.hpp>
 
 #include "../support/files.hpp"
+#include "../support/run_ok.hpp"
 #include "synthetic_text.hpp"
 
 #include <catch2/catch.hpp>
@@ -154,18 +155,6 @@ TEST_CASE("pretrain under gates: a gated-off head and MLP get no gradient, so no
     CHECK(w.layers[0].up != start.layers[0].up);  // layer 0's MLP trains
 }
 
-namespace {
-
-/// Runs a binary in `dir` (single-threaded OpenBLAS), requiring exit 0; its stderr.
-std::string run_ok(const fs::path& dir, const std::string& command) {
-    const prune_test::outcome o = prune_test::run_binary(command, dir, dir / "err.txt", "OPENBLAS_NUM_THREADS=1");
-    INFO(command << "\n" << o.err);
-    REQUIRE(o.code == 0);
-    return o.err;
-}
-
-}  // namespace
-
 TEST_CASE("prune-pretrain --arch llama: thread-independent bytes, falling held-out perplexity, prune-eval agrees",
           "[decoder][pretrain][cli]") {
     const prune_test::temp_dir dir("prune_decoder_pretrain_cli");
@@ -173,7 +162,7 @@ TEST_CASE("prune-pretrain --arch llama: thread-independent bytes, falling held-o
     const std::string base =
         "prune-pretrain --arch llama --data data --layers 1 --hidden 16 --heads 4 --kv-heads 2 --intermediate 32 "
         "--vocab-size 320 --max-length 16 --steps 40 --batch-size 8 --lr 1e-2 --seed 3";
-    auto run = [&](const std::string& command) { return run_ok(dir.path(), command); };
+    auto run = [&](const std::string& command) { return prune_test::run_in(dir.path(), command); };
     const std::string err = run(base + " --threads 1 --out m1");
     (void)run(base + " --threads 2 --out m2");
     CHECK(prune_test::read_file(dir.path() / "m1" / "model.safetensors") == prune_test::read_file(dir.path() / "m2" / "model.safetensors"));
@@ -212,7 +201,7 @@ TEST_CASE("prune-pretrain --arch llama --init-only: the initialisation a run of 
     prune_test::write_pretrain_data(dir.path(), 200, 30);
     const std::string base = "prune-pretrain --arch llama --data data --layers 2 --hidden 16 --heads 4 --kv-heads 2 "
                              "--intermediate 32 --vocab-size 300 --max-length 16 --seed 5";
-    auto run = [&](const std::string& command) { return run_ok(dir.path(), command); };
+    auto run = [&](const std::string& command) { return prune_test::run_in(dir.path(), command); };
     const std::string err = run(base + " --init-only --threads 1 --out i1");
     (void)run(base + " --init-only --threads 2 --out i2");
     CHECK(prune_test::read_file(dir.path() / "i1" / "model.safetensors") == prune_test::read_file(dir.path() / "i2" / "model.safetensors"));

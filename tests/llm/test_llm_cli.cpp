@@ -7,6 +7,7 @@
 // input exits 2 with nothing written.
 #include "../decoder/synthetic_text.hpp"
 #include "../support/files.hpp"
+#include "../support/run_ok.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -21,19 +22,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// Runs a binary in `dir` (exit 0 required); returns stderr.
-std::string run_in(const fs::path& dir, const std::string& command) {
-    const prune_test::outcome o = prune_test::run_binary(command, dir, dir / "err.txt", "OPENBLAS_NUM_THREADS=1");
-    INFO(command << "\n" << o.err);
-    REQUIRE(o.code == 0);
-    return o.err;
-}
-
-nlohmann::json read_json(const fs::path& path) {
-    std::ifstream in(path);
-    REQUIRE(in.good());
-    return nlohmann::json::parse(in);
-}
+using prune_test::read_json;
+using prune_test::run_in;
 
 /// prune-eval's perplexity of dir/lm on the held-out text (with a structure mask when given).
 double eval_perplexity(const fs::path& dir, const std::string& mask_json = "") {
