@@ -33,6 +33,7 @@
 
 #include <prune/io/atomic.hpp>
 #include <prune/io/masks.hpp>
+#include <prune/io/checkpoint_writer.hpp>
 #include <prune/io/safetensors.hpp>
 #include <prune/models/decoder/calibration.hpp>
 #include <prune/mpi/communicator.hpp>

@@ -241,7 +241,9 @@ inline void write_element_masks(const std::filesystem::path& path,
     safetensors_writer writer;
     for (const auto& [name, mask] : masks) {
         const auto extents = mask.extents().extents();
-        writer.add_u8(name, std::vector<std::size_t>(extents.begin(), extents.end()), mask.to_bytes());
+        const element_mask* m = &mask;  // bytes made as the file is written: one mask's at a time
+        writer.add_generated(name, dtype::U8, std::vector<std::size_t>(extents.begin(), extents.end()),
+                             [m](std::span<std::byte> out) { m->write_bytes(std::span(reinterpret_cast<std::uint8_t*>(out.data()), out.size())); });
     }
     writer.write(path);
 }
