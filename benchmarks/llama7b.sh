@@ -1,0 +1,215 @@
+#!/bin/bash
+# benchmarks/llama7b.sh: prune's binaries on a Llama-2-7B-shaped checkpoint (random bf16
+# weights, 6.74B parameters, 13.5 GB in 3 shards; benchmarks/make_llama.py writes it) against
+# PyTorch doing the same work (benchmarks/torch_llama7b.py: the model loaded into memory,
+# pruned, saved), each task in its own process, in the same run. Prints per task wall time
+# and peak RSS of both sides, their status (ok / out_of_memory / rss_limit / timeout / failed)
+# and the ratio torch seconds / prune seconds.
+#
+# Usage: benchmarks/llama7b.sh [--preset 7b|tiny] [--model DIR] [--work DIR] [--build DIR]
+#          [--tasks "global_magnitude magnitude wanda sparsegpt nm24"] [--no-torch] [--no-prune]
+#          [--rss-gb N] [--torch-gib N] [--timeout SECONDS] [--threads N]
+#   --model   the checkpoint directory, generated when it has no model.safetensors.index.json
+#             (default $LLAMA7B_DIR, else /work/scratch/llama7b; --preset tiny: a temporary one)
+#   --work    where the pruned outputs go, each deleted after its task (default $LLAMA7B_WORK,
+#             else /work/scratch/llama7b-work); results.jsonl and the logs stay there
+#   --rss-gb  the prune binaries' memory limit in GB (default 12): see "Memory limits" below
+#   --torch-gib  torch's address-space cap in GiB (default 20)
+#   --timeout per process, seconds (default 3600)
+# --preset tiny runs everything end to end in seconds on a 2-layer model (and checks that
+# prune-eval loads every pruned output).
+#
+# Memory limits. A non-streaming binary must not take the machine down, and the kernel's OOM
+# killer must not pick a victim among other people's processes. A cap on the address space
+# (prlimit --as / ulimit -v) would wrongly fail a streaming binary that mmaps its 13.5 GB of
+# shards (a mapping counts in full against RLIMIT_AS, resident or not), and even the resident
+# size (VmRSS) counts the touched pages of such a mapping, which are clean page cache the
+# kernel can drop at any time. So a watchdog here polls /proc/PID/status every 0.1 s and kills
+# the binary when its anonymous memory (RssAnon + RssShmem: what cannot be dropped) passes
+# --rss-gb; the table reports the kernel's peak VmRSS (/usr/bin/time -v "Maximum resident set
+# size", file pages included) and the watchdog's sampled peak of anonymous memory. PyTorch
+# reads the weights into its own memory (anonymous), so for it RLIMIT_AS is the right tool:
+# an allocation past --torch-gib fails inside torch and is reported as out_of_memory; the same
+# watchdog (limit --torch-gib) guards it too.
+#
+# Threads: prune --threads 2; torch torch.set_num_threads(2) with OMP_WAIT_POLICY=PASSIVE.
+# The page cache is warmed (the shards read to /dev/null) before every process, and that read
+# is not timed: times are "once the file is in the page cache" (the torch process evicts much
+# of it: it holds 13.5 GB itself).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+
+preset=7b; model=${LLAMA7B_DIR:-}; work=${LLAMA7B_WORK:-}; build=$repo/build
+tasks="global_magnitude magnitude wanda sparsegpt nm24"
+run_torch=1; run_prune=1; rss_gb=12; torch_gib=20; timeout_s=3600; threads=2
+die() { echo "llama7b.sh: $*" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --preset) preset=$2; shift 2 ;;
+    --model) model=$2; shift 2 ;;
+    --work) work=$2; shift 2 ;;
+    --build) build=$2; shift 2 ;;
+    --tasks) tasks=$2; shift 2 ;;
+    --no-torch) run_torch=0; shift ;;
+    --no-prune) run_prune=0; shift ;;
+    --rss-gb) rss_gb=$2; shift 2 ;;
+    --torch-gib) torch_gib=$2; shift 2 ;;
+    --timeout) timeout_s=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+case $preset in 7b|tiny) ;; *) die "--preset must be 7b or tiny (got '$preset')" ;; esac
+for t in $tasks; do
+  case $t in global_magnitude|magnitude|wanda|sparsegpt|nm24) ;;
+    *) die "unknown task '$t' (expected global_magnitude magnitude wanda sparsegpt nm24)" ;; esac
+done
+py=/usr/bin/python3
+if [ "$run_prune" = 1 ]; then
+  for b in prune-magnitude prune-sparsify prune-eval; do
+    [ -x "$build/bin/$b" ] || die "$build/bin/$b not built (cmake --build build --target $b)"
+  done
+fi
+
+tmp_root=
+cleanup() { [ -n "$tmp_root" ] && rm -rf "$tmp_root"; return 0; }
+trap cleanup EXIT
+if [ "$preset" = tiny ]; then
+  tmp_root=$(mktemp -d)
+  model=${model:-$tmp_root/model}; work=${work:-$tmp_root/work}
+else
+  model=${model:-/work/scratch/llama7b}; work=${work:-/work/scratch/llama7b-work}
+fi
+mkdir -p "$work" "$(dirname "$model")"
+model=$(cd "$(dirname "$model")" && pwd)/$(basename "$model")
+work=$(cd "$work" && pwd)
+for d in "$model" "$work"; do
+  case $d/ in "$repo"/*) die "$d is inside the repository $repo: use a scratch directory" ;; esac
+done
+
+# ---- the checkpoint -------------------------------------------------------------------------
+size=$($py "$here/make_llama.py" --preset "$preset" --out "$model" --dry-run |
+       $py -c 'import json,sys; print(json.load(sys.stdin)["bytes"])')
+reserve=$((20 * 1000 ** 3)); [ "$preset" = tiny ] && reserve=0
+need=$((size + reserve))                         # one pruned output at a time
+[ -f "$model/model.safetensors.index.json" ] || need=$((need + size))
+avail=$(df -B1 --output=avail "$work" | tail -1)
+if [ "$avail" -lt "$need" ]; then
+  die "not enough disk on $(df --output=target "$work" | tail -1): $((avail / 1000 ** 3)) GB free, need $((need / 1000 ** 3)) GB (model $((size / 1000 ** 3)) GB, one output as big, 20 GB kept free)"
+fi
+if [ ! -f "$model/model.safetensors.index.json" ]; then
+  [ -e "$model" ] && [ -n "$(ls -A "$model")" ] && die "$model exists without model.safetensors.index.json (an interrupted generation?): remove it"
+  echo "generating $model ($((size / 1000 ** 2)) MB)..." >&2
+  start=$(date +%s.%N)
+  shard_gb=5; [ "$preset" = tiny ] && shard_gb=0.0001   # tiny: 3 shards, as the 7B has
+  $py "$here/make_llama.py" --preset "$preset" --out "$model" --shard-gb "$shard_gb" --force >/dev/null
+  echo "generated in $(echo "$(date +%s.%N) - $start" | bc) s" >&2
+fi
+shards() { ls "$model"/model-*-of-*.safetensors; }
+warm() { cat $(shards) > /dev/null; }
+
+# ---- running one process under the limits ---------------------------------------------------
+# run_limited LIMIT_KB NAME CMD...: runs CMD under /usr/bin/time -v with the watchdog; sets
+# r_status (ok, failed, rss_limit, timeout), r_seconds, r_rss_mb (peak VmRSS), r_anon_mb
+# (sampled peak anonymous memory). Logs: $work/NAME.{out,err,time}.
+run_limited() {
+  local limit_kb=$1 name=$2; shift 2
+  local start end child anon peak=0 why=
+  start=$(date +%s.%N)
+  /usr/bin/time -v -o "$work/$name.time" "$@" > "$work/$name.out" 2> "$work/$name.err" &
+  local tpid=$!
+  while kill -0 "$tpid" 2>/dev/null; do
+    child=$(pgrep -P "$tpid" | head -1 || true)
+    if [ -n "$child" ]; then
+      anon=$(awk '/^(RssAnon|RssShmem):/ {s += $2} END {print s + 0}' "/proc/$child/status" 2>/dev/null || echo 0)
+      [ "$anon" -gt "$peak" ] && peak=$anon
+      if [ "$anon" -gt "$limit_kb" ]; then why=rss_limit; kill -KILL "$child" 2>/dev/null || true; fi
+      if [ "$(echo "$(date +%s.%N) - $start > $timeout_s" | bc)" = 1 ]; then
+        why=timeout; kill -KILL "$child" 2>/dev/null || true
+      fi
+    fi
+    sleep 0.1
+  done
+  local rc=0; wait "$tpid" || rc=$?
+  end=$(date +%s.%N)
+  r_seconds=$(printf '%.2f' "$(echo "$end - $start" | bc)")
+  r_rss_mb=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$work/$name.time")
+  r_anon_mb=$((peak / 1024))
+  if [ -n "$why" ]; then r_status=$why; elif [ "$rc" = 0 ]; then r_status=ok; else r_status=failed; fi
+}
+
+# prune_command TASK OUT: the prune binary's command line for a task, into the array cmd
+prune_command() {
+  local common=(--model "$model" --threads "$threads" --out "$2")
+  local calib=(--calib "$model/calib.jsonl")
+  case $1 in
+    global_magnitude) cmd=("$build/bin/prune-magnitude" "${common[@]}" --amount 0.5 --steps 1
+                           --include 'model\.layers\.[0-9]+\.(self_attn|mlp)\.[a-z_]+_proj\.weight$') ;;
+    magnitude) cmd=("$build/bin/prune-sparsify" "${common[@]}" --method magnitude --sparsity 0.5) ;;
+    wanda) cmd=("$build/bin/prune-sparsify" "${common[@]}" "${calib[@]}" --method wanda --sparsity 0.5) ;;
+    sparsegpt) cmd=("$build/bin/prune-sparsify" "${common[@]}" "${calib[@]}" --method sparsegpt --sparsity 0.5) ;;
+    nm24) cmd=("$build/bin/prune-sparsify" "${common[@]}" --method magnitude --nm 2:4) ;;
+  esac
+}
+
+results=$work/results.jsonl
+: > "$results"
+cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+echo "CPU: $cpu, $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GB", $2 / 1e6}' /proc/meminfo) RAM; model $model ($((size / 1000 ** 2)) MB)" >&2
+if [ "$preset" = tiny ] && [ "$run_prune" = 1 ]; then
+  echo "prune-eval on the dense model: $("$build/bin/prune-eval" --model "$model" --data "$model/eval.jsonl")" >&2
+fi
+for task in $tasks; do
+  out=$work/out-$task
+  p_status=-; p_s=; p_rss=; p_anon=
+  if [ "$run_prune" = 1 ]; then
+    rm -rf "$out"; warm
+    prune_command "$task" "$out"
+    run_limited $((rss_gb * 1000 ** 3 / 1024)) "prune-$task" "${cmd[@]}"
+    p_status=$r_status; p_s=$r_seconds; p_rss=$r_rss_mb; p_anon=$r_anon_mb
+    [ "$p_status" = ok ] || echo "prune $task: $p_status; last lines of $work/prune-$task.err:" >&2
+    [ "$p_status" = ok ] || tail -3 "$work/prune-$task.err" >&2
+    if [ "$preset" = tiny ] && [ "$p_status" = ok ]; then
+      "$build/bin/prune-eval" --model "$out" --data "$model/eval.jsonl" --json "$work/eval-$task.json" > /dev/null
+      echo "prune-eval on the $task output: $($py -c 'import json,sys; print("perplexity %.2f" % json.load(open(sys.argv[1]))["perplexity"])' "$work/eval-$task.json")" >&2
+    fi
+  fi
+  # tiny: torch's pruned weights compared with prune's (zero patterns); the 7B: one output at a time
+  compare=(); [ "$preset" = tiny ] && [ -d "$out" ] && compare=(--compare-with "$out")
+  [ "$preset" = tiny ] || rm -rf "$out"
+  t_status=-; t_s=; t_rss=
+  if [ "$run_torch" = 1 ] && [ "$task" != sparsegpt ]; then
+    rm -rf "$work/torch-$task"; warm
+    OMP_WAIT_POLICY=PASSIVE run_limited $((torch_gib * 1024 * 1024)) "torch-$task" \
+      $py "$here/torch_llama7b.py" --model "$model" --task "$task" --threads "$threads" \
+      --max-gib "$torch_gib" --save "$work/torch-$task" "${compare[@]}"
+    t_s=$r_seconds; t_rss=$r_rss_mb; t_status=$r_status
+    if [ "$r_status" = ok ] || [ "$r_status" = failed ]; then
+      t_status=$($py -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["status"])' "$work/torch-$task.out" 2>/dev/null || echo failed)
+    fi
+    [ "$t_status" = ok ] || echo "torch $task: $t_status; $(tail -1 "$work/torch-$task.out" 2>/dev/null) $(tail -1 "$work/torch-$task.err")" >&2
+    rm -rf "$work/torch-$task"
+    $py -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().splitlines()[-1])
+if "compared" in r: print("%s: torch and prune zero different weights at %d of %d positions" % (r["task"], r["zeros_differ"], r["compared"]))' \
+      "$work/torch-$task.out" >&2 || true
+  fi
+  rm -rf "$out"
+  $py -c 'import json,sys; a=sys.argv[1:]; print(json.dumps(dict(task=a[0], prune_status=a[1], prune_seconds=a[2], prune_peak_rss_mb=a[3], prune_peak_anon_mb=a[4], torch_status=a[5], torch_seconds=a[6], torch_peak_rss_mb=a[7])))' \
+    "$task" "$p_status" "$p_s" "$p_rss" "$p_anon" "$t_status" "$t_s" "$t_rss" >> "$results"
+done
+
+$py - "$results" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(f"{'task':<17} {'prune s':>8} {'peak RSS':>9} {'anon':>7} {'status':<9} {'torch s':>8} {'peak RSS':>9} {'status':<13} {'torch/prune':>11}")
+for r in rows:
+    ratio = ""
+    if r["prune_status"] == "ok" and r["torch_status"] == "ok":
+        ratio = f"{float(r['torch_seconds']) / float(r['prune_seconds']):.2f}"
+    mb = lambda v: f"{float(v):.0f} MB" if v else "-"
+    print(f"{r['task']:<17} {r['prune_seconds'] or '-':>8} {mb(r['prune_peak_rss_mb']):>9} {mb(r['prune_peak_anon_mb']):>7} "
+          f"{r['prune_status']:<9} {r['torch_seconds'] or '-':>8} {mb(r['torch_peak_rss_mb']):>9} {r['torch_status']:<13} {ratio:>11}")
+PY
+echo "(seconds: wall, page cache warm, including load and write; peak RSS: /usr/bin/time -v; anon: sampled RssAnon+RssShmem; results: $results)" >&2
