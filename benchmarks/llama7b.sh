@@ -8,12 +8,12 @@
 #
 # Usage: benchmarks/llama7b.sh [--preset 7b|tiny] [--model DIR] [--work DIR] [--build DIR]
 #          [--tasks "global_magnitude magnitude wanda sparsegpt nm24"] [--no-torch] [--no-prune]
-#          [--rss-gb N] [--torch-gib N] [--timeout SECONDS] [--threads N]
+#          [--rss-gib N] [--torch-gib N] [--timeout SECONDS] [--threads N]
 #   --model   the checkpoint directory, generated when it has no model.safetensors.index.json
 #             (default $LLAMA7B_DIR, else /work/scratch/llama7b; --preset tiny: a temporary one)
 #   --work    where the pruned outputs go, each deleted after its task (default $LLAMA7B_WORK,
 #             else /work/scratch/llama7b-work); results.jsonl and the logs stay there
-#   --rss-gb  the prune binaries' memory limit in GB (default 12): see "Memory limits" below
+#   --rss-gib the prune binaries' limit of anonymous memory in GiB (default 12): see "Memory limits"
 #   --torch-gib  torch's address-space cap in GiB (default 20)
 #   --timeout per process, seconds (default 3600)
 # --preset tiny runs everything end to end in seconds on a 2-layer model (and checks that
@@ -24,9 +24,9 @@
 # (prlimit --as / ulimit -v) would wrongly fail a streaming binary that mmaps its 13.5 GB of
 # shards (a mapping counts in full against RLIMIT_AS, resident or not), and even the resident
 # size (VmRSS) counts the touched pages of such a mapping, which are clean page cache the
-# kernel can drop at any time. So a watchdog here polls /proc/PID/status every 0.1 s and kills
-# the binary when its anonymous memory (RssAnon + RssShmem: what cannot be dropped) passes
-# --rss-gb; the table reports the kernel's peak VmRSS (/usr/bin/time -v "Maximum resident set
+# kernel can drop at any time. So a watchdog (benchmarks/rss_watchdog.py) polls /proc/PID/status
+# every 0.05 s and kills the binary when its anonymous memory (RssAnon + RssShmem: what cannot
+# be dropped) passes --rss-gib; the table reports the kernel's peak VmRSS (/usr/bin/time -v "Maximum resident set
 # size", file pages included) and the watchdog's sampled peak of anonymous memory. PyTorch
 # reads the weights into its own memory (anonymous), so for it RLIMIT_AS is the right tool:
 # an allocation past --torch-gib fails inside torch and is reported as out_of_memory; the same
@@ -42,7 +42,7 @@ repo=$(cd "$here/.." && pwd)
 
 preset=7b; model=${LLAMA7B_DIR:-}; work=${LLAMA7B_WORK:-}; build=$repo/build
 tasks="global_magnitude magnitude wanda sparsegpt nm24"
-run_torch=1; run_prune=1; rss_gb=12; torch_gib=20; timeout_s=3600; threads=2
+run_torch=1; run_prune=1; rss_gib=12; torch_gib=20; timeout_s=3600; threads=2
 die() { echo "llama7b.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -53,7 +53,7 @@ while [ $# -gt 0 ]; do
     --tasks) tasks=$2; shift 2 ;;
     --no-torch) run_torch=0; shift ;;
     --no-prune) run_prune=0; shift ;;
-    --rss-gb) rss_gb=$2; shift 2 ;;
+    --rss-gib) rss_gib=$2; shift 2 ;;
     --torch-gib) torch_gib=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
@@ -111,33 +111,15 @@ shards() { ls "$model"/model-*-of-*.safetensors; }
 warm() { cat $(shards) > /dev/null; }
 
 # ---- running one process under the limits ---------------------------------------------------
-# run_limited LIMIT_KB NAME CMD...: runs CMD under /usr/bin/time -v with the watchdog; sets
-# r_status (ok, failed, rss_limit, timeout), r_seconds, r_rss_mb (peak VmRSS), r_anon_mb
-# (sampled peak anonymous memory). Logs: $work/NAME.{out,err,time}.
+# run_limited LIMIT_MIB NAME CMD...: CMD under /usr/bin/time -v and the watchdog; sets r_status
+# (ok, failed, rss_limit, timeout), r_seconds, r_rss (peak VmRSS, MiB), r_anon (sampled peak
+# anonymous memory, MiB). Logs: $work/NAME.{out,err,time}.
 run_limited() {
-  local limit_kb=$1 name=$2; shift 2
-  local start end child anon peak=0 why=
-  start=$(date +%s.%N)
-  /usr/bin/time -v -o "$work/$name.time" "$@" > "$work/$name.out" 2> "$work/$name.err" &
-  local tpid=$!
-  while kill -0 "$tpid" 2>/dev/null; do
-    child=$(pgrep -P "$tpid" | head -1 || true)
-    if [ -n "$child" ]; then
-      anon=$(awk '/^(RssAnon|RssShmem):/ {s += $2} END {print s + 0}' "/proc/$child/status" 2>/dev/null || echo 0)
-      [ "$anon" -gt "$peak" ] && peak=$anon
-      if [ "$anon" -gt "$limit_kb" ]; then why=rss_limit; kill -KILL "$child" 2>/dev/null || true; fi
-      if [ "$(echo "$(date +%s.%N) - $start > $timeout_s" | bc)" = 1 ]; then
-        why=timeout; kill -KILL "$child" 2>/dev/null || true
-      fi
-    fi
-    sleep 0.1
-  done
-  local rc=0; wait "$tpid" || rc=$?
-  end=$(date +%s.%N)
-  r_seconds=$(printf '%.2f' "$(echo "$end - $start" | bc)")
-  r_rss_mb=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$work/$name.time")
-  r_anon_mb=$((peak / 1024))
-  if [ -n "$why" ]; then r_status=$why; elif [ "$rc" = 0 ]; then r_status=ok; else r_status=failed; fi
+  local limit=$1 name=$2; shift 2
+  local report
+  report=$($py "$here/rss_watchdog.py" --limit-mib "$limit" --timeout "$timeout_s" --log "$work/$name" -- "$@")
+  read -r r_status r_seconds r_rss r_anon < <($py -c 'import json,sys; r=json.loads(sys.argv[1])
+print(r["status"], r["seconds"], r["peak_rss_mib"], r["peak_anon_mib"])' "$report")
 }
 
 # prune_command TASK OUT: the prune binary's command line for a task, into the array cmd
@@ -167,8 +149,8 @@ for task in $tasks; do
   if [ "$run_prune" = 1 ]; then
     rm -rf "$out"; warm
     prune_command "$task" "$out"
-    run_limited $((rss_gb * 1000 ** 3 / 1024)) "prune-$task" "${cmd[@]}"
-    p_status=$r_status; p_s=$r_seconds; p_rss=$r_rss_mb; p_anon=$r_anon_mb
+    run_limited $((rss_gib * 1024)) "prune-$task" "${cmd[@]}"
+    p_status=$r_status; p_s=$r_seconds; p_rss=$r_rss; p_anon=$r_anon
     [ "$p_status" = ok ] || echo "prune $task: $p_status; last lines of $work/prune-$task.err:" >&2
     [ "$p_status" = ok ] || tail -3 "$work/prune-$task.err" >&2
     if [ "$preset" = tiny ] && [ "$p_status" = ok ]; then
@@ -182,10 +164,10 @@ for task in $tasks; do
   t_status=-; t_s=; t_rss=
   if [ "$run_torch" = 1 ] && [ "$task" != sparsegpt ]; then
     rm -rf "$work/torch-$task"; warm
-    OMP_WAIT_POLICY=PASSIVE run_limited $((torch_gib * 1024 * 1024)) "torch-$task" \
+    OMP_WAIT_POLICY=PASSIVE run_limited $((torch_gib * 1024)) "torch-$task" \
       $py "$here/torch_llama7b.py" --model "$model" --task "$task" --threads "$threads" \
       --max-gib "$torch_gib" --save "$work/torch-$task" "${compare[@]}"
-    t_s=$r_seconds; t_rss=$r_rss_mb; t_status=$r_status
+    t_s=$r_seconds; t_rss=$r_rss; t_status=$r_status
     if [ "$r_status" = ok ] || [ "$r_status" = failed ]; then
       t_status=$($py -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["status"])' "$work/torch-$task.out" 2>/dev/null || echo failed)
     fi
@@ -196,20 +178,20 @@ if "compared" in r: print("%s: torch and prune zero different weights at %d of %
       "$work/torch-$task.out" >&2 || true
   fi
   rm -rf "$out"
-  $py -c 'import json,sys; a=sys.argv[1:]; print(json.dumps(dict(task=a[0], prune_status=a[1], prune_seconds=a[2], prune_peak_rss_mb=a[3], prune_peak_anon_mb=a[4], torch_status=a[5], torch_seconds=a[6], torch_peak_rss_mb=a[7])))' \
+  $py -c 'import json,sys; a=sys.argv[1:]; print(json.dumps(dict(task=a[0], prune_status=a[1], prune_seconds=a[2], prune_peak_rss_mib=a[3], prune_peak_anon_mib=a[4], torch_status=a[5], torch_seconds=a[6], torch_peak_rss_mib=a[7])))' \
     "$task" "$p_status" "$p_s" "$p_rss" "$p_anon" "$t_status" "$t_s" "$t_rss" >> "$results"
 done
 
 $py - "$results" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f"{'task':<17} {'prune s':>8} {'peak RSS':>9} {'anon':>7} {'status':<9} {'torch s':>8} {'peak RSS':>9} {'status':<13} {'torch/prune':>11}")
+print(f"{'task':<17} {'prune s':>8} {'peak RSS':>10} {'peak anon':>10} {'status':<9} {'torch s':>8} {'peak RSS':>10} {'status':<13} {'torch/prune':>11}")
 for r in rows:
     ratio = ""
     if r["prune_status"] == "ok" and r["torch_status"] == "ok":
         ratio = f"{float(r['torch_seconds']) / float(r['prune_seconds']):.2f}"
-    mb = lambda v: f"{float(v):.0f} MB" if v else "-"
-    print(f"{r['task']:<17} {r['prune_seconds'] or '-':>8} {mb(r['prune_peak_rss_mb']):>9} {mb(r['prune_peak_anon_mb']):>7} "
-          f"{r['prune_status']:<9} {r['torch_seconds'] or '-':>8} {mb(r['torch_peak_rss_mb']):>9} {r['torch_status']:<13} {ratio:>11}")
+    mib = lambda v: f"{float(v):.0f} MiB" if v and v != "None" else "-"
+    print(f"{r['task']:<17} {r['prune_seconds'] or '-':>8} {mib(r['prune_peak_rss_mib']):>10} {mib(r['prune_peak_anon_mib']):>10} "
+          f"{r['prune_status']:<9} {r['torch_seconds'] or '-':>8} {mib(r['torch_peak_rss_mib']):>10} {r['torch_status']:<13} {ratio:>11}")
 PY
 echo "(seconds: wall, page cache warm, including load and write; peak RSS: /usr/bin/time -v; anon: sampled RssAnon+RssShmem; results: $results)" >&2
