@@ -20,8 +20,9 @@ directly, the `safetensors` and `transformers` packages are not needed), pruned,
   nm24              2:4 magnitude, the reference Wanda code's prune_magnitude loop (per group of
                     4 input columns the 2 smallest |w| zeroed)
 
-Prints one JSON line: task, status (ok / out_of_memory), seconds (total), load_seconds,
-prune_seconds, save_seconds, peak_rss_mb (getrusage ru_maxrss), sparsity (of the pruned
+Prints one JSON line: task, status (ok / out_of_memory), seconds (load + prune + save; until
+the failure when not ok), load_seconds, prune_seconds, save_seconds, process_seconds (from the
+start of main, after the imports: also the sparsity check and --compare-with), peak_rss_mb (getrusage ru_maxrss), sparsity (of the pruned
 matrices, when ok), error (when not ok); with --compare-with DIR also zeros_differ and compared. The process's address space is capped (--max-gib,
 RLIMIT_AS) so an allocation the machine cannot hold fails inside torch (RuntimeError /
 MemoryError, reported as out_of_memory) instead of waking the kernel's OOM killer.
@@ -322,6 +323,7 @@ def run(a, report):
         t2 = time.monotonic()
         save_model(tensors, layout, a.model, a.save)
         report["save_seconds"] = round(time.monotonic() - t2, 2)
+    report["seconds"] = round(time.monotonic() - t0, 2)
     report["sparsity"] = round(sparsity(tensors), 6)
     if a.compare_with:
         report["zeros_differ"], report["compared"] = compare_zeros(tensors, a.compare_with)
@@ -342,7 +344,8 @@ def main(argv):
             raise
         report["status"] = "out_of_memory"
         report["error"] = str(e).splitlines()[0][:300]
-    report["seconds"] = round(time.monotonic() - start, 2)
+    report.setdefault("seconds", round(time.monotonic() - start, 2))
+    report["process_seconds"] = round(time.monotonic() - start, 2)
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(report), flush=True)
 
