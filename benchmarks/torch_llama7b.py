@@ -277,6 +277,7 @@ def prune_wanda(tensors, amount, cfg, calib):
             del metric, idx, mask
         inps = [layer_forward(x, w, cfg, lambda p, h: None) for x in inps]
         del w
+        print(f"torch_llama7b: wanda layer {layer} done", file=sys.stderr, flush=True)
 
 
 # ---- driver ------------------------------------------------------------------------------
