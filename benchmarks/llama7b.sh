@@ -36,6 +36,28 @@
 # The page cache is warmed (the shards read to /dev/null) before every process, and that read
 # is not timed: times are "once the file is in the page cache" (the torch process evicts much
 # of it: it holds 13.5 GB itself).
+#
+# Measured (2026-12-07, AMD EPYC, 2 vCPUs, 24.7 GB RAM, shared: other people's compilers ran
+# throughout, load average 4.4-5.4; each figure is one run, so read them as orders of magnitude):
+#   make_llama.py --preset 7b: 6,738,415,616 parameters, 13,476,831,232 bytes in 3 shards,
+#     139 s, peak RSS 744 MiB.
+#   prune binaries of commit 8de441b (before streaming), --rss-gib 12: every task killed by the
+#     watchdog. prune-sparsify (magnitude, wanda, sparsegpt, 2:4) loads the model into float32
+#     memory and reached 12 GiB of anonymous memory after 10.1 / 9.9 / 16.2 / 10.6 s.
+#     prune-magnitude (global) finished its selection ("step 1 pruned 3238002688 of 6476005376")
+#     and was killed while writing: after 102 s (peak VmRSS 20.8 GiB, file pages included);
+#     again at --rss-gib 14 after 127 s.
+#   PyTorch 1.13 (2 threads, OMP_WAIT_POLICY=PASSIVE), seconds = load + prune + save:
+#     global magnitude  out of memory: global_unstructured asked for 12.95 GB (the concatenated
+#                       scores) after a 21.8 s load; peak RSS 13,067 MiB (--torch-gib 20)
+#     magnitude         984.5 s (load 12.7, l1_unstructured 947.4, save 24.4), peak RSS 14,246 MiB,
+#                       46% of one core's time on average (the machine was shared)
+#     wanda             1480.6 s (load 19.9, prune 1451.7, save 9.0), peak RSS 14,653 MiB, 71%
+#     2:4               298.0 s (load 14.0, prune 263.9, save 20.1), peak RSS 13,494 MiB, 57%
+#   No ratio yet: no prune task finished on the 7B with the binaries of that commit.
+#   --preset tiny (2 layers, hidden 64): every task ok; prune-eval loads every output; torch's
+#   Wanda zeros the same weights as prune-sparsify's (0 of 92,160 differ); per-matrix magnitude
+#   and 2:4 differ in 64 and 134 positions, all at ties of |w| in bf16.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
