@@ -124,13 +124,12 @@ fi
 if [ ! -f "$model/model.safetensors.index.json" ]; then
   [ -e "$model" ] && [ -n "$(ls -A "$model")" ] && die "$model exists without model.safetensors.index.json (an interrupted generation?): remove it"
   echo "generating $model ($((size / 1000 ** 2)) MB)..." >&2
-  start=$(date +%s.%N)
+  start=$(date +%s)
   shard_gb=5; [ "$preset" = tiny ] && shard_gb=0.0001   # tiny: 3 shards, as the 7B has
   $py "$here/make_llama.py" --preset "$preset" --out "$model" --shard-gb "$shard_gb" --force >/dev/null
-  echo "generated in $(echo "$(date +%s.%N) - $start" | bc) s" >&2
+  echo "generated in $(($(date +%s) - start)) s" >&2
 fi
-shards() { ls "$model"/model-*-of-*.safetensors; }
-warm() { cat $(shards) > /dev/null; }
+warm() { cat "$model"/model-*-of-*.safetensors > /dev/null; }
 
 # ---- running one process under the limits ---------------------------------------------------
 # run_limited LIMIT_MIB NAME CMD...: CMD under /usr/bin/time -v and the watchdog; sets r_status
