@@ -104,12 +104,11 @@ if [ "$preset" = tiny ]; then
 else
   model=${model:-/work/scratch/llama7b}; work=${work:-/work/scratch/llama7b-work}
 fi
-mkdir -p "$work" "$(dirname "$model")"
-model=$(cd "$(dirname "$model")" && pwd)/$(basename "$model")
-work=$(cd "$work" && pwd)
+model=$(realpath -m "$model"); work=$(realpath -m "$work")
 for d in "$model" "$work"; do
   case $d/ in "$repo"/*) die "$d is inside the repository $repo: use a scratch directory" ;; esac
 done
+mkdir -p "$work" "$(dirname "$model")"
 
 # ---- the checkpoint -------------------------------------------------------------------------
 size=$($py "$here/make_llama.py" --preset "$preset" --out "$model" --dry-run |
