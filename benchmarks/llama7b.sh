@@ -89,8 +89,12 @@ for t in $tasks; do
     *) die "unknown task '$t' (expected global_magnitude magnitude wanda sparsegpt nm24)" ;; esac
 done
 py=/usr/bin/python3
-if [ "$run_prune" = 1 ]; then
-  for b in prune-magnitude prune-sparsify prune-eval; do
+if [ "$run_prune" = 1 ]; then   # the binaries the tasks need
+  needed=""; [ "$preset" = tiny ] && needed=prune-eval
+  for t in $tasks; do
+    if [ "$t" = global_magnitude ]; then needed="$needed prune-magnitude"; else needed="$needed prune-sparsify"; fi
+  done
+  for b in $needed; do
     [ -x "$build/bin/$b" ] || die "$build/bin/$b not built (cmake --build build --target $b)"
   done
 fi
@@ -156,6 +160,10 @@ prune_command() {
   esac
 }
 
+# clean DIR: an output and what a killed binary leaves next to it (prune's binaries write into
+# a hidden .NAME.staging-* directory and rename it when done)
+clean() { rm -rf "$1" "$(dirname "$1")/.$(basename "$1")".staging-*; }
+
 results=$work/results.jsonl
 : > "$results"
 cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
@@ -167,7 +175,7 @@ for task in $tasks; do
   out=$work/out-$task
   p_status=-; p_s=; p_rss=; p_anon=
   if [ "$run_prune" = 1 ]; then
-    rm -rf "$out"; warm
+    clean "$out"; warm
     prune_command "$task" "$out"
     run_limited $((rss_gib * 1024)) "prune-$task" "${cmd[@]}"
     p_status=$r_status; p_s=$r_seconds; p_rss=$r_rss; p_anon=$r_anon
@@ -180,10 +188,10 @@ for task in $tasks; do
   fi
   # tiny: torch's pruned weights compared with prune's (zero patterns); the 7B: one output at a time
   compare=(); [ "$preset" = tiny ] && [ -d "$out" ] && compare=(--compare-with "$out")
-  [ "$preset" = tiny ] || rm -rf "$out"
+  [ "$preset" = tiny ] || clean "$out"
   t_status=-; t_s=; t_rss=
   if [ "$run_torch" = 1 ] && [ "$task" != sparsegpt ]; then
-    rm -rf "$work/torch-$task"; warm
+    clean "$work/torch-$task"; warm
     OMP_WAIT_POLICY=PASSIVE run_limited $((torch_gib * 1024)) "torch-$task" \
       $py "$here/torch_llama7b.py" --model "$model" --task "$task" --threads "$threads" \
       --max-gib "$torch_gib" --save "$work/torch-$task" "${compare[@]}"
@@ -194,7 +202,7 @@ for task in $tasks; do
 print(r["status"], r["seconds"])' "$work/torch-$task.out" 2>/dev/null || echo failed "$t_s")
     fi
     [ "$t_status" = ok ] || echo "torch $task: $t_status; $(tail -1 "$work/torch-$task.out" 2>/dev/null) $(tail -1 "$work/torch-$task.err")" >&2
-    rm -rf "$work/torch-$task"
+    clean "$work/torch-$task"
     $py -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().splitlines()[-1])
 if "compared" in r: print("%s: torch and prune zero different weights at %d of %d positions" % (r["task"], r["zeros_differ"], r["compared"]))' \
       "$work/torch-$task.out" >&2 || true
