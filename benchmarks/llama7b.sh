@@ -207,7 +207,7 @@ print(r["status"], r["seconds"])' "$work/torch-$task.out" 2>/dev/null || echo fa
 if "compared" in r: print("%s: torch and prune zero different weights at %d of %d positions" % (r["task"], r["zeros_differ"], r["compared"]))' \
       "$work/torch-$task.out" >&2 || true
   fi
-  rm -rf "$out"
+  clean "$out"
   $py -c 'import json,sys; a=sys.argv[1:]; print(json.dumps(dict(task=a[0], prune_status=a[1], prune_seconds=a[2], prune_peak_rss_mib=a[3], prune_peak_anon_mib=a[4], torch_status=a[5], torch_seconds=a[6], torch_peak_rss_mib=a[7])))' \
     "$task" "$p_status" "$p_s" "$p_rss" "$p_anon" "$t_status" "$t_s" "$t_rss" >> "$results"
 done
