@@ -54,7 +54,10 @@
 #                       46% of one core's time on average (the machine was shared)
 #     wanda             1480.6 s (load 19.9, prune 1451.7, save 9.0), peak RSS 14,653 MiB, 71%
 #     2:4               298.0 s (load 14.0, prune 263.9, save 20.1), peak RSS 13,494 MiB, 57%
-#   No ratio yet: no prune task finished on the 7B with the binaries of that commit.
+#   No ratio yet: no prune task finished on the 7B with the binaries of that commit. The
+#   streaming prune-magnitude of commit d2fdabe was built and checked on --preset tiny (3
+#   shards in, 3 out, prune-eval loads them) but not run on the 7B: its output (13.5 GB of
+#   shards + masks.safetensors) would have left less than 20 GB of the disk free that day.
 #   --preset tiny (2 layers, hidden 64): every task ok; prune-eval loads every output; torch's
 #   Wanda zeros the same weights as prune-sparsify's (0 of 92,160 differ); per-matrix magnitude
 #   and 2:4 differ in 64 and 134 positions, all at ties of |w| in bf16.
@@ -118,11 +121,12 @@ mkdir -p "$work" "$(dirname "$model")"
 size=$($py "$here/make_llama.py" --preset "$preset" --out "$model" --dry-run |
        $py -c 'import json,sys; print(json.load(sys.stdin)["bytes"])')
 reserve=$((20 * 1000 ** 3)); [ "$preset" = tiny ] && reserve=0
-need=$((size + reserve))                         # one pruned output at a time
+# one pruned output at a time: the shards and masks.safetensors (a byte per pruned bf16 weight)
+need=$((size + size / 2 + reserve))
 [ -f "$model/model.safetensors.index.json" ] || need=$((need + size))
 avail=$(df -B1 --output=avail "$work" | tail -1)
 if [ "$avail" -lt "$need" ]; then
-  die "not enough disk on $(df --output=target "$work" | tail -1): $((avail / 1000 ** 3)) GB free, need $((need / 1000 ** 3)) GB (model $((size / 1000 ** 3)) GB, one output as big, 20 GB kept free)"
+  die "not enough disk on $(df --output=target "$work" | tail -1): $((avail / 1000 ** 3)) GB free, need $((need / 1000 ** 3)) GB (model $((size / 1000 ** 3)) GB, one output with its masks 1.5 times as big, 20 GB kept free)"
 fi
 if [ ! -f "$model/model.safetensors.index.json" ]; then
   [ -e "$model" ] && [ -n "$(ls -A "$model")" ] && die "$model exists without model.safetensors.index.json (an interrupted generation?): remove it"
