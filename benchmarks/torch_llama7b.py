@@ -22,7 +22,7 @@ directly, the `safetensors` and `transformers` packages are not needed), pruned,
 
 Prints one JSON line: task, status (ok / out_of_memory), seconds (load + prune + save; until
 the failure when not ok), load_seconds, prune_seconds, save_seconds, process_seconds (from the
-start of main, after the imports: also the sparsity check and --compare-with), peak_rss_mb (getrusage ru_maxrss), sparsity (of the pruned
+start of main, after the imports: also the sparsity check and --compare-with), peak_rss_mib (getrusage ru_maxrss), sparsity (of the pruned
 matrices, when ok), error (when not ok); with --compare-with DIR also zeros_differ and compared. The process's address space is capped (--max-gib,
 RLIMIT_AS) so an allocation the machine cannot hold fails inside torch (RuntimeError /
 MemoryError, reported as out_of_memory) instead of waking the kernel's OOM killer.
@@ -347,7 +347,7 @@ def main(argv):
         report["error"] = str(e).splitlines()[0][:300]
     report.setdefault("seconds", round(time.monotonic() - start, 2))
     report["process_seconds"] = round(time.monotonic() - start, 2)
-    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(report), flush=True)
 
 
