@@ -22,10 +22,11 @@ directly, the `safetensors` and `transformers` packages are not needed), pruned,
 
 Prints one JSON line: task, status (ok / out_of_memory), seconds (load + prune + save; until
 the failure when not ok), load_seconds, prune_seconds, save_seconds, process_seconds (from the
-start of main, after the imports: also the sparsity check and --compare-with), peak_rss_mib (getrusage ru_maxrss), sparsity (of the pruned
-matrices, when ok), error (when not ok); with --compare-with DIR also zeros_differ and compared. The process's address space is capped (--max-gib,
-RLIMIT_AS) so an allocation the machine cannot hold fails inside torch (RuntimeError /
-MemoryError, reported as out_of_memory) instead of waking the kernel's OOM killer.
+start of main, after the imports: also the sparsity check and --compare-with), peak_rss_mib
+(getrusage ru_maxrss), sparsity (of the pruned matrices, when ok), error (when not ok); with
+--compare-with DIR also zeros_differ and compared. The process's address space is capped
+(--max-gib, RLIMIT_AS) so an allocation the machine cannot hold fails inside torch
+(RuntimeError / MemoryError, reported as out_of_memory) instead of waking the kernel's OOM killer.
 
 Usage: /usr/bin/python3 benchmarks/torch_llama7b.py --model DIR --task wanda [--calib F] [--save OUT]
 """
