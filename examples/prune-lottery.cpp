@@ -2,7 +2,7 @@
 // Winning" (Prasanna, Rogers & Rumshisky 2020) on a pre-trained BERT and a set of tasks.
 //
 //   prune-lottery [--quick | --full] [--model DIR] [--train F --dev F --task NAME [--metric M]]
-//                 [--tasks T ...] [--seeds N] [--out DIR] [--cache DIR] [--threads N]
+//                 [--tasks T ...] [--seeds N] [--max-steps N] [--out DIR] [--cache DIR] [--threads N]
 //
 // With no flags it runs the built-in default: the WordNet-GLUE tasks (made on first use by
 // `prune-data wordnet`) and a tiny BERT pre-trained on their train synsets (made on first
@@ -472,6 +472,7 @@ int run(int argc, char** argv) {
     std::string model_dir, train_file, dev_file, task_name, out_dir = "lottery-out", cache_dir = "prune-cache";
     std::vector<std::string> tasks;
     int seeds = 0, threads = 0, epochs = 0;
+    long long max_steps = 0;  // signed: CLI11 would read -1 as 2^64 - 1
     double lr = 0.0;
     long long train_rows = 0, dev_rows = 0;  // signed: as std::size_t, CLI11 reads -1 as 2^64 - 1
     std::uint64_t data_seed = 1;
@@ -497,6 +498,8 @@ int run(int argc, char** argv) {
     app.add_option("--seeds", seeds, "seeds per task");
     app.add_option("--epochs", epochs, "fine-tuning epochs");
     app.add_option("--lr", lr, "fine-tuning learning rate");
+    app.add_option("--max-steps", max_steps,
+                   "m-pruning: at most this many steps (the paper's 10); more lets a tolerant task prune past 65%");
     app.add_option("--train-rows", train_rows, "training rows per task (WordNet-GLUE)");
     app.add_option("--dev-rows", dev_rows, "dev rows per task (WordNet-GLUE)");
     app.add_option("--data-seed", data_seed, "seed of the WordNet-GLUE suite and of pre-training")
@@ -523,6 +526,12 @@ int run(int argc, char** argv) {
         if (app.count("--lr") > 0) {
             prune_cli::check_flag("--lr", lr, prune_cli::above(0));
             run.finetune.learning_rate = lr;
+        }
+        if (app.count("--max-steps") > 0) {
+            if (max_steps < 1 || max_steps > 1000) {
+                throw prune::value_error("--max-steps " + std::to_string(max_steps) + " (expected 1..1000 m-pruning steps)");
+            }
+            run.m_max_steps = static_cast<std::size_t>(max_steps);
         }
         if (app.count("--train-rows") > 0) {
             if (train_rows < 1) throw prune::value_error("--train-rows " + std::to_string(train_rows) + " (expected >= 1)");

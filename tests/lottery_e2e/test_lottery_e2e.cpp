@@ -275,3 +275,19 @@ TEST_CASE("the report is the same on 1 thread as on 2, timings aside") {
     CHECK(read(d / "out-1-thread" / "heads-all.svg") == read(d / "out" / "heads-all.svg"));
 }
 
+TEST_CASE("--max-steps caps m-pruning at that many steps, and the report names the cap") {
+    const fs::path d = run_directory();
+    const fs::path out = d / "out-max-steps";
+    std::string command = lottery_command(d, out, 2);
+    command.replace(command.find(" --seeds 2"), 10, " --seeds 1 --tasks pos --max-steps 2");
+    REQUIRE(run(command) == 0);
+    const auto json = nlohmann::json::parse(read(out / "report.json"));
+    CHECK(json["configuration"]["m_max_steps"] == 2);
+    const auto& history = json["tasks"][0]["seeds"][0]["m_history"];
+    REQUIRE(history.size() >= 2);
+    CHECK(history.size() <= 3);  // step 0 (the full model) and at most 2 steps
+    if (history.back()["passed"].get<bool>()) {
+        CHECK(read(out / "report.md").find("at most 2 steps, the paper's 10") != std::string::npos);
+    }
+}
+

@@ -271,6 +271,12 @@ inline std::vector<std::pair<std::string, prune::heatmap>> heatmaps(const std::v
     return maps;
 }
 
+/// The configuration's m-pruning step limit as text ("10" when it does not say).
+inline std::string max_steps_text(const nlohmann::json& configuration) {
+    const auto it = configuration.find("m_max_steps");
+    return it != configuration.end() && it->is_number_unsigned() ? std::to_string(it->get<std::size_t>()) : std::string("10");
+}
+
 /// report.md: the table, structure and sparsity, stability, findings.
 inline std::string markdown(const std::vector<task_result>& tasks, const nlohmann::json& configuration,
                             const std::vector<finding>& findings, double wall_seconds) {
@@ -349,7 +355,8 @@ inline std::string markdown(const std::vector<task_result>& tasks, const nlohman
         md += "\nm-pruning stopped at its step limit with the dev score still above the threshold in " +
               std::to_string(capped) + " of " + std::to_string(runs) + " runs (at " +
               detail::number(100 * capped_sparsity, 1) +
-              "% sparsity; the paper's limit: at most 10 steps): those good m-subnetworks might be sparser still.\n";
+              "% sparsity; the limit: at most " + max_steps_text(configuration) +
+              " steps, the paper's 10; `--max-steps` raises it): those good m-subnetworks might be sparser still.\n";
     }
     md += "\nHeatmaps: `heads-<task>.svg`, `heads-all.svg`, `mlps.svg`, `m-sparsity-<task>.svg`.\n\n";
     md += "## Findings of the paper, checked on this run\n\n";
@@ -369,7 +376,6 @@ inline std::string markdown(const std::vector<task_result>& tasks, const nlohman
     md += "Rules: \"close\" means within " + detail::number(finding_rules{}.close) +
           " absolute, or one seed standard deviation when that is larger; \"falls short\" means below the good "
           "subnetwork by more than that.\n";
-    (void)configuration;
     return md;
 }
 
