@@ -207,10 +207,14 @@ struct output {
     }
 };
 
-/// The masks in the checkpoint's layout, in the model's order.
-std::vector<std::pair<std::string, element_mask>> file_masks(const sp::calibration_result& result, const output& out) {
+/// The masks, moved out of `result`, in the checkpoint's layout and the model's order.
+std::vector<std::pair<std::string, element_mask>> file_masks(sp::calibration_result& result, const output& out) {
     std::vector<std::pair<std::string, element_mask>> masks;
-    for (const auto& x : result.linears) masks.emplace_back(x.name, file_layout(x.mask, out.transposed.at(x.name)));
+    for (auto& x : result.linears) {
+        const bool transposed = out.transposed.at(x.name);
+        masks.emplace_back(x.name, transposed ? file_layout(x.mask, true) : std::move(x.mask));
+        x.mask = element_mask();
+    }
     return masks;
 }
 
@@ -249,7 +253,7 @@ std::vector<decoder::sequences> shard(std::vector<decoder::sequences> all, const
 }
 
 /// Rank 0: the report's results, the perplexity before and after, the output directory.
-void finish(const settings& s, loaded& in, output& out, const sp::calibration_result& result,
+void finish(const settings& s, loaded& in, output& out, sp::calibration_result& result,
             const decoder::layer_stream::evaluation& eval, std::vector<double> layer_seconds,
             std::chrono::steady_clock::time_point start) {
     nlohmann::json& report = in.report;
@@ -312,7 +316,7 @@ void sparsify_model(const settings& s, prune::mpi::communicator& comm) {
         out->add_layer(*stream, in.model->ckpt, l);
         std::fprintf(stderr, "prune-sparsify: layer %zu of %zu pruned (%.2f s)\n", l + 1, stream->layers(), layer_seconds.back());
     };
-    const sp::calibration_result result = sp::prune_layers(*stream, options);
+    sp::calibration_result result = sp::prune_layers(*stream, options);
     prune::mpi::collectively(comm, [&] {
         const decoder::layer_stream::evaluation eval = stream->finish();
         if (comm.rank() == 0) finish(s, in, *out, result, eval, layer_seconds, start);

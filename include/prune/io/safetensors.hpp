@@ -39,6 +39,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <map>
 #include <set>
@@ -725,14 +726,26 @@ public:
     /// value_error on a duplicate or reserved name, shape_error when the byte count disagrees.
     void add(std::string name, dtype type, const std::vector<std::size_t>& shape, std::span<const std::byte> data) {
         check(name, type, shape, data.size());
-        entries_.push_back({std::move(name), type, shape, std::vector<std::byte>(data.begin(), data.end()), {}});
+        entries_.push_back({std::move(name), type, shape, std::vector<std::byte>(data.begin(), data.end()), {}, {}, 0});
     }
 
     /// Adds a tensor by reference: `data` must stay alive and unchanged until write() returns.
     void add_borrowed(std::string name, dtype type, const std::vector<std::size_t>& shape,
                       std::span<const std::byte> data) {
         check(name, type, shape, data.size());
-        entries_.push_back({std::move(name), type, shape, {}, data});
+        entries_.push_back({std::move(name), type, shape, {}, data, {}, 0});
+    }
+
+    /// Adds a tensor whose bytes `make()` gives when write() (or to_bytes()) reaches it, one
+    /// tensor's bytes in memory at a time; shape_error then when they are not the shape's size.
+    void add_deferred(std::string name, dtype type, const std::vector<std::size_t>& shape,
+                      std::function<std::vector<std::byte>()> make) {
+        std::size_t bytes = dtype_size(type);
+        for (std::size_t e : shape) {
+            if (!detail::multiply(bytes, e, bytes)) throw shape_error("prune::io::safetensors_writer: tensor '" + name + "': shape overflows");
+        }
+        check(name, type, shape, bytes);
+        entries_.push_back({std::move(name), type, shape, {}, {}, std::move(make), bytes});
     }
 
     /// Adds a view (copied in logical row-major order, so column-major views are transposed to it).
@@ -753,7 +766,7 @@ public:
                 std::memcpy(data.data() + i * sizeof(U), &value, sizeof(U));
             }
         }
-        entries_.push_back({std::move(name), dtype_of<U>(), shape, std::move(data), {}});
+        entries_.push_back({std::move(name), dtype_of<U>(), shape, std::move(data), {}, {}, 0});
     }
 
     /// Adds a U8 tensor (e.g. an element mask, 1 = kept).
@@ -780,7 +793,7 @@ public:
         std::size_t offset = 0;
         for (std::size_t i : data_order()) {
             const entry& e = entries_[i];
-            const std::size_t size = e.data().size();
+            const std::size_t size = e.size();
             header_json[e.name] = {{"dtype", dtype_name(e.type)}, {"shape", e.shape}, {"data_offsets", {offset, offset + size}}};
             offset += size;
         }
@@ -798,7 +811,8 @@ public:
         std::vector<std::byte> out(reinterpret_cast<const std::byte*>(head.data()),
                                    reinterpret_cast<const std::byte*>(head.data()) + head.size());
         for (std::size_t i : data_order()) {
-            const auto data = entries_[i].data();
+            const std::vector<std::byte> made = entries_[i].made();
+            const auto data = entries_[i].make ? std::span<const std::byte>(made) : entries_[i].data();
             out.insert(out.end(), data.begin(), data.end());
         }
         return out;
@@ -810,7 +824,12 @@ public:
         atomic_file file(path);
         file.write(header());
         for (std::size_t i : data_order()) {
-            file.write(entries_[i].data());
+            if (!entries_[i].make) {
+                file.write(entries_[i].data());
+                continue;
+            }
+            const std::vector<std::byte> made = entries_[i].made();
+            file.write(std::span<const std::byte>(made));
         }
         file.commit();
     }
@@ -822,9 +841,22 @@ private:
         std::vector<std::size_t> shape;
         std::vector<std::byte> owned;
         std::span<const std::byte> borrowed;
+        std::function<std::vector<std::byte>()> make;  // add_deferred's
+        std::size_t deferred_size = 0;                 // its bytes
         [[nodiscard]] std::span<const std::byte> data() const noexcept {
             return owned.empty() ? borrowed : std::span<const std::byte>(owned);
         }
+        /// The bytes of a deferred entry, made now (shape_error when their count is wrong).
+        [[nodiscard]] std::vector<std::byte> made() const {
+            if (!make) return {};
+            std::vector<std::byte> out = make();
+            if (out.size() != deferred_size) {
+                throw shape_error("prune::io::safetensors_writer: tensor '" + name + "' was given " + std::to_string(out.size()) +
+                                  " bytes (expected " + std::to_string(deferred_size) + ")");
+            }
+            return out;
+        }
+        [[nodiscard]] std::size_t size() const noexcept { return make ? deferred_size : data().size(); }
     };
 
     void check(const std::string& name, dtype type, const std::vector<std::size_t>& shape, std::size_t bytes) const {
