@@ -38,6 +38,9 @@
 #include <utility>
 #include <vector>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 namespace prune::decoder {
 
 namespace detail {
@@ -58,6 +61,16 @@ inline void require_finite(const io::checkpoint& ckpt, const std::string& name, 
                                " at element " + std::to_string(at + i) + " (expected finite weights)");
         }
     }
+}
+
+/// Drops a checkpoint tensor's memory-mapped pages from the resident set once it has been read
+/// (the whole pages inside its bytes; read again, they come back from the file).
+inline void release(const io::checkpoint& ckpt, const std::string& name) {
+    const std::span<const std::byte> bytes = ckpt.bytes(name);
+    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = reinterpret_cast<std::uintptr_t>(bytes.data()), end = begin + bytes.size();
+    const std::uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+    if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 /// Adds row `row` of a [rows, width] checkpoint tensor, as float, to out[0, width) (or sets it).
@@ -117,13 +130,13 @@ public:
         : ckpt_(ckpt), where_(std::move(where)), ws_(threads) {
         w_.cfg = cfg;
         for (std::size_t l = 0; l < static_cast<std::size_t>(cfg.num_hidden_layers); ++l) w_.layers.push_back(allocate_layer(cfg, l, false));
-        if (!cfg.tie_word_embeddings) w_.lm_head.resize(1);  // listed by outer_parameters; sized by finish
-        for (const parameter& p : outer_parameters(w_)) {
+        for (const parameter& p : outer_tensors()) {
             detail::check_parameter(ckpt_, p, where_);
             detail::require_finite(ckpt_, p.name, where_);
+            detail::release(ckpt_, p.name);
         }
-        w_.lm_head.clear();
         std::vector<std::vector<float>> streams = streams_of(calibration, "calibration batch");
+        release_outer();
         run_.emplace(w_, std::move(calibration), std::move(streams), ws_, "calibration batch");
     }
 
@@ -136,6 +149,7 @@ public:
         if (current_) throw value_error("layer_stream::evaluate: called after layer " + std::to_string(*current_) + " was read");
         dense_.emplace(w_, batches, streams_of(batches, "evaluation batch"), ws_, "evaluation batch");
         pruned_.emplace(w_, batches, streams_of(batches, "evaluation batch"), ws_, "evaluation batch");
+        release_outer();
     }
 
     /// Layers of the model.
@@ -202,6 +216,7 @@ public:
         for (const parameter& p : outer_parameters(w)) {
             if (p.data != nullptr) detail::read_parameter(ckpt_, p, where_);
         }
+        release_outer();
         for (std::size_t b = 0; b < dense_->batches(); ++b) out.dense.push_back(dense_->finish(b));
         for (std::size_t b = 0; b < pruned_->batches(); ++b) out.pruned.push_back(pruned_->finish(b));
         return out;
@@ -218,6 +233,21 @@ private:
         return out;
     }
 
+    /// The tensors outside the layers (outer_parameters' names and shapes, no data).
+    [[nodiscard]] std::vector<parameter> outer_tensors() const {
+        weights shell;
+        shell.cfg = w_.cfg;
+        if (!w_.cfg.tie_word_embeddings) shell.lm_head.resize(1);  // so that lm_head is listed
+        std::vector<parameter> out = parameters(shell);
+        for (parameter& p : out) p.data = nullptr;
+        return out;
+    }
+
+    /// Drops the pages of the tensors outside the layers (read for embedding rows or the head).
+    void release_outer() {
+        for (const parameter& p : outer_tensors()) detail::release(ckpt_, p.name);
+    }
+
     /// Makes layer l the current one: the previous one finished and dropped, l read and the
     /// dense evaluation streams run through it.
     void read(std::size_t l) {
@@ -229,7 +259,10 @@ private:
         }
         if (current_) done(*current_);
         w_.layers[l] = allocate_layer(w_.cfg, l);
-        for (const parameter& p : layer_parameters(w_, l)) detail::read_parameter(ckpt_, p, where_);
+        for (const parameter& p : layer_parameters(w_, l)) {
+            detail::read_parameter(ckpt_, p, where_);
+            detail::release(ckpt_, p.name);
+        }
         current_ = l;
         if (dense_) {
             for (std::size_t b = 0; b < dense_->batches(); ++b) dense_->advance(l, b);
