@@ -203,16 +203,15 @@ public:
     /// norm and output projection, and returns both evaluations (empty without evaluate()).
     /// The layer's weights are dropped.
     [[nodiscard]] evaluation finish() {
-        if (current_) done(*current_);
-        current_ = layers();
+        if (current_ && *current_ < layers()) done(*current_);
+        current_ = layers();  // no layer is read after this
         evaluation out;
         if (!dense_ || dense_->batches() == 0) return out;
-        weights& w = w_;
-        w.embed.assign(static_cast<std::size_t>(w.cfg.vocab_size) * static_cast<std::size_t>(w.cfg.hidden_size), 0.0f);
-        if (!w.cfg.tie_word_embeddings) w.lm_head.assign(w.embed.size(), 0.0f);
+        weights& w = w_;  // the output projection (lm_head, or the tied embeddings) and the final norm
+        const std::size_t table = static_cast<std::size_t>(w.cfg.vocab_size) * static_cast<std::size_t>(w.cfg.hidden_size);
+        (w.cfg.tie_word_embeddings ? w.embed : w.lm_head).assign(table, 0.0f);
         w.final_norm.assign(static_cast<std::size_t>(w.cfg.hidden_size), 0.0f);
         if (!w.cfg.is_llama()) w.final_norm_bias.assign(w.final_norm.size(), 0.0f);
-        if (!w.cfg.tie_word_embeddings) w.embed.clear();  // only the output projection is read
         for (const parameter& p : outer_parameters(w)) {
             if (p.data != nullptr) detail::read_parameter(ckpt_, p, where_);
         }
