@@ -21,8 +21,9 @@
 // data; steps continue while the metric stays >= threshold * baseline, at most --steps; the
 // masks of the last passing step are kept.
 // Output (a directory that appears whole, or not at all): masks.safetensors (U8 per candidate
-// parameter and per parameter of --element-mask, 1 = kept), model.safetensors (every tensor
-// of the model, pruned weights zeroed, dtypes kept), config.json (+ vocab.txt when present),
+// parameter and per parameter of --element-mask, 1 = kept), the weights in the input's layout
+// (model.safetensors, or the same shards and model.safetensors.index.json; every file's header
+// kept, pruned weights zeroed, dtypes kept), config.json (+ vocab.txt when present),
 // report.json (settings, history: step, sparsity, metric, passed; per-tensor kept counts).
 #include "common/cli.hpp"
 #include "common/mask_report.hpp"
@@ -32,6 +33,8 @@
 #include <prune/models/bert/candidates.hpp>
 #include <prune/importance/scores.hpp>
 #include <prune/io/atomic.hpp>
+#include <prune/io/checkpoint_writer.hpp>
+#include <prune/io/mapped_scores.hpp>
 #include <prune/io/masks.hpp>
 #include <prune/io/safetensors.hpp>
 #include <prune/search.hpp>
@@ -51,13 +54,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <optional>
 #include <regex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace prune_examples::prune_magnitude {
@@ -153,61 +156,23 @@ std::vector<std::string> choose_candidates(const io::checkpoint& model, const st
     return kept;
 }
 
-/// Score sources over the checkpoint's tensors (zero-copy where aligned; float copies otherwise).
-struct candidate_scores {
-    std::vector<score_source> sources;
-    std::deque<std::vector<float>> copies;  // keeps converted tensors alive
-};
-
-template <element T>
-score_source source_of(const tensor_view<const T>& v, const std::string& kind, std::uint64_t seed) {
-    if (kind == "random") {
-        return random_scores(v.extents(), seed);
-    }
-    if (kind == "inverted") {
-        return inverted_magnitude(v);
-    }
-    return magnitude(v);
-}
-
-candidate_scores make_scores(const io::checkpoint& model, const std::vector<std::string>& names,
-                             const std::string& kind, std::uint64_t seed) {
-    candidate_scores out;
+/// Score sources read from the checkpoint's file map, pages given back as they are read
+/// (io/mapped_scores.hpp); format_error for a candidate holding NaN or an infinity.
+std::vector<score_source> make_scores(const io::checkpoint& model, const std::vector<std::string>& names,
+                                      const std::string& kind, std::uint64_t seed) {
+    std::vector<score_source> out;
     for (const auto& name : names) {
         const io::tensor_info& info = model.info(name);
-        if (info.type == io::dtype::F32 || info.type == io::dtype::F64 || info.type == io::dtype::F16 ||
-            info.type == io::dtype::BF16) {  // NaN / infinity have no magnitude order: reject them
-            const std::vector<float> values = model.to_float(name);
-            const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
-            if (bad != values.end()) {
-                throw format_error("candidate tensor '" + name + "' holds " + (std::isnan(*bad) ? "NaN" : "an infinity") +
-                                   " at element " + std::to_string(bad - values.begin()) + " (expected finite weights)");
-            }
+        if (const auto bad = io::first_non_finite(model, name)) {  // NaN / infinity have no magnitude order
+            const float v = model.to_float(name)[*bad];
+            throw format_error("candidate tensor '" + name + "' holds " + (std::isnan(v) ? "NaN" : "an infinity") +
+                               " at element " + std::to_string(*bad) + " (expected finite weights)");
         }
-        auto from_copy = [&] {
-            out.copies.push_back(model.to_float(name));
-            return source_of(make_view<const float>(out.copies.back().data(), info.extents()), kind, seed);
-        };
-        score_source s = [&]() -> score_source {
-            try {
-                switch (info.type) {
-                    case io::dtype::F32:
-                        return source_of(model.view<float>(name), kind, seed);
-                    case io::dtype::F64:
-                        return source_of(model.view<double>(name), kind, seed);
-                    case io::dtype::F16:
-                        return source_of(model.view<prune::half>(name), kind, seed);
-                    case io::dtype::BF16:
-                        return source_of(model.view<prune::bfloat16>(name), kind, seed);
-                    default:
-                        throw dtype_error("candidate tensor '" + name + "' is " + io::dtype_name(info.type) +
-                                          " (expected F32, F64, F16 or BF16: only floating-point weights are pruned)");
-                }
-            } catch (const format_error&) {  // misaligned: convert
-                return from_copy();
-            }
-        }();
-        out.sources.push_back(std::move(s).named(name));
+        if (kind == "random") {
+            out.push_back(random_scores(info.extents(), seed).named(name));
+        } else {
+            out.push_back(io::mapped_scores(model, name, kind == "inverted" ? score_kind::inverted_magnitude : score_kind::magnitude));
+        }
     }
     return out;
 }
@@ -230,6 +195,21 @@ void apply_to_bytes(const element_mask& mask, io::dtype type, std::vector<std::b
         default:
             throw dtype_error("cannot apply a mask to a " + std::string(io::dtype_name(type)) + " tensor");
     }
+}
+
+/// The checkpoint in its own layout through `writer`, every masked tensor's pruned weights zeroed:
+/// one tensor in memory at a time, the input's pages given back as they are copied.
+void write_masked(const io::checkpoint& model, const io::element_masks& masks, io::checkpoint_writer& writer) {
+    std::vector<std::byte> buffer;
+    for (const auto& [name, mask] : masks) {
+        const io::tensor_info& info = model.info(name);
+        const auto bytes = model.bytes(name);
+        buffer.assign(bytes.begin(), bytes.end());
+        model.release(name);
+        apply_to_bytes(mask, info.type, buffer, info.extents());
+        writer.put(name, buffer);
+    }
+    writer.finish();
 }
 
 /// The reference-BERT evaluator: metric (accuracy, or Pearson for regression) of masked weights on a data file.
@@ -367,6 +347,9 @@ int run(int argc, char** argv) {
             throw io_error("model directory '" + model_dir + "' has no config.json");
         }
         const io::checkpoint model = io::checkpoint::open(model_dir);
+        // the output's files first, their space reserved: a disk too small fails before the work
+        io::output_directory out(out_dir);
+        io::checkpoint_writer writer(model, out.path());
         const auto names = choose_candidates(model, include, exclude);
 
         // starting masks: all kept, or from --element-mask (shapes checked against the model)
@@ -380,7 +363,7 @@ int run(int argc, char** argv) {
             const auto it = given.find(name);
             start_masks.push_back(it != given.end() ? it->second : element_mask(model.info(name).extents()));
         }
-        const candidate_scores scores = make_scores(model, names, scores_kind, seed);
+        const std::vector<score_source> scores = make_scores(model, names, scores_kind, seed);
         select_options select;
         select.threads = threads == 0 ? 0u : static_cast<unsigned>(threads);
 
@@ -393,7 +376,7 @@ int run(int argc, char** argv) {
         };
         const auto step = [&](const std::vector<element_mask>& masks, std::size_t s) {
             std::vector<element_mask> next = masks;
-            const auto r = prune_global(scores.sources, next, amount, select);
+            const auto r = prune_global(scores, next, amount, select);
             std::fprintf(stderr, "prune-magnitude: step %zu pruned %zu of %zu remaining, sparsity %.4f\n", s, r.pruned,
                          r.candidates, sparsity_of(next));
             return next;
@@ -405,7 +388,7 @@ int run(int argc, char** argv) {
         if (data_file.empty()) {
             // exactly --steps steps: a search whose metric always passes
             search_options options{0.0, static_cast<std::size_t>(steps)};
-            result = search(start_masks, 0.0, step, [](const std::vector<element_mask>&) { return 0.0; },
+            result = search(std::move(start_masks), 0.0, step, [](const std::vector<element_mask>&) { return 0.0; },
                             [](const std::vector<element_mask>& m) { return sparsity_of(m); }, options);
             // "exhausted" (a step that changes nothing) is fine too: the count was exact
         } else {
@@ -415,7 +398,7 @@ int run(int argc, char** argv) {
             std::fprintf(stderr, "prune-magnitude: baseline %s = %.6f\n", metric_name.c_str(), baseline);
             search_options options{threshold, static_cast<std::size_t>(steps)};
             result = search(
-                start_masks, baseline, step,
+                std::move(start_masks), baseline, step,
                 [&](const std::vector<element_mask>& m, std::size_t s) {
                     const double metric = evaluate(to_named(m));
                     std::fprintf(stderr, "prune-magnitude: step %zu %s = %.6f (needs >= %.6f)\n", s, metric_name.c_str(),
@@ -424,36 +407,18 @@ int run(int argc, char** argv) {
                 },
                 [](const std::vector<element_mask>& m) { return sparsity_of(m); }, options);
         }
-        const io::element_masks final_masks = to_named(result.mask);
+        io::element_masks final_masks = to_named(result.mask);
+        result.mask = {};  // a 7B model's masks are 0.8 GB: one copy at a time
 
-        // outputs, staged
-        io::output_directory out(out_dir);
+        // outputs, staged: the weights, then the masks in the model's order
+        write_masked(model, final_masks, writer);
         std::vector<std::pair<std::string, element_mask>> ordered;
-        for (const auto& info : model.tensors()) {  // masks in the model's order
+        for (const auto& info : model.tensors()) {
             const auto it = final_masks.find(info.name);
-            if (it != final_masks.end()) {
-                ordered.emplace_back(it->first, it->second);
-            }
+            if (it != final_masks.end()) ordered.emplace_back(it->first, std::move(it->second));
         }
         io::write_element_masks(out / "masks.safetensors",
                                 std::span<const std::pair<std::string, element_mask>>(ordered));
-        io::safetensors_writer writer;
-        for (const auto& [key, value] : model.metadata()) {
-            writer.set_metadata(key, value);
-        }
-        std::deque<std::vector<std::byte>> masked;
-        for (const auto& info : model.tensors()) {
-            const auto bytes = model.bytes(info.name);
-            const auto it = final_masks.find(info.name);
-            if (it == final_masks.end()) {
-                writer.add_borrowed(info.name, info.type, info.shape, bytes);
-                continue;
-            }
-            masked.emplace_back(bytes.begin(), bytes.end());
-            apply_to_bytes(it->second, info.type, masked.back(), info.extents());
-            writer.add_borrowed(info.name, info.type, info.shape, masked.back());
-        }
-        writer.write(out / "model.safetensors");
         for (const char* file : {"config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"}) {
             if (fs::is_regular_file(fs::path(model_dir) / file)) {
                 fs::copy_file(fs::path(model_dir) / file, out / file);

@@ -20,6 +20,8 @@
 // masks.safetensors (U8 per pruned weight, 1 = kept, named and shaped as the weight in the
 // checkpoint), report.json (settings, per-tensor sparsity, calibration tokens,
 // wall time, peak RSS, perplexity before / after on --eval F). Bad input: one line, exit 2.
+// Memory (docs/sparsify.md): the model is read one decoder layer at a time (decoder::layer_stream)
+// and each layer's weights are written as soon as it is pruned; never the whole model as float.
 // Under mpirun (a build with MPI; docs/distributed.md) rank r calibrates on the batches b with
 // b % ranks == r and the statistics are added in batch order: magnitude and Wanda give the same
 // bytes for any number of processes; sparsegpt and --reconstruct need one process. Rank 0
@@ -32,6 +34,7 @@
 #include "decoder/causal_lm.hpp"
 
 #include <prune/io/atomic.hpp>
+#include <prune/io/checkpoint_writer.hpp>
 #include <prune/io/masks.hpp>
 #include <prune/io/safetensors.hpp>
 #include <prune/models/decoder/layer_stream.hpp>
@@ -191,17 +194,20 @@ nlohmann::json settings_json(const settings& s, const sp::calibration_options& o
     return r;
 }
 
-/// The output being written while the layers are pruned (rank 0): its staging directory and
-/// the pruned weights' bytes in their dtypes, layer by layer.
+/// The output being written while the layers are pruned (rank 0): its staging directory and the
+/// weights in the input's layout, each layer's pruned linears put as soon as the layer is done.
 struct output {
     io::output_directory dir;
-    io::tensor_bytes pruned;               ///< every pruned weight, in its checkpoint dtype and layout
+    io::checkpoint_writer weights;           ///< the input's files, the pruned weights put
     std::map<std::string, bool> transposed;  ///< per pruned weight: a Conv1D weight ([in, out] on disk)
 
-    /// Encodes layer l's pruned linears (value_error when one is not finite in its dtype).
+    /// Stages `out`, the input's files reserved in it (io_error when they do not fit).
+    output(const std::string& out, const io::checkpoint& ckpt) : dir(out), weights(ckpt, dir.path()) {}
+
+    /// Writes layer l's pruned linears in their dtypes (value_error when one is not finite there).
     void add_layer(decoder::layer_stream& model, const io::checkpoint& ckpt, std::size_t l) {
         for (const auto& x : model.linears(l)) {
-            pruned.emplace(x.name, encoded(file_layout(x), ckpt.info(x.name).type, x.name));
+            weights.put(x.name, encoded(file_layout(x), ckpt.info(x.name).type, x.name));
             transposed.emplace(x.name, x.transposed);
         }
     }
@@ -220,13 +226,13 @@ std::vector<std::pair<std::string, element_mask>> file_masks(sp::calibration_res
 
 /// Writes the rest of the output directory and commits it: config and tokenizer files, weights,
 /// masks, report.
-void write_outputs(const settings& s, const io::checkpoint& ckpt, output& out,
+void write_outputs(const settings& s, output& out,
                    const std::vector<std::pair<std::string, element_mask>>& masks, const nlohmann::json& report) {
     for (const char* file : {"config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                              "generation_config.json"}) {
         if (fs::is_regular_file(fs::path(s.model) / file)) fs::copy_file(fs::path(s.model) / file, out.dir / file);
     }
-    io::write_like(ckpt, out.dir.path(), out.pruned);
+    out.weights.finish();
     io::write_element_masks(out.dir / "masks.safetensors", std::span<const std::pair<std::string, element_mask>>(masks));
     std::ofstream file(out.dir / "report.json");
     file << report.dump(2) << "\n";
@@ -268,7 +274,7 @@ void finish(const settings& s, loaded& in, output& out, sp::calibration_result& 
     prune_cli::add_mask_counts(report, masks);
     report["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     report["peak_rss_bytes"] = peak_rss_bytes();
-    write_outputs(s, in.model->ckpt, out, masks, report);
+    write_outputs(s, out, masks, report);
     std::fprintf(stderr, "prune-sparsify: %s, %zu linears, sparsity %.4f, %llu calibration tokens, wrote %s (%.2f s)\n",
                  s.method.c_str(), masks.size(), report["sparsity"].get<double>(),
                  static_cast<unsigned long long>(result.tokens), s.out.c_str(), report["wall_seconds"].get<double>());
@@ -304,7 +310,7 @@ void sparsify_model(const settings& s, prune::mpi::communicator& comm) {
     std::optional<output> out;
     prune::mpi::collectively(comm, [&] {
         open_inputs(s, options, in, stream, comm);
-        if (comm.rank() == 0) out.emplace(output{io::output_directory(s.out), {}, {}});
+        if (comm.rank() == 0) out.emplace(s.out, in.model->ckpt);
     });
     options.sparsegpt.pool = &stream->pool();
     options.comm = &comm;

@@ -66,10 +66,19 @@ public:
     /// The mask as bytes, 1 = kept.
     [[nodiscard]] std::vector<std::uint8_t> to_bytes() const {
         std::vector<std::uint8_t> bytes(size_);
-        for (std::size_t i = 0; i < size_; ++i) {
-            bytes[i] = static_cast<std::uint8_t>((words_[i / word_bits] >> (i % word_bits)) & 1u);
-        }
+        write_bytes(bytes);
         return bytes;
+    }
+
+    /// Writes the mask as bytes, 1 = kept, into `out` (exactly size() bytes; shape_error otherwise).
+    void write_bytes(std::span<std::uint8_t> out) const {
+        if (out.size() != size_) {
+            throw shape_error("prune::element_mask::write_bytes: " + std::to_string(out.size()) + " bytes for " +
+                              std::to_string(size_) + " elements");
+        }
+        for (std::size_t i = 0; i < size_; ++i) {
+            out[i] = static_cast<std::uint8_t>((words_[i / word_bits] >> (i % word_bits)) & 1u);
+        }
     }
 
     /// The number of elements covered.

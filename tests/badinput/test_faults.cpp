@@ -1,7 +1,8 @@
 // Fault injection on a real binary (prune-finetune, which writes a model directory and a
 // --json report): the disk fills up (a file-size limit, RLIMIT_FSIZE, makes every write past
 // it fail as a full disk does), the process is killed with SIGKILL at points spread over its
-// whole run and then run again, and two runs write the same output at once. What must hold:
+// whole run and then run again, and two runs write the same output at once; prune-magnitude's
+// output does not fit (its space reservation fails before any work). What must hold:
 // - a failed write exits 2 with one line naming the file, and leaves the previous model and
 //   report byte for byte, and no debris;
 // - after a SIGKILL the model directory is the previous one or the complete new one (never a
@@ -155,6 +156,22 @@ TEST_CASE("a full disk: exit 2 naming the file, the previous outputs intact, no 
     CHECK(prune_test::last_line(r.err).rfind("prune-finetune: ", 0) == 0);
     CHECK(prune_test::last_line(r.err).find("File too large") != std::string::npos);
     CHECK(contents(f.w) == before);
+}
+
+TEST_CASE("prune-magnitude on a disk too small: the space reservation fails before the work, nothing changes", "[faults]") {
+    fixture f("prune_faults_reserve");
+    const auto before = contents(f.w);
+    const std::vector<std::string> magnitude = {"prune-magnitude", "--model", "model", "--amount", "0.5", "--steps", "1",
+                                                "--out", "out"};
+    // 16 kB: masks.safetensors and the reservation of the ~60 kB model.safetensors cannot both fit
+    const auto r = finish(start(magnitude, f.w, rlim_t{16} * 1024));
+    INFO(r.err);
+    CHECK(r.code == 2);
+    CHECK(prune_test::last_line(r.err).rfind("prune-magnitude: ", 0) == 0);
+    CHECK(prune_test::last_line(r.err).find("model.safetensors") != std::string::npos);
+    CHECK(prune_test::last_line(r.err).find("File too large") != std::string::npos);
+    CHECK(contents(f.w) == before);
+    REQUIRE(finish(start(magnitude, f.w)).code == 0);  // without the limit the same run succeeds
 }
 
 TEST_CASE("SIGKILL anywhere in a run: the previous output or the new one, and the rerun cleans up", "[faults]") {

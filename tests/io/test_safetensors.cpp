@@ -3,6 +3,7 @@
 // back by that script's independent parser, round trips for every dtype, sharded
 // checkpoints, write_like (a checkpoint written back in its own layout: the Python writer's
 // shards and index, or one file), and a table of malformed files each giving its specific error.
+#include <prune/io/checkpoint_writer.hpp>
 #include <prune/io/safetensors.hpp>
 
 #include "test_support.hpp"
@@ -235,6 +236,58 @@ TEST_CASE("write_like writes a checkpoint back in its layout: one file, or the s
                           "'no.such.weight'");
         CHECK_THROWS_SAYS(write_like(sharded, out.path(), {{"classifier.weight", std::vector<std::byte>(4)}}), shape_error,
                           "'classifier.weight'", "has 4 bytes (expected 16");
+        CHECK(std::filesystem::is_empty(out.path()));
+    }
+}
+
+TEST_CASE("checkpoint_writer: the input's own layout byte for byte, tensors put in any order, nothing left unfinished") {
+    const temp_dir& reference = reference_files();
+    const checkpoint sharded = checkpoint::open(reference / "sharded");
+    const std::vector<std::string> shards = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
+
+    SECTION("nothing put: every file is the Python writer's, byte for byte") {
+        temp_dir out;
+        write_like(sharded, out.path());
+        for (const auto& shard : shards) CHECK(prune_test::read_bytes(out / shard) == prune_test::read_bytes(reference / "sharded" / shard));
+    }
+    SECTION("every tensor put again, last first, after a release: the same bytes") {
+        temp_dir out;
+        checkpoint_writer writer(sharded, out.path());
+        for (auto it = sharded.tensors().rbegin(); it != sharded.tensors().rend(); ++it) {
+            const std::vector<std::byte> copy(sharded.bytes(it->name).begin(), sharded.bytes(it->name).end());
+            sharded.release(it->name);  // the bytes come back from the page cache
+            CHECK(std::equal(copy.begin(), copy.end(), sharded.bytes(it->name).begin()));
+            writer.put(it->name, copy);
+            CHECK(writer.was_put(it->name));
+        }
+        writer.finish();
+        for (const auto& shard : shards) CHECK(prune_test::read_bytes(out / shard) == prune_test::read_bytes(reference / "sharded" / shard));
+    }
+    SECTION("a put tensor's bytes land in its place; the others are copied") {
+        temp_dir out;
+        checkpoint_writer writer(sharded, out.path());
+        const std::vector<std::byte> zeros(sharded.info("classifier.weight").byte_size(), std::byte{0});
+        writer.put("classifier.weight", zeros);
+        CHECK_FALSE(writer.was_put("bert.encoder.layer.0.attention.self.query.bias"));
+        writer.finish();
+        const checkpoint back = checkpoint::open(out.path());
+        CHECK(back.to_float("classifier.weight") == std::vector<float>(8, 0.0f));
+        for (const tensor_info& t : sharded.tensors()) {
+            if (t.name == "classifier.weight") continue;
+            INFO(t.name);
+            CHECK(std::ranges::equal(back.bytes(t.name), sharded.bytes(t.name)));
+        }
+    }
+    SECTION("bad puts are named; an unfinished writer leaves nothing behind") {
+        temp_dir out;
+        {
+            checkpoint_writer writer(sharded, out.path());
+            CHECK_THROWS_SAYS(writer.put("no.such.weight", std::vector<std::byte>(4)), format_error, "'no.such.weight'");
+            CHECK_THROWS_SAYS(writer.put("classifier.weight", std::vector<std::byte>(4)), shape_error, "'classifier.weight'",
+                              "has 4 bytes (expected 16");
+            writer.put("classifier.weight", std::vector<std::byte>(16));
+            CHECK_THROWS_SAYS(writer.put("classifier.weight", std::vector<std::byte>(16)), value_error, "put twice");
+        }
         CHECK(std::filesystem::is_empty(out.path()));
     }
 }

@@ -165,6 +165,94 @@ TEST_CASE("prune-magnitude prunes the paper's candidates step by step, exactly",
     CHECK(report["tensors"].size() == expected_names.size());
 }
 
+namespace {
+
+/// The bytes of a file.
+std::string file_bytes(const fs::path& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+/// A Llama-named checkpoint of BF16 weights in two shards (+ index and an F32 norm), seeded.
+void write_sharded_bf16(const fs::path& dir) {
+    fs::create_directories(dir);
+    std::mt19937 rng(11);
+    std::normal_distribution<float> normal(0.0f, 0.05f);
+    const std::vector<std::pair<std::string, std::vector<std::size_t>>> tensors = {
+        {"model.layers.0.self_attn.q_proj.weight", {24, 16}}, {"model.layers.0.mlp.up_proj.weight", {40, 16}},
+        {"model.layers.0.input_layernorm.weight", {16}},      {"model.layers.1.self_attn.q_proj.weight", {24, 16}},
+        {"model.layers.1.mlp.down_proj.weight", {16, 40}}};
+    prune::io::json weight_map = prune::io::json::object();
+    prune::io::safetensors_writer shard[2];
+    for (std::size_t t = 0; t < tensors.size(); ++t) {
+        const auto& [name, shape] = tensors[t];
+        std::size_t n = 1;
+        for (std::size_t e : shape) n *= e;
+        std::vector<prune::bfloat16> v(n);
+        for (auto& x : v) x = prune::to_bfloat16(normal(rng));
+        const int k = t < 3 ? 0 : 1;
+        shard[k].add(name, prune::io::dtype::BF16, shape, std::as_bytes(std::span<const prune::bfloat16>(v)));
+        weight_map[name] = k == 0 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+    }
+    shard[0].set_metadata("format", "pt");
+    shard[0].write(dir / "model-00001-of-00002.safetensors");
+    shard[1].write(dir / "model-00002-of-00002.safetensors");
+    std::ofstream(dir / "model.safetensors.index.json") << prune::io::json{{"metadata", {{"total_size", 0}}}, {"weight_map", weight_map}}.dump();
+    std::ofstream(dir / "config.json") << "{\"model_type\": \"llama\"}";
+}
+
+}  // namespace
+
+TEST_CASE("prune-magnitude on a sharded BF16 checkpoint: the same shards back, each file's header kept", "[cli][magnitude]") {
+    fixture f;
+    write_sharded_bf16(f.dir / "llama");
+    const fs::path out = f.dir / "llama-out";
+    const std::string candidates = R"('model\.layers\.[0-9]+\.(self_attn|mlp)\.[a-z_]+_proj\.weight$')";
+    const auto r = run("--model " + (f.dir / "llama").string() + " --include " + candidates + " --amount 0.5 --steps 2 --threads 2 --out " + out.string(), f.dir);
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    CHECK(only(out, {"masks.safetensors", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                     "model.safetensors.index.json", "config.json", "report.json"}));
+    const auto model = prune::io::checkpoint::open(f.dir / "llama");
+    const auto pruned = prune::io::checkpoint::open(out);
+    // the masks: two prune_global steps over in-memory BF16 views of the same weights
+    std::vector<std::string> names;
+    std::vector<prune::score_source> scores;
+    std::vector<prune::element_mask> mine;
+    for (const auto& info : model.tensors()) {
+        if (info.name.find("_proj") == std::string::npos) continue;
+        names.push_back(info.name);
+        scores.push_back(prune::magnitude(model.view<prune::bfloat16>(info.name)));
+        mine.emplace_back(info.extents());
+    }
+    for (int s = 0; s < 2; ++s) prune::prune_global(scores, mine, 0.5);
+    const auto masks = prune::io::read_element_masks(out / "masks.safetensors");
+    REQUIRE(masks.size() == names.size());
+    for (std::size_t t = 0; t < names.size(); ++t) {
+        INFO(names[t]);
+        CHECK(masks.at(names[t]) == mine[t]);
+        // zeroed exactly where pruned, every kept BF16 bit pattern unchanged
+        const auto before = model.view<prune::bfloat16>(names[t]);
+        const auto after = pruned.view<prune::bfloat16>(names[t]);
+        for (std::size_t i = 0; i < mine[t].size(); ++i) {
+            const prune::bfloat16 expected = mine[t].kept(i) ? before.data()[i] : prune::to_bfloat16(0.0f);
+            CHECK(std::memcmp(&expected, &after.data()[i], 2) == 0);
+        }
+    }
+    // each shard's header bytes as the input's; the norm (not a candidate) byte-identical
+    for (const char* shard : {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}) {
+        const std::string a = file_bytes(f.dir / "llama" / shard), b = file_bytes(out / shard);
+        REQUIRE(a.size() == b.size());
+        const auto data_start = model.files()[shard[10] == '1' ? 0 : 1].data_start();
+        CHECK(a.substr(0, data_start) == b.substr(0, data_start));
+    }
+    CHECK(std::ranges::equal(pruned.bytes("model.layers.0.input_layernorm.weight"), model.bytes("model.layers.0.input_layernorm.weight")));
+    CHECK(prune::io::json::parse(file_bytes(out / "model.safetensors.index.json"))["weight_map"] ==
+          prune::io::json::parse(file_bytes(f.dir / "llama" / "model.safetensors.index.json"))["weight_map"]);
+}
+
 TEST_CASE("prune-magnitude --include / --exclude / --element-mask / --scores", "[cli][magnitude]") {
     fixture f;
     const std::string model = " --model " + (f.dir / "model").string();

@@ -403,6 +403,40 @@ public:
     /// Appends the characters of a string.
     void write(std::string_view text) { write(std::as_bytes(std::span<const char>(text.data(), text.size()))); }
 
+    /// Writes bytes at a byte offset of the temporary (files written out of order; the file grows
+    /// as needed); io_error on a failed write and for a device, FIFO or socket (no offsets there).
+    void write_at(std::uint64_t offset, std::span<const std::byte> bytes) {
+        PRUNE_ASSERT(fd_ >= 0);
+        refuse_in_place("write at an offset into");
+        const auto* p = reinterpret_cast<const char*>(bytes.data());
+        std::size_t left = bytes.size();
+        while (left > 0) {
+            const ssize_t n = ::pwrite(fd_, p, left, static_cast<off_t>(offset));
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                const int e = errno;
+                throw io_error("prune::io: writing '" + target_.string() + "' failed: " + detail::errno_text(e));
+            }
+            p += n;
+            offset += static_cast<std::uint64_t>(n);
+            left -= static_cast<std::size_t>(n);
+        }
+    }
+
+    /// Reserves `size` bytes of disk for the temporary now (posix_fallocate), so that a disk too
+    /// small fails here, before any work is spent on the content; io_error then. A file system
+    /// that cannot reserve (EOPNOTSUPP, EINVAL) is let through: its writes still report a full disk.
+    void reserve(std::uint64_t size) {
+        PRUNE_ASSERT(fd_ >= 0);
+        refuse_in_place("reserve space in");
+        if (size == 0) return;
+        const int e = ::posix_fallocate(fd_, 0, static_cast<off_t>(size));
+        if (e != 0 && e != EOPNOTSUPP && e != EINVAL) {
+            throw io_error("prune::io: cannot reserve " + std::to_string(size) + " bytes for '" + target_.string() +
+                           "': " + detail::errno_text(e));
+        }
+    }
+
     /// fsyncs what was written so far: afterwards commit() has only a rename to do. Use it to
     /// make this file durable before committing another output, so both appear together.
     void sync() {
@@ -450,6 +484,10 @@ public:
     [[nodiscard]] const std::filesystem::path& temporary() const noexcept { return temporary_; }
 
 private:
+    void refuse_in_place(const char* what) const {
+        if (in_place_) throw io_error("prune::io: cannot " + std::string(what) + " '" + target_.string() + "': not a regular file");
+    }
+
     void open_in_place() {
         fd_ = ::open(target_.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
         if (fd_ < 0) {

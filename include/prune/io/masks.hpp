@@ -235,19 +235,15 @@ using element_masks = std::map<std::string, element_mask>;
     return read_element_masks(safetensors_file::open(path));
 }
 
-/// Writes named element masks as one U8 tensor each, in the order given, atomically; one
-/// mask's bytes exist at a time (a U8 per weight is 8 times the masks' bits).
+/// Writes named element masks as one U8 tensor each, in the order given, atomically.
 inline void write_element_masks(const std::filesystem::path& path,
                                 std::span<const std::pair<std::string, element_mask>> masks) {
     safetensors_writer writer;
-    for (const auto& entry : masks) {
-        const element_mask& mask = entry.second;
+    for (const auto& [name, mask] : masks) {
         const auto extents = mask.extents().extents();
-        writer.add_deferred(entry.first, dtype::U8, std::vector<std::size_t>(extents.begin(), extents.end()), [&mask] {
-            const std::vector<std::uint8_t> bytes = mask.to_bytes();
-            const auto raw = std::as_bytes(std::span<const std::uint8_t>(bytes));
-            return std::vector<std::byte>(raw.begin(), raw.end());
-        });
+        const element_mask* m = &mask;  // bytes made as the file is written: one mask's at a time
+        writer.add_generated(name, dtype::U8, std::vector<std::size_t>(extents.begin(), extents.end()),
+                             [m](std::span<std::byte> out) { m->write_bytes(std::span(reinterpret_cast<std::uint8_t*>(out.data()), out.size())); });
     }
     writer.write(path);
 }

@@ -161,6 +161,17 @@ inline std::string quoted(const std::filesystem::path& path) {
     return text;
 }
 
+/// Drops the whole pages inside `part`, which must lie in a read-only private file map, from the
+/// process's resident set (madvise MADV_DONTNEED): a later read faults the same bytes in again
+/// from the page cache. Never call it on other memory (anonymous pages would read back as zeros).
+inline void drop_mapped_pages(std::span<const std::byte> part) noexcept {
+    if (part.empty()) return;
+    static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto first = (reinterpret_cast<std::uintptr_t>(part.data()) + page - 1) / page * page;
+    const auto last = reinterpret_cast<std::uintptr_t>(part.data() + part.size()) / page * page;
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 /// The bytes of a file: a read-only memory map, or an owned buffer. Move-only.
 class file_bytes {
 public:
@@ -224,6 +235,16 @@ public:
             return {static_cast<const std::byte*>(mapped_), size_};
         }
         return {owned_.data(), owned_.size()};
+    }
+
+    /// True when the bytes are a file map (release_pages applies).
+    [[nodiscard]] bool mapped() const noexcept { return mapped_ != nullptr; }
+
+    /// Drops the whole pages inside `part` (a range of bytes()) from the process's resident set:
+    /// a later read faults them in again from the page cache, same bytes (the map is read-only
+    /// and private). A no-op for an owned buffer.
+    void release_pages(std::span<const std::byte> part) const noexcept {
+        if (mapped_ != nullptr) drop_mapped_pages(part);
     }
 
 private:
@@ -508,6 +529,16 @@ public:
     }
     /// The __metadata__ map (empty when absent).
     [[nodiscard]] const std::map<std::string, std::string>& metadata() const noexcept { return header_.metadata; }
+    /// The byte offset of the data section (8 + the header's length): a tensor's bytes are
+    /// [data_start() + begin, data_start() + end) of the file.
+    [[nodiscard]] std::size_t data_start() const noexcept { return header_.data_start; }
+    /// True when the file is memory-mapped (open), false when its bytes were copied (from_bytes).
+    [[nodiscard]] bool mapped() const noexcept { return bytes_.mapped(); }
+    /// Drops the tensor's pages from the resident set once read (see release_pages).
+    void release(std::string_view name) const { release_pages(bytes(name)); }
+    /// Drops the whole pages inside `part` (a range of file_bytes()) from the process's resident
+    /// set; a later read maps the same bytes in again from the page cache. No-op unless mapped.
+    void release_pages(std::span<const std::byte> part) const noexcept { bytes_.release_pages(part); }
     /// The whole file's bytes.
     [[nodiscard]] std::span<const std::byte> file_bytes() const noexcept { return bytes_.bytes(); }
 
@@ -636,6 +667,16 @@ public:
     [[nodiscard]] std::vector<float> to_float(std::string_view name) const {
         return shards_[shard_of_[locate(name)]].to_float(name);
     }
+
+    /// Drops the tensor's file pages from the process's resident set after reading it: models
+    /// larger than memory are streamed tensor by tensor with a small resident set (the page
+    /// cache keeps what fits; a later read maps the bytes in again). No effect on the bytes.
+    void release(std::string_view name) const { shards_[shard_of_[locate(name)]].release(name); }
+
+    /// The tensor's index in tensors(); format_error when there is none of that name.
+    [[nodiscard]] std::size_t index_of(std::string_view name) const { return locate(name); }
+    /// The index in files() of the file that holds the tensor.
+    [[nodiscard]] std::size_t file_index_of(std::string_view name) const { return shard_of_[locate(name)]; }
     /// The __metadata__ of the file (for shards: merged, the first shard's value wins).
     [[nodiscard]] const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
     /// The files opened (one, or the shards in order of first use by the index).
@@ -726,26 +767,14 @@ public:
     /// value_error on a duplicate or reserved name, shape_error when the byte count disagrees.
     void add(std::string name, dtype type, const std::vector<std::size_t>& shape, std::span<const std::byte> data) {
         check(name, type, shape, data.size());
-        entries_.push_back({std::move(name), type, shape, std::vector<std::byte>(data.begin(), data.end()), {}, {}, 0});
+        entries_.push_back({std::move(name), type, shape, data.size(), std::vector<std::byte>(data.begin(), data.end()), {}, {}});
     }
 
     /// Adds a tensor by reference: `data` must stay alive and unchanged until write() returns.
     void add_borrowed(std::string name, dtype type, const std::vector<std::size_t>& shape,
                       std::span<const std::byte> data) {
         check(name, type, shape, data.size());
-        entries_.push_back({std::move(name), type, shape, {}, data, {}, 0});
-    }
-
-    /// Adds a tensor whose bytes `make()` gives when write() (or to_bytes()) reaches it, one
-    /// tensor's bytes in memory at a time; shape_error then when they are not the shape's size.
-    void add_deferred(std::string name, dtype type, const std::vector<std::size_t>& shape,
-                      std::function<std::vector<std::byte>()> make) {
-        std::size_t bytes = dtype_size(type);
-        for (std::size_t e : shape) {
-            if (!detail::multiply(bytes, e, bytes)) throw shape_error("prune::io::safetensors_writer: tensor '" + name + "': shape overflows");
-        }
-        check(name, type, shape, bytes);
-        entries_.push_back({std::move(name), type, shape, {}, {}, std::move(make), bytes});
+        entries_.push_back({std::move(name), type, shape, data.size(), {}, data, {}});
     }
 
     /// Adds a view (copied in logical row-major order, so column-major views are transposed to it).
@@ -766,7 +795,20 @@ public:
                 std::memcpy(data.data() + i * sizeof(U), &value, sizeof(U));
             }
         }
-        entries_.push_back({std::move(name), dtype_of<U>(), shape, std::move(data), {}, {}, 0});
+        const std::size_t bytes = data.size();
+        entries_.push_back({std::move(name), dtype_of<U>(), shape, bytes, std::move(data), {}, {}});
+    }
+
+    /// Adds a tensor whose bytes `fill` writes into a buffer of its byte size when the file is
+    /// written, one such tensor at a time: tensors larger together than memory are written so.
+    void add_generated(std::string name, dtype type, const std::vector<std::size_t>& shape,
+                       std::function<void(std::span<std::byte>)> fill) {
+        std::size_t bytes = dtype_size(type);
+        for (std::size_t e : shape) {
+            if (!detail::multiply(bytes, e, bytes)) throw shape_error("prune::io::safetensors_writer: tensor '" + name + "': shape overflows");
+        }
+        check(name, type, shape, bytes);
+        entries_.push_back({std::move(name), type, shape, bytes, {}, {}, std::move(fill)});
     }
 
     /// Adds a U8 tensor (e.g. an element mask, 1 = kept).
@@ -793,7 +835,7 @@ public:
         std::size_t offset = 0;
         for (std::size_t i : data_order()) {
             const entry& e = entries_[i];
-            const std::size_t size = e.size();
+            const std::size_t size = e.bytes;
             header_json[e.name] = {{"dtype", dtype_name(e.type)}, {"shape", e.shape}, {"data_offsets", {offset, offset + size}}};
             offset += size;
         }
@@ -810,9 +852,9 @@ public:
         const std::string head = header();
         std::vector<std::byte> out(reinterpret_cast<const std::byte*>(head.data()),
                                    reinterpret_cast<const std::byte*>(head.data()) + head.size());
+        std::vector<std::byte> buffer;
         for (std::size_t i : data_order()) {
-            const std::vector<std::byte> made = entries_[i].made();
-            const auto data = entries_[i].make ? std::span<const std::byte>(made) : entries_[i].data();
+            const auto data = entries_[i].data(buffer);
             out.insert(out.end(), data.begin(), data.end());
         }
         return out;
@@ -823,13 +865,9 @@ public:
     void write(const std::filesystem::path& path) const {
         atomic_file file(path);
         file.write(header());
+        std::vector<std::byte> buffer;  // a generated tensor's bytes, one at a time
         for (std::size_t i : data_order()) {
-            if (!entries_[i].make) {
-                file.write(entries_[i].data());
-                continue;
-            }
-            const std::vector<std::byte> made = entries_[i].made();
-            file.write(std::span<const std::byte>(made));
+            file.write(entries_[i].data(buffer));
         }
         file.commit();
     }
@@ -839,24 +877,17 @@ private:
         std::string name;
         dtype type;
         std::vector<std::size_t> shape;
+        std::size_t bytes = 0;
         std::vector<std::byte> owned;
         std::span<const std::byte> borrowed;
-        std::function<std::vector<std::byte>()> make;  // add_deferred's
-        std::size_t deferred_size = 0;                 // its bytes
-        [[nodiscard]] std::span<const std::byte> data() const noexcept {
-            return owned.empty() ? borrowed : std::span<const std::byte>(owned);
+        std::function<void(std::span<std::byte>)> fill;
+        /// The tensor's bytes: owned, borrowed, or generated into `buffer`.
+        [[nodiscard]] std::span<const std::byte> data(std::vector<std::byte>& buffer) const {
+            if (!fill) return owned.empty() ? borrowed : std::span<const std::byte>(owned);
+            buffer.resize(bytes);
+            fill(buffer);
+            return buffer;
         }
-        /// The bytes of a deferred entry, made now (shape_error when their count is wrong).
-        [[nodiscard]] std::vector<std::byte> made() const {
-            if (!make) return {};
-            std::vector<std::byte> out = make();
-            if (out.size() != deferred_size) {
-                throw shape_error("prune::io::safetensors_writer: tensor '" + name + "' was given " + std::to_string(out.size()) +
-                                  " bytes (expected " + std::to_string(deferred_size) + ")");
-            }
-            return out;
-        }
-        [[nodiscard]] std::size_t size() const noexcept { return make ? deferred_size : data().size(); }
     };
 
     void check(const std::string& name, dtype type, const std::vector<std::size_t>& shape, std::size_t bytes) const {
@@ -894,58 +925,5 @@ private:
     std::vector<entry> entries_;
     std::map<std::string, std::string> metadata_;
 };
-
-/// New bytes for some tensors of a checkpoint, by name (each in the tensor's dtype and shape).
-using tensor_bytes = std::map<std::string, std::vector<std::byte>>;
-
-namespace detail {
-
-/// model.safetensors.index.json as Hugging Face writes it: metadata.total_size (the bytes of
-/// every tensor) and the weight_map (tensor -> shard file, keys sorted).
-inline std::string index_json(const checkpoint& ckpt) {
-    std::size_t total = 0;
-    json weight_map = json::object();
-    for (const tensor_info& info : ckpt.tensors()) {
-        total += info.byte_size();
-        weight_map[info.name] = ckpt.shard_name_of(info.name);
-    }
-    return json{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}.dump(2) + "\n";
-}
-
-}  // namespace detail
-
-/// Writes every tensor of `like` into the existing directory `dir` in `like`'s layout and
-/// dtypes: one model.safetensors when it was one file; for a sharded checkpoint the same shard
-/// files (same names, the same tensors in each) and a model.safetensors.index.json with the same
-/// weight_map and metadata.total_size. A tensor named in `replaced` is written with those bytes
-/// (format_error for a name the checkpoint lacks, shape_error when the byte count is not the
-/// tensor's), every other one copied. Each file keeps its input's __metadata__ and is written
-/// atomically; `dir` is normally a staging directory the caller commits.
-inline void write_like(const checkpoint& like, const std::filesystem::path& dir, const tensor_bytes& replaced = {}) {
-    for (const auto& entry : replaced) (void)like.info(entry.first);
-    std::map<std::string, std::size_t> file_number;  // opened path -> index in files()
-    for (std::size_t k = 0; k < like.files().size(); ++k) file_number.emplace(like.files()[k].name(), k);
-    std::vector<safetensors_writer> writers(like.files().size());
-    std::vector<std::string> names(like.files().size());
-    for (const tensor_info& info : like.tensors()) {
-        const std::size_t k = file_number.at(like.file_of(info.name));
-        names[k] = like.sharded() ? like.shard_name_of(info.name) : std::string("model.safetensors");
-        const auto it = replaced.find(info.name);
-        writers[k].add_borrowed(info.name, info.type, info.shape,
-                                it == replaced.end() ? like.bytes(info.name) : std::span<const std::byte>(it->second));
-    }
-    for (std::size_t k = 0; k < writers.size(); ++k) {
-        for (const auto& [key, value] : like.files()[k].metadata()) writers[k].set_metadata(key, value);
-        const std::filesystem::path path = dir / names[k];
-        if (std::error_code ec; !std::filesystem::create_directories(path.parent_path(), ec) && ec) {
-            throw io_error("prune::io: cannot create '" + path.parent_path().string() + "': " + ec.message());
-        }
-        writers[k].write(path);
-    }
-    if (!like.sharded()) return;
-    atomic_file index(dir / "model.safetensors.index.json");
-    index.write(detail::index_json(like));
-    index.commit();
-}
 
 }  // namespace prune::io

@@ -14,13 +14,16 @@
 //     prune_layers is done with it (after pruning); finish() runs the final norm and output
 //     projection (read only then) on both, giving forward's numbers, the same bits.
 // weight_scores(l) hands prune_layers magnitude scores over the checkpoint's own bytes (F32,
-// F16, BF16 or F64 read in place; a Conv1D weight seen transposed), so the global magnitude
-// group compares every weight of the network without a float copy of any.
+// F16, BF16 or F64 read in place, io::mapped_scores, their pages dropped once scored; a Conv1D
+// weight seen transposed), so the global magnitude group compares every weight of the network
+// without a float copy of any. Every tensor's pages are dropped from the resident set once read
+// (io::checkpoint::release).
 // Layers go in order: a call for a layer before the current one is a value_error.
 #pragma once
 
 #include <prune/error.hpp>
 #include <prune/importance/scores.hpp>
+#include <prune/io/mapped_scores.hpp>
 #include <prune/io/safetensors.hpp>
 #include <prune/models/decoder/calibration.hpp>
 #include <prune/models/decoder/checkpoint.hpp>
@@ -38,39 +41,20 @@
 #include <utility>
 #include <vector>
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 namespace prune::decoder {
 
 namespace detail {
 
 /// format_error (naming the tensor and element) at the first value of a checkpoint tensor that
-/// is not finite, read in blocks without a copy of the whole tensor.
+/// is not finite, read without a copy (io::first_non_finite, which drops the pages it read).
 inline void require_finite(const io::checkpoint& ckpt, const std::string& name, const std::string& where) {
-    const io::tensor_info& info = ckpt.info(name);
-    const std::span<const std::byte> bytes = ckpt.bytes(name);
-    const std::size_t size = io::dtype_size(info.type), n = info.numel(), block = std::size_t{1} << 16;
-    std::vector<float> values(std::min(n, block));
-    for (std::size_t at = 0; at < n; at += block) {
-        const std::size_t m = std::min(block, n - at);
-        io::detail::convert_to_float(info.type, bytes.data() + at * size, m, values.data());
-        for (std::size_t i = 0; i < m; ++i) {
-            if (std::isfinite(values[i])) continue;
-            throw format_error(where + ": tensor '" + name + "' holds " + (std::isnan(values[i]) ? "NaN" : "an infinity") +
-                               " at element " + std::to_string(at + i) + " (expected finite weights)");
-        }
-    }
-}
-
-/// Drops a checkpoint tensor's memory-mapped pages from the resident set once it has been read
-/// (the whole pages inside its bytes; read again, they come back from the file).
-inline void release(const io::checkpoint& ckpt, const std::string& name) {
-    const std::span<const std::byte> bytes = ckpt.bytes(name);
-    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-    const auto begin = reinterpret_cast<std::uintptr_t>(bytes.data()), end = begin + bytes.size();
-    const std::uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
-    if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    const std::optional<std::size_t> bad = io::first_non_finite(ckpt, name);
+    if (!bad) return;
+    float value = 0.0f;
+    const std::size_t size = io::dtype_size(ckpt.info(name).type);
+    io::detail::convert_to_float(ckpt.info(name).type, ckpt.bytes(name).data() + *bad * size, 1, &value);
+    throw format_error(where + ": tensor '" + name + "' holds " + (std::isnan(value) ? "NaN" : "an infinity") +
+                       " at element " + std::to_string(*bad) + " (expected finite weights)");
 }
 
 /// Adds row `row` of a [rows, width] checkpoint tensor, as float, to out[0, width) (or sets it).
@@ -133,7 +117,6 @@ public:
         for (const parameter& p : outer_tensors()) {
             detail::check_parameter(ckpt_, p, where_);
             detail::require_finite(ckpt_, p.name, where_);
-            detail::release(ckpt_, p.name);
         }
         std::vector<std::vector<float>> streams = streams_of(calibration, "calibration batch");
         release_outer();
@@ -244,7 +227,7 @@ private:
 
     /// Drops the pages of the tensors outside the layers (read for embedding rows or the head).
     void release_outer() {
-        for (const parameter& p : outer_tensors()) detail::release(ckpt_, p.name);
+        for (const parameter& p : outer_tensors()) ckpt_.release(p.name);
     }
 
     /// Makes layer l the current one: the previous one finished and dropped, l read and the
@@ -260,7 +243,7 @@ private:
         w_.layers[l] = allocate_layer(w_.cfg, l);
         for (const parameter& p : layer_parameters(w_, l)) {
             detail::read_parameter(ckpt_, p, where_);
-            detail::release(ckpt_, p.name);
+            ckpt_.release(p.name);
         }
         current_ = l;
         if (dense_) {
@@ -276,17 +259,16 @@ private:
         w_.layers[l] = allocate_layer(w_.cfg, l, false);
     }
 
-    /// Magnitude scores over a weight's checkpoint bytes ([out, in]: column-major over a Conv1D
-    /// weight's [in, out]); a float copy when the bytes cannot be viewed in place (misaligned).
+    /// Magnitude scores over a weight's checkpoint bytes, read from the file map
+    /// (io::mapped_scores, which drops each block's pages once scored); a Conv1D weight, seen
+    /// [out, in], as a column-major view of its [in, out] bytes (or of a float copy when they
+    /// cannot be viewed in place: misaligned).
     score_source source_of(const parameter& p) {
-        const io::tensor_info& info = ckpt_.info(p.name);
+        if (!p.transposed) return io::mapped_scores(ckpt_, p.name, score_kind::magnitude);
         const prune::shape extents{static_cast<std::size_t>(p.shape[0]), static_cast<std::size_t>(p.shape[1])};
-        const layout order = p.transposed ? layout::column_major : layout::row_major;
-        auto over = [&](auto typed) {
-            return prune::magnitude(tensor_view(typed.data(), extents, order));
-        };
+        auto over = [&](auto typed) { return prune::magnitude(tensor_view(typed.data(), extents, layout::column_major)); };
         try {
-            switch (info.type) {
+            switch (ckpt_.info(p.name).type) {
                 case io::dtype::F32: return over(ckpt_.view<float>(p.name));
                 case io::dtype::F16: return over(ckpt_.view<half>(p.name));
                 case io::dtype::BF16: return over(ckpt_.view<bfloat16>(p.name));
@@ -294,7 +276,7 @@ private:
             }
         } catch (const format_error&) {  // misaligned: a copy in the checkpoint's order
             copies_.push_back(ckpt_.to_float(p.name));
-            return over(make_view<const float>(copies_.back().data(), info.extents()));
+            return over(make_view<const float>(copies_.back().data(), ckpt_.info(p.name).extents()));
         }
     }
 
