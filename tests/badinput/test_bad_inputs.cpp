@@ -367,6 +367,29 @@ private:
         }
     }
 
+    // `lm` in two shards with an index, damaged: lm-shard-cut's second shard is 64 bytes short,
+    // lm-shard-gone's index names a second shard that is not there.
+    void make_sharded_decoders() {
+        const io::checkpoint lm = io::checkpoint::open(d_ / "lm");
+        for (const char* name : {"lm-shard-cut", "lm-shard-gone"}) {
+            fs::create_directories(d_ / name);
+            fs::copy_file(d_ / "lm" / "config.json", d_ / name / "config.json");
+            io::safetensors_writer shard[2];
+            io::json weight_map = io::json::object();
+            for (std::size_t t = 0; t < lm.tensors().size(); ++t) {
+                const io::tensor_info& info = lm.tensors()[t];
+                const std::size_t k = 2 * t < lm.tensors().size() ? 0 : 1;
+                shard[k].add(info.name, info.type, info.shape, lm.bytes(info.name));
+                weight_map[info.name] = "model-0000" + std::to_string(k + 1) + "-of-00002.safetensors";
+            }
+            shard[0].write(d_ / name / "model-00001-of-00002.safetensors");
+            write_file(d_ / name / "model.safetensors.index.json", io::json{{"weight_map", weight_map}}.dump());
+            const std::vector<std::byte> bytes = shard[1].to_bytes();
+            const std::string second(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+            if (std::string(name) == "lm-shard-cut") write_file(d_ / name / "model-00002-of-00002.safetensors", second.substr(0, second.size() - 64));
+        }
+    }
+
     // Causal LMs: `lm` is a tiny Llama (vocab 50, hidden 32, 2 layers x 4 heads, 2 K/V heads, FFN 48,
     // 16 positions); lm-* copies with a bad config.json; lm*.jsonl data; mask-lm-*.json masks.
     void make_decoders() {
@@ -389,6 +412,7 @@ private:
         lm_copy("lm-missing-tensor", R"("num_hidden_layers": 2)", R"("num_hidden_layers": 3)");
         lm_copy("lm-wrong-shape", R"("intermediate_size": 48)", R"("intermediate_size": 40)");
         lm_copy("lm-huge-vocab", R"("vocab_size": 50)", R"("vocab_size": 400000000)");
+        make_sharded_decoders();
         std::string rows;
         for (int i = 0; i < 6; ++i) {
             rows += "{\"input_ids\": [1";

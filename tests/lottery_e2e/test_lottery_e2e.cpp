@@ -53,6 +53,25 @@ struct unique_directory {
     unique_directory& operator=(const unique_directory&) = delete;
 };
 
+// prune-lottery --quick on the run directory's model and cache, writing `out`, on `threads` threads.
+std::string lottery_command(const fs::path& d, const fs::path& out, int threads) {
+    return "'" + (bin / "prune-lottery").string() + "' --quick --model '" + (d / "model").string() + "' --cache '" +
+           (d / "cache").string() + "' --out '" + out.string() + "' --threads " + std::to_string(threads) +
+           " --data-seed 5 --train-rows 300 --dev-rows 100 --seeds 2 --epochs 1 2>/dev/null";
+}
+
+// A report without its timings ("seconds", "wall_seconds": the only machine-dependent fields).
+nlohmann::json without_timings(nlohmann::json j) {
+    if (j.is_object()) {
+        j.erase("seconds");
+        j.erase("wall_seconds");
+        for (auto& [key, value] : j.items()) value = without_timings(value);
+    } else if (j.is_array()) {
+        for (auto& value : j) value = without_timings(value);
+    }
+    return j;
+}
+
 // The run is shared by the test cases: made once.
 const fs::path& run_directory() {
     static const unique_directory holder;
@@ -65,9 +84,7 @@ const fs::path& run_directory() {
                     "' --seed 5 --train-rows 300 --dev-rows 100 2>/dev/null") == 0);
         REQUIRE(run("'" + (bin / "prune-pretrain").string() + "' --data '" + data.string() + "' --out '" +
                     (d / "model").string() + "' --steps 20 --seed 5 2>/dev/null") == 0);
-        REQUIRE(run("'" + (bin / "prune-lottery").string() + "' --quick --model '" + (d / "model").string() +
-                    "' --cache '" + (d / "cache").string() + "' --out '" + (d / "out").string() +
-                    "' --data-seed 5 --train-rows 300 --dev-rows 100 --seeds 2 --epochs 1 2>/dev/null") == 0);
+        REQUIRE(run(lottery_command(d, d / "out", 2)) == 0);
         return d;
     }();
     return dir;
@@ -248,3 +265,13 @@ TEST_CASE("prune-lottery --task STS-B runs a regression task scored by Pearson")
     CHECK(full >= -1.0);
     CHECK(full <= 1.0);
 }
+
+TEST_CASE("the report is the same on 1 thread as on 2, timings aside") {
+    const fs::path d = run_directory();
+    REQUIRE(run(lottery_command(d, d / "out-1-thread", 1)) == 0);
+    const auto two = nlohmann::json::parse(read(d / "out" / "report.json"));
+    const auto one = nlohmann::json::parse(read(d / "out-1-thread" / "report.json"));
+    CHECK(without_timings(one) == without_timings(two));
+    CHECK(read(d / "out-1-thread" / "heads-all.svg") == read(d / "out" / "heads-all.svg"));
+}
+

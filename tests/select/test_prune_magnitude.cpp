@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <random>
 #include <regex>
@@ -361,4 +362,38 @@ TEST_CASE("prune-magnitude bad input: exit 2, one line, nothing written", "[cli]
     REQUIRE(run(model + " --steps 2 --out " + out.string(), f.dir).code == 0);
     CHECK(prune::io::read_element_masks(out / "masks.safetensors") != before);
     CHECK(only(f.dir, {"model", "dev.jsonl", "stderr.txt", "bad_mask.safetensors", "out"}));
+}
+
+TEST_CASE("prune-magnitude refuses a candidate holding NaN or an infinity, in every float dtype", "[cli][magnitude][errors]") {
+    fixture f;
+    // 300000 elements: the bad one lies past the scan's first block of 2^18 elements
+    constexpr std::size_t n = 300000, at = 299999;
+    const std::vector<std::pair<std::string, float>> bad = {{"NaN", std::numeric_limits<float>::quiet_NaN()},
+                                                             {"an infinity", -std::numeric_limits<float>::infinity()}};
+    for (const prune::io::dtype type : {prune::io::dtype::F32, prune::io::dtype::F64, prune::io::dtype::F16, prune::io::dtype::BF16}) {
+        for (const auto& [word, value] : bad) {
+            INFO(prune::io::dtype_name(type) << " " << word);
+            const fs::path dir = f.dir / "nonfinite";
+            fs::remove_all(dir);
+            fs::create_directories(dir);
+            std::ofstream(dir / "config.json") << "{}";
+            std::vector<float> v(n, 0.25f);
+            v[at] = value;
+            std::vector<std::byte> bytes(n * prune::io::dtype_size(type));
+            for (std::size_t i = 0; i < n; ++i) {
+                const auto put = [&](auto e) { std::memcpy(bytes.data() + i * sizeof(e), &e, sizeof(e)); };
+                if (type == prune::io::dtype::F32) put(v[i]);
+                else if (type == prune::io::dtype::F64) put(static_cast<double>(v[i]));
+                else if (type == prune::io::dtype::F16) put(prune::to_half(v[i]));
+                else put(prune::to_bfloat16(v[i]));
+            }
+            prune::io::safetensors_writer writer;
+            writer.add("w", type, {n}, bytes);
+            writer.write(dir / "model.safetensors");
+            const auto r = run("--model " + dir.string() + " --include '^w$' --out " + (f.dir / "out").string(), f.dir);
+            CHECK(r.code == 2);
+            CHECK(last_line(r.err) == "prune-magnitude: candidate tensor 'w' holds " + word + " at element 299999 (expected finite weights)");
+            CHECK_FALSE(fs::exists(f.dir / "out"));
+        }
+    }
 }
