@@ -20,6 +20,8 @@
 // masks.safetensors (U8 per pruned weight, 1 = kept, named and shaped as the weight in the
 // checkpoint), report.json (settings, per-tensor sparsity, calibration tokens,
 // wall time, peak RSS, perplexity before / after on --eval F). Bad input: one line, exit 2.
+// Memory (docs/sparsify.md): the model is read one decoder layer at a time (decoder::layer_stream)
+// and each layer's weights are written as soon as it is pruned; never the whole model as float.
 // Under mpirun (a build with MPI; docs/distributed.md) rank r calibrates on the batches b with
 // b % ranks == r and the statistics are added in batch order: magnitude and Wanda give the same
 // bytes for any number of processes; sparsegpt and --reconstruct need one process. Rank 0
@@ -32,10 +34,10 @@
 #include "decoder/causal_lm.hpp"
 
 #include <prune/io/atomic.hpp>
-#include <prune/io/masks.hpp>
 #include <prune/io/checkpoint_writer.hpp>
+#include <prune/io/masks.hpp>
 #include <prune/io/safetensors.hpp>
-#include <prune/models/decoder/calibration.hpp>
+#include <prune/models/decoder/layer_stream.hpp>
 #include <prune/mpi/communicator.hpp>
 #include <prune/nn/process.hpp>
 #include <prune/sparsify/calibrate.hpp>
@@ -151,15 +153,6 @@ std::vector<std::byte> encoded(const std::vector<float>& v, io::dtype type, cons
     return out;
 }
 
-/// The weights, in the input's layout (one model.safetensors, or the same shards and index),
-/// every tensor in its dtype, the pruned linears from `w`.
-void write_weights(const fs::path& dir, const io::checkpoint& ckpt,
-                   const std::map<std::string, decoder::calibration_linear>& linears) {
-    io::tensor_bytes pruned;
-    for (const auto& [name, linear] : linears) pruned.emplace(name, encoded(file_layout(linear), ckpt.info(name).type, name));
-    io::write_like(ckpt, dir, pruned);
-}
-
 /// A mask in the checkpoint's layout ([in, out] for a Conv1D weight).
 element_mask file_layout(const element_mask& m, bool transposed) {
     if (!transposed) return m;
@@ -177,10 +170,13 @@ long long peak_rss_bytes() {
     return static_cast<long long>(usage.ru_maxrss) * 1024;
 }
 
-/// Perplexity of the eval rows on `w`.
-io::json perplexity(const decoder::weights& w, const std::vector<std::vector<std::int32_t>>& rows, const settings& s) {
-    return prune_lm::perplexity(w, rows, nullptr, static_cast<std::size_t>(s.batch_size), s.threads, s.eval,
-                                prune_lm::window_of(s.eval, w.cfg, s.context));
+/// The perplexity JSON of the evaluation batches' NLL (batches of --batch-size sequences, in order).
+io::json perplexity(const std::vector<decoder::forward_result>& batches, const std::vector<std::vector<std::int32_t>>& rows,
+                    const decoder::config& cfg, const settings& s) {
+    double nll = 0.0;
+    std::int64_t tokens = 0;
+    for (std::size_t b = 0; b < batches.size(); ++b) prune_lm::add_batch(batches[b], b * static_cast<std::size_t>(s.batch_size), s.eval, nll, tokens);
+    return prune_lm::perplexity_json(nll, tokens, rows.size(), s.eval, prune_lm::window_of(s.eval, cfg, s.context));
 }
 
 /// The settings part of report.json.
@@ -198,44 +194,56 @@ nlohmann::json settings_json(const settings& s, const sp::calibration_options& o
     return r;
 }
 
-/// Every prunable linear of the model by name (views into its weights).
-std::map<std::string, decoder::calibration_linear> linears_of(decoder::calibration_run& run) {
-    std::map<std::string, decoder::calibration_linear> out;
-    for (std::size_t l = 0; l < run.layers(); ++l) {
-        for (auto& x : run.linears(l)) out.emplace(x.name, x);
-    }
-    return out;
-}
+/// The output being written while the layers are pruned (rank 0): its staging directory and the
+/// weights in the input's layout, each layer's pruned linears put as soon as the layer is done.
+struct output {
+    io::output_directory dir;
+    io::checkpoint_writer weights;           ///< the input's files, the pruned weights put
+    std::map<std::string, bool> transposed;  ///< per pruned weight: a Conv1D weight ([in, out] on disk)
 
-/// The masks in the checkpoint's layout, in the model's order.
-std::vector<std::pair<std::string, element_mask>> file_masks(const sp::calibration_result& result,
-                                                             const std::map<std::string, decoder::calibration_linear>& linears) {
+    /// Stages `out`, the input's files reserved in it (io_error when they do not fit).
+    output(const std::string& out, const io::checkpoint& ckpt) : dir(out), weights(ckpt, dir.path()) {}
+
+    /// Writes layer l's pruned linears in their dtypes (value_error when one is not finite there).
+    void add_layer(decoder::layer_stream& model, const io::checkpoint& ckpt, std::size_t l) {
+        for (const auto& x : model.linears(l)) {
+            weights.put(x.name, encoded(file_layout(x), ckpt.info(x.name).type, x.name));
+            transposed.emplace(x.name, x.transposed);
+        }
+    }
+};
+
+/// The masks, moved out of `result`, in the checkpoint's layout and the model's order.
+std::vector<std::pair<std::string, element_mask>> file_masks(sp::calibration_result& result, const output& out) {
     std::vector<std::pair<std::string, element_mask>> masks;
-    for (const auto& x : result.linears) masks.emplace_back(x.name, file_layout(x.mask, linears.at(x.name).transposed));
+    for (auto& x : result.linears) {
+        const bool transposed = out.transposed.at(x.name);
+        masks.emplace_back(x.name, transposed ? file_layout(x.mask, true) : std::move(x.mask));
+        x.mask = element_mask();
+    }
     return masks;
 }
 
-/// Writes the output directory: config and tokenizer files, weights, masks, report.
-void write_outputs(const settings& s, const io::checkpoint& ckpt, const std::map<std::string, decoder::calibration_linear>& linears,
+/// Writes the rest of the output directory and commits it: config and tokenizer files, weights,
+/// masks, report.
+void write_outputs(const settings& s, output& out,
                    const std::vector<std::pair<std::string, element_mask>>& masks, const nlohmann::json& report) {
-    io::output_directory out(s.out);
     for (const char* file : {"config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                              "generation_config.json"}) {
-        if (fs::is_regular_file(fs::path(s.model) / file)) fs::copy_file(fs::path(s.model) / file, out / file);
+        if (fs::is_regular_file(fs::path(s.model) / file)) fs::copy_file(fs::path(s.model) / file, out.dir / file);
     }
-    write_weights(out.path(), ckpt, linears);
-    io::write_element_masks(out / "masks.safetensors", std::span<const std::pair<std::string, element_mask>>(masks));
-    std::ofstream file(out / "report.json");
+    out.weights.finish();
+    io::write_element_masks(out.dir / "masks.safetensors", std::span<const std::pair<std::string, element_mask>>(masks));
+    std::ofstream file(out.dir / "report.json");
     file << report.dump(2) << "\n";
     file.close();
-    if (!file) throw io_error("cannot write " + (out / "report.json").string());
-    out.commit();
+    if (!file) throw io_error("cannot write " + (out.dir / "report.json").string());
+    out.dir.commit();
 }
 
-/// What every rank loads: the checkpoint, the model, the data, its own calibration batches.
+/// What every rank opens and reads: the checkpoint, the data, its own calibration batches.
 struct loaded {
-    std::optional<io::checkpoint> ckpt;
-    std::optional<decoder::weights> w;
+    std::optional<decoder::opened_model> model;
     std::vector<std::vector<std::int32_t>> calib, eval;
     std::size_t batches = 0;  ///< calibration batches of the whole set
     nlohmann::json report;
@@ -250,27 +258,46 @@ std::vector<decoder::sequences> shard(std::vector<decoder::sequences> all, const
     return mine;
 }
 
-/// Rank 0: the report's results, the perplexity after, the output directory.
-void finish(const settings& s, loaded& in, const sp::calibration_result& result, decoder::calibration_run& calibration,
-            std::vector<double> layer_seconds, std::chrono::steady_clock::time_point start) {
+/// Rank 0: the report's results, the perplexity before and after, the output directory.
+void finish(const settings& s, loaded& in, output& out, sp::calibration_result& result,
+            const decoder::layer_stream::evaluation& eval, std::vector<double> layer_seconds,
+            std::chrono::steady_clock::time_point start) {
     nlohmann::json& report = in.report;
     for (std::size_t l = layer_seconds.size(); l-- > 1;) layer_seconds[l] -= layer_seconds[l - 1];
     report["layer_seconds"] = layer_seconds;
     report["calibration"] = {{"sequences", in.calib.size()}, {"tokens", result.tokens}, {"batches", in.batches}};
-    if (!in.eval.empty()) report["perplexity_after"] = perplexity(*in.w, in.eval, s);
-    const auto linears = linears_of(calibration);
-    const auto masks = file_masks(result, linears);
+    if (!in.eval.empty()) {
+        report["perplexity_before"] = perplexity(eval.dense, in.eval, in.model->cfg, s);
+        report["perplexity_after"] = perplexity(eval.pruned, in.eval, in.model->cfg, s);
+    }
+    const auto masks = file_masks(result, out);
     prune_cli::add_mask_counts(report, masks);
     report["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     report["peak_rss_bytes"] = peak_rss_bytes();
-    write_outputs(s, *in.ckpt, linears, masks, report);
+    write_outputs(s, out, masks, report);
     std::fprintf(stderr, "prune-sparsify: %s, %zu linears, sparsity %.4f, %llu calibration tokens, wrote %s (%.2f s)\n",
                  s.method.c_str(), masks.size(), report["sparsity"].get<double>(),
                  static_cast<unsigned long long>(result.tokens), s.out.c_str(), report["wall_seconds"].get<double>());
 }
 
+/// Every rank: the model opened, the data read, the layer stream over this rank's calibration
+/// batches (rank 0 also runs the evaluation batches through it).
+void open_inputs(const settings& s, const sp::calibration_options& options, loaded& in,
+                 std::optional<decoder::layer_stream>& stream, const prune::mpi::communicator& comm) {
+    in.model.emplace(decoder::open_model(s.model));
+    const decoder::config& cfg = in.model->cfg;
+    if (!s.calib.empty()) in.calib = read_rows(s.calib, s, cfg);
+    if (!s.eval.empty()) in.eval = read_rows(s.eval, s, cfg);
+    in.report = settings_json(s, options);
+    std::vector<decoder::sequences> batches = batches_of(in.calib, static_cast<std::size_t>(s.batch_size));
+    in.batches = batches.size();
+    stream.emplace(in.model->ckpt, cfg, shard(std::move(batches), comm), s.threads, in.model->where);
+    if (comm.rank() == 0 && !in.eval.empty()) stream->evaluate(batches_of(in.eval, static_cast<std::size_t>(s.batch_size)));
+}
+
 /// Prunes on every rank of comm (one process without mpiexec): each rank calibrates on its own
-/// batches, prune_layers adds their statistics in batch order, rank 0 evaluates and writes.
+/// batches, prune_layers adds their statistics in batch order; rank 0 evaluates and writes, each
+/// layer's weights as soon as it is pruned.
 void sparsify_model(const settings& s, prune::mpi::communicator& comm) {
     const auto start = std::chrono::steady_clock::now();
     sp::calibration_options options = options_of(s);
@@ -279,35 +306,30 @@ void sparsify_model(const settings& s, prune::mpi::communicator& comm) {
                           "model_type llama or gpt2)");
     }
     loaded in;
-    std::optional<decoder::calibration_run> calibration;
+    std::optional<decoder::layer_stream> stream;
+    std::optional<output> out;
     prune::mpi::collectively(comm, [&] {
-        in.ckpt = io::checkpoint::open(s.model);
-        in.w = decoder::load_model(s.model);
-        if (!s.calib.empty()) in.calib = read_rows(s.calib, s, in.w->cfg);
-        if (!s.eval.empty()) in.eval = read_rows(s.eval, s, in.w->cfg);
-        in.report = settings_json(s, options);
-        if (comm.rank() == 0 && !in.eval.empty()) in.report["perplexity_before"] = perplexity(*in.w, in.eval, s);
-        std::vector<decoder::sequences> batches = batches_of(in.calib, static_cast<std::size_t>(s.batch_size));
-        in.batches = batches.size();
-        calibration.emplace(*in.w, shard(std::move(batches), comm), s.threads);
+        open_inputs(s, options, in, stream, comm);
+        if (comm.rank() == 0) out.emplace(s.out, in.model->ckpt);
     });
-    options.sparsegpt.pool = &calibration->pool();
+    options.sparsegpt.pool = &stream->pool();
     options.comm = &comm;
     std::vector<double> layer_seconds;  // cumulative from the start of pruning, then per layer
     const auto pruning = std::chrono::steady_clock::now();
     options.on_layer = [&](std::size_t l) {
         layer_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - pruning).count());
         if (comm.rank() != 0) return;
-        std::fprintf(stderr, "prune-sparsify: layer %zu of %zu pruned (%.2f s)\n", l + 1, in.w->layers.size(), layer_seconds.back());
+        out->add_layer(*stream, in.model->ckpt, l);
+        std::fprintf(stderr, "prune-sparsify: layer %zu of %zu pruned (%.2f s)\n", l + 1, stream->layers(), layer_seconds.back());
     };
-    const sp::calibration_result result = sp::prune_layers(*calibration, options);
+    sp::calibration_result result = sp::prune_layers(*stream, options);
     prune::mpi::collectively(comm, [&] {
-        if (comm.rank() == 0) finish(s, in, result, *calibration, layer_seconds, start);
+        const decoder::layer_stream::evaluation eval = stream->finish();
+        if (comm.rank() == 0) finish(s, in, *out, result, eval, layer_seconds, start);
     });
 }
 
 }  // namespace
-
 /// The job: build/bin/prune-sparsify's main (generated by examples/CMakeLists.txt) calls it.
 int run(int argc, char** argv) {
     prune::nn::setup_process(argv);

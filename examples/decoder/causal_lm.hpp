@@ -183,6 +183,15 @@ inline void refuse_non_finite_nll(const prune::decoder::forward_result& r, std::
     }
 }
 
+/// Adds one batch's NLL and predicted tokens to the totals (the batch's sequences are `first`,
+/// `first + 1`, ... of `file`); value_error at a non-finite NLL (refuse_non_finite_nll).
+inline void add_batch(const prune::decoder::forward_result& r, std::size_t first, const std::string& file, double& nll,
+                      std::int64_t& tokens) {
+    refuse_non_finite_nll(r, first, file);
+    nll += r.total_nll();
+    tokens += r.total_predicted();
+}
+
 /// The summed NLL and the predicted tokens of `data` under `gate` (null: none), `batch_size`
 /// sequences a pass on `ws`; value_error naming `file` at a non-finite NLL (refuse_non_finite_nll).
 inline std::pair<double, std::int64_t> total_nll(const prune::decoder::weights& w, std::span<const std::vector<std::int32_t>> data,
@@ -196,22 +205,17 @@ inline std::pair<double, std::int64_t> total_nll(const prune::decoder::weights& 
     for (std::size_t start = 0; start < data.size(); start += batch_size) {
         prune::decoder::sequences batch;
         for (std::size_t i = start; i < std::min(data.size(), start + batch_size); ++i) batch.add(data[i]);
-        const prune::decoder::forward_result r = prune::decoder::forward(w, batch, ws, o);
-        refuse_non_finite_nll(r, start, file);
-        nll += r.total_nll();
-        tokens += r.total_predicted();
+        add_batch(prune::decoder::forward(w, batch, ws, o), start, file, nll, tokens);
     }
     return {nll, tokens};
 }
 
-/// Perplexity of `data` (REFERENCE: exp(total NLL / predicted tokens), positions 1..n-1 of each
-/// sequence) as prune-eval's JSON: perplexity, nll (mean per predicted token, nats), nll_total,
-/// tokens (predicted), sequences, context (the window of a .txt file, else null).
-inline prune::io::json perplexity(const prune::decoder::weights& w, const std::vector<std::vector<std::int32_t>>& data,
-                                  const prune::decoder::gates* gate, std::size_t batch_size, int threads,
-                                  const std::string& file, std::optional<int> context) {
-    prune::decoder::workspace ws(threads);
-    const auto [nll, tokens] = total_nll(w, data, gate, batch_size, ws, file);
+/// Perplexity as prune-eval's JSON from the summed NLL over `tokens` predicted tokens of
+/// `sequences` sequences of `file` (value_error when no token was predicted): perplexity, nll
+/// (mean per predicted token, nats), nll_total, tokens (predicted), sequences, context (the
+/// window of a .txt file, else null).
+inline prune::io::json perplexity_json(double nll, std::int64_t tokens, std::size_t sequences, const std::string& file,
+                                       std::optional<int> context) {
     if (tokens == 0) {
         throw prune::value_error(file + ": no token to predict (every sequence has 1 token; perplexity needs sequences of >= 2)");
     }
@@ -220,9 +224,19 @@ inline prune::io::json perplexity(const prune::decoder::weights& w, const std::v
     out["nll"] = nll / static_cast<double>(tokens);
     out["nll_total"] = nll;
     out["tokens"] = tokens;
-    out["sequences"] = data.size();
+    out["sequences"] = sequences;
     out["context"] = context ? prune::io::json(*context) : prune::io::json(nullptr);
     return out;
+}
+
+/// Perplexity of `data` (REFERENCE: exp(total NLL / predicted tokens), positions 1..n-1 of each
+/// sequence) as perplexity_json gives it.
+inline prune::io::json perplexity(const prune::decoder::weights& w, const std::vector<std::vector<std::int32_t>>& data,
+                                  const prune::decoder::gates* gate, std::size_t batch_size, int threads,
+                                  const std::string& file, std::optional<int> context) {
+    prune::decoder::workspace ws(threads);
+    const auto [nll, tokens] = total_nll(w, data, gate, batch_size, ws, file);
+    return perplexity_json(nll, tokens, data.size(), file, context);
 }
 
 /// Whether any layer has fewer K/V heads than query heads (then importance reports kv_groups).

@@ -27,6 +27,15 @@
 //                                 // [tokens, in]) for each input; with advance, the output
 //                                 // replaces the batch's stream
 //   void advance(l, b)            // runs batch b through layer l; the output replaces its stream
+// and optionally
+//   weight_scores(l)              // a range of score_source: the magnitude scores of layer l's
+//                                 // weights ([out, in], named), valid until prune_layers returns
+//                                 // and readable before layer l is touched otherwise
+// prune_layers takes the layers in order, each once: linears(l) / record / advance of layer l
+// come after every call for layers < l, so a model may hold one layer's weights at a time
+// (prune::decoder::layer_stream does). The shapes of every layer's weights (an N:M check) and
+// the global magnitude group, which compares every weight of the network before layer 0 is
+// pruned, come from weight_scores when the model has it, else from linears(l) of every layer.
 //
 // Data parallel (`calibration_options::comm`, docs/distributed.md): the model of rank r holds
 // the batches r, r + k, r + 2k, ... of the whole set (k ranks); each batch's sums of x_j^2 are
@@ -57,6 +66,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <span>
 #include <string>
@@ -143,15 +153,33 @@ inline void check_calibration(const calibration_options& o) {
     }
 }
 
+/// Whether the model gives its weights' scores without holding the layer (weight_scores).
+template <class Model>
+concept scores_weights = requires(Model& m, std::size_t l) { m.weight_scores(l); };
+
+/// The magnitude scores of layer l's weights, named: weight_scores(l) when the model has it,
+/// else views of linears(l) (which must then stay valid).
+template <class Model>
+std::vector<score_source> weight_scores(Model& model, std::size_t l) {
+    if constexpr (scores_weights<Model>) {
+        auto given = model.weight_scores(l);
+        return std::vector<score_source>(given.begin(), given.end());
+    } else {
+        std::vector<score_source> out;
+        for (const auto& x : model.linears(l)) out.push_back(prune::magnitude(x.weight).named(x.name));
+        return out;
+    }
+}
+
 /// shape_error / value_error when an N:M target does not fit a linear's input width (or
 /// SparseGPT's block size), checked on every linear before any is pruned.
 template <class Model>
 void check_widths(Model& model, const calibration_options& o) {
     if (!o.target.nm) return;
     for (std::size_t l = 0; l < model.layers(); ++l) {
-        for (const auto& x : model.linears(l)) {
-            const std::size_t in = x.weight.extents()[1];
-            check_nm(*o.target.nm, in, "prune::sparsify::prune_layers: linear '" + x.name + "' (input width " +
+        for (const score_source& x : weight_scores(model, l)) {
+            const std::size_t in = x.extents()[1];
+            check_nm(*o.target.nm, in, "prune::sparsify::prune_layers: linear '" + x.name() + "' (input width " +
                                            std::to_string(in) + ")");
         }
     }
@@ -330,19 +358,17 @@ calibration_totals totals_of(Model& model, const calibration_options& o) {
     return {static_cast<std::size_t>(all[0]), static_cast<std::size_t>(all[1]), static_cast<std::uint64_t>(all[2])};
 }
 
-/// Magnitude masks of every linear of the network, chosen together when the group is global.
+/// Magnitude masks of every linear of the network, chosen together (the global group), by layer.
 template <class Model>
-std::vector<std::vector<element_mask>> magnitude_masks(Model& model, const calibration_options& o) {
+std::vector<std::vector<element_mask>> global_magnitude_masks(Model& model, const calibration_options& o) {
     std::vector<score_source> sources;
     std::vector<std::size_t> layer_of;
     std::vector<std::size_t> per_layer;
     for (std::size_t l = 0; l < model.layers(); ++l) {
-        auto linears = model.linears(l);
-        per_layer.push_back(linears.size());
-        for (const auto& x : linears) {
-            sources.push_back(prune::magnitude(x.weight).named(x.name));
-            layer_of.push_back(l);
-        }
+        std::vector<score_source> layer = weight_scores(model, l);
+        per_layer.push_back(layer.size());
+        layer_of.insert(layer_of.end(), layer.size(), l);
+        sources.insert(sources.end(), std::make_move_iterator(layer.begin()), std::make_move_iterator(layer.end()));
     }
     std::vector<element_mask> all = choose_masks(sources, o.target, layer_of);
     std::vector<std::vector<element_mask>> out(model.layers());
@@ -351,6 +377,14 @@ std::vector<std::vector<element_mask>> magnitude_masks(Model& model, const calib
         for (std::size_t t = 0; t < per_layer[l]; ++t) out[l].push_back(std::move(all[at++]));
     }
     return out;
+}
+
+/// Magnitude masks of one layer's linears (every group but the global one compares within a layer).
+template <class Linears>
+std::vector<element_mask> magnitude_masks(const Linears& linears, const calibration_options& o) {
+    std::vector<score_source> sources;
+    for (const auto& x : linears) sources.push_back(prune::magnitude(x.weight).named(x.name));
+    return choose_masks(sources, o.target, std::vector<std::size_t>(sources.size(), 0));
 }
 
 }  // namespace detail
@@ -370,8 +404,9 @@ calibration_result prune_layers(Model& model, const calibration_options& options
                                       "batch: ") + (options.reconstruct ? "the reconstruction" : to_string(options.how)) +
                           " needs the inputs' statistics)");
     }
+    const bool global = options.how == method::magnitude && !options.target.nm && options.target.group == comparison_group::global;
     std::vector<std::vector<element_mask>> chosen;
-    if (options.how == method::magnitude) chosen = detail::magnitude_masks(model, options);
+    if (global) chosen = detail::global_magnitude_masks(model, options);
     sparsegpt_options sg = options.sparsegpt;
     sg.hessian_scale = 2.0 / static_cast<double>(std::max<std::size_t>(1, all.samples));
     calibration_result result;
@@ -385,7 +420,8 @@ calibration_result prune_layers(Model& model, const calibration_options& options
                             : detail::collect(model, l, linears, options);
         }
         std::vector<element_mask> masks;
-        if (options.how == method::magnitude) masks = std::move(chosen[l]);
+        if (global) masks = std::move(chosen[l]);
+        else if (options.how == method::magnitude) masks = detail::magnitude_masks(linears, options);
         else if (options.how == method::wanda) masks = detail::wanda_masks(linears, stats, options);
         else masks = detail::sparsegpt_masks(linears, stats, sg, options);
         if (options.how != method::sparsegpt) detail::apply_masks(linears, masks, stats, sg, options);

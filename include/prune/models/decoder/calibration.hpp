@@ -22,6 +22,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,18 +52,40 @@ inline constexpr std::vector<float> layer_cache::*calibration_inputs[] = {&layer
 
 /// A causal LM's calibration batches at the current layer (see the top of this header). The
 /// weights must outlive it; they are read at each call, so pruning them between calls counts.
+/// Only the layer called for (and, for finish, the final norm and output projection) need be
+/// in memory: layer_stream.hpp loads one layer at a time into the weights under it.
 class calibration_run {
 public:
     /// Embeds every batch (value_error when a batch does not fit the model, naming it).
     calibration_run(weights& w, std::vector<sequences> batches, int threads = 0)
-        : w_(w), batches_(std::move(batches)), ws_(threads) {
+        : w_(w), batches_(std::move(batches)), own_(std::make_unique<workspace>(threads)), ws_(*own_) {
         for (std::size_t b = 0; b < batches_.size(); ++b) {
             batches_[b].validate(w_.cfg, "calibration batch " + std::to_string(b));
             streams_.emplace_back(stream_size(b));
             embed_sequences(w_, batches_[b], ws_, streams_.back());
-            tokens_ += static_cast<std::uint64_t>(batches_[b].total());
-            samples_ += static_cast<std::size_t>(batches_[b].count());
         }
+        count();
+    }
+
+    /// Batches whose streams at layer 0 are given (streams[b]: batch b embedded, [tokens, hidden]),
+    /// run on the caller's workspace `ws` (which must outlive this); value_error when a batch does
+    /// not fit the model or its stream, naming `what` and the batch.
+    calibration_run(weights& w, std::vector<sequences> batches, std::vector<std::vector<float>> streams, workspace& ws,
+                    const std::string& what = "calibration batch")
+        : w_(w), batches_(std::move(batches)), ws_(ws), streams_(std::move(streams)) {
+        if (streams_.size() != batches_.size()) {
+            throw value_error("calibration_run: " + std::to_string(streams_.size()) + " streams for " +
+                              std::to_string(batches_.size()) + " batches");
+        }
+        for (std::size_t b = 0; b < batches_.size(); ++b) {
+            batches_[b].validate(w_.cfg, what + " " + std::to_string(b));
+            if (streams_[b].size() != stream_size(b)) {
+                throw value_error("calibration_run: " + what + " " + std::to_string(b) + " has a stream of " +
+                                  std::to_string(streams_[b].size()) + " values (expected tokens x hidden_size, " +
+                                  std::to_string(stream_size(b)) + ")");
+            }
+        }
+        count();
     }
 
     /// Layers of the model.
@@ -112,7 +136,21 @@ public:
         run_layer(w_, l, batches_[b], ws_, streams_[b]);
     }
 
+    /// Batch b's per-sequence NLL from its stream after the last layer (finish_sequences: the
+    /// final norm and output projection must be in the weights): what forward gives, the same bits.
+    [[nodiscard]] forward_result finish(std::size_t b) {
+        static_cast<void>(prepare(b));
+        return finish_sequences(w_, batches_[b], ws_, streams_[b]);
+    }
+
 private:
+    void count() {
+        for (const sequences& s : batches_) {
+            tokens_ += static_cast<std::uint64_t>(s.total());
+            samples_ += static_cast<std::size_t>(s.count());
+        }
+    }
+
     [[nodiscard]] std::size_t stream_size(std::size_t b) const {
         return static_cast<std::size_t>(batches_[b].total()) * static_cast<std::size_t>(w_.cfg.hidden_size);
     }
@@ -120,13 +158,14 @@ private:
     /// The workspace set up for batch b (positions, RoPE table); returns the scratch stream.
     std::span<float> prepare(std::size_t b) {
         scratch_.resize(stream_size(b));
-        embed_sequences(w_, batches_.at(b), ws_, scratch_);
+        prepare_sequences(w_.cfg, batches_.at(b), ws_);
         return scratch_;
     }
 
     weights& w_;
     std::vector<sequences> batches_;
-    workspace ws_;
+    std::unique_ptr<workspace> own_;  // the workspace, unless the caller's
+    workspace& ws_;
     std::vector<std::vector<float>> streams_;
     std::vector<float> scratch_;
     std::uint64_t tokens_ = 0;

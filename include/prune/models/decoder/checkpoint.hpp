@@ -33,6 +33,7 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace prune::decoder {
@@ -68,9 +69,9 @@ inline std::string shape_text(const std::vector<std::int64_t>& shape) {
     return s + "]";
 }
 
-/// Reads one parameter from the checkpoint (transposing a Conv1D weight); format_error when
-/// missing, misshapen, of a non-float dtype or not finite.
-inline void read_parameter(const io::checkpoint& ckpt, const parameter& p, const std::string& where) {
+/// format_error when the checkpoint lacks a parameter, or holds it in another shape or a
+/// non-float dtype (what read_parameter checks before reading).
+inline void check_parameter(const io::checkpoint& ckpt, const parameter& p, const std::string& where) {
     if (!ckpt.contains(p.name)) {
         throw format_error(where + ": missing tensor '" + p.name + "' (expected shape " + shape_text(p.file_shape()) + ")");
     }
@@ -88,6 +89,12 @@ inline void read_parameter(const io::checkpoint& ckpt, const parameter& p, const
         throw dtype_error(where + ": tensor '" + p.name + "' has dtype " + std::string(io::dtype_name(info.type)) +
                           " (expected F32, F16, BF16 or F64)");
     }
+}
+
+/// Reads one parameter from the checkpoint (transposing a Conv1D weight); format_error when
+/// missing, misshapen, of a non-float dtype or not finite.
+inline void read_parameter(const io::checkpoint& ckpt, const parameter& p, const std::string& where) {
+    check_parameter(ckpt, p, where);
     const std::vector<float> values = ckpt.to_float(p.name);
     const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
     if (bad != values.end()) {
@@ -133,17 +140,10 @@ void refuse_unsavable(const std::vector<E>& saved, const std::vector<float>& val
 
 }  // namespace detail
 
-/// Loads a causal LM from a model directory (config.json + model.safetensors or shards), or a
-/// .safetensors / index file next to its config.json.
-[[nodiscard]] inline weights load_model(const std::filesystem::path& path, load_report* report = nullptr) {
-    if (std::error_code ec; !std::filesystem::exists(path, ec)) {
-        throw io_error("model '" + path.string() + "' does not exist (expected a directory with config.json and " +
-                       "model.safetensors)");
-    }
-    const std::filesystem::path dir = std::filesystem::is_directory(path) ? path : path.parent_path();
-    config cfg = read_config(dir / "config.json");
-    const io::checkpoint ckpt = io::checkpoint::open(path);
-    const std::string where = "model " + path.string();
+/// `cfg` (read from the checkpoint's config.json) checked against the checkpoint `ckpt`: GPT-2's
+/// tensor prefix found (format_error when neither form of wte.weight is there) and the element
+/// count compared (checkpoint::require_elements), before any weight is allocated.
+[[nodiscard]] inline config checkpoint_config(config cfg, const io::checkpoint& ckpt, const std::string& where) {
     if (!cfg.is_llama()) {
         if (ckpt.contains("transformer.wte.weight")) cfg.gpt2_prefix = "transformer.";
         else if (ckpt.contains("wte.weight")) cfg.gpt2_prefix = "";
@@ -152,10 +152,40 @@ void refuse_unsavable(const std::vector<E>& saved, const std::vector<float>& val
                                std::to_string(cfg.vocab_size) + ", " + std::to_string(cfg.hidden_size) + "])");
     }
     ckpt.require_elements(parameter_count(cfg), where);
-    weights w = allocate(cfg);
+    return cfg;
+}
+
+/// A causal LM's checkpoint (memory-mapped, nothing read yet) and its config.
+struct opened_model {
+    io::checkpoint ckpt;  ///< the tensors
+    config cfg;           ///< config.json, checked against ckpt (checkpoint_config)
+    std::string where;    ///< "model PATH", what errors about its tensors begin with
+};
+
+/// Opens a model directory (config.json + model.safetensors or shards), or a .safetensors /
+/// index file next to its config.json, without reading a weight: io_error when it does not
+/// exist, format_error for a config.json that does not fit the checkpoint.
+[[nodiscard]] inline opened_model open_model(const std::filesystem::path& path) {
+    if (std::error_code ec; !std::filesystem::exists(path, ec)) {
+        throw io_error("model '" + path.string() + "' does not exist (expected a directory with config.json and " +
+                       "model.safetensors)");
+    }
+    const std::filesystem::path dir = std::filesystem::is_directory(path) ? path : path.parent_path();
+    config cfg = read_config(dir / "config.json");
+    io::checkpoint ckpt = io::checkpoint::open(path);
+    std::string where = "model " + path.string();
+    cfg = checkpoint_config(std::move(cfg), ckpt, where);
+    return {std::move(ckpt), std::move(cfg), std::move(where)};
+}
+
+/// Loads a causal LM from a model directory (config.json + model.safetensors or shards), or a
+/// .safetensors / index file next to its config.json.
+[[nodiscard]] inline weights load_model(const std::filesystem::path& path, load_report* report = nullptr) {
+    const opened_model m = open_model(path);
+    weights w = allocate(m.cfg);
     const auto params = parameters(w);
-    for (const auto& p : params) detail::read_parameter(ckpt, p, where);
-    if (report != nullptr) report->dtype = ckpt.info(params.front().name).type;
+    for (const auto& p : params) detail::read_parameter(m.ckpt, p, m.where);
+    if (report != nullptr) report->dtype = m.ckpt.info(params.front().name).type;
     return w;
 }
 

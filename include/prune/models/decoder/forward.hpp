@@ -598,6 +598,14 @@ inline void logits_and_loss(const pass& p, const weights& w, const float* xf, wo
 
 }  // namespace detail
 
+/// The workspace set up for running the layers of `seq` one at a time on a residual stream
+/// made elsewhere (embed_sequences makes one too): positions, next-token targets and the RoPE
+/// table, no embedding. Throws value_error when the batch does not fit the model `cfg`.
+inline void prepare_sequences(const config& cfg, const sequences& seq, workspace& ws) {
+    seq.validate(cfg);
+    detail::prepare_rows(detail::pass{ws.pool_, cfg, seq, seq.total(), cfg.hidden_size}, ws);
+}
+
 /// The start of a forward pass, for running layers one at a time (calibration): positions,
 /// targets and the RoPE table of `seq` in ws, and h [T, H] = embed[id] (+ wpe[position]).
 /// Throws value_error when the batch does not fit the model.
@@ -656,9 +664,7 @@ struct layer_linear {
 
 /// The prunable linears of layer l of `w`, in checkpoint order.
 [[nodiscard]] inline std::vector<layer_linear> layer_linears(weights& w, std::size_t l) {
-    std::vector<parameter> ps;
-    if (w.cfg.is_llama()) detail::llama_layer_parameters(ps, w.layers[l], static_cast<int>(l), w.cfg.hidden_size);
-    else detail::gpt2_layer_parameters(ps, w.layers[l], static_cast<int>(l), w.cfg.hidden_size, w.cfg.gpt2_prefix);
+    const std::vector<parameter> ps = layer_parameters(w, l);
     auto ends = [](const std::string& s, const char* tail) {
         const std::string t(tail);
         return s.size() >= t.size() && s.compare(s.size() - t.size(), t.size(), t) == 0;
@@ -673,6 +679,49 @@ struct layer_linear {
         out.push_back({p.name, p.data, static_cast<int>(p.shape[0]), static_cast<int>(p.shape[1]), input, p.transposed});
     }
     return out;
+}
+
+namespace detail {
+
+/// The end of a pass on the last layer's output h [T, H]: the final norm (recorded in `cache`
+/// when given), the logits (kept when `keep`) and each sequence's NLL.
+inline forward_result finish_pass(const pass& p, const weights& w, const float* h, workspace& ws, forward_cache* cache, bool keep) {
+    const auto T = static_cast<std::size_t>(p.T), H = static_cast<std::size_t>(p.H);
+    float* xf = grow(ws.x, T * H);
+    float* xhat = grow(ws.xhat, T * H);
+    float* rstd = grow(ws.rstd, T);
+    if (cache != nullptr) {
+        cache->out.resize(T * H);
+        cache->xhat.resize(T * H);
+        cache->rstd.resize(T);
+        xf = cache->out.data();
+        xhat = cache->xhat.data();
+        rstd = cache->rstd.data();
+    }
+    norm(p, w.final_norm, w.final_norm_bias, h, xf, xhat, rstd);
+    logits_and_loss(p, w, xf, ws, keep);
+    forward_result result;
+    for (int b = 0; b < p.seq.count(); ++b) {
+        double s = 0.0;
+        for (auto r = p.seq.offsets[static_cast<std::size_t>(b)]; r < p.seq.offsets[static_cast<std::size_t>(b) + 1]; ++r)
+            s += ws.row_loss[static_cast<std::size_t>(r)];
+        result.nll.push_back(s);
+        result.predicted.push_back(p.seq.length(b) - 1);
+    }
+    return result;
+}
+
+}  // namespace detail
+
+/// The end of a pass run layer by layer (embed_sequences or prepare_sequences, then run_layer on
+/// every layer): the final norm, the logits (not kept) and each sequence's NLL of the last
+/// layer's output h [T, H] -- what forward gives, the same bits. Reads only w's final norm and
+/// output projection (and cfg). shape_error when h or ws do not hold this batch.
+inline forward_result finish_sequences(const weights& w, const sequences& seq, workspace& ws, std::span<const float> h) {
+    const detail::pass p{ws.pool_, w.cfg, seq, seq.total(), w.cfg.hidden_size};
+    if (h.size() != static_cast<std::size_t>(p.T) * static_cast<std::size_t>(p.H) || ws.positions.size() != static_cast<std::size_t>(p.T))
+        throw shape_error("finish_sequences: h or the workspace do not hold this batch (call prepare_sequences first)");
+    return detail::finish_pass(p, w, h.data(), ws, nullptr, false);
 }
 
 /// Runs the model on packed sequences: per-sequence NLL (and, with keep_logits, the logits in
@@ -690,28 +739,7 @@ inline forward_result forward(const weights& w, const sequences& seq, workspace&
     if (cache != nullptr) cache->layers.resize(w.layers.size());
     for (std::size_t l = 0; l < w.layers.size(); ++l)
         detail::layer_forward(p, w.layers[l], l, options.gate, h, ws, cache != nullptr ? &cache->layers[l] : nullptr);
-    float* xf = detail::grow(ws.x, T * H);
-    float* xhat = detail::grow(ws.xhat, T * H);
-    float* rstd = detail::grow(ws.rstd, T);
-    if (cache != nullptr) {
-        cache->out.resize(T * H);
-        cache->xhat.resize(T * H);
-        cache->rstd.resize(T);
-        xf = cache->out.data();
-        xhat = cache->xhat.data();
-        rstd = cache->rstd.data();
-    }
-    detail::norm(p, w.final_norm, w.final_norm_bias, h, xf, xhat, rstd);
-    detail::logits_and_loss(p, w, xf, ws, options.keep_logits);
-    forward_result result;
-    for (int b = 0; b < seq.count(); ++b) {
-        double s = 0.0;
-        for (auto r = seq.offsets[static_cast<std::size_t>(b)]; r < seq.offsets[static_cast<std::size_t>(b) + 1]; ++r)
-            s += ws.row_loss[static_cast<std::size_t>(r)];
-        result.nll.push_back(s);
-        result.predicted.push_back(seq.length(b) - 1);
-    }
-    return result;
+    return detail::finish_pass(p, w, h, ws, cache, options.keep_logits);
 }
 
 }  // namespace prune::decoder

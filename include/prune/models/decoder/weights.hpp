@@ -85,10 +85,12 @@ struct parameter {
 
 namespace detail {
 
-/// Appends a matrix (rows x cols at data; cols < 0: a vector of rows) to `out` when it has elements.
-inline void add_parameter(std::vector<parameter>& out, std::string name, float* data, std::int64_t rows,
-                          std::int64_t cols, bool transposed = false) {
+/// Appends a matrix (rows x cols at element `at` of `storage`; cols < 0: a vector of rows) to
+/// `out` when it has elements; its data is null while `storage` is empty (a layer not loaded).
+inline void add_parameter(std::vector<parameter>& out, std::string name, std::vector<float>& storage, std::int64_t at,
+                          std::int64_t rows, std::int64_t cols, bool transposed = false) {
     if (rows <= 0 || cols == 0) return;
+    float* data = storage.empty() ? nullptr : storage.data() + at;
     out.push_back({std::move(name), data, cols < 0 ? std::vector<std::int64_t>{rows} : std::vector<std::int64_t>{rows, cols},
                    transposed});
 }
@@ -97,26 +99,26 @@ inline void add_parameter(std::vector<parameter>& out, std::string name, float* 
 inline void llama_layer_parameters(std::vector<parameter>& out, layer_weights& L, int l, int hidden) {
     const std::int64_t d = L.head_dim, q = L.q_heads * d, kv = L.kv_heads * d, F = L.ffn, H = hidden;
     auto name = [l](const char* s) { return llama::layer_tensor(l, s); };
-    add_parameter(out, name("input_layernorm.weight"), L.norm1.data(), H, -1);
-    add_parameter(out, name("self_attn.q_proj.weight"), L.qkv.data(), q, H);
-    add_parameter(out, name("self_attn.k_proj.weight"), L.qkv.data() + q * H, kv, H);
-    add_parameter(out, name("self_attn.v_proj.weight"), L.qkv.data() + (q + kv) * H, kv, H);
+    add_parameter(out, name("input_layernorm.weight"), L.norm1, 0, H, -1);
+    add_parameter(out, name("self_attn.q_proj.weight"), L.qkv, 0, q, H);
+    add_parameter(out, name("self_attn.k_proj.weight"), L.qkv, q * H, kv, H);
+    add_parameter(out, name("self_attn.v_proj.weight"), L.qkv, (q + kv) * H, kv, H);
     if (!L.qkv_bias.empty()) {
-        add_parameter(out, name("self_attn.q_proj.bias"), L.qkv_bias.data(), q, -1);
-        add_parameter(out, name("self_attn.k_proj.bias"), L.qkv_bias.data() + q, kv, -1);
-        add_parameter(out, name("self_attn.v_proj.bias"), L.qkv_bias.data() + q + kv, kv, -1);
+        add_parameter(out, name("self_attn.q_proj.bias"), L.qkv_bias, 0, q, -1);
+        add_parameter(out, name("self_attn.k_proj.bias"), L.qkv_bias, q, kv, -1);
+        add_parameter(out, name("self_attn.v_proj.bias"), L.qkv_bias, q + kv, kv, -1);
     }
-    add_parameter(out, name("self_attn.o_proj.weight"), L.out.data(), H, q);
-    if (!L.out_bias.empty()) add_parameter(out, name("self_attn.o_proj.bias"), L.out_bias.data(), H, -1);
-    add_parameter(out, name("post_attention_layernorm.weight"), L.norm2.data(), H, -1);
-    add_parameter(out, name("mlp.gate_proj.weight"), L.up.data(), F, H);
-    add_parameter(out, name("mlp.up_proj.weight"), L.up.data() + F * H, F, H);
+    add_parameter(out, name("self_attn.o_proj.weight"), L.out, 0, H, q);
+    if (!L.out_bias.empty()) add_parameter(out, name("self_attn.o_proj.bias"), L.out_bias, 0, H, -1);
+    add_parameter(out, name("post_attention_layernorm.weight"), L.norm2, 0, H, -1);
+    add_parameter(out, name("mlp.gate_proj.weight"), L.up, 0, F, H);
+    add_parameter(out, name("mlp.up_proj.weight"), L.up, F * H, F, H);
     if (!L.up_bias.empty()) {
-        add_parameter(out, name("mlp.gate_proj.bias"), L.up_bias.data(), F, -1);
-        add_parameter(out, name("mlp.up_proj.bias"), L.up_bias.data() + F, F, -1);
+        add_parameter(out, name("mlp.gate_proj.bias"), L.up_bias, 0, F, -1);
+        add_parameter(out, name("mlp.up_proj.bias"), L.up_bias, F, F, -1);
     }
-    add_parameter(out, name("mlp.down_proj.weight"), L.down.data(), H, F);
-    if (!L.down_bias.empty()) add_parameter(out, name("mlp.down_proj.bias"), L.down_bias.data(), H, -1);
+    add_parameter(out, name("mlp.down_proj.weight"), L.down, 0, H, F);
+    if (!L.down_bias.empty()) add_parameter(out, name("mlp.down_proj.bias"), L.down_bias, 0, H, -1);
 }
 
 /// GPT-2's parameters of layer l.
@@ -124,18 +126,18 @@ inline void gpt2_layer_parameters(std::vector<parameter>& out, layer_weights& L,
                                   const std::string& prefix) {
     const std::int64_t A = L.attention_width(), rows = L.qkv_rows(), F = L.ffn, H = hidden;
     auto name = [&](const char* s) { return gpt2::layer_tensor(prefix, l, s); };
-    add_parameter(out, name("ln_1.weight"), L.norm1.data(), H, -1);
-    add_parameter(out, name("ln_1.bias"), L.norm1_bias.data(), H, -1);
-    add_parameter(out, name("attn.c_attn.weight"), L.qkv.data(), rows, H, true);
-    add_parameter(out, name("attn.c_attn.bias"), L.qkv_bias.data(), rows, -1);
-    add_parameter(out, name("attn.c_proj.weight"), L.out.data(), H, A, true);
-    add_parameter(out, name("attn.c_proj.bias"), L.out_bias.data(), H, -1);
-    add_parameter(out, name("ln_2.weight"), L.norm2.data(), H, -1);
-    add_parameter(out, name("ln_2.bias"), L.norm2_bias.data(), H, -1);
-    add_parameter(out, name("mlp.c_fc.weight"), L.up.data(), F, H, true);
-    add_parameter(out, name("mlp.c_fc.bias"), L.up_bias.data(), F, -1);
-    add_parameter(out, name("mlp.c_proj.weight"), L.down.data(), H, F, true);
-    add_parameter(out, name("mlp.c_proj.bias"), L.down_bias.data(), H, -1);
+    add_parameter(out, name("ln_1.weight"), L.norm1, 0, H, -1);
+    add_parameter(out, name("ln_1.bias"), L.norm1_bias, 0, H, -1);
+    add_parameter(out, name("attn.c_attn.weight"), L.qkv, 0, rows, H, true);
+    add_parameter(out, name("attn.c_attn.bias"), L.qkv_bias, 0, rows, -1);
+    add_parameter(out, name("attn.c_proj.weight"), L.out, 0, H, A, true);
+    add_parameter(out, name("attn.c_proj.bias"), L.out_bias, 0, H, -1);
+    add_parameter(out, name("ln_2.weight"), L.norm2, 0, H, -1);
+    add_parameter(out, name("ln_2.bias"), L.norm2_bias, 0, H, -1);
+    add_parameter(out, name("mlp.c_fc.weight"), L.up, 0, F, H, true);
+    add_parameter(out, name("mlp.c_fc.bias"), L.up_bias, 0, F, -1);
+    add_parameter(out, name("mlp.c_proj.weight"), L.down, 0, H, F, true);
+    add_parameter(out, name("mlp.c_proj.bias"), L.down_bias, 0, H, -1);
 }
 
 }  // namespace detail
@@ -147,20 +149,64 @@ inline void gpt2_layer_parameters(std::vector<parameter>& out, layer_weights& L,
     const int H = w.cfg.hidden_size;
     const std::int64_t V = w.cfg.vocab_size;
     if (w.cfg.is_llama()) {
-        detail::add_parameter(out, llama::embed_tokens, w.embed.data(), V, H);
+        detail::add_parameter(out, llama::embed_tokens, w.embed, 0, V, H);
         for (std::size_t l = 0; l < w.layers.size(); ++l) detail::llama_layer_parameters(out, w.layers[l], static_cast<int>(l), H);
-        detail::add_parameter(out, llama::final_norm, w.final_norm.data(), H, -1);
-        if (!w.lm_head.empty()) detail::add_parameter(out, llama::lm_head, w.lm_head.data(), V, H);
+        detail::add_parameter(out, llama::final_norm, w.final_norm, 0, H, -1);
+        if (!w.lm_head.empty()) detail::add_parameter(out, llama::lm_head, w.lm_head, 0, V, H);
         return out;
     }
     const std::string& p = w.cfg.gpt2_prefix;
-    detail::add_parameter(out, gpt2::global_tensor(p, "wte.weight"), w.embed.data(), V, H);
-    detail::add_parameter(out, gpt2::global_tensor(p, "wpe.weight"), w.positions.data(), w.cfg.max_position_embeddings, H);
+    detail::add_parameter(out, gpt2::global_tensor(p, "wte.weight"), w.embed, 0, V, H);
+    detail::add_parameter(out, gpt2::global_tensor(p, "wpe.weight"), w.positions, 0, w.cfg.max_position_embeddings, H);
     for (std::size_t l = 0; l < w.layers.size(); ++l) detail::gpt2_layer_parameters(out, w.layers[l], static_cast<int>(l), H, p);
-    detail::add_parameter(out, gpt2::global_tensor(p, "ln_f.weight"), w.final_norm.data(), H, -1);
-    detail::add_parameter(out, gpt2::global_tensor(p, "ln_f.bias"), w.final_norm_bias.data(), H, -1);
-    if (!w.lm_head.empty()) detail::add_parameter(out, gpt2::lm_head, w.lm_head.data(), V, H);
+    detail::add_parameter(out, gpt2::global_tensor(p, "ln_f.weight"), w.final_norm, 0, H, -1);
+    detail::add_parameter(out, gpt2::global_tensor(p, "ln_f.bias"), w.final_norm_bias, 0, H, -1);
+    if (!w.lm_head.empty()) detail::add_parameter(out, gpt2::lm_head, w.lm_head, 0, V, H);
     return out;
+}
+
+/// The parameters of layer l of `w` in checkpoint order (as parameters(w) lists them).
+[[nodiscard]] inline std::vector<parameter> layer_parameters(weights& w, std::size_t l) {
+    std::vector<parameter> out;
+    if (w.cfg.is_llama()) detail::llama_layer_parameters(out, w.layers.at(l), static_cast<int>(l), w.cfg.hidden_size);
+    else detail::gpt2_layer_parameters(out, w.layers.at(l), static_cast<int>(l), w.cfg.hidden_size, w.cfg.gpt2_prefix);
+    return out;
+}
+
+/// Layer l of the shape `cfg` describes (its head counts and widths), zeroed, norm scales 1;
+/// with `matrices` false only its vectors (norms, biases): the matrices stay empty, so the
+/// layer lists its parameters (layer_parameters) with null data and allocates little.
+[[nodiscard]] inline layer_weights allocate_layer(const config& cfg, std::size_t l, bool matrices = true) {
+    layer_weights L;
+    const auto H = static_cast<std::size_t>(cfg.hidden_size);
+    L.q_heads = cfg.heads_in(l);
+    L.kv_heads = cfg.kv_heads_in(l);
+    L.head_dim = cfg.head_dim;
+    L.ffn = cfg.ffn_in(l);
+    const auto rows = static_cast<std::size_t>(L.qkv_rows());
+    const auto A = static_cast<std::size_t>(L.attention_width());
+    const auto F = static_cast<std::size_t>(L.ffn);
+    const std::size_t up_rows = cfg.is_llama() ? 2 * F : F;
+    L.norm1.assign(H, 1.0f);
+    L.norm2.assign(H, 1.0f);
+    if (!cfg.is_llama()) {
+        L.norm1_bias.assign(H, 0.0f);
+        L.norm2_bias.assign(H, 0.0f);
+    }
+    if (cfg.attention_bias) {
+        L.qkv_bias.assign(rows, 0.0f);
+        L.out_bias.assign(H, 0.0f);
+    }
+    if (cfg.mlp_bias) {
+        L.up_bias.assign(up_rows, 0.0f);
+        L.down_bias.assign(H, 0.0f);
+    }
+    if (!matrices) return L;
+    L.qkv.assign(rows * H, 0.0f);
+    L.out.assign(H * A, 0.0f);
+    L.up.assign(up_rows * H, 0.0f);
+    L.down.assign(H * F, 0.0f);
+    return L;
 }
 
 /// Allocates (zeroed) weights of the shape `cfg` describes (each layer at its width: uniform,
@@ -176,36 +222,7 @@ inline void gpt2_layer_parameters(std::vector<parameter>& out, layer_weights& L,
     w.final_norm.assign(H, 1.0f);
     if (gpt2) w.final_norm_bias.assign(H, 0.0f);
     if (!cfg.tie_word_embeddings) w.lm_head.assign(static_cast<std::size_t>(cfg.vocab_size) * H, 0.0f);
-    w.layers.resize(static_cast<std::size_t>(cfg.num_hidden_layers));
-    for (std::size_t l = 0; l < w.layers.size(); ++l) {
-        auto& L = w.layers[l];
-        L.q_heads = cfg.heads_in(l);
-        L.kv_heads = cfg.kv_heads_in(l);
-        L.head_dim = cfg.head_dim;
-        L.ffn = cfg.ffn_in(l);
-        const auto rows = static_cast<std::size_t>(L.qkv_rows());
-        const auto A = static_cast<std::size_t>(L.attention_width());
-        const auto F = static_cast<std::size_t>(L.ffn);
-        const std::size_t up_rows = cfg.is_llama() ? 2 * F : F;
-        L.norm1.assign(H, 1.0f);
-        L.norm2.assign(H, 1.0f);
-        if (gpt2) {
-            L.norm1_bias.assign(H, 0.0f);
-            L.norm2_bias.assign(H, 0.0f);
-        }
-        L.qkv.assign(rows * H, 0.0f);
-        L.out.assign(H * A, 0.0f);
-        if (cfg.attention_bias) {
-            L.qkv_bias.assign(rows, 0.0f);
-            L.out_bias.assign(H, 0.0f);
-        }
-        L.up.assign(up_rows * H, 0.0f);
-        L.down.assign(H * F, 0.0f);
-        if (cfg.mlp_bias) {
-            L.up_bias.assign(up_rows, 0.0f);
-            L.down_bias.assign(H, 0.0f);
-        }
-    }
+    for (std::size_t l = 0; l < static_cast<std::size_t>(cfg.num_hidden_layers); ++l) w.layers.push_back(allocate_layer(cfg, l));
     return w;
 }
 
