@@ -290,10 +290,12 @@ inline void choose_by_layer(std::span<const score_source> scores, std::span<elem
 /// Fresh masks (1 = kept) for the given score sources under a target. `layer_of[t]` is the layer
 /// of matrix t (used by the layer group only; may be empty otherwise). value_error / shape_error
 /// for a bad target (sparsity outside [0, 1), N:M with N >= M or M not dividing a width) or a
-/// layer list of another length.
+/// layer list of another length. `options` set the global group's selection (threads, sampling:
+/// how it runs, never which elements it picks).
 [[nodiscard]] inline std::vector<element_mask> choose_masks(std::span<const score_source> scores,
                                                             const sparsity_target& target,
-                                                            std::span<const std::size_t> layer_of = {}) {
+                                                            std::span<const std::size_t> layer_of = {},
+                                                            const select_options& options = {}) {
     std::vector<element_mask> masks;
     masks.reserve(scores.size());
     for (const score_source& s : scores) {
@@ -323,7 +325,7 @@ inline void choose_by_layer(std::span<const score_source> scores, std::span<elem
             }
             break;
         case comparison_group::layer: choose_by_layer(scores, all, target.sparsity, layer_of); break;
-        case comparison_group::global: prune_together(scores, all, target.sparsity); break;
+        case comparison_group::global: prune_together(scores, all, target.sparsity, options); break;
     }
     return masks;
 }
