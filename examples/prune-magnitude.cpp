@@ -170,11 +170,7 @@ std::vector<score_source> make_scores(const io::checkpoint& model, const std::ve
     std::vector<score_source> out;
     for (const auto& name : names) {
         const io::tensor_info& info = model.info(name);
-        if (const auto bad = io::first_non_finite(model, name)) {  // NaN / infinity have no magnitude order
-            const float v = model.to_float(name)[*bad];
-            throw format_error("candidate tensor '" + name + "' holds " + (std::isnan(v) ? "NaN" : "an infinity") +
-                               " at element " + std::to_string(*bad) + " (expected finite weights)");
-        }
+        io::require_finite(model, name, "candidate tensor");  // NaN / infinity have no magnitude order
         if (kind == "random") {
             out.push_back(random_scores(info.extents(), seed).named(name));
         } else {

@@ -7,7 +7,8 @@
 // move forward, every 1 MiB region they finish is dropped from the process's resident set (one
 // madvise per region; the page cache keeps what fits; the next pass maps them in again). So a global selection over a 13.5 GB
 // checkpoint runs with the masks (1 bit per element) and a few pages per thread resident.
-// first_non_finite(ckpt, name) looks for a NaN or an infinity the same way. A checkpoint whose
+// first_non_finite(ckpt, name) looks for a NaN or an infinity the same way; require_finite(ckpt,
+// name, what) throws the format_error that names it. A checkpoint whose
 // bytes were copied into memory (safetensors_file::from_bytes) is read the same, nothing dropped.
 #pragma once
 
@@ -128,6 +129,18 @@ template <score_kind Kind, bool Drop>
         case dtype::BF16: return scan(std::uint16_t{0x7F80u});
         default: throw dtype_error("tensor '" + std::string(name) + "' is " + dtype_name(info.type) + " (expected F32, F64, F16 or BF16)");
     }
+}
+
+/// format_error "<what> '<name>' holds NaN|an infinity at element i (expected finite weights)" at
+/// the first value of checkpoint tensor `name` that is not finite (first_non_finite: no copy).
+inline void require_finite(const checkpoint& ckpt, const std::string& name, const std::string& what) {
+    const std::optional<std::size_t> bad = first_non_finite(ckpt, name);
+    if (!bad) return;
+    float value = 0.0f;
+    const std::size_t size = dtype_size(ckpt.info(name).type);
+    detail::convert_to_float(ckpt.info(name).type, ckpt.bytes(name).data() + *bad * size, 1, &value);
+    throw format_error(what + " '" + name + "' holds " + (std::isnan(value) ? "NaN" : "an infinity") + " at element " +
+                       std::to_string(*bad) + " (expected finite weights)");
 }
 
 }  // namespace prune::io

@@ -45,18 +45,6 @@ namespace prune::decoder {
 
 namespace detail {
 
-/// format_error (naming the tensor and element) at the first value of a checkpoint tensor that
-/// is not finite, read without a copy (io::first_non_finite, which drops the pages it read).
-inline void require_finite(const io::checkpoint& ckpt, const std::string& name, const std::string& where) {
-    const std::optional<std::size_t> bad = io::first_non_finite(ckpt, name);
-    if (!bad) return;
-    float value = 0.0f;
-    const std::size_t size = io::dtype_size(ckpt.info(name).type);
-    io::detail::convert_to_float(ckpt.info(name).type, ckpt.bytes(name).data() + *bad * size, 1, &value);
-    throw format_error(where + ": tensor '" + name + "' holds " + (std::isnan(value) ? "NaN" : "an infinity") +
-                       " at element " + std::to_string(*bad) + " (expected finite weights)");
-}
-
 /// Adds row `row` of a [rows, width] checkpoint tensor, as float, to out[0, width) (or sets it).
 inline void add_row(const io::checkpoint& ckpt, const std::string& name, std::size_t row, std::size_t width, float* out,
                     std::vector<float>& buffer, bool add) {
@@ -116,7 +104,7 @@ public:
         for (std::size_t l = 0; l < static_cast<std::size_t>(cfg.num_hidden_layers); ++l) w_.layers.push_back(allocate_layer(cfg, l, false));
         for (const parameter& p : outer_tensors()) {
             detail::check_parameter(ckpt_, p, where_);
-            detail::require_finite(ckpt_, p.name, where_);
+            io::require_finite(ckpt_, p.name, where_ + ": tensor");
         }
         std::vector<std::vector<float>> streams = streams_of(calibration, "calibration batch");
         release_outer();
