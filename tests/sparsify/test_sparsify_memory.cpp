@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../support/files.hpp"
+#include "../support/sanitizer.hpp"
 #include "../support/run_ok.hpp"
 
 #include <fstream>
@@ -58,6 +59,12 @@ TEST_CASE("prune-sparsify's peak RSS stays far below the model as float32", "[sp
     INFO("float32 model " << float_bytes / 1e6 << " MB, peak RSS wanda " << static_cast<double>(wanda) / 1e6
                           << " MB, magnitude per matrix " << static_cast<double>(matrix) / 1e6 << " MB, global "
                           << static_cast<double>(global) / 1e6 << " MB");
+#if PRUNE_TEST_ASAN
+    // The `asan` preset's prune-sparsify carries ASan's shadow memory and quarantine (CI measured
+    // 250-370 MB peaks there): its outputs were checked above, its RSS says nothing.
+    WARN("peak RSS not compared under AddressSanitizer");
+    return;
+#endif
     CHECK(static_cast<double>(wanda) < 0.5 * float_bytes);
     CHECK(static_cast<double>(matrix) < 0.5 * float_bytes);
     CHECK(static_cast<double>(global) < float_bytes);
