@@ -15,6 +15,7 @@
 #include <prune/text/bpe_trainer.hpp>
 
 #include "../support/files.hpp"
+#include "../support/shards.hpp"
 #include "../support/tiny_bert.hpp"
 
 #include <catch2/catch.hpp>
@@ -371,22 +372,15 @@ private:
     // lm-shard-gone's index names a second shard that is not there.
     void make_sharded_decoders() {
         const io::checkpoint lm = io::checkpoint::open(d_ / "lm");
+        const std::size_t n = lm.tensors().size();
+        const std::string second = "model-00002-of-00002.safetensors";
         for (const char* name : {"lm-shard-cut", "lm-shard-gone"}) {
-            fs::create_directories(d_ / name);
-            fs::copy_file(d_ / "lm" / "config.json", d_ / name / "config.json");
-            io::safetensors_writer shard[2];
-            io::json weight_map = io::json::object();
-            for (std::size_t t = 0; t < lm.tensors().size(); ++t) {
-                const io::tensor_info& info = lm.tensors()[t];
-                const std::size_t k = 2 * t < lm.tensors().size() ? 0 : 1;
-                shard[k].add(info.name, info.type, info.shape, lm.bytes(info.name));
-                weight_map[info.name] = "model-0000" + std::to_string(k + 1) + "-of-00002.safetensors";
-            }
-            shard[0].write(d_ / name / "model-00001-of-00002.safetensors");
-            write_file(d_ / name / "model.safetensors.index.json", io::json{{"weight_map", weight_map}}.dump());
-            const std::vector<std::byte> bytes = shard[1].to_bytes();
-            const std::string second(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-            if (std::string(name) == "lm-shard-cut") write_file(d_ / name / "model-00002-of-00002.safetensors", second.substr(0, second.size() - 64));
+            std::size_t t = 0;
+            prune_test::reshard(d_ / "lm", d_ / name,
+                                [&](const std::string&) { return 2 * t++ < n ? "model-00001-of-00002.safetensors" : second; },
+                                [](const std::string&) { return false; });
+            if (std::string(name) == "lm-shard-gone") fs::remove(d_ / name / second);
+            else fs::resize_file(d_ / name / second, fs::file_size(d_ / name / second) - 64);
         }
     }
 

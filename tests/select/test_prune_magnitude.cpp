@@ -10,6 +10,7 @@
 #include <prune/io/safetensors.hpp>
 #include <prune/select.hpp>
 
+#include "../support/shards.hpp"
 #include "../support/tiny_bert.hpp"
 
 #include <catch2/catch.hpp>
@@ -176,31 +177,25 @@ std::string file_bytes(const fs::path& path) {
     return s.str();
 }
 
-/// A Llama-named checkpoint of BF16 weights in two shards (+ index and an F32 norm), seeded.
+/// A Llama-named checkpoint of BF16 weights in two shards (+ index and a norm), seeded.
 void write_sharded_bf16(const fs::path& dir) {
-    fs::create_directories(dir);
     std::mt19937 rng(11);
     std::normal_distribution<float> normal(0.0f, 0.05f);
     const std::vector<std::pair<std::string, std::vector<std::size_t>>> tensors = {
         {"model.layers.0.self_attn.q_proj.weight", {24, 16}}, {"model.layers.0.mlp.up_proj.weight", {40, 16}},
         {"model.layers.0.input_layernorm.weight", {16}},      {"model.layers.1.self_attn.q_proj.weight", {24, 16}},
         {"model.layers.1.mlp.down_proj.weight", {16, 40}}};
-    prune::io::json weight_map = prune::io::json::object();
-    prune::io::safetensors_writer shard[2];
+    std::vector<prune_test::shard_tensor> shards;
     for (std::size_t t = 0; t < tensors.size(); ++t) {
         const auto& [name, shape] = tensors[t];
         std::size_t n = 1;
         for (std::size_t e : shape) n *= e;
-        std::vector<prune::bfloat16> v(n);
-        for (auto& x : v) x = prune::to_bfloat16(normal(rng));
-        const int k = t < 3 ? 0 : 1;
-        shard[k].add(name, prune::io::dtype::BF16, shape, std::as_bytes(std::span<const prune::bfloat16>(v)));
-        weight_map[name] = k == 0 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+        std::vector<float> v(n);
+        for (float& x : v) x = normal(rng);
+        shards.push_back({name, prune::io::dtype::BF16, shape, prune_test::bf16_bytes(v),
+                          t < 3 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors"});
     }
-    shard[0].set_metadata("format", "pt");
-    shard[0].write(dir / "model-00001-of-00002.safetensors");
-    shard[1].write(dir / "model-00002-of-00002.safetensors");
-    std::ofstream(dir / "model.safetensors.index.json") << prune::io::json{{"metadata", {{"total_size", 0}}}, {"weight_map", weight_map}}.dump();
+    prune_test::write_shards(dir, shards);
     std::ofstream(dir / "config.json") << "{\"model_type\": \"llama\"}";
 }
 

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../support/files.hpp"
+#include "../support/shards.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -218,34 +219,6 @@ std::pair<std::string, bool> fixture_shard(const std::string& name) {
     return {"model-00003-of-00003.safetensors", false};
 }
 
-/// Rewrites the single-file model in `from` as three shards with a model.safetensors.index.json
-/// in `to` (tensors split and converted by fixture_shard; the index's total_size deliberately 0,
-/// so the output's must be computed, not copied).
-void write_sharded_fixture(const fs::path& from, const fs::path& to) {
-    fs::create_directories(to);
-    fs::copy_file(from / "config.json", to / "config.json");
-    const prune::io::checkpoint dense = prune::io::checkpoint::open(from);
-    std::map<std::string, prune::io::safetensors_writer> shards;
-    nlohmann::json weight_map = nlohmann::json::object();
-    for (const auto& info : dense.tensors()) {
-        const auto [shard, bf16] = fixture_shard(info.name);
-        weight_map[info.name] = shard;
-        const std::vector<float> v = dense.to_float(info.name);
-        if (!bf16) {
-            shards[shard].add(info.name, prune::io::dtype::F32, info.shape, dense.bytes(info.name));
-            continue;
-        }
-        std::vector<prune::bfloat16> h(v.size());
-        for (std::size_t i = 0; i < v.size(); ++i) h[i] = prune::to_bfloat16(v[i]);
-        shards[shard].add(info.name, prune::io::dtype::BF16, info.shape, std::as_bytes(std::span<const prune::bfloat16>(h)));
-    }
-    for (auto& [name, writer] : shards) {
-        writer.set_metadata("format", "pt");
-        writer.write(to / name);
-    }
-    std::ofstream(to / "model.safetensors.index.json") << nlohmann::json{{"metadata", {{"total_size", 0}}}, {"weight_map", weight_map}}.dump(2);
-}
-
 }  // namespace
 
 TEST_CASE("prune-sparsify: a sharded BF16/F32 Llama is written back in its shards", "[sparsify][cli]") {
@@ -255,7 +228,8 @@ TEST_CASE("prune-sparsify: a sharded BF16/F32 Llama is written back in its shard
             "num_hidden_layers": 2, "intermediate_size": 48, "vocab_size": 50, "max_position_embeddings": 16,
             "tie_word_embeddings": false})", "cfg"));
     dec::save_model(dec::random_weights(cfg, 9, 0.2f), dir.path() / "dense");
-    write_sharded_fixture(dir.path() / "dense", dir.path() / "lm");
+    prune_test::reshard(dir.path() / "dense", dir.path() / "lm", [](const std::string& name) { return fixture_shard(name).first; },
+                        [](const std::string& name) { return fixture_shard(name).second; });
     run(dir.path(), "--model lm --method magnitude --sparsity 0.5");
 
     // An independent reader (json + struct) compares the shard headers, weight_map and total_size.
