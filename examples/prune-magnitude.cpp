@@ -156,13 +156,6 @@ std::vector<std::string> choose_candidates(const io::checkpoint& model, const st
     return kept;
 }
 
-/// The bytes of the candidate tensors in the checkpoint.
-std::size_t candidate_bytes(const io::checkpoint& model, const std::vector<std::string>& names) {
-    std::size_t total = 0;
-    for (const auto& name : names) total += model.info(name).byte_size();
-    return total;
-}
-
 /// Score sources read from the checkpoint's file map, pages given back as they are read
 /// (io/mapped_scores.hpp); format_error for a candidate holding NaN or an infinity.
 std::vector<score_source> make_scores(const io::checkpoint& model, const std::vector<std::string>& names,
@@ -369,10 +362,7 @@ int run(int argc, char** argv) {
         const std::vector<score_source> scores = make_scores(model, names, scores_kind, seed);
         select_options select;
         select.threads = threads == 0 ? 0u : static_cast<unsigned>(threads);
-        // the sampled method reads strided runs all over the model (file pages it cannot give
-        // back run by run) and keeps a second copy of the masks: above 1 GiB of candidates the
-        // histogram passes alone (one more pass, the same masks) keep the resident set small
-        select.sampling = candidate_bytes(model, names) <= (std::size_t{1} << 30);
+        select.sampling_limit = mapped_sampling_limit;  // the scores are the checkpoint's file map
 
         auto to_named = [&](const std::vector<element_mask>& masks) {
             io::element_masks named = given;  // masks of non-candidates are carried along

@@ -54,7 +54,16 @@ struct select_options {
     /// Let the sampled method keep one copy of the masks (1 bit per element) so that it can prune
     /// while it counts and undo on a miss: one streaming pass instead of two.
     bool speculate = true;
+    /// The sampled method is tried over at most this many scored elements
+    /// (mapped_sampling_limit for scores read from a file map).
+    std::size_t sampling_limit = std::numeric_limits<std::size_t>::max();
 };
+
+/// A sampling_limit for scores read from a checkpoint's file map (io/mapped_scores.hpp): the
+/// sampled method reads strided runs all over the scores (file pages that cannot be given back
+/// run by run) and keeps a second copy of the masks, so above 2^29 elements (1 GiB of BF16) the
+/// histogram passes alone -- one more pass, the same masks -- keep the resident set small.
+inline constexpr std::size_t mapped_sampling_limit = std::size_t{1} << 29;
 
 /// Which internal method a selection used (the masks never depend on it).
 enum class selection_method {
@@ -197,6 +206,7 @@ public:
             }
             offsets_.push_back(offsets_.back() + n);
         }
+        sampling_ = sampling_ && offsets_.back() <= options.sampling_limit;
         if (scores.size() >= (std::size_t{1} << 32)) {
             throw value_error("prune::select: more than 2^32 tensors in one selection");
         }

@@ -91,17 +91,20 @@ TEST_CASE("global selection equals the brute-force sort on mixed types with many
     const auto scores = model.magnitudes();
     for (unsigned threads : {1u, 2u, 3u, 7u}) {
         for (std::size_t buffer : {std::size_t{8} << 20, std::size_t{0}})
-        for (int variant = 0; variant < 3; ++variant) {
-            const bool sampling = variant < 2;
+        for (int variant = 0; variant < 4; ++variant) {
+            const bool sampling = variant < 2;  // variant 3 allows it over fewer elements than there are
             const bool speculate = variant == 0;
+            std::size_t elements = 0;
+            for (const auto& s : scores) elements += s.size();
+            const std::size_t limit = variant == 3 ? elements - 1 : elements;
             INFO("threads " << threads << ", buffer " << buffer << ", sampling " << sampling << ", speculate "
-                            << speculate);
+                            << speculate << ", sampling limit " << limit);
             auto ours = model.full_masks();
             auto expected = model.full_masks();
             for (int step = 0; step < 6; ++step) {
                 const std::size_t k = prune::count_to_prune(0.2, total_kept(expected));
                 prune_test::reference_prune(scores, expected, k);
-                const auto r = prune::prune_global(scores, ours, 0.2, {threads, buffer, sampling, speculate});
+                const auto r = prune::prune_global(scores, ours, 0.2, {threads, buffer, sampling || variant == 3, speculate, limit});
                 CHECK(r.pruned == k);
                 // the options reach every internal method: sampled when allowed and the buffer is
                 // big; histogram collect with a big buffer; three passes with none

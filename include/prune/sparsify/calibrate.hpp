@@ -370,13 +370,8 @@ std::vector<std::vector<element_mask>> global_magnitude_masks(Model& model, cons
         layer_of.insert(layer_of.end(), layer.size(), l);
         sources.insert(sources.end(), std::make_move_iterator(layer.begin()), std::make_move_iterator(layer.end()));
     }
-    std::size_t elements = 0;
-    for (const score_source& s : sources) elements += s.size();
     select_options select;  // the masks never depend on these
-    // the sampled method reads strided runs all over a checkpoint too big for memory (file pages it
-    // cannot give back run by run) and keeps a second copy of the masks: above 2^29 weights
-    // (1 GiB in BF16) the histogram passes alone, one more pass
-    select.sampling = elements <= (std::size_t{1} << 29);
+    select.sampling_limit = mapped_sampling_limit;  // the scores may be a checkpoint's file map
     std::vector<element_mask> all = choose_masks(sources, o.target, layer_of, select);
     std::vector<std::vector<element_mask>> out(model.layers());
     std::size_t at = 0;
