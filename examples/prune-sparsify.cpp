@@ -57,8 +57,6 @@
 #include <string>
 #include <vector>
 
-#include <sys/resource.h>
-
 namespace prune_examples::prune_sparsify {
 
 namespace fs = std::filesystem;
@@ -113,16 +111,6 @@ std::vector<std::vector<std::int32_t>> read_rows(const std::string& file, const 
     return prune_lm::read_sequences(file, s.model, cfg, text ? s.context : std::nullopt);
 }
 
-/// The rows packed into batches of `size` sequences.
-std::vector<decoder::sequences> batches_of(const std::vector<std::vector<std::int32_t>>& rows, std::size_t size) {
-    std::vector<decoder::sequences> out;
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        if (i % size == 0) out.emplace_back();
-        out.back().add(rows[i]);
-    }
-    return out;
-}
-
 /// A weight's values in the checkpoint's layout ([in, out] for a Conv1D weight).
 std::vector<float> file_layout(const decoder::calibration_linear& x) {
     return decoder::detail::file_layout(x.weight.data(), x.weight.extents()[0], x.weight.extents()[1], x.transposed);
@@ -161,13 +149,6 @@ element_mask file_layout(const element_mask& m, bool transposed) {
     for (std::size_t o = 0; o < rows; ++o)
         for (std::size_t i = 0; i < cols; ++i) t.set(i * rows + o, m.kept(o * cols + i));
     return t;
-}
-
-/// Peak resident set size of this process, bytes.
-long long peak_rss_bytes() {
-    struct rusage usage {};
-    ::getrusage(RUSAGE_SELF, &usage);
-    return static_cast<long long>(usage.ru_maxrss) * 1024;
 }
 
 /// The perplexity JSON of the evaluation batches' NLL (batches of --batch-size sequences, in order).
@@ -273,7 +254,7 @@ void finish(const settings& s, loaded& in, output& out, sp::calibration_result& 
     const auto masks = file_masks(result, out);
     prune_cli::add_mask_counts(report, masks);
     report["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    report["peak_rss_bytes"] = peak_rss_bytes();
+    report["peak_rss_bytes"] = prune_lm::peak_rss_bytes();
     write_outputs(s, out, masks, report);
     std::fprintf(stderr, "prune-sparsify: %s, %zu linears, sparsity %.4f, %llu calibration tokens, wrote %s (%.2f s)\n",
                  s.method.c_str(), masks.size(), report["sparsity"].get<double>(),
@@ -289,10 +270,10 @@ void open_inputs(const settings& s, const sp::calibration_options& options, load
     if (!s.calib.empty()) in.calib = read_rows(s.calib, s, cfg);
     if (!s.eval.empty()) in.eval = read_rows(s.eval, s, cfg);
     in.report = settings_json(s, options);
-    std::vector<decoder::sequences> batches = batches_of(in.calib, static_cast<std::size_t>(s.batch_size));
+    std::vector<decoder::sequences> batches = prune_lm::batches_of(in.calib, static_cast<std::size_t>(s.batch_size));
     in.batches = batches.size();
     stream.emplace(in.model->ckpt, cfg, shard(std::move(batches), comm), s.threads, in.model->where);
-    if (comm.rank() == 0 && !in.eval.empty()) stream->evaluate(batches_of(in.eval, static_cast<std::size_t>(s.batch_size)));
+    if (comm.rank() == 0 && !in.eval.empty()) stream->evaluate(prune_lm::batches_of(in.eval, static_cast<std::size_t>(s.batch_size)));
 }
 
 /// Prunes on every rank of comm (one process without mpiexec): each rank calibrates on its own

@@ -11,6 +11,7 @@
 
 #include <prune/models/decoder/checkpoint.hpp>
 #include <prune/models/decoder/forward.hpp>
+#include <prune/models/decoder/layer_stream.hpp>
 #include <prune/models/decoder/pretrain.hpp>
 #include <prune/error.hpp>
 #include <prune/io/json.hpp>
@@ -28,6 +29,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <sys/resource.h>
 
 namespace prune_lm {
 
@@ -47,19 +50,35 @@ inline bool is_causal_lm(const std::string& dir) {
     }
 }
 
+/// Calls fn (applying or checking the element masks of `file`), its shape_error and format_error
+/// naming the file.
+template <class Fn>
+void naming_mask_file(const std::string& file, Fn&& fn) {
+    try {
+        fn();
+    } catch (const prune::shape_error& e) {
+        throw prune::shape_error("element masks '" + file + "': " + e.what());
+    } catch (const prune::format_error& e) {
+        throw prune::format_error("element masks '" + file + "': " + e.what());
+    }
+}
+
 /// The model with its element masks applied (errors name the mask file).
 inline prune::decoder::weights load_model(const std::string& dir, const std::string& element_mask_file) {
     prune::decoder::weights w = prune::decoder::load_model(dir);
     if (element_mask_file.empty()) return w;
     const prune::io::element_masks masks = prune::io::read_element_masks(fs::path(element_mask_file));
-    try {
-        prune::decoder::apply_element_masks(w, masks);
-    } catch (const prune::shape_error& e) {
-        throw prune::shape_error("element masks '" + element_mask_file + "': " + e.what());
-    } catch (const prune::format_error& e) {
-        throw prune::format_error("element masks '" + element_mask_file + "': " + e.what());
-    }
+    naming_mask_file(element_mask_file, [&] { prune::decoder::apply_element_masks(w, masks); });
     return w;
+}
+
+/// The element masks of `file` (none when empty), checked against the model `cfg` describes
+/// (errors name the file: check_element_masks), nothing applied yet.
+inline std::optional<prune::io::element_masks> read_element_masks(const std::string& file, const prune::decoder::config& cfg) {
+    if (file.empty()) return std::nullopt;
+    prune::io::element_masks masks = prune::io::read_element_masks(fs::path(file));
+    naming_mask_file(file, [&] { prune::decoder::check_element_masks(cfg, masks); });
+    return masks;
 }
 
 /// Gates from a structure mask file (null when none).
@@ -183,6 +202,16 @@ inline void refuse_non_finite_nll(const prune::decoder::forward_result& r, std::
     }
 }
 
+/// The rows packed into batches of `size` sequences, in order.
+inline std::vector<prune::decoder::sequences> batches_of(std::span<const std::vector<std::int32_t>> rows, std::size_t size) {
+    std::vector<prune::decoder::sequences> out;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        if (i % size == 0) out.emplace_back();
+        out.back().add(rows[i]);
+    }
+    return out;
+}
+
 /// Adds one batch's NLL and predicted tokens to the totals (the batch's sequences are `first`,
 /// `first + 1`, ... of `file`); value_error at a non-finite NLL (refuse_non_finite_nll).
 inline void add_batch(const prune::decoder::forward_result& r, std::size_t first, const std::string& file, double& nll,
@@ -202,11 +231,8 @@ inline std::pair<double, std::int64_t> total_nll(const prune::decoder::weights& 
     o.keep_logits = false;
     double nll = 0.0;
     std::int64_t tokens = 0;
-    for (std::size_t start = 0; start < data.size(); start += batch_size) {
-        prune::decoder::sequences batch;
-        for (std::size_t i = start; i < std::min(data.size(), start + batch_size); ++i) batch.add(data[i]);
-        add_batch(prune::decoder::forward(w, batch, ws, o), start, file, nll, tokens);
-    }
+    const std::vector<prune::decoder::sequences> batches = batches_of(data, batch_size);
+    for (std::size_t b = 0; b < batches.size(); ++b) add_batch(prune::decoder::forward(w, batches[b], ws, o), b * batch_size, file, nll, tokens);
     return {nll, tokens};
 }
 
@@ -237,6 +263,33 @@ inline prune::io::json perplexity(const prune::decoder::weights& w, const std::v
     prune::decoder::workspace ws(threads);
     const auto [nll, tokens] = total_nll(w, data, gate, batch_size, ws, file);
     return perplexity_json(nll, tokens, data.size(), file, context);
+}
+
+/// Perplexity of `data` as perplexity gives it on the opened model `m` with `masks` applied and
+/// under `gate` (null: none), read layer by layer (decoder::evaluate_layers): one decoder
+/// layer's float weights in memory at a time, never the model; the same bits as perplexity on
+/// load_model with the masks. Errors about a tensor name m.where as it is read.
+inline prune::io::json streamed_perplexity(const prune::decoder::opened_model& m, const prune::io::element_masks* masks,
+                                           const prune::decoder::gates* gate, const std::vector<std::vector<std::int32_t>>& data,
+                                           std::size_t batch_size, int threads, const std::string& file, std::optional<int> context) {
+    double nll = 0.0;
+    std::int64_t tokens = 0;
+    prune::decoder::stream_evaluation o;
+    o.gate = gate;
+    o.masks = masks;
+    prune::decoder::evaluate_layers(m.ckpt, m.cfg, batches_of(data, batch_size), o, prune::decoder::stream_chunk_tokens(m.cfg),
+                                    threads, m.where, [&](std::size_t b, const prune::decoder::forward_result& r) {
+                                        add_batch(r, b * batch_size, file, nll, tokens);
+                                    });
+    return perplexity_json(nll, tokens, data.size(), file, context);
+}
+
+/// Peak resident set size of this process, bytes (getrusage's ru_maxrss, the kernel's VmHWM):
+/// prune-sparsify's report.json and prune-eval's causal-LM --json give it as peak_rss_bytes.
+inline long long peak_rss_bytes() {
+    struct rusage usage {};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return static_cast<long long>(usage.ru_maxrss) * 1024;
 }
 
 /// Whether any layer has fewer K/V heads than query heads (then importance reports kv_groups).

@@ -395,6 +395,19 @@ private:
         decoder::weights huge = decoder::random_weights(cfg, 3, 0.1f);  // finite, but layer 0's MLP output overflows
         std::fill(huge.layers[0].down.begin(), huge.layers[0].down.end(), 3e38f);
         decoder::save_model(huge, d_ / "lm-huge");
+        {  // `lm` with a NaN in layer 1's down_proj (save_model refuses to write one): prune-eval finds it when it reads layer 1
+            const io::checkpoint lm = io::checkpoint::open(d_ / "lm");
+            io::safetensors_writer w;
+            std::vector<float> down = lm.to_float("model.layers.1.mlp.down_proj.weight");
+            down[5] = std::numeric_limits<float>::quiet_NaN();
+            for (const io::tensor_info& info : lm.tensors()) {
+                if (info.name == "model.layers.1.mlp.down_proj.weight") w.add(info.name, info.type, info.shape, std::as_bytes(std::span(down)));
+                else w.add(info.name, info.type, info.shape, lm.bytes(info.name));
+            }
+            fs::create_directories(d_ / "lm-nan-layer");
+            fs::copy_file(d_ / "lm" / "config.json", d_ / "lm-nan-layer" / "config.json");
+            w.write(d_ / "lm-nan-layer" / "model.safetensors");
+        }
         auto lm_copy = [&](const std::string& name, const std::string& from, const std::string& to) {
             fs::copy(d_ / "lm", d_ / name, fs::copy_options::recursive);
             std::string config = base;
@@ -423,6 +436,15 @@ private:
         write_file(d_ / "lm-empty-row.jsonl", "{\"input_ids\": []}\n");
         write_file(d_ / "lm-single.jsonl", "{\"input_ids\": [5]}\n{\"input_ids\": [7]}\n");
         write_file(d_ / "mask-lm-kv.json", R"({"kv_groups": [[1, 1, 1], [1, 1]]})");
+        {
+            const std::vector<std::uint8_t> ones(48 * 32, 1);
+            io::safetensors_writer shape;  // down_proj is [32, 48]
+            shape.add_u8("model.layers.1.mlp.down_proj.weight", {48, 32}, ones);
+            shape.write(d_ / "emask-lm-shape.safetensors");
+            io::safetensors_writer unknown;
+            unknown.add_u8("model.layers.2.mlp.down_proj.weight", {32, 48}, ones);
+            unknown.write(d_ / "emask-lm-unknown.safetensors");
+        }
         write_file(d_ / "mask-lm-uneven.json", R"({"heads": [[1, 0, 1, 1], [1, 1, 1, 1]]})");  // groups of 1 and 2
         write_file(d_ / "mask-lm-none.json", R"({"heads": [[0, 0, 0, 0], [0, 0, 0, 0]], "mlps": [0, 0], "kv_groups": [[0, 0], [0, 0]]})");
         make_decoder_text();

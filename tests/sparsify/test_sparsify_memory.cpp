@@ -12,16 +12,14 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "../support/decoder_fixtures.hpp"
 #include "../support/files.hpp"
 #include "../support/sanitizer.hpp"
 #include "../support/run_ok.hpp"
 
-#include <fstream>
 #include <string>
 
 namespace {
-
-namespace dec = prune::decoder;
 
 /// Peak RSS of a run of prune-sparsify on the model in dir/lm with `arguments`.
 long long peak_of(const prune_test::temp_dir& dir, const std::string& arguments) {
@@ -38,21 +36,8 @@ long long peak_of(const prune_test::temp_dir& dir, const std::string& arguments)
 
 TEST_CASE("prune-sparsify's peak RSS stays far below the model as float32", "[sparsify][cli][memory]") {
     prune_test::temp_dir dir("prune_sparsify_memory");
-    const dec::config cfg = dec::config_from_json(prune::io::parse_json(
-        R"({"model_type": "llama", "hidden_size": 512, "num_attention_heads": 8, "num_key_value_heads": 4,
-            "num_hidden_layers": 12, "intermediate_size": 1536, "vocab_size": 1000, "max_position_embeddings": 64,
-            "tie_word_embeddings": false})", "cfg"));
-    const double float_bytes = 4.0 * dec::parameter_count(cfg);
+    const double float_bytes = prune_test::write_twelve_layer_llama(dir.path(), "calib.jsonl");
     REQUIRE(float_bytes > 150e6);
-    dec::save_model(dec::random_weights(cfg, 3), dir.path() / "lm", prune::io::dtype::F16);
-    {
-        std::ofstream calib(dir.path() / "calib.jsonl");
-        for (int i = 0; i < 8; ++i) {
-            nlohmann::json ids = nlohmann::json::array();
-            for (int t = 0; t < 32; ++t) ids.push_back((37 * i + 11 * t) % 1000);
-            calib << nlohmann::json{{"input_ids", ids}}.dump() << "\n";
-        }
-    }
     const long long wanda = peak_of(dir, "--calib calib.jsonl --eval calib.jsonl --method wanda --sparsity 0.5");
     const long long matrix = peak_of(dir, "--method magnitude --sparsity 0.5");
     const long long global = peak_of(dir, "--method magnitude --sparsity 0.5 --group global");

@@ -16,6 +16,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "../support/decoder_fixtures.hpp"
 #include "../support/files.hpp"
 #include "support.hpp"
 
@@ -28,18 +29,7 @@ namespace {
 namespace dec = prune::decoder;
 namespace sp = prune::sparsify;
 
-/// `count` batches of 2 sequences of lengths 3 + (5 i + 2 j) % 11, token ids mod vocab.
-std::vector<dec::sequences> batches_of(int count, int vocab) {
-    std::vector<dec::sequences> out(static_cast<std::size_t>(count));
-    for (int i = 0; i < count; ++i) {
-        for (int j = 0; j < 2; ++j) {
-            std::vector<std::int32_t> row;
-            for (int t = 0; t < 3 + (5 * i + 2 * j) % 11; ++t) row.push_back((13 * i + 7 * t + 3 * j + 1) % vocab);
-            out[static_cast<std::size_t>(i)].add(row);
-        }
-    }
-    return out;
-}
+using prune_test::small_batches;
 
 sp::calibration_options options_of(const std::string& method, const std::string& group) {
     sp::calibration_options o;
@@ -79,8 +69,8 @@ void check_same_nll(const std::vector<dec::forward_result>& a, const std::vector
 void compare(const std::filesystem::path& dir, const std::string& method, const std::string& group) {
     INFO(method << " " << group);
     dec::weights memory = dec::load_model(dir);
-    const std::vector<dec::sequences> calibration = batches_of(3, memory.cfg.vocab_size);
-    const std::vector<dec::sequences> eval = batches_of(2, memory.cfg.vocab_size);
+    const std::vector<dec::sequences> calibration = small_batches(3, memory.cfg.vocab_size);
+    const std::vector<dec::sequences> eval = small_batches(2, memory.cfg.vocab_size);
     const std::vector<dec::forward_result> dense = nll_of(memory, eval);
     dec::calibration_run run(memory, calibration, 1);
     sp::calibration_options a = options_of(method, group);
@@ -115,12 +105,8 @@ void compare(const std::filesystem::path& dir, const std::string& method, const 
 
 TEST_CASE("layer_stream prunes as load_model + calibration_run do, bit for bit", "[sparsify][stream]") {
     prune_test::temp_dir dir("prune_sparsify_stream");
-    const dec::config llama = dec::config_from_json(prune::io::parse_json(
-        R"({"model_type": "llama", "hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2,
-            "num_hidden_layers": 3, "intermediate_size": 48, "vocab_size": 50, "max_position_embeddings": 16,
-            "tie_word_embeddings": false})", "llama"));
-    const dec::config gpt2 = dec::config_from_json(prune::io::parse_json(
-        R"({"model_type": "gpt2", "n_embd": 32, "n_head": 4, "n_layer": 3, "n_positions": 16, "vocab_size": 40})", "gpt2"));
+    const dec::config llama = prune_test::small_llama();
+    const dec::config gpt2 = prune_test::small_gpt2();
     dec::save_model(dec::random_weights(llama, 5, 0.2f), dir.path() / "llama", prune::io::dtype::F16);
     dec::save_model(dec::random_weights(gpt2, 6, 0.2f), dir.path() / "gpt2");
     for (const char* model : {"llama", "gpt2"}) {
@@ -139,7 +125,7 @@ TEST_CASE("layer_stream holds one layer at a time and takes the layers in order"
             "intermediate_size": 24, "vocab_size": 30, "max_position_embeddings": 16})", "cfg"));
     dec::save_model(dec::random_weights(cfg, 7), dir.path() / "lm");
     const dec::opened_model opened = dec::open_model(dir.path() / "lm");
-    dec::layer_stream stream(opened.ckpt, opened.cfg, batches_of(2, 30), 1, opened.where);
+    dec::layer_stream stream(opened.ckpt, opened.cfg, small_batches(2, 30), 1, opened.where);
     CHECK(stream.weight_scores(2).size() == 7);  // read from the checkpoint: no layer in memory yet
     const auto first = stream.linears(1);
     CHECK(first.front().weight.data().data() != nullptr);

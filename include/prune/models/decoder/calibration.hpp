@@ -130,10 +130,10 @@ public:
         run_layer(w_, l, batches_[b], ws_, h, taps);
     }
 
-    /// Runs batch b through layer l; the output becomes its stream.
-    void advance(std::size_t l, std::size_t b) {
+    /// Runs batch b through layer l under `gate` (null: all 1); the output becomes its stream.
+    void advance(std::size_t l, std::size_t b, const gates* gate = nullptr) {
         static_cast<void>(prepare(b));
-        run_layer(w_, l, batches_[b], ws_, streams_[b]);
+        run_layer(w_, l, batches_[b], ws_, streams_[b], gate);
     }
 
     /// Batch b's per-sequence NLL from its stream after the last layer (finish_sequences: the

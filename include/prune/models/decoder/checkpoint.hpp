@@ -240,31 +240,41 @@ inline void save_model(const weights& w, const std::filesystem::path& dir, io::d
     out.commit();
 }
 
+/// The parameter of `params` the element mask `mask` names (a Hugging Face name; the mask in the
+/// checkpoint's shape, GPT-2's Conv1D weights [in, out]): format_error for a name that is no
+/// parameter, shape_error on a shape mismatch. The parameter's data may be null (not loaded).
+[[nodiscard]] inline const parameter& masked_parameter(const std::vector<parameter>& params, const std::string& name,
+                                                       const element_mask& mask) {
+    const auto found = std::find_if(params.begin(), params.end(), [&](const parameter& p) { return p.name == name; });
+    if (found == params.end()) throw format_error("element mask '" + name + "' names no parameter of the model");
+    const std::vector<std::int64_t> fs = found->file_shape();
+    const prune::shape extents(std::vector<std::size_t>(fs.begin(), fs.end()));
+    if (mask.extents() != extents) {
+        throw shape_error("element mask '" + name + "' has shape " + mask.extents().to_string() + ", the parameter " +
+                          extents.to_string());
+    }
+    return *found;
+}
+
+/// Zeroes in p's data every element `mask` prunes (checked by masked_parameter: the checkpoint's shape).
+inline void apply_element_mask(const parameter& p, const element_mask& mask) {
+    if (!p.transposed) {
+        const std::vector<std::int64_t> fs = p.file_shape();
+        prune::apply(mask, make_view<float>(p.data, prune::shape(std::vector<std::size_t>(fs.begin(), fs.end()))));
+        return;
+    }
+    const auto rows = static_cast<std::size_t>(p.shape[0]), cols = static_cast<std::size_t>(p.shape[1]);
+    for (std::size_t i = 0; i < cols; ++i)
+        for (std::size_t o = 0; o < rows; ++o)
+            if (!mask.kept(i * rows + o)) p.data[o * cols + i] = 0.0f;
+}
+
 /// Zeroes, in `w`, every element the masks prune. Mask names are Hugging Face parameter names
 /// and masks have the checkpoint's shape (GPT-2's Conv1D weights: [in, out]); format_error for
 /// a name that is no parameter, shape_error on a shape mismatch.
 inline void apply_element_masks(weights& w, const io::element_masks& masks) {
     const auto params = parameters(w);
-    for (const auto& entry : masks) {
-        const std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture one
-        const auto& mask = entry.second;
-        const auto found = std::find_if(params.begin(), params.end(), [&](const parameter& p) { return p.name == name; });
-        if (found == params.end()) throw format_error("element mask '" + name + "' names no parameter of the model");
-        const std::vector<std::int64_t> fs = found->file_shape();
-        const prune::shape extents(std::vector<std::size_t>(fs.begin(), fs.end()));
-        if (mask.extents() != extents) {
-            throw shape_error("element mask '" + name + "' has shape " + mask.extents().to_string() + ", the parameter " +
-                              extents.to_string());
-        }
-        if (!found->transposed) {
-            prune::apply(mask, make_view<float>(found->data, extents));
-            continue;
-        }
-        const auto rows = static_cast<std::size_t>(found->shape[0]), cols = static_cast<std::size_t>(found->shape[1]);
-        for (std::size_t i = 0; i < cols; ++i)
-            for (std::size_t o = 0; o < rows; ++o)
-                if (!mask.kept(i * rows + o)) found->data[o * cols + i] = 0.0f;
-    }
+    for (const auto& entry : masks) apply_element_mask(masked_parameter(params, entry.first, entry.second), entry.second);
 }
 
 }  // namespace prune::decoder
