@@ -13,17 +13,10 @@
 #include "../support/decoder_fixtures.hpp"
 #include "../support/files.hpp"
 #include "../support/run_ok.hpp"
+#include "../support/sanitizer.hpp"
 
 #include <fstream>
 #include <string>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define PRUNE_EVAL_MEMORY_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PRUNE_EVAL_MEMORY_ASAN 1
-#endif
-#endif
 
 namespace {
 
@@ -38,7 +31,7 @@ namespace {
 }  // namespace
 
 TEST_CASE("prune-eval's peak RSS on a causal LM stays far below the model as float32", "[decoder][cli][memory]") {
-#ifdef PRUNE_EVAL_MEMORY_ASAN
+#if PRUNE_TEST_ASAN
     WARN("skipped under AddressSanitizer: its shadow memory is no measure of prune-eval's");
 #else
     prune_test::temp_dir dir("prune_eval_memory");
