@@ -73,7 +73,7 @@ public:
     checkpoint_writer(const checkpoint& like, const std::filesystem::path& dir)
         : like_(like), put_(like.tensors().size(), false), dir_(dir) {
         for (std::size_t k = 0; k < like.files().size(); ++k) {
-            const std::filesystem::path path = dir / file_name(k);
+            const std::filesystem::path path = dir / (like.sharded() ? like.file_name(k) : std::string("model.safetensors"));
             if (std::error_code ec; !std::filesystem::create_directories(path.parent_path(), ec) && ec) {
                 throw io_error("prune::io: cannot create '" + path.parent_path().string() + "': " + ec.message());
             }
@@ -110,16 +110,6 @@ public:
         atomic_file index(dir_ / "model.safetensors.index.json");
         index.write(detail::index_json(like_));
         index.commit();
-    }
-
-private:
-    [[nodiscard]] std::string file_name(std::size_t k) const {
-        if (!like_.sharded()) return "model.safetensors";
-        for (const tensor_info& info : like_.tensors()) {
-            if (like_.file_index_of(info.name) == k) return like_.shard_name_of(info.name);
-        }
-        throw format_error("prune::io::checkpoint_writer: file " + std::to_string(k) + " of '" + like_.files()[k].name() +
-                           "' holds no tensor");
     }
 
     /// Copies file k's bytes outside the tensors put, chunk by chunk, releasing the input's pages.

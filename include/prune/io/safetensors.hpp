@@ -683,11 +683,15 @@ public:
     [[nodiscard]] const std::vector<safetensors_file>& files() const noexcept { return shards_; }
     /// True when opened from a model.safetensors.index.json (even one naming a single shard).
     [[nodiscard]] bool sharded() const noexcept { return !shard_names_.empty(); }
+    /// For a sharded checkpoint, shard k of files() as the index names it (relative to the
+    /// index's directory); for a single file, that file's name.
+    [[nodiscard]] std::string file_name(std::size_t k) const {
+        return sharded() ? shard_names_.at(k) : std::filesystem::path(shards_.at(k).name()).filename().string();
+    }
     /// For a sharded checkpoint, the shard file of a tensor as the index names it (relative to
     /// the index's directory); for a single file, that file's name.
     [[nodiscard]] std::string shard_name_of(std::string_view name) const {
-        const std::size_t shard = shard_of_[locate(name)];
-        return sharded() ? shard_names_[shard] : std::filesystem::path(shards_[shard].name()).filename().string();
+        return file_name(shard_of_[locate(name)]);
     }
 
 private:
