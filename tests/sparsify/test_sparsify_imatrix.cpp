@@ -6,7 +6,8 @@
 // masks.safetensors and model.safetensors, byte for byte, for the row and layer groups and 2:4
 // (Llama and GPT-2). The global group, which calibrated Wanda refuses, is checked on a one-layer
 // model against the layer group (one layer: the same comparison), and on two layers against
-// choose_masks over the loaded weights with the file's norms. The saved file is read by npm's
+// choose_masks over the loaded weights with the file's norms. A legacy .dat of the same sums
+// (means, ncall 1) gives the row group's bytes too. The saved file is read by npm's
 // @huggingface/gguf (tests/io/gguf_reference.mjs): names, ne, F32, and values equal to the
 // statistics prune_layers collects in this process.
 #include <prune/io/gguf_convert.hpp>
@@ -130,6 +131,33 @@ TEST_CASE("prune-sparsify --imatrix: the same on a GPT-2 (Conv1D weights, one qk
                R"({"model_type": "gpt2", "n_embd": 32, "n_head": 4, "n_layer": 2, "n_positions": 16, "vocab_size": 40})", 40, 6);
     round_trip(dir.path(), "--sparsity 0.5", "--sparsity 0.5");
     round_trip(dir.path(), "--nm 2:4", "--nm 2:4");
+}
+
+TEST_CASE("prune-sparsify --imatrix: a legacy .dat of the same statistics gives the row group's masks",
+          "[sparsify][cli][imatrix]") {
+    prune_test::temp_dir dir("prune_sparsify_imatrix_dat");
+    make_model(dir.path(), llama_with(2), 50, 10);
+    run(dir.path(), "--method wanda --dense-inputs --calib calib.jsonl --save-imatrix m.gguf --sparsity 0.5", "calibrated");
+    // the legacy layout as llama-imatrix's save_imatrix_legacy writes it (prune/io/imatrix.hpp's
+    // header): i32 entries; per entry i32 name length, name, i32 ncall (1 here), i32 nval, nval
+    // f32 mean(x_j^2) x ncall. Its norms are the GGUF's / sqrt(tokens): one factor per row.
+    std::string dat;
+    auto i32 = [&](std::int32_t v) { dat.append(reinterpret_cast<const char*>(&v), 4); };
+    const prune::io::imatrix m = prune::io::read_imatrix(dir.path() / "m.gguf");
+    i32(static_cast<std::int32_t>(m.entries.size()));
+    for (const auto& e : m.entries) {
+        i32(static_cast<std::int32_t>(e.name.size()));
+        dat += e.name;
+        i32(1);
+        i32(static_cast<std::int32_t>(e.columns));
+        for (const float v : e.sum2) {
+            const float mean = static_cast<float>(static_cast<double>(v) / e.counts.front());
+            dat.append(reinterpret_cast<const char*>(&mean), 4);
+        }
+    }
+    std::ofstream(dir.path() / "m.dat", std::ios::binary) << dat;
+    run(dir.path(), "--method wanda --imatrix m.dat --sparsity 0.5", "given");
+    check_same_outputs(dir.path() / "calibrated", dir.path() / "given");
 }
 
 TEST_CASE("prune-sparsify --imatrix --group global", "[sparsify][cli][imatrix]") {
