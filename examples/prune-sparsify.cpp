@@ -4,6 +4,8 @@
 //   prune-sparsify --model DIR --calib F --method magnitude|wanda|sparsegpt (--sparsity S | --nm N:M)
 //                  [--group row|matrix|layer|global] [--eval F] --out DIR
 //                  [--context N] [--batch-size 8] [--dense-inputs] [--reconstruct] [--threads 0]
+//                  [--save-imatrix FILE]
+//   prune-sparsify --model DIR --imatrix FILE --method wanda (--sparsity S | --nm N:M) [--group ...] --out DIR
 //
 // DIR is a causal-LM directory (config.json model_type llama or gpt2); F is causal-LM data
 // (JSON Lines input_ids / text, or a .txt file cut into windows of --context tokens). Pruned:
@@ -14,6 +16,12 @@
 // --calib is needed by wanda, sparsegpt and --reconstruct (SparseGPT's reconstruction of a
 // magnitude or Wanda mask); calibration runs in batches of --batch-size sequences, layer l on
 // the outputs of the pruned layers < l (--dense-inputs: on the dense model's throughout).
+// --imatrix FILE: Wanda without calibration, the column norms sqrt(sum x_j^2) of each linear from
+// a llama.cpp importance matrix (llama-imatrix's GGUF or legacy .dat), its entry named by the
+// weight's GGUF name (blk.0.attn_q.weight); every group applies, global included. An imatrix is
+// collected on the dense model: the same sums give the masks --dense-inputs gives.
+// --save-imatrix FILE: the statistics collected (per linear, sum x_j^2 and the tokens), written
+// as a llama-imatrix GGUF file (docs/sparsify.md).
 // Output (a directory that appears whole, or not at all): config.json and the tokenizer files
 // copied, the weights in the input's layout -- model.safetensors, or the same shard files and a
 // model.safetensors.index.json -- every tensor in its own dtype, the pruned weights changed,
@@ -35,6 +43,8 @@
 
 #include <prune/io/atomic.hpp>
 #include <prune/io/checkpoint_writer.hpp>
+#include <prune/io/gguf_convert.hpp>
+#include <prune/io/imatrix.hpp>
 #include <prune/io/masks.hpp>
 #include <prune/io/safetensors.hpp>
 #include <prune/models/decoder/layer_stream.hpp>
@@ -44,7 +54,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -66,7 +78,7 @@ using namespace prune;
 namespace {
 
 struct settings {
-    std::string model, calib, method, nm, group, eval, out;
+    std::string model, calib, method, nm, group, eval, out, imatrix, save_imatrix;
     std::optional<double> sparsity;
     std::optional<int> context;
     int batch_size = 8, threads = 0;
@@ -81,6 +93,24 @@ nm_pattern parse_nm(const std::string& text) {
         throw value_error("--nm '" + text + "' (expected N:M, N kept of every M consecutive weights, e.g. 2:4)");
     }
     return {std::stoul(text.substr(0, colon)), std::stoul(text.substr(colon + 1))};
+}
+
+/// value_error for --imatrix or --save-imatrix with a flag that does not go with it.
+void check_imatrix_flags(const settings& s, const sp::calibration_options& o) {
+    if (!s.imatrix.empty()) {
+        const std::pair<bool, const char*> refused[] = {
+            {o.how != sp::method::wanda, "--method magnitude or sparsegpt (expected wanda: the imatrix gives Wanda's column norms)"},
+            {!s.calib.empty(), "--calib (expected one of them: the imatrix replaces calibration)"},
+            {s.reconstruct, "--reconstruct (expected no reconstruction: it needs sums x x^T, which an imatrix lacks)"},
+            {s.dense_inputs, "--dense-inputs (expected no --dense-inputs: nothing is calibrated; an imatrix is the dense model's already)"},
+            {!s.save_imatrix.empty(), "--save-imatrix (expected no --save-imatrix: nothing is collected)"}};
+        for (const auto& [bad, what] : refused) {
+            if (bad) throw value_error(std::string("--imatrix with ") + what);
+        }
+    }
+    if (!s.save_imatrix.empty() && (s.calib.empty() || !sp::detail::needs_statistics(o))) {
+        throw value_error("--save-imatrix without statistics to save (expected --calib F with wanda, sparsegpt or --reconstruct)");
+    }
 }
 
 /// The calibration options of the command line; value_error for a combination that does not apply.
@@ -99,7 +129,8 @@ sp::calibration_options options_of(const settings& s) {
                                                       : sp::comparison_group::row;
     o.dense_inputs = s.dense_inputs;
     o.reconstruct = s.reconstruct;
-    if (s.calib.empty() && (o.how != sp::method::magnitude || o.reconstruct)) {
+    check_imatrix_flags(s, o);
+    if (s.calib.empty() && s.imatrix.empty() && (o.how != sp::method::magnitude || o.reconstruct)) {
         throw value_error(std::string("--calib F is needed by ") + (o.reconstruct ? "--reconstruct" : s.method));
     }
     return o;
@@ -171,9 +202,79 @@ nlohmann::json settings_json(const settings& s, const sp::calibration_options& o
     r["dense_inputs"] = s.dense_inputs;
     r["reconstruct"] = s.reconstruct;
     r["calib"] = s.calib.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.calib);
+    r["imatrix"] = s.imatrix.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.imatrix);
+    r["save_imatrix"] = s.save_imatrix.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.save_imatrix);
     r["batch_size"] = s.batch_size;
     return r;
 }
+
+/// The GGUF architecture of a causal LM's config.
+io::decoder_arch arch_of(const decoder::config& cfg) { return cfg.is_llama() ? io::decoder_arch::llama : io::decoder_arch::gpt2; }
+
+/// The GGUF name of a pruned weight (blk.0.attn_q.weight).
+std::string gguf_name(const decoder::config& cfg, const std::string& name) {
+    return io::gguf_tensor_name(arch_of(cfg), name).value_or(name);
+}
+
+/// --imatrix: Wanda's column norms of each weight from its entry (format_error naming the file,
+/// the entry and the weight when it is missing or does not fit).
+struct imatrix_norms {
+    std::string file;
+    io::imatrix m;
+    decoder::config cfg;
+
+    std::vector<float> operator()(const std::string& name, std::size_t columns) const {
+        const std::string entry = gguf_name(cfg, name);
+        const io::imatrix_entry* e = m.find(entry);
+        const std::string where = "--imatrix '" + file + "'";
+        if (e == nullptr) {
+            throw format_error(where + " has no entry '" + entry + "' for the weight '" + name +
+                               "' (expected one for every pruned linear: an importance matrix of this model)");
+        }
+        if (e->matrices != 1 || e->columns != columns) {
+            throw format_error(where + ": entry '" + entry + "' has " + std::to_string(e->matrices) + " x " +
+                               std::to_string(e->columns) + " values, but the weight '" + name + "' has " +
+                               std::to_string(columns) + " input columns (expected 1 x " + std::to_string(columns) +
+                               ": an importance matrix of this model)");
+        }
+        return m.column_norms(entry);
+    }
+};
+
+/// Reads --imatrix and checks its entries against every pruned weight of the model, before any is read.
+imatrix_norms open_imatrix(const std::string& file, const decoder::config& cfg, decoder::layer_stream& stream) {
+    const std::string what = "--imatrix '" + file + "' is not a llama.cpp importance matrix";
+    imatrix_norms norms{file, {}, cfg};
+    try {
+        norms.m = io::read_imatrix(fs::path(file));
+    } catch (const format_error& e) {
+        throw format_error(what + " (" + e.what() + "; expected llama-imatrix's GGUF or legacy .dat layout)");
+    }
+    if (norms.m.entries.empty()) throw format_error(what + ": it has no <name>.in_sum2 / <name>.counts tensors");
+    for (std::size_t l = 0; l < stream.layers(); ++l) {
+        for (const score_source& w : stream.weight_scores(l)) (void)norms(w.name(), w.extents()[1]);
+    }
+    return norms;
+}
+
+/// --save-imatrix: the statistics prune_layers collects, as importance-matrix entries (rank 0).
+struct imatrix_sink {
+    io::imatrix m;
+
+    void add(const decoder::config& cfg, const std::string& name, const sp::input_statistics& stats) {
+        m.entries.push_back(io::imatrix_entry_from(gguf_name(cfg, name), stats.sum_squares(), stats.tokens()));
+    }
+
+    /// Writes the file: the calibration file as its dataset, a chunk per sequence (chunk_size: the
+    /// sequences' length when they all have one, else 0).
+    void write(const std::string& file, const std::string& calib, const std::vector<std::vector<std::int32_t>>& rows) {
+        m.datasets = {calib};
+        m.chunk_count = static_cast<std::uint32_t>(rows.size());
+        const bool equal = std::all_of(rows.begin(), rows.end(), [&](const auto& r) { return r.size() == rows.front().size(); });
+        m.chunk_size = rows.empty() || !equal ? 0 : static_cast<std::uint32_t>(rows.front().size());
+        io::write_imatrix(fs::path(file), m);
+    }
+};
 
 /// The output being written while the layers are pruned (rank 0): its staging directory and the
 /// weights in the input's layout, each layer's pruned linears put as soon as the layer is done.
@@ -289,10 +390,17 @@ void sparsify_model(const settings& s, prune::mpi::communicator& comm) {
     loaded in;
     std::optional<decoder::layer_stream> stream;
     std::optional<output> out;
+    std::optional<imatrix_norms> given;
+    imatrix_sink saved;
     prune::mpi::collectively(comm, [&] {
         open_inputs(s, options, in, stream, comm);
+        if (!s.imatrix.empty()) given.emplace(open_imatrix(s.imatrix, in.model->cfg, *stream));
         if (comm.rank() == 0) out.emplace(s.out, in.model->ckpt);
     });
+    if (given) options.given_norms = std::cref(*given);
+    if (!s.save_imatrix.empty() && comm.rank() == 0) {
+        options.on_statistics = [&](const std::string& name, const sp::input_statistics& stats) { saved.add(in.model->cfg, name, stats); };
+    }
     options.sparsegpt.pool = &stream->pool();
     options.comm = &comm;
     std::vector<double> layer_seconds;  // cumulative from the start of pruning, then per layer
@@ -306,7 +414,10 @@ void sparsify_model(const settings& s, prune::mpi::communicator& comm) {
     sp::calibration_result result = sp::prune_layers(*stream, options);
     prune::mpi::collectively(comm, [&] {
         const decoder::layer_stream::evaluation eval = stream->finish();
-        if (comm.rank() == 0) finish(s, in, *out, result, eval, layer_seconds, start);
+        if (comm.rank() == 0) {
+            if (!s.save_imatrix.empty()) saved.write(s.save_imatrix, s.calib, in.calib);
+            finish(s, in, *out, result, eval, layer_seconds, start);
+        }
     });
 }
 
@@ -336,8 +447,11 @@ int run(int argc, char** argv) {
     app.add_option("--threads", s.threads, "threads (0 = all cores; at most 256)")->check(prune_cli::threads_flag());
     app.add_flag("--dense-inputs", s.dense_inputs, "calibrate every layer on the dense model's activations");
     app.add_flag("--reconstruct", s.reconstruct, "magnitude / wanda: SparseGPT's reconstruction of the kept weights");
+    app.add_option("--imatrix", s.imatrix, "wanda without calibration: column norms from a llama.cpp importance matrix (GGUF or .dat)");
+    app.add_option("--save-imatrix", s.save_imatrix, "write the calibration statistics as a llama-imatrix GGUF file");
     return prune_cli::run(app, argc, argv, [&] {
-        prune_cli::refuse_overlaps({{"--model", s.model}, {"--calib", s.calib}, {"--eval", s.eval}}, {{"--out", s.out}});
+        prune_cli::refuse_overlaps({{"--model", s.model}, {"--calib", s.calib}, {"--eval", s.eval}, {"--imatrix", s.imatrix}},
+                                   {{"--out", s.out}, {"--save-imatrix", s.save_imatrix}});
         io::remove_staging_on_signal();
         sparsify_model(s, *comm);
     });

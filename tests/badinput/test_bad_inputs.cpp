@@ -11,6 +11,7 @@
 #include <prune/models/bert/config.hpp>
 #include <prune/models/bert/weights.hpp>
 #include <prune/models/decoder/checkpoint.hpp>
+#include <prune/io/imatrix.hpp>
 #include <prune/io/safetensors.hpp>
 #include <prune/text/bpe_trainer.hpp>
 
@@ -384,6 +385,24 @@ private:
         }
     }
 
+    // Importance matrices of `lm` (llama-imatrix's GGUF layout, every sum 1 over 10 tokens):
+    // lm-imatrix-missing.gguf lacks blk.1.ffn_down.weight; in lm-imatrix-width.gguf
+    // blk.0.attn_q.weight has 31 columns (the weight reads 32).
+    void make_imatrices() {
+        io::imatrix all;
+        for (int l = 0; l < 2; ++l) {
+            for (const std::string w : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}) {
+                const std::vector<double> sums(w == "ffn_down" ? 48 : 32, 1.0);
+                all.entries.push_back(io::imatrix_entry_from("blk." + std::to_string(l) + "." + w + ".weight", sums, 10));
+            }
+        }
+        io::imatrix missing = all;
+        missing.entries.pop_back();
+        io::write_imatrix(d_ / "lm-imatrix-missing.gguf", missing);
+        all.entries.front() = io::imatrix_entry_from("blk.0.attn_q.weight", std::vector<double>(31, 1.0), 10);
+        io::write_imatrix(d_ / "lm-imatrix-width.gguf", all);
+    }
+
     // Causal LMs: `lm` is a tiny Llama (vocab 50, hidden 32, 2 layers x 4 heads, 2 K/V heads, FFN 48,
     // 16 positions); lm-* copies with a bad config.json; lm*.jsonl data; mask-lm-*.json masks.
     void make_decoders() {
@@ -420,6 +439,7 @@ private:
         lm_copy("lm-wrong-shape", R"("intermediate_size": 48)", R"("intermediate_size": 40)");
         lm_copy("lm-huge-vocab", R"("vocab_size": 50)", R"("vocab_size": 400000000)");
         make_sharded_decoders();
+        make_imatrices();
         std::string rows;
         for (int i = 0; i < 6; ++i) {
             rows += "{\"input_ids\": [1";

@@ -1,5 +1,6 @@
 // tests/sparsify/support.hpp: helpers of the sparsify tests: raw little-endian files written by
-// the PyTorch oracles, the message of a refused call, random normal values and SPD matrices.
+// the PyTorch oracles, the message of a refused call, random normal values and SPD matrices,
+// causal-LM calibration rows as JSON Lines.
 #pragma once
 
 #include <prune/error.hpp>
@@ -8,14 +9,35 @@
 
 #include "../support/files.hpp"
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
 
 namespace sparsify_test {
+
+/// Calibration rows: `count` sequences of lengths 3, 5, 7, ... (at most 16), token ids mod vocab.
+inline std::vector<std::vector<std::int32_t>> rows_of(int count, int vocab) {
+    std::vector<std::vector<std::int32_t>> rows;
+    for (int i = 0; i < count; ++i) {
+        rows.emplace_back();
+        for (int t = 0; t < std::min(16, 3 + 2 * i); ++t) rows.back().push_back((11 * i + 7 * t + 1) % vocab);
+    }
+    return rows;
+}
+
+/// The rows as JSON Lines of input_ids.
+inline void write_jsonl(const std::filesystem::path& path, const std::vector<std::vector<std::int32_t>>& rows) {
+    std::ofstream f(path);
+    for (const auto& r : rows) f << nlohmann::json{{"input_ids", r}}.dump() << "\n";
+}
 
 /// The values of a raw file of T (fails the test when it is missing or empty).
 template <class T>

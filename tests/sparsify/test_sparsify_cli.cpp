@@ -18,6 +18,7 @@
 
 #include "../support/files.hpp"
 #include "../support/shards.hpp"
+#include "support.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -34,20 +35,8 @@ namespace fs = std::filesystem;
 namespace dec = prune::decoder;
 namespace sp = prune::sparsify;
 
-/// Calibration rows: `count` sequences of lengths 3, 5, 7, ... (at most 16), token ids mod vocab.
-std::vector<std::vector<std::int32_t>> rows_of(int count, int vocab) {
-    std::vector<std::vector<std::int32_t>> rows;
-    for (int i = 0; i < count; ++i) {
-        rows.emplace_back();
-        for (int t = 0; t < std::min(16, 3 + 2 * i); ++t) rows.back().push_back((11 * i + 7 * t + 1) % vocab);
-    }
-    return rows;
-}
-
-void write_jsonl(const fs::path& path, const std::vector<std::vector<std::int32_t>>& rows) {
-    std::ofstream f(path);
-    for (const auto& r : rows) f << nlohmann::json{{"input_ids", r}}.dump() << "\n";
-}
+using sparsify_test::rows_of;
+using sparsify_test::write_jsonl;
 
 /// Runs prune-sparsify in `dir`; returns report.json.
 nlohmann::json run(const fs::path& dir, const std::string& arguments) {

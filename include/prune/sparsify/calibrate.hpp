@@ -13,7 +13,10 @@
 // So layer l is calibrated on the inputs the already-pruned layers < l produce. With
 // `dense_inputs` step 3 is skipped and step 1's dense output is kept instead: every layer is
 // calibrated on the dense model's activations (the masks of layer 0 are the same either way).
-// Magnitude needs no calibration: without `reconstruct` no batch is run at all.
+// Magnitude needs no calibration: without `reconstruct` no batch is run at all. Neither does
+// Wanda with `given_norms` (an importance matrix, collected on the dense model beforehand: the
+// `dense_inputs` statistics): its masks come from the given column norms, which are compared
+// as prune's own sqrt(sum over tokens of x_j^2), so the same sums give the same masks.
 //
 // The model is anything with these members (prune::decoder::calibration_run is one):
 //   std::size_t layers() const;   std::size_t batches() const;
@@ -48,8 +51,8 @@
 // Counting, ties and comparison groups are masks.hpp's; SparseGPT's steps are sparsegpt.hpp's,
 // with H = 2 / samples x sum x x^T as the reference code scales it. Groups: row, matrix and
 // layer (the linears of one layer together) for every method; global (every linear of the
-// network) only for magnitude, since the calibrated methods choose a layer's masks before the
-// next layer is calibrated. SparseGPT chooses per block of columns: the group does not apply.
+// network) only for magnitude and Wanda with given norms, since the calibrated methods choose a
+// layer's masks before the next layer is calibrated. SparseGPT chooses per block of columns: the group does not apply.
 #pragma once
 
 #include <prune/error.hpp>
@@ -109,6 +112,13 @@ struct calibration_options {
     bool double_products = false;       ///< sum x x^T from double products (statistics_options)
     sparsegpt_options sparsegpt;        ///< block size, damping, rule, precision, threads (hessian_scale is set here)
     std::function<void(std::size_t)> on_layer;  ///< called with l once layer l is pruned (progress; may be empty)
+    /// Wanda's column norms given per linear (name, input width) instead of calibration -- an
+    /// importance matrix's (io::imatrix::column_norms): no batch is run, and the global group
+    /// applies, since every norm is known before layer 0 is pruned (may be empty).
+    std::function<std::vector<float>(const std::string& name, std::size_t columns)> given_norms;
+    /// Called with each linear's name and its input's statistics once layer l's are collected,
+    /// before its masks are chosen (e.g. to save them as an importance matrix; may be empty).
+    std::function<void(const std::string& name, const input_statistics&)> on_statistics;
     /// Data parallel over these ranks (null: one process, batch after batch): the model holds this
     /// rank's batches of the whole set, rank + i x size (see the top of this header).
     mpi::communicator* comm = nullptr;
@@ -130,17 +140,24 @@ struct calibration_result {
 namespace detail {
 
 /// Whether the layers need their inputs' statistics, and their sums x x^T.
-inline bool needs_statistics(const calibration_options& o) { return o.how != method::magnitude || o.reconstruct; }
+inline bool needs_statistics(const calibration_options& o) {
+    return (o.how != method::magnitude || o.reconstruct) && !o.given_norms;
+}
 inline bool needs_gram(const calibration_options& o) { return o.how == method::sparsegpt || o.reconstruct; }
 
 /// value_error for a combination prune_layers does not run.
 inline void check_calibration(const calibration_options& o) {
     const std::string where = "prune::sparsify::prune_layers";
     if (!o.target.nm) check_sparsity(o.target.sparsity, where);
-    if (!o.target.nm && o.target.group == comparison_group::global && o.how != method::magnitude) {
+    if (o.given_norms && (o.how != method::wanda || o.reconstruct)) {
+        throw value_error(where + ": given column norms with " + (o.reconstruct ? std::string("reconstruct") : to_string(o.how)) +
+                          " (expected wanda without reconstruct: the norms are Wanda's scores, not a Hessian)");
+    }
+    if (!o.target.nm && o.target.group == comparison_group::global && o.how != method::magnitude && !o.given_norms) {
         throw value_error(where + ": the global comparison group with " + to_string(o.how) +
-                          " (expected magnitude: a calibrated method chooses each layer's masks before the next "
-                          "layer is calibrated; use row, matrix or layer)");
+                          " (expected magnitude, or wanda with given column norms such as an importance matrix's: a "
+                          "calibrated method chooses each layer's masks before the next layer is calibrated; use row, "
+                          "matrix or layer)");
     }
     if (o.comm != nullptr && o.comm->size() > 1 && needs_gram(o)) {
         throw value_error(where + ": " + (o.reconstruct ? std::string("reconstruct") : std::string("sparsegpt")) +
@@ -269,7 +286,10 @@ std::vector<element_mask> wanda_masks(const Linears& linears, const std::vector<
                                       const calibration_options& o) {
     std::vector<wanda_scores> scores;
     scores.reserve(linears.size());
-    for (const auto& x : linears) scores.emplace_back(x.weight, stats[x.input].column_norms(), x.name);
+    for (const auto& x : linears) {
+        scores.emplace_back(x.weight, o.given_norms ? o.given_norms(x.name, x.weight.extents()[1]) : stats[x.input].column_norms(),
+                            x.name);
+    }
     std::vector<score_source> sources;
     for (const wanda_scores& s : scores) sources.push_back(s.source());
     const std::vector<std::size_t> one_layer(sources.size(), 0);
@@ -358,9 +378,10 @@ calibration_totals totals_of(Model& model, const calibration_options& o) {
     return {static_cast<std::size_t>(all[0]), static_cast<std::size_t>(all[1]), static_cast<std::uint64_t>(all[2])};
 }
 
-/// Magnitude masks of every linear of the network, chosen together (the global group), by layer.
+/// Magnitude masks -- Wanda's with given norms -- of every linear of the network, chosen
+/// together (the global group), by layer.
 template <class Model>
-std::vector<std::vector<element_mask>> global_magnitude_masks(Model& model, const calibration_options& o) {
+std::vector<std::vector<element_mask>> global_masks(Model& model, const calibration_options& o) {
     std::vector<score_source> sources;
     std::vector<std::size_t> layer_of;
     std::vector<std::size_t> per_layer;
@@ -369,6 +390,17 @@ std::vector<std::vector<element_mask>> global_magnitude_masks(Model& model, cons
         per_layer.push_back(layer.size());
         layer_of.insert(layer_of.end(), layer.size(), l);
         sources.insert(sources.end(), std::make_move_iterator(layer.begin()), std::make_move_iterator(layer.end()));
+    }
+    std::vector<wanda_scores> wanda;  // over the magnitude sources, which they own
+    if (o.given_norms) {
+        wanda.reserve(sources.size());
+        for (score_source& s : sources) {
+            const std::size_t columns = s.extents().rank() == 2 ? s.extents()[1] : 0;
+            const std::string name = s.name();
+            wanda.emplace_back(std::move(s), o.given_norms(name, columns));
+        }
+        sources.clear();
+        for (const wanda_scores& w : wanda) sources.push_back(w.source());
     }
     select_options select;  // the masks never depend on these
     select.sampling_limit = mapped_sampling_limit;  // the scores may be a checkpoint's file map
@@ -406,9 +438,10 @@ calibration_result prune_layers(Model& model, const calibration_options& options
                                       "batch: ") + (options.reconstruct ? "the reconstruction" : to_string(options.how)) +
                           " needs the inputs' statistics)");
     }
-    const bool global = options.how == method::magnitude && !options.target.nm && options.target.group == comparison_group::global;
+    const bool global = (options.how == method::magnitude || options.given_norms) && !options.target.nm &&
+                        options.target.group == comparison_group::global;
     std::vector<std::vector<element_mask>> chosen;
-    if (global) chosen = detail::global_magnitude_masks(model, options);
+    if (global) chosen = detail::global_masks(model, options);
     sparsegpt_options sg = options.sparsegpt;
     sg.hessian_scale = 2.0 / static_cast<double>(std::max<std::size_t>(1, all.samples));
     calibration_result result;
@@ -420,6 +453,9 @@ calibration_result prune_layers(Model& model, const calibration_options& options
         if (detail::needs_statistics(options)) {
             stats = sharded ? detail::collect_sharded(model, l, linears, options, all.batches)
                             : detail::collect(model, l, linears, options);
+            if (options.on_statistics) {
+                for (const auto& x : linears) options.on_statistics(x.name, stats[x.input]);
+            }
         }
         std::vector<element_mask> masks;
         if (global) masks = std::move(chosen[l]);

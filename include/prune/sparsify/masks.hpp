@@ -6,8 +6,9 @@
 // S_ij = |W_ij| * norm_j for a [out, in] weight and the per-input-column norms of its
 // calibration inputs (input_statistics::column_norms(), or an importance matrix's
 // column_norms()): the product is formed in float, as the reference code forms it in
-// float32, so the same norms give the same scores bit for bit. Scores are compared as float
-// keys (<prune/importance/scores.hpp>): NaN lowest.
+// float32, so the same norms give the same scores bit for bit; over a magnitude score source
+// (io::mapped_scores: a checkpoint's weight never read whole) it gives the same keys. Scores
+// are compared as float keys (<prune/importance/scores.hpp>): NaN lowest.
 //
 // Counting and ties. In a comparison group of n elements the floor(s * n) lowest scores are
 // pruned (the reference code's int(n * s): the product in double, truncated), lowest by
@@ -35,6 +36,7 @@
 #include <prune/tensor.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -129,6 +131,28 @@ void fill_wanda(const score_source& source, std::size_t, std::size_t begin, std:
     }
 }
 
+/// What a Wanda score source over magnitude scores reads: those scores and the column norms.
+struct scaled_state {
+    score_source magnitudes;  ///< |w| of an [out, in] weight (score_kind::magnitude)
+    std::vector<float> norms;   ///< [in]
+};
+
+/// fill_function of Wanda scores over magnitude keys: |w| is the key's low 31 bits (magnitude_key
+/// keeps the bits of |w|; 0 for NaN), times norm_j in float -- fill_wanda's keys, bit for bit.
+inline void fill_scaled(const score_source& source, std::size_t tensor_index, std::size_t begin,
+                        std::span<std::uint32_t> keys) {
+    const auto& state = *static_cast<const scaled_state*>(source.data());
+    state.magnitudes.fill_keys(tensor_index, begin, keys);
+    const std::size_t in = state.norms.size();
+    std::size_t column = begin % in;
+    for (std::uint32_t& key : keys) {
+        key = key == 0 ? 0u : score_key(std::bit_cast<float>(key & 0x7FFFFFFFu) * state.norms[column]);
+        if (++column == in) {
+            column = 0;
+        }
+    }
+}
+
 }  // namespace detail
 
 /// Wanda's scores |W_ij| * norm_j of one [out, in] weight, as a score source. The weight must
@@ -142,14 +166,31 @@ public:
         prune::visit_view(weight, [&](const auto& v) { init(v, norms, std::move(name)); });
     }
 
+    /// Scores over the magnitude scores of an [out, in] weight (e.g. io::mapped_scores of a
+    /// checkpoint's weight, never read as a whole): the keys the weight itself gives. value_error
+    /// when the source is not of magnitudes; as above for its shape and the norms.
+    wanda_scores(score_source magnitudes, std::span<const float> norms) {
+        if (magnitudes.kind() != score_kind::magnitude) {
+            throw value_error("prune::sparsify::wanda_scores '" + magnitudes.name() +
+                              "': a score source that is not of magnitudes (expected |w|)");
+        }
+        const prune::shape extents = magnitudes.extents();
+        std::string name = magnitudes.name();
+        check(extents, norms, name);
+        auto state = std::make_shared<detail::scaled_state>(
+            detail::scaled_state{std::move(magnitudes), std::vector<float>(norms.begin(), norms.end())});
+        source_ = std::make_unique<score_source>(extents, score_kind::given, &detail::fill_scaled,
+                                                 static_cast<const void*>(state.get()), layout::row_major);
+        source_->named(std::move(name));
+        state_ = std::move(state);
+    }
+
     /// The score source (valid while this object lives).
     [[nodiscard]] const score_source& source() const noexcept { return *source_; }
 
 private:
-    /// The constructor on the weight's read-only view (any adapted tensor, torch's dtypes included).
-    template <element T>
-    void init(const tensor_view<const T>& v, std::span<const float> norms, std::string name) {
-        const prune::shape& extents = v.extents();
+    /// shape_error unless [out, in] with in = norms.size(); value_error for a negative or NaN norm.
+    static void check(const prune::shape& extents, std::span<const float> norms, const std::string& name) {
         if (extents.rank() != 2 || extents[1] != norms.size()) {
             throw shape_error("prune::sparsify::wanda_scores" + (name.empty() ? std::string() : " '" + name + "'") +
                               ": a weight of shape " + extents.to_string() + " with " + std::to_string(norms.size()) +
@@ -161,6 +202,13 @@ private:
                                   " at column " + std::to_string(j) + " (expected >= 0)");
             }
         }
+    }
+
+    /// The constructor on the weight's read-only view (any adapted tensor, torch's dtypes included).
+    template <element T>
+    void init(const tensor_view<const T>& v, std::span<const float> norms, std::string name) {
+        const prune::shape& extents = v.extents();
+        check(extents, norms, name);
         auto state = std::make_shared<detail::wanda_state<T>>(
             detail::wanda_state<T>{tensor_view<const T>(v), std::vector<float>(norms.begin(), norms.end())});
         source_ = std::make_unique<score_source>(extents, score_kind::given, &detail::fill_wanda<T>,
