@@ -5,16 +5,21 @@
 // masks.json evaluated by prune-eval gives the reported perplexity, and model/ -- the masked
 // units physically removed, written in the input's dtype -- gives that perplexity too when
 // prune-eval loads it, with a config.json whose head counts match what was kept. prune-compact
-// on a hand-written mask gives prune-eval's perplexity of the masked model, widths per layer.
+// on a hand-written mask gives prune-eval's perplexity of the masked model, widths per layer;
+// --remove-layers-by-bi N reports decoder::block_influence's scores (under --mask's gates when
+// given; to float rounding, the binary built otherwise), removes the N lowest, and its directory's logits are those of the model
+// with those layers skipped.
 #include "oracle_cases.hpp"
 #include "../support/files.hpp"
 #include "../support/run_ok.hpp"
 #include "synthetic_text.hpp"
 
 #include <prune/models/decoder/checkpoint.hpp>
+#include <prune/models/decoder/forward.hpp>
 #include <prune/models/decoder/pretrain.hpp>
 #include <prune/models/decoder/unit_scores.hpp>
 #include <prune/text/bpe.hpp>
+#include <prune/io/masks.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -286,4 +291,125 @@ TEST_CASE("prune-heads --score taylor on a small trained Llama: the first step r
     const int mlp = t.mlps[0] <= t.mlps[1] ? 0 : 1;
     CHECK(first["mlps"][mlp][0] == 0);  // rows of one MLP per layer
     CHECK(first["mlps"][1 - mlp][0] == 1);
+}
+
+namespace {
+
+/// The logits of `data` as one batch through `w` under `gate` (null: none).
+std::vector<float> logits_of(const prune::decoder::weights& w, const std::vector<std::vector<std::int32_t>>& data,
+                             const prune::decoder::gates* gate = nullptr) {
+    prune::decoder::sequences batch;
+    for (const auto& s : data) batch.add(s);
+    prune::decoder::workspace ws(1);
+    prune::decoder::forward_options o;
+    o.gate = gate;
+    (void)prune::decoder::forward(w, batch, ws, o);
+    return {ws.logits().begin(), ws.logits().end()};
+}
+
+double worst_difference(const std::vector<float>& a, const std::vector<float>& b) {
+    REQUIRE(a.size() == b.size());
+    double e = 0.0;
+    for (std::size_t i = 0; i < a.size(); ++i) e = std::max(e, static_cast<double>(std::abs(a[i] - b[i])));
+    return e;
+}
+
+/// The `n` layers of lowest `bi` (equal scores lower index first), in increasing order: sorted
+/// here by (score, index) pairs, not by prune-compact's code.
+std::vector<int> lowest(const std::vector<double>& bi, std::size_t n) {
+    std::vector<std::pair<double, int>> ranked;
+    for (std::size_t l = 0; l < bi.size(); ++l) ranked.emplace_back(bi[l], static_cast<int>(l));
+    std::sort(ranked.begin(), ranked.end());
+    std::vector<int> out;
+    for (std::size_t k = 0; k < n; ++k) out.push_back(ranked[k].second);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+/// Checks prune-compact --remove-layers-by-bi's directory `out` on `model` (3 layers, no
+/// o_proj bias) over `data`, under `gate` (null: none): report.json's scores are
+/// decoder::block_influence's bits (checked against PyTorch in test_decoder_unit_scores) with
+/// the same batches, its removed layers the n lowest, and the directory's logits those of the
+/// model with those layers skipped (their heads and MLP gated off: the residual passes through).
+void check_by_bi(const fs::path& model, const std::vector<std::vector<std::int32_t>>& data, prune::decoder::gates gate,
+                 const fs::path& out, std::size_t n) {
+    const prune::decoder::weights w = prune::decoder::load_model(model);
+    const nlohmann::json report = read_json(out / "report.json");
+    const std::vector<double> bi = prune::decoder::block_influence(w, data, &gate, 3, 2), reported = report["block_influence"];
+    INFO("report.json " << report.dump());
+    REQUIRE(reported.size() == bi.size());
+    // The binary is built -O3 -march=native, this test -O1: float rounding differs (observed
+    // at most 1.7e-8), so the bound is the one BI meets against PyTorch.
+    for (std::size_t l = 0; l < bi.size(); ++l) CHECK(std::abs(reported[l] - bi[l]) <= 1e-6);
+    const std::vector<int> removed = lowest(bi, n);
+    CHECK(report["removed_layers"].get<std::vector<int>>() == removed);
+    CHECK(lowest(reported, n) == removed);
+    CHECK(report["sequences"] == data.size());
+    const prune::decoder::weights small = prune::decoder::load_model(out);
+    REQUIRE(small.layers.size() == w.layers.size() - n);
+    const std::vector<float> kept = logits_of(w, data, &gate);
+    if (gate.heads.empty()) gate.heads.assign(w.layers.size(), {});
+    if (gate.mlps.empty()) gate.mlps.assign(w.layers.size(), 1.0f);
+    for (const int l : removed) {
+        const auto i = static_cast<std::size_t>(l);
+        REQUIRE(w.layers[i].out_bias.empty());
+        gate.heads[i].assign(static_cast<std::size_t>(w.layers[i].q_heads), 0.0f);
+        gate.mlps[i] = 0.0f;
+    }
+    const std::vector<float> skipped = logits_of(w, data, &gate);
+    const double e = worst_difference(logits_of(small, data), skipped);
+    INFO("compacted vs layers skipped: worst logit difference " << e);
+    CHECK(e <= 1e-5);
+    CHECK(worst_difference(kept, skipped) > 1e-3);  // removing the layers changes the model: the check can fail
+}
+
+}  // namespace
+
+TEST_CASE("prune-compact --remove-layers-by-bi: the layers of lowest Block Influence removed", "[decoder][cli]") {
+    const std::string name = "llama_gqa4_bf16_shards";  // 3 layers x 8 query heads on 2 K/V heads, no biases
+    const fs::path model = oracle::dir() / name, data = data_file(name), mask = oracle::dir() / "bi_mask.json";
+    const auto rows = oracle::load(name)["sequences"].get<std::vector<std::vector<std::int32_t>>>();
+    const std::string head = "prune-compact --model '" + model.string() + "' --data '" + data.string() + "' --batch-size 3 --threads 2";
+    SECTION("one layer") {
+        const fs::path out = oracle::dir() / "bi_one";
+        fs::remove_all(out);
+        const std::string err = run_ok(head + " --remove-layers-by-bi 1 --out '" + out.string() + "'");
+        CHECK(err.find("3 -> 2 layers") != std::string::npos);
+        check_by_bi(model, rows, {}, out, 1);
+        // One thread: the same scores, bit for bit (block_influence sums rows in order).
+        const fs::path one = oracle::dir() / "bi_one_thread";
+        fs::remove_all(one);
+        run_ok("prune-compact --model '" + model.string() + "' --data '" + data.string() +
+               "' --batch-size 3 --threads 1 --remove-layers-by-bi 1 --out '" + one.string() + "'");
+        CHECK(read_json(one / "report.json")["block_influence"] == read_json(out / "report.json")["block_influence"]);
+    }
+    SECTION("two layers under a mask: BI of the masked model") {
+        // Layer 0 keeps 2 query heads of each group, layer 2 only group 0's; layer 1's MLP goes.
+        prune_test::write_file(mask, R"({"heads": [[1, 0, 1, 0, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0, 0]],
+                                         "mlps": [1, 0, 1]})");
+        const fs::path out = oracle::dir() / "bi_two";
+        fs::remove_all(out);
+        run_ok(head + " --mask '" + mask.string() + "' --remove-layers-by-bi 2 --out '" + out.string() + "'");
+        const prune::decoder::weights w = prune::decoder::load_model(model);
+        const prune::decoder::gates gate = prune::decoder::gates::from_mask(prune::io::read_structure_mask(mask), w);
+        CHECK(read_json(out / "report.json")["block_influence"].get<std::vector<double>>() !=
+              prune::decoder::block_influence(w, rows, nullptr, 3, 2));  // the mask changes the scores
+        check_by_bi(model, rows, gate, out, 2);
+    }
+    SECTION("refused: N outside 1..2, --data without it; nothing written") {
+        const fs::path out = oracle::dir() / "bi_refused";
+        fs::remove_all(out);
+        const std::pair<std::string, std::string> refused[] = {
+            {head + " --remove-layers-by-bi 0", "--remove-layers-by-bi 0 (expected 1..2: at least one of the model's 3 layers must stay)"},
+            {head + " --remove-layers-by-bi 3", "--remove-layers-by-bi 3 (expected 1..2: at least one of the model's 3 layers must stay)"},
+            {head + " --remove-layers 1", "--data without --remove-layers-by-bi (expected it: only BI reads data)"}};
+        for (const auto& [command, message] : refused) {
+            const prune_test::outcome o =
+                prune_test::run_binary(command + " --out '" + out.string() + "'", oracle::dir(), oracle::dir() / "stderr.txt", "");
+            INFO(command << "\n" << o.err);
+            CHECK(o.code == 2);
+            CHECK(o.err.find(message) != std::string::npos);
+            CHECK(!fs::exists(out));
+        }
+    }
 }
