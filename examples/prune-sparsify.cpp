@@ -31,8 +31,8 @@
 // Memory (docs/sparsify.md): the model is read one decoder layer at a time (decoder::layer_stream)
 // and each layer's weights are written as soon as it is pruned; never the whole model as float.
 // Under mpirun (a build with MPI; docs/distributed.md) rank r calibrates on the batches b with
-// b % ranks == r and the statistics are added in batch order: magnitude and Wanda give the same
-// bytes for any number of processes; sparsegpt and --reconstruct need one process. Rank 0
+// b % ranks == r and the statistics (sums x x^T too, for sparsegpt and --reconstruct) are added
+// in batch order: every method gives the same bytes for any number of processes. Rank 0
 // evaluates and writes.
 #include "common/cli.hpp"
 #include "common/mask_report.hpp"

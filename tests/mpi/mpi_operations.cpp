@@ -5,6 +5,7 @@
 //                the order of the additions (1e16 on rank 0, 1 on rank 1, -1e16 on rank 2)
 //   reduce_to    owner 1, 10 values cut into chunks of 3: rank r gives 2^r * (i + 1)
 //   broadcast    root 2's text (with a zero byte) on every rank
+//   broadcast_values  root 2's 10 values (rank r gives 2^r * (i + 1)) in chunks of 3, in place
 //   gather       every rank's "r<rank>" on root 1 in rank order
 //   agree        rank 1 fails: every rank's rank_error message
 //   batches      gather_batches over 7 batches: what rank 0 received, in order (batch b's state
@@ -37,6 +38,10 @@ nlohmann::json operations(prune::mpi::mpi_communicator& comm) {
     comm.broadcast(text, 2);
     out["broadcast"] = std::vector<int>(text.begin(), text.end());
     out["broadcast_size"] = text.size();
+    std::vector<double> shared;
+    for (int i = 0; i < 10; ++i) shared.push_back(static_cast<double>(1 << r) * (i + 1));
+    prune::mpi::broadcast_values(comm, shared, 2, 3);
+    out["broadcast_values"] = shared;
     out["gather"] = comm.gather("r" + std::to_string(r), 1);
     try {
         prune::mpi::collectively(comm, [&] {

@@ -32,6 +32,9 @@ TEST_CASE("local_communicator: one rank, every operation the identity", "[mpi]")
     CHECK(v == std::vector<double>{1.5, -0.0, 3.0});
     CHECK(std::signbit(v[1]));  // not 0.0 + (-0.0): the values themselves
     CHECK(sum(comm, v) == v);
+    broadcast_values(comm, v, 0, 2);  // two chunks, each left as it is
+    CHECK(v == std::vector<double>{1.5, -0.0, 3.0});
+    CHECK(std::signbit(v[1]));
     CHECK_THROWS_WITH(comm.reduce_to(v, 1), "prune::mpi::reduce_to: rank 1 (expected one of the 1 ranks)");
     CHECK_THROWS_AS(comm.broadcast(text, -1), prune::value_error);
 }

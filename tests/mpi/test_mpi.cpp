@@ -1,7 +1,7 @@
 // prune/mpi/mpi.hpp and prune-importance under mpiexec (docs/distributed.md), on this machine's
 // processes (MPICH's mpiexec; nothing to set as root or with more ranks than cores):
-//   - mpi_operations (a helper) on 3 ranks: the deterministic sum, reduce_to, broadcast, gather
-//     and agree against closed forms (see mpi_operations.cpp for the values);
+//   - mpi_operations (a helper) on 3 ranks: the deterministic sum, reduce_to, broadcast,
+//     broadcast_values, gather and agree against closed forms (see mpi_operations.cpp for the values);
 //   - gather_batches hands rank 0 every batch's state in batch order (an order-sensitive sum of
 //     1e16 and 1s tells batch order from rank-by-rank grouping);
 //   - prune-importance's JSON under -np 1, -np 2 and -np 3 and without mpiexec is the same byte for
@@ -10,9 +10,12 @@
 //     sums of a few hundred float-sized gradients in double are exact -- so these cases check the
 //     batches' composition and the plumbing; the order is the previous case's.)
 //   - prune-sparsify's Wanda (unstructured and 2:4, each layer calibrated on the pruned layers
-//     before it) writes the same masks.safetensors and model.safetensors and the same report
-//     (timings and memory aside) under -np 1, 2, 3 and without mpiexec; sparsegpt on 2 ranks is
-//     refused (its sums x x^T are not reduced yet);
+//     before it), SparseGPT (also 2:4 on the dense model's inputs) and Wanda and magnitude with
+//     --reconstruct (whose sums x x^T are reduced round by round) write the same masks.safetensors and model.safetensors and the same report (timings
+//     and memory aside) under -np 1, 2, 3 and without mpiexec (the single process's own path is
+//     tested against collect's in test_sparsify_stream);
+//   - mpi_gram (a helper) on 2 and 3 ranks: prune_layers' sums x x^T and reconstructed weights are
+//     the bits of one process, on products whose sum depends on the order of the additions;
 //   - a rank that fails (PRUNE_MPI_FAIL_RANK) makes every rank exit non-zero with a message
 //     naming it, and nothing is written; a killed rank (PRUNE_MPI_KILL_RANK) ends the run
 //     non-zero with nothing written; --abs cumulative is refused on 2 ranks.
@@ -31,6 +34,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <string>
 #include <sys/wait.h>
@@ -130,6 +134,8 @@ TEST_CASE("mpi_communicator on 3 ranks: every operation against its closed form"
         const double scale = rank == 1 ? 7.0 : (rank == 0 ? 1.0 : 4.0);
         for (int i = 0; i < 10; ++i) CHECK(j["reduce_to"][static_cast<std::size_t>(i)].get<double>() == scale * (i + 1));
         CHECK(j["broadcast"] == nlohmann::json({'f', 'r', 'o', 'm', 0, 't', 'w', 'o'}));
+        // broadcast_values from rank 2 in chunks of 3 (the last of 1): 4 (i + 1) on every rank.
+        for (int i = 0; i < 10; ++i) CHECK(j["broadcast_values"][static_cast<std::size_t>(i)].get<double>() == 4.0 * (i + 1));
         CHECK(j["gather"] == (rank == 1 ? nlohmann::json({"r0", "r1", "r2"}) : nlohmann::json::array()));
         CHECK(j["agree"] == "rank 1: bad shard");
         // gather_batches: rank 0 gets batch b's state {b, value_b, b % 3} in batch order; the others nothing.
@@ -144,6 +150,28 @@ TEST_CASE("mpi_communicator on 3 ranks: every operation against its closed form"
             CHECK(j["batch_sum"].get<double>() == 3.0);
         } else {
             CHECK(j["batches"].empty());
+        }
+    }
+}
+
+TEST_CASE("prune_layers reduces the sums x x^T in batch order on 2 and 3 ranks", "[mpi]") {
+    prune_test::temp_dir temp("prune_mpi_gram");
+    for (int ranks : {2, 3}) {
+        INFO(ranks << " ranks");
+        const auto r = run(std::string(PRUNE_MPIEXEC) + " -n " + std::to_string(ranks) + " " + PRUNE_MPI_GRAM + " " +
+                               temp.path().string(), temp.path());
+        INFO(r.err);
+        REQUIRE(r.code == 0);
+        for (int rank = 0; rank < ranks; ++rank) {
+            INFO("rank " << rank);
+            const nlohmann::json j = read_json(temp.path() / ("rank" + std::to_string(rank) + ".json"));
+            // In batch order 1e16 + 1 + 1 - 1e16 + 1 + 1 + 1 = 3 (each + 1 rounds back to 1e16, see
+            // mpi_gram.cpp); summing each rank's batches first gives 0 on 2 ranks and 5 on 3 (seen
+            // by making collect_sharded_gram reduce once after the rounds: then these checks fail).
+            CHECK(j["off_diagonal"].get<double>() == 3.0);
+            CHECK(j["same_gram"] == true);
+            CHECK(j["same_weights"] == true);
+            CHECK(j["weights_changed"] == true);
         }
     }
 }
@@ -206,20 +234,26 @@ TEST_CASE("prune-importance: a failing rank stops every rank, nothing is written
     CHECK(run(launch(1, "prune-importance") + " --model bert --data bert.jsonl --abs cumulative --json out.json", d).code == 0);
 }
 
-TEST_CASE("prune-sparsify: Wanda's statistics give the same bytes on any number of ranks", "[mpi][cli]") {
+TEST_CASE("prune-sparsify: the statistics give the same bytes on any number of ranks", "[mpi][cli]") {
     prune_test::temp_dir temp("prune_mpi_sparsify");
     const fs::path& d = temp.path();
     write_llama(d);
-    for (const std::string& target : {std::string(" --sparsity 0.5"), std::string(" --nm 2:4")}) {
-        INFO(target);
+    std::map<std::string, std::string> weights_of;  // model.safetensors without mpiexec, by flags
+    for (const std::string& flags : {std::string(" --method wanda --sparsity 0.5"), std::string(" --method wanda --nm 2:4"),
+                                     std::string(" --method sparsegpt --sparsity 0.5"),
+                                     std::string(" --method sparsegpt --nm 2:4 --dense-inputs"),
+                                     std::string(" --method wanda --sparsity 0.5 --reconstruct"),
+                                     std::string(" --method magnitude --sparsity 0.5 --reconstruct")}) {
+        INFO(flags);
         std::string masks, weights;
         nlohmann::json report;
         for (int ranks : {0, 1, 2, 3}) {
             const fs::path out = d / ("sparse" + std::to_string(ranks));
             fs::remove_all(out);
-            // 37 sequences in batches of 4: 10 batches, 4, 3 and 3 of them on 3 ranks.
-            const auto r = run(launch(ranks, "prune-sparsify") + " --model lm --calib lm.jsonl --eval lm.jsonl --method wanda" +
-                                   target + " --batch-size 4 --threads 1 --out " + out.string(), d);
+            // 37 sequences in batches of 4: 10 batches, 4, 3 and 3 of them on 3 ranks (the last
+            // round of the sums x x^T has a batch on rank 0 only).
+            const auto r = run(launch(ranks, "prune-sparsify") + " --model lm --calib lm.jsonl --eval lm.jsonl" + flags +
+                                   " --batch-size 4 --threads 1 --out " + out.string(), d);
             INFO(ranks << " ranks: " << r.err);
             REQUIRE(r.code == 0);
             if (ranks == 0) {
@@ -228,6 +262,7 @@ TEST_CASE("prune-sparsify: Wanda's statistics give the same bytes on any number 
                 report = stable_report(out);
                 CHECK(report["calibration"]["batches"] == 10);
                 CHECK(report["calibration"]["tokens"].get<double>() > 0.0);
+                weights_of[flags] = weights;
                 continue;
             }
             CHECK(prune_test::read_file(out / "masks.safetensors") == masks);
@@ -235,10 +270,9 @@ TEST_CASE("prune-sparsify: Wanda's statistics give the same bytes on any number 
             CHECK(stable_report(out) == report);
         }
     }
-    const auto r = run(launch(2, "prune-sparsify") + " --model lm --calib lm.jsonl --method sparsegpt --sparsity 0.5 --out sg", d);
-    CHECK(r.code == 2);
-    CHECK(prune_test::last_line(r.err) ==
-          "prune-sparsify: prune::sparsify::prune_layers: sparsegpt on 2 processes (expected one: the sums x x^T are not "
-          "reduced across processes yet; wanda and magnitude run on several)");
-    CHECK(!fs::exists(d / "sg"));
+    // Real results, not one thing repeated: the reconstruction changed Wanda's kept weights, and
+    // SparseGPT's differ from both.
+    const std::string& wanda = weights_of.at(" --method wanda --sparsity 0.5");
+    CHECK(weights_of.at(" --method wanda --sparsity 0.5 --reconstruct") != wanda);
+    CHECK(weights_of.at(" --method sparsegpt --sparsity 0.5") != wanda);
 }

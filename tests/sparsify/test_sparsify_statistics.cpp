@@ -72,6 +72,18 @@ TEST_CASE("statistics are sums: batches, merges and storage orders agree", "[spa
     CHECK(error_of([&] { cm.merge(sp::input_statistics(n + 1)); }).find("expected the same width") !=
           std::string::npos);
     CHECK(error_of([&] { (void)cm.gram(); }).find("keeps no gram") != std::string::npos);
+
+    // with_sums_of: first's gram (all 70 rows), the 30 rows' sums of squares and count of a gram-less one
+    sp::input_statistics part(n);
+    part.add(prune::make_view(x.data(), {30, n}));
+    const sp::input_statistics mixed = sp::input_statistics(first).with_sums_of(part);
+    CHECK(mixed.tokens() == 30);
+    CHECK(mixed.has_gram());
+    CHECK(std::vector<double>(mixed.sum_squares().begin(), mixed.sum_squares().end()) ==
+          std::vector<double>(part.sum_squares().begin(), part.sum_squares().end()));
+    CHECK(mixed.gram() == merged);
+    CHECK(error_of([&] { (void)sp::input_statistics(first).with_sums_of(sp::input_statistics(n + 1)); })
+              .find("expected the same width") != std::string::npos);
 }
 
 TEST_CASE("statistics files round-trip and refuse another model", "[sparsify][statistics]") {

@@ -6,12 +6,15 @@
 // stream reads from the checkpoint's bytes, transposed for Conv1D); the evaluation batches it runs
 // through each layer give forward's NLL on the loaded model before pruning and on the pruned one
 // after, bit for bit. The stream reads one layer at a time, in order: asking for an earlier layer
-// is refused.
+// is refused. On one local rank (calibration_options::comm, the data-parallel path that reduces
+// the sums x x^T round by round) SparseGPT and magnitude + reconstruct prune as without comm, bit
+// for bit: both paths add the batches' products in batch order.
 #include <prune/io/safetensors.hpp>
 #include <prune/models/decoder/calibration.hpp>
 #include <prune/models/decoder/checkpoint.hpp>
 #include <prune/models/decoder/forward.hpp>
 #include <prune/models/decoder/layer_stream.hpp>
+#include <prune/mpi/communicator.hpp>
 #include <prune/sparsify/calibrate.hpp>
 
 #include <catch2/catch.hpp>
@@ -133,4 +136,42 @@ TEST_CASE("layer_stream holds one layer at a time and takes the layers in order"
     CHECK(second.front().weight.data().data() != nullptr);
     CHECK_THAT(sparsify_test::error_of([&] { static_cast<void>(stream.linears(1)); }),
                Catch::Contains("layer 1 asked for after layer 2 (expected layers in order"));
+}
+
+namespace {
+
+/// The masks and pruned weights of `method` (with `reconstruct`) on the model in `dir`, through comm (may be null).
+std::pair<sp::calibration_result, weight_copies> pruned_with(const std::filesystem::path& dir, const std::string& method,
+                                                            bool reconstruct, prune::mpi::communicator* comm) {
+    dec::weights w = dec::load_model(dir);
+    dec::calibration_run run(w, small_batches(3, w.cfg.vocab_size), 1);
+    sp::calibration_options o = options_of(method, "row");
+    o.reconstruct = reconstruct;
+    o.sparsegpt.pool = &run.pool();
+    o.comm = comm;
+    weight_copies weights;
+    copy_on_layer(run, o, weights);
+    sp::calibration_result result = sp::prune_layers(run, o);
+    return {std::move(result), std::move(weights)};
+}
+
+}  // namespace
+
+TEST_CASE("one local rank: the sums x x^T reduced round by round are collect's bits", "[sparsify][stream][mpi]") {
+    prune_test::temp_dir dir("prune_sparsify_local_rank");
+    dec::save_model(dec::random_weights(prune_test::small_llama(), 5, 0.2f), dir.path() / "llama");
+    prune::mpi::local_communicator local;
+    for (const auto& [method, reconstruct] : {std::pair{"sparsegpt", false}, std::pair{"magnitude", true}}) {
+        INFO(method << (reconstruct ? " + reconstruct" : ""));
+        const auto alone = pruned_with(dir.path() / "llama", method, reconstruct, nullptr);
+        const auto ranked = pruned_with(dir.path() / "llama", method, reconstruct, &local);
+        REQUIRE(ranked.first.linears.size() == alone.first.linears.size());
+        CHECK(ranked.first.tokens == alone.first.tokens);
+        for (std::size_t t = 0; t < alone.first.linears.size(); ++t) {
+            INFO(alone.first.linears[t].name);
+            CHECK(ranked.first.linears[t].mask == alone.first.linears[t].mask);
+        }
+        CHECK(ranked.second == alone.second);
+        CHECK(alone.second != pruned_with(dir.path() / "llama", "magnitude", false, nullptr).second);  // it reconstructed
+    }
 }

@@ -18,6 +18,7 @@
 
 #include <prune/error.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <exception>
@@ -117,6 +118,23 @@ public:
     std::vector<double> values(bytes.size() / sizeof(double));
     if (!values.empty()) std::memcpy(values.data(), bytes.data(), bytes.size());
     return values;
+}
+
+/// Replaces `values` on every rank by root's, one chunk of `chunk` doubles at a time (never a
+/// copy of the whole buffer: it may be a layer's X^T X). Every rank passes the same length.
+inline void broadcast_values(communicator& comm, std::span<double> values, int root = 0,
+                             std::size_t chunk = std::size_t{1} << 20) {
+    for (std::size_t first = 0; first < values.size(); first += chunk) {
+        const std::span<double> part = values.subspan(first, std::min(chunk, values.size() - first));
+        std::string bytes = comm.rank() == root ? to_bytes(part) : std::string();
+        comm.broadcast(bytes, root);
+        if (comm.rank() == root) continue;
+        if (bytes.size() != part.size_bytes()) {
+            throw format_error("prune::mpi::broadcast_values: " + std::to_string(bytes.size()) + " bytes from rank " +
+                               std::to_string(root) + " (expected " + std::to_string(part.size_bytes()) + ")");
+        }
+        std::memcpy(part.data(), bytes.data(), bytes.size());
+    }
 }
 
 /// The element-wise sum of every rank's `values` on every rank, added in rank order on rank 0

@@ -43,10 +43,13 @@
 // Data parallel (`calibration_options::comm`, docs/distributed.md): the model of rank r holds
 // the batches r, r + k, r + 2k, ... of the whole set (k ranks); each batch's sums of x_j^2 are
 // taken alone and added on rank 0 in batch order, then every rank gets the same sums, chooses
-// the same masks and advances its own batches. So the masks and weights are bit-identical for
-// any k (and differ from the path without `comm`, which adds batch after batch, only in the
-// rounding of the sums). Only Wanda and magnitude run so; SparseGPT and `reconstruct`, whose
-// sums x x^T would need reduce_to, are refused on more than one rank.
+// the same masks and advances its own batches. The sums x x^T (SparseGPT, `reconstruct`) go
+// round by round, one batch per rank: rank 0 adds its batch to its running sums and reduce_to
+// adds the other ranks' batches onto them in rank order, which is batch order, one input at a
+// time; rank 0 then broadcasts them and every rank runs the same SparseGPT steps on the same
+// bits (collect_sharded_gram). So the masks and weights are bit-identical for any k (and differ
+// from the path without `comm`, which adds batch after batch, only in the rounding of the sums
+// of x_j^2: its sums x x^T are the same bits).
 //
 // Counting, ties and comparison groups are masks.hpp's; SparseGPT's steps are sparsegpt.hpp's,
 // with H = 2 / samples x sum x x^T as the reference code scales it. Groups: row, matrix and
@@ -159,11 +162,6 @@ inline void check_calibration(const calibration_options& o) {
                           "calibrated method chooses each layer's masks before the next layer is calibrated; use row, "
                           "matrix or layer)");
     }
-    if (o.comm != nullptr && o.comm->size() > 1 && needs_gram(o)) {
-        throw value_error(where + ": " + (o.reconstruct ? std::string("reconstruct") : std::string("sparsegpt")) +
-                          " on " + std::to_string(o.comm->size()) + " processes (expected one: the sums x x^T "
-                          "are not reduced across processes yet; wanda and magnitude run on several)");
-    }
     if (o.reconstruct && o.how == method::sparsegpt) {
         throw value_error(where + ": reconstruct with sparsegpt (expected magnitude or wanda: SparseGPT "
                           "always reconstructs)");
@@ -208,13 +206,18 @@ void check_widths(Model& model, const calibration_options& o) {
 }
 
 
+/// What the accumulators of the options keep.
+inline statistics_options statistics_of(const calibration_options& o) {
+    return {.gram = needs_gram(o), .double_products = o.double_products};
+}
+
 /// One accumulator per input number of the linears.
 template <class Linears>
-std::vector<input_statistics> empty_statistics(const Linears& linears, const calibration_options& o) {
+std::vector<input_statistics> empty_statistics(const Linears& linears, statistics_options kept) {
     std::vector<input_statistics> stats;
     for (const auto& x : linears) {
         if (x.input >= stats.size()) stats.resize(x.input + 1);
-        stats[x.input] = input_statistics(x.weight.extents()[1], {.gram = needs_gram(o), .double_products = o.double_products});
+        stats[x.input] = input_statistics(x.weight.extents()[1], kept);
     }
     return stats;
 }
@@ -222,7 +225,7 @@ std::vector<input_statistics> empty_statistics(const Linears& linears, const cal
 /// Step 1: every batch through layer l, its inputs summed.
 template <class Model, class Linears>
 std::vector<input_statistics> collect(Model& model, std::size_t l, const Linears& linears, const calibration_options& o) {
-    std::vector<input_statistics> stats = empty_statistics(linears, o);
+    std::vector<input_statistics> stats = empty_statistics(linears, statistics_of(o));
     for (std::size_t b = 0; b < model.batches(); ++b) {
         model.record(l, b, o.dense_inputs, [&](std::size_t input, tensor_view<const float> rows) {
             if (input < stats.size() && stats[input].columns() > 0) stats[input].add(rows, o.sparsegpt.pool);
@@ -258,26 +261,72 @@ inline void merge_sums(std::vector<input_statistics>& stats, std::span<const dou
     }
 }
 
-/// Step 1 over the ranks of o.comm: each batch's sums alone (global batch b is this rank's
-/// b / size), added on rank 0 in batch order and broadcast, so every rank gets the same bits.
-template <class Model, class Linears>
-std::vector<input_statistics> collect_sharded(Model& model, std::size_t l, const Linears& linears,
-                                              const calibration_options& o, std::size_t total_batches) {
-    mpi::communicator& comm = *o.comm;
-    const auto k = static_cast<std::size_t>(comm.size());
-    const auto states = mpi::gather_batches(comm, total_batches, [&](std::size_t b) {
-        std::vector<input_statistics> part = empty_statistics(linears, o);
-        model.record(l, b / k, o.dense_inputs, [&](std::size_t input, tensor_view<const float> rows) {
-            if (input < part.size() && part[input].columns() > 0) part[input].add(rows, o.sparsegpt.pool);
-        });
-        return sums_of(part);
-    });
-    std::vector<input_statistics> stats = empty_statistics(linears, o);
+/// The sums of x_j^2 and token counts of every batch, part(b) on batch b's rank (sums_of of its
+/// accumulators), added on rank 0 in batch order and broadcast: every rank gets the same bits.
+template <class Linears, class Part>
+std::vector<input_statistics> batch_order_sums(const Linears& linears, mpi::communicator& comm, std::size_t total_batches,
+                                               Part&& part) {
+    const auto states = mpi::gather_batches(comm, total_batches, std::forward<Part>(part));
+    std::vector<input_statistics> stats = empty_statistics(linears, {});
     for (const auto& state : states) merge_sums(stats, state);  // rank 0 only: the others have no states
     std::string bytes = comm.rank() == 0 ? mpi::to_bytes(sums_of(stats)) : std::string();
     comm.broadcast(bytes, 0);
     if (comm.rank() != 0) merge_sums(stats, mpi::doubles_of(bytes));  // 0 + x: rank 0's bits
     return stats;
+}
+
+/// Step 1 over the ranks of o.comm without sums x x^T: each batch's sums alone (global batch b
+/// is this rank's b / size), added in batch order (batch_order_sums).
+template <class Model, class Linears>
+std::vector<input_statistics> collect_sharded(Model& model, std::size_t l, const Linears& linears,
+                                              const calibration_options& o, std::size_t total_batches) {
+    const auto k = static_cast<std::size_t>(o.comm->size());
+    return batch_order_sums(linears, *o.comm, total_batches, [&](std::size_t b) {
+        std::vector<input_statistics> part = empty_statistics(linears, {});
+        model.record(l, b / k, o.dense_inputs, [&](std::size_t input, tensor_view<const float> rows) {
+            if (input < part.size() && part[input].columns() > 0) part[input].add(rows);
+        });
+        return sums_of(part);
+    });
+}
+
+/// Step 1 over the ranks of o.comm with sums x x^T (docs/distributed.md), in rounds of one batch
+/// per rank: in round i rank r runs global batch i k + r. Rank 0 adds its batch's products to
+/// its running grams (collect's additions); ranks 1 .. k-1 put theirs in fresh accumulators
+/// (0 + p = p, exact), and reduce_to adds them onto rank 0's in rank order -- batch order --
+/// one input at a time. A rank without a batch in the last round sends zeros (t + 0 = t: a
+/// running sum from +0 is never -0). So rank 0's grams are collect's bits for any k; it
+/// broadcasts them, and the sums of x_j^2 go batch by batch as collect_sharded's.
+template <class Model, class Linears>
+std::vector<input_statistics> collect_sharded_gram(Model& model, std::size_t l, const Linears& linears,
+                                                   const calibration_options& o, std::size_t total_batches) {
+    mpi::communicator& comm = *o.comm;
+    const auto k = static_cast<std::size_t>(comm.size());
+    const auto r = static_cast<std::size_t>(comm.rank());
+    std::vector<input_statistics> grams = empty_statistics(linears, statistics_of(o));
+    std::vector<std::vector<double>> sums;  // sums_of this rank's batches, in order
+    for (std::size_t first = 0; first < total_batches; first += k) {
+        if (r != 0 && first > 0) {
+            grams.clear();  // before the new ones: one layer's grams at a time
+            grams = empty_statistics(linears, statistics_of(o));
+        }
+        mpi::collectively(comm, [&] {
+            if (first + r >= total_batches) return;
+            std::vector<input_statistics> part = empty_statistics(linears, {});
+            model.record(l, first / k, o.dense_inputs, [&](std::size_t input, tensor_view<const float> rows) {
+                if (input >= grams.size() || grams[input].columns() == 0) return;
+                grams[input].add(rows, o.sparsegpt.pool);
+                part[input].add(rows);
+            });
+            sums.push_back(sums_of(part));
+        });
+        for (input_statistics& g : grams) comm.reduce_to(g.gram_upper(), 0);
+    }
+    for (input_statistics& g : grams) mpi::broadcast_values(comm, g.gram_upper(), 0);
+    const std::vector<input_statistics> summed =
+        batch_order_sums(linears, comm, total_batches, [&](std::size_t b) { return sums[b / k]; });
+    for (std::size_t t = 0; t < grams.size(); ++t) grams[t] = std::move(grams[t]).with_sums_of(summed[t]);
+    return grams;
 }
 
 /// The masks of a layer's linears from their scores (Wanda) under the target; one group per layer.
@@ -446,13 +495,14 @@ calibration_result prune_layers(Model& model, const calibration_options& options
     sg.hessian_scale = 2.0 / static_cast<double>(std::max<std::size_t>(1, all.samples));
     calibration_result result;
     if (detail::needs_statistics(options)) result.tokens = all.tokens;
-    const bool sharded = options.comm != nullptr && !detail::needs_gram(options);
+    const bool sharded = options.comm != nullptr;
     for (std::size_t l = 0; l < model.layers(); ++l) {
         auto linears = model.linears(l);
         std::vector<input_statistics> stats;
         if (detail::needs_statistics(options)) {
-            stats = sharded ? detail::collect_sharded(model, l, linears, options, all.batches)
-                            : detail::collect(model, l, linears, options);
+            if (!sharded) stats = detail::collect(model, l, linears, options);
+            else if (detail::needs_gram(options)) stats = detail::collect_sharded_gram(model, l, linears, options, all.batches);
+            else stats = detail::collect_sharded(model, l, linears, options, all.batches);
             if (options.on_statistics) {
                 for (const auto& x : linears) options.on_statistics(x.name, stats[x.input]);
             }

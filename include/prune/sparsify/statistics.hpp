@@ -71,6 +71,8 @@ public:
     [[nodiscard]] std::span<const double> sum_squares() const noexcept { return sum_squares_; }
     /// The stored gram sums, [columns, columns] row-major: only i <= j (the upper triangle) is valid.
     [[nodiscard]] std::span<const double> gram_upper() const noexcept { return gram_; }
+    /// The same, writable in place (e.g. to be summed or broadcast across processes).
+    [[nodiscard]] std::span<double> gram_upper() noexcept { return gram_; }
 
     /// sum x x^T as a full symmetric [columns, columns] row-major matrix; value_error without a gram.
     [[nodiscard]] std::vector<double> gram() const {
@@ -135,6 +137,20 @@ public:
             }
         }
         tokens_ += other.tokens_;
+    }
+
+    /// This accumulator's gram with the sums of squares and token count of `sums` instead of its
+    /// own (a gram summed across processes one way, the sums of squares another). value_error
+    /// when the widths differ.
+    [[nodiscard]] input_statistics with_sums_of(const input_statistics& sums) && {
+        if (sums.columns_ != columns_) {
+            throw value_error("prune::sparsify::input_statistics::with_sums_of: sums of width " +
+                              std::to_string(sums.columns_) + " for width " + std::to_string(columns_) +
+                              " (expected the same width)");
+        }
+        sum_squares_ = sums.sum_squares_;
+        tokens_ = sums.tokens_;
+        return std::move(*this);
     }
 
     /// An accumulator from stored sums (a statistics file): `gram` empty, or [columns, columns]
