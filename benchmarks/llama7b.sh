@@ -61,6 +61,13 @@
 #   --preset tiny (2 layers, hidden 64): every task ok; prune-eval loads every output; torch's
 #   Wanda zeros the same weights as prune-sparsify's (0 of 92,160 differ); per-matrix magnitude
 #   and 2:4 differ in 64 and 134 positions, all at ties of |w| in bf16.
+# Measured since, with the streaming binaries (2 threads; docs/large-models.md has the details):
+#   prune-magnitude global 50%: 77 s quiet, peak RSS 1.69 GB (PyTorch: out of memory).
+#   prune-sparsify magnitude 117 s / 1.92 GB (PyTorch 984.5 s, 8.4x as long); wanda + --eval
+#   760 s / 2.48 GB (PyTorch 1480.6 s without an evaluation, 1.9x); 2:4 151 s / 1.90 GB quiet
+#   (PyTorch 298.0 s, 2.0x); sparsegpt 933 s / 3.96 GB quiet (PyTorch not run). Magnitude,
+#   wanda and every PyTorch run shared the machine: read the ratios as orders of magnitude.
+#   prune-eval on the 7B (2 x 64 tokens, 1 thread): 71-84 s, 1.36 GB (layer by layer).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
