@@ -10,6 +10,7 @@
 #include <prune/nn/threads.hpp>
 
 #include "../support/address_limit.hpp"
+#include "../support/sanitizer.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -158,7 +159,7 @@ TEST_CASE("softmax and LayerNorm bits depend on the row's length only, not its a
 // joinable std::thread destroyed during the unwinding: a forked child limits its address space
 // to what it uses plus 64 MiB, then asks for 64 threads (8 MiB stacks by default: ~500 MiB).
 TEST_CASE("thread_pool: a thread that cannot be started is a resource_error, not an abort") {
-#if defined(__SANITIZE_ADDRESS__)
+#if PRUNE_TEST_ASAN
     WARN("skipped under AddressSanitizer: its shadow memory does not survive an address-space limit");
     return;
 #endif

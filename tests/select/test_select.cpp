@@ -3,6 +3,7 @@
 // three-pass), checked against a brute-force sort (reference_selection.hpp).
 #include "reference_selection.hpp"
 #include "../support/address_limit.hpp"
+#include "../support/sanitizer.hpp"
 
 #include <prune/importance/scores.hpp>
 #include <prune/select.hpp>
@@ -361,7 +362,7 @@ TEST_CASE("masks are bit-identical on any thread count (many blocks, random and 
 // thread: the masks equal the single-threaded ones. Before, the joinable std::threads destroyed
 // during the unwinding aborted the process (SIGABRT).
 TEST_CASE("a selection whose threads cannot all be started gives the same masks", "[select][threads]") {
-#if defined(__SANITIZE_ADDRESS__)
+#if PRUNE_TEST_ASAN
     WARN("skipped under AddressSanitizer: its shadow memory does not survive an address-space limit");
     return;
 #endif
