@@ -52,8 +52,10 @@ using namespace prune;
 io::json streamed_perplexity(const std::string& model_dir, const std::string& data_file, const std::string& mask_file,
                              const std::string& element_mask_file, std::optional<int> context, std::size_t batch_size, int threads) {
     const decoder::opened_model lm = decoder::open_model(model_dir);
-    const auto masks = prune_lm::read_element_masks(element_mask_file, lm.cfg);
-    const auto gates = prune_lm::load_gates(mask_file, decoder::layer_shapes(lm.cfg));
+    auto masks = prune_lm::read_element_masks(element_mask_file, lm.cfg);
+    prune_lm::structure_file structure = prune_lm::load_structure(mask_file, decoder::layer_shapes(lm.cfg));
+    if (!structure.channels.empty()) decoder::intersect_element_masks(masks ? *masks : masks.emplace(), structure.channels);
+    const auto& gates = structure.gate;
     const auto rows = prune_lm::read_sequences(data_file, model_dir, lm.cfg, context);
     io::json out = prune_lm::streamed_perplexity(lm, masks ? &*masks : nullptr, gates ? &*gates : nullptr, rows, batch_size, threads,
                                                  data_file, prune_lm::window_of(data_file, lm.cfg, context));
@@ -65,8 +67,8 @@ io::json streamed_perplexity(const std::string& model_dir, const std::string& da
 io::json whole_model_perplexity(const std::string& model_dir, const std::string& data_file, const std::string& mask_file,
                                 const std::string& element_mask_file, std::optional<int> context, std::size_t batch_size,
                                 int threads) {
-    const decoder::weights lm = prune_lm::load_model(model_dir, element_mask_file);
-    const auto gates = prune_lm::load_gates(mask_file, lm);
+    decoder::weights lm = prune_lm::load_model(model_dir, element_mask_file);
+    const auto gates = prune_lm::apply_structure(mask_file, lm);
     const auto rows = prune_lm::read_sequences(data_file, model_dir, lm.cfg, context);
     io::json out = prune_lm::perplexity(lm, rows, gates ? &*gates : nullptr, batch_size, threads, data_file,
                                         prune_lm::window_of(data_file, lm.cfg, context));

@@ -57,7 +57,7 @@ int run(int argc, char** argv) {
     app.add_option("--max-tokens", max_tokens, "tokens to generate at most")->capture_default_str();
     app.add_option("--temperature", temperature, "0: greedy; > 0: sample from softmax(logits / T)")->capture_default_str();
     app.add_option("--seed", seed, "seed of the sampling")->check(prune_cli::unsigned_integer())->capture_default_str();
-    app.add_option("--mask", mask_file, "structure mask (heads, mlps, kv_groups) gating structures off");
+    app.add_option("--mask", mask_file, "structure mask (heads, mlps, kv_groups, mlp_channels) gating structures off");
     app.add_option("--element-mask", element_mask_file, "element masks (safetensors, U8) zeroing weights");
     app.add_option("--threads", threads, "threads (0 = every core)")->check(prune_cli::threads_flag())->capture_default_str();
     return prune_cli::run(app, argc, argv, [&] {
@@ -66,8 +66,8 @@ int run(int argc, char** argv) {
         prune_cli::check_flag("--temperature", temperature, prune_cli::at_least(0));
         if (!prune_lm::is_causal_lm(model))
             throw prune::format_error("'" + model + "' is not a causal-LM directory (expected config.json with model_type llama or gpt2)");
-        const prune::decoder::weights w = prune_lm::load_model(model, element_mask_file);
-        const std::optional<prune::decoder::gates> g = prune_lm::load_gates(mask_file, w);
+        prune::decoder::weights w = prune_lm::load_model(model, element_mask_file);
+        const std::optional<prune::decoder::gates> g = prune_lm::apply_structure(mask_file, w);
         const prune::text::bpe_tokenizer tok = prune_lm::tokenizer_for(model, "prompts");
         const std::vector<std::int32_t> ids = tok.encode(prompt);
         prune::decoder::sequences::check(ids, w.cfg, "--prompt");

@@ -59,8 +59,10 @@ int run(int argc, char** argv) {
     app.add_option("--batch-size", batch_size, "sequences per pass")->check(prune_cli::unsigned_integer())->capture_default_str();
     app.add_option("--threads", threads, "threads (0 = every core; at most 256)")->check(prune_cli::threads_flag());
     std::string score = "michel";
-    app.add_option("--score", score, "causal LM: michel (gate importance, default) or taylor (|sum W dL/dW| per unit)");
-    app.add_option("--unit", unit, "causal LM: heads (query heads, default) or kv-groups (whole K/V groups)");
+    app.add_option("--score", score,
+                   "causal LM: michel (gate importance, default) or taylor (|sum W dL/dW| per unit; the default for mlp-channels)");
+    app.add_option("--unit", unit,
+                   "causal LM: heads (query heads, default), kv-groups (whole K/V groups) or mlp-channels (single MLP channels)");
     app.add_option("--context", context, "causal LM, .txt data: window in tokens (default max_position_embeddings)");
     app.add_option("--out", out, "output directory (masks.json, history.json, model/)")->required();
     return prune_cli::run(app, argc, argv, [&] {
@@ -73,12 +75,19 @@ int run(int argc, char** argv) {
         const auto how = prune::importance::normalization::parse(normalize);
         prune::io::remove_staging_on_signal();
         if (prune_lm::is_causal_lm(model)) {
-            if (!unit.empty() && unit != "heads" && unit != "kv-groups")
-                throw prune::value_error("--unit '" + unit + "' (expected heads or kv-groups)");
+            if (!unit.empty() && unit != "heads" && unit != "kv-groups" && unit != "mlp-channels")
+                throw prune::value_error("--unit '" + unit + "' (expected heads, kv-groups or mlp-channels)");
             if (score != "michel" && score != "taylor") throw prune::value_error("--score '" + score + "' (expected michel or taylor)");
+            if (unit == "mlp-channels" && app.count("--score") > 0 && score != "taylor")
+                throw prune::value_error("--unit mlp-channels with --score " + score +
+                                         " (expected taylor: MLP channels have no gates to take Michel's importance of)");
+            if (unit == "mlp-channels") score = "taylor";
             if (score == "taylor" && (app.count("--abs") > 0 || app.count("--normalize") > 0))
                 throw prune::value_error("--abs and --normalize apply to --score michel (Taylor scores are ranked as they are)");
-            prune_lm::heads_job job{model, data, out, context, unit == "kv-groups", score == "taylor", options, mode, how,
+            const auto search = unit == "kv-groups"      ? prune_lm::search_unit::kv_groups
+                                : unit == "mlp-channels" ? prune_lm::search_unit::mlp_channels
+                                                         : prune_lm::search_unit::heads;
+            prune_lm::heads_job job{model, data, out, context, search, score == "taylor", options, mode, how,
                                     abs_mode, normalize, batch_size, threads};
             prune_lm::run_heads(job);
             return;

@@ -125,7 +125,7 @@ void causal_lm(prune::mpi::communicator& comm, const options& o) {
     std::vector<std::vector<std::int32_t>> rows;
     prune::mpi::collectively(comm, [&] {
         lm = prune_lm::load_model(o.model, "");
-        lm_gates = prune_lm::load_gates(o.mask_file, *lm);
+        lm_gates = prune_lm::apply_structure(o.mask_file, *lm);
         rows = prune_lm::read_sequences(o.data, o.model, lm->cfg, std::nullopt);
     });
     prune::decoder::importance_accumulators acc(*lm, mode), part(*lm, mode);

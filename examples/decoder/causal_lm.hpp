@@ -81,15 +81,35 @@ inline std::optional<prune::io::element_masks> read_element_masks(const std::str
     return masks;
 }
 
-/// Gates from a structure mask file (null when none).
-inline std::optional<prune::decoder::gates> load_gates(const std::string& mask_file, const prune::decoder::weights& w) {
-    if (mask_file.empty()) return std::nullopt;
-    const prune::structure_mask mask = prune::io::read_structure_mask(mask_file);
+/// A structure mask file on a causal LM: gates of its heads, K/V groups and MLPs (none without a
+/// file), and the element masks that remove its MLP channels (decoder::channel_element_masks).
+struct structure_file {
+    std::optional<prune::decoder::gates> gate;  ///< null when there is no file
+    prune::io::element_masks channels;          ///< empty when no channel is removed
+};
+
+/// The gates and channel masks of the structure mask read from `mask_file` for the model `w`
+/// (its layer shapes are enough); shape errors name the file.
+inline structure_file structure_of(const prune::structure_mask& mask, const prune::decoder::weights& w, const std::string& mask_file) {
     try {
-        return prune::decoder::gates::from_mask(mask, w);
+        return {prune::decoder::gates::from_mask(mask, w), prune::decoder::channel_element_masks(w.cfg, mask.mlp_channels)};
     } catch (const prune::shape_error& e) {
         throw prune::shape_error("structure mask '" + mask_file + "': " + e.what());
     }
+}
+
+/// Reads a structure mask file (none when the name is empty) for the model `w` (structure_of).
+inline structure_file load_structure(const std::string& mask_file, const prune::decoder::weights& w) {
+    if (mask_file.empty()) return {};
+    return structure_of(prune::io::read_structure_mask(mask_file), w, mask_file);
+}
+
+/// Reads a structure mask file (none when the name is empty) for `w`: zeroes the MLP channels
+/// it removes in `w` and returns its gates.
+inline std::optional<prune::decoder::gates> apply_structure(const std::string& mask_file, prune::decoder::weights& w) {
+    structure_file s = load_structure(mask_file, w);
+    prune::decoder::apply_element_masks(w, s.channels);
+    return std::move(s.gate);
 }
 
 /// Writes the causal LM `w` into `dir` (an output being staged) as a model directory: config.json

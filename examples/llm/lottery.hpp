@@ -57,7 +57,7 @@ inline prune::spruning_result good_mask(const curve_inputs& in, dec::workspace& 
         const auto g = dec::gates::from_mask(m, w);
         return 1.0 / perplexity_of(w, *in.eval, ws, &g);
     };
-    return prune::s_prune(prune_lm::start_mask(w, false), importance, evaluate);
+    return prune::s_prune(prune_lm::start_mask(w, prune_lm::search_unit::heads), importance, evaluate);
 }
 
 /// A ticket measured pruned and after re-training under its mask.
@@ -91,7 +91,7 @@ inline lottery_outcome run_lottery(const curve_inputs& in, const lottery_setting
     if (ls.note)
         ls.note("s-pruning kept " + std::to_string(out.good.heads.count_kept()) + " of " + std::to_string(out.good.heads.total()) +
                 " heads and " + std::to_string(out.good.mlps.count_kept()) + " of " + std::to_string(out.good.mlps.total()) + " MLPs");
-    const prune::structure_mask all = prune_lm::start_mask(*in.dense, false);
+    const prune::structure_mask all = prune_lm::start_mask(*in.dense, prune_lm::search_unit::heads);
     for (std::uint64_t seed = 0; seed < ls.seeds; ++seed) {
         out.tickets.push_back(play(in, ls, "full", seed, all, ws));
         out.tickets.push_back(play(in, ls, "good", seed, out.good, ws));

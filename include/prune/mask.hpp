@@ -495,7 +495,8 @@ struct structure_mask {
     group_mask heads;       ///< layers x heads
     group_mask mlps;        ///< layers x 1
     group_mask kv_groups{};  ///< layers x K/V heads (decoders with grouped-query attention); empty = all kept
-    /// Same heads and MLPs.
+    group_mask mlp_channels{};  ///< layers x MLP width (decoders: single MLP channels); empty = all kept
+    /// Same heads, MLPs, K/V groups and MLP channels.
     [[nodiscard]] friend bool operator==(const structure_mask&, const structure_mask&) = default;
 };
 

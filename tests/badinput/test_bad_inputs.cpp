@@ -456,6 +456,7 @@ private:
         write_file(d_ / "lm-empty-row.jsonl", "{\"input_ids\": []}\n");
         write_file(d_ / "lm-single.jsonl", "{\"input_ids\": [5]}\n{\"input_ids\": [7]}\n");
         write_file(d_ / "mask-lm-kv.json", R"({"kv_groups": [[1, 1, 1], [1, 1]]})");
+        write_file(d_ / "mask-lm-channels.json", R"({"mlp_channels": [[1, 0, 1], [1, 1]]})");  // layers have 48 channels
         {
             const std::vector<std::uint8_t> ones(48 * 32, 1);
             io::safetensors_writer shape;  // down_proj is [32, 48]

@@ -37,6 +37,21 @@ TEST_CASE("structure masks round trip through JSON") {
         CHECK_FALSE(ragged.mlps.kept(0, 0));
         CHECK(parse_structure_mask(structure_mask_json(ragged), "again") == ragged);
     }
+    SECTION("a decoder's K/V groups and MLP channels (ragged widths), one row per layer") {
+        structure_mask m{group_mask::uniform(2, 4), group_mask::uniform(2, 1)};
+        m.kv_groups = group_mask::uniform(2, 2);
+        m.kv_groups.set(1, 0, false);
+        m.mlp_channels = group_mask(std::vector<std::size_t>{5, 3});
+        m.mlp_channels.set(0, 4, false);
+        m.mlp_channels.set(1, 0, false);
+        const std::string text = structure_mask_json(m);
+        const auto parsed = nlohmann::json::parse(text);
+        CHECK(parsed["kv_groups"] == nlohmann::json::parse("[[1,1],[0,1]]"));
+        CHECK(parsed["mlp_channels"] == nlohmann::json::parse("[[1,1,1,1,0],[0,1,1]]"));
+        CHECK(parse_structure_mask(text, "again") == m);
+        CHECK_THROWS_SAYS(parse_structure_mask(R"({"mlps": [1, 1], "mlp_channels": [[1]]})", "'m.json'"), shape_error,
+                          "mlp_channels has 1 rows (expected 2, one per layer)");
+    }
 }
 
 TEST_CASE("absent keys mean all kept") {

@@ -4,7 +4,8 @@
 // 1 = kept: L rows of heads (rows may differ in length for a model whose layers have
 // different head counts) and L MLP flags; a decoder's file may add `"kv_groups": [[1,0], ...]`
 // (L rows of K/V heads; a K/V group off removes every query head of its group; checked against
-// the model by the decoder). Any key may be absent, meaning all kept;
+// the model by the decoder) and `"mlp_channels": [[1,1,0,...], ...]` (L rows of MLP channels).
+// Any key may be absent, meaning all kept;
 // no other key is allowed (a typo must not silently keep everything). Values are 0/1
 // (true/false accepted). When the caller gives the expected heads per layer, the file
 // is checked against it (shape_error naming the expected shape) and absent keys become
@@ -84,6 +85,19 @@ inline group_mask read_groups(const json& value, const char* key, const std::str
     return mask;
 }
 
+/// Appends `"key": [[...], ...]` (rows separated by `between`) to a structure mask's JSON text
+/// being built; nothing for an empty mask (read back as all kept).
+inline void append_groups(std::string& text, const char* key, const group_mask& mask, const char* between) {
+    if (mask.layers() == 0) return;
+    text += std::string(text.size() > 1 ? ",\n  \"" : "\n  \"") + key + "\": [";
+    for (std::size_t l = 0; l < mask.layers(); ++l) {
+        text += l ? std::string(between) + "[" : "[";
+        for (std::size_t g = 0; g < mask.groups(l); ++g) text += std::string(g ? ", " : "") + (mask.kept(l, g) ? "1" : "0");
+        text += "]";
+    }
+    text += "]";
+}
+
 }  // namespace detail
 
 /// Parses structure mask JSON text. `heads_per_layer`, when given, is the shape the mask must
@@ -97,9 +111,9 @@ inline group_mask read_groups(const json& value, const char* key, const std::str
                            R"( (expected {"heads": [[1, 0, ...], ...], "mlps": [1, ...]}))");
     }
     for (const auto& [key, value] : document.items()) {
-        if (key != "heads" && key != "mlps" && key != "kv_groups") {
+        if (key != "heads" && key != "mlps" && key != "kv_groups" && key != "mlp_channels") {
             throw format_error("prune::io: structure mask " + where + " has an unknown key '" + key +
-                               "' (expected only \"heads\", \"mlps\" and \"kv_groups\")");
+                               "' (expected only \"heads\", \"mlps\", \"kv_groups\" and \"mlp_channels\")");
         }
     }
     structure_mask mask;
@@ -145,6 +159,7 @@ inline group_mask read_groups(const json& value, const char* key, const std::str
         mask.mlps = group_mask::uniform(*layers, 1);
     }
     if (document.contains("kv_groups")) mask.kv_groups = detail::read_groups(document["kv_groups"], "kv_groups", where, layers);
+    if (document.contains("mlp_channels")) mask.mlp_channels = detail::read_groups(document["mlp_channels"], "mlp_channels", where, layers);
     return mask;
 }
 
@@ -182,15 +197,8 @@ inline group_mask read_groups(const json& value, const char* key, const std::str
         }
         text += "]";
     }
-    if (mask.kv_groups.layers() > 0) {
-        text += text.size() > 1 ? ",\n  \"kv_groups\": [" : "\n  \"kv_groups\": [";
-        for (std::size_t l = 0; l < mask.kv_groups.layers(); ++l) {
-            text += l ? ", [" : "[";
-            for (std::size_t g = 0; g < mask.kv_groups.groups(l); ++g) text += std::string(g ? ", " : "") + (mask.kv_groups.kept(l, g) ? "1" : "0");
-            text += "]";
-        }
-        text += "]";
-    }
+    detail::append_groups(text, "kv_groups", mask.kv_groups, ", ");
+    detail::append_groups(text, "mlp_channels", mask.mlp_channels, ",\n    ");
     return text + "\n}\n";
 }
 

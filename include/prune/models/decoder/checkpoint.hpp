@@ -277,4 +277,43 @@ inline void apply_element_masks(weights& w, const io::element_masks& masks) {
     for (const auto& entry : masks) apply_element_mask(masked_parameter(params, entry.first, entry.second), entry.second);
 }
 
+/// The element masks that remove the MLP channels `channels` prunes (layers x MLP width, as a
+/// structure mask's mlp_channels; no layers: none): channel j of layer l is the MLP's
+/// intermediate unit j, and zeroing its down-projection input (Llama: down_proj column j;
+/// GPT-2: mlp.c_proj row j, Conv1D [in, out]) gives what removing it gives (compact). One mask
+/// per layer with a pruned channel, by Hugging Face name in the checkpoint's shape: for
+/// apply_element_masks or a layer stream. shape_error when `channels` does not fit `cfg`.
+[[nodiscard]] inline io::element_masks channel_element_masks(const config& cfg, const group_mask& channels) {
+    io::element_masks out;
+    check_channel_mask(cfg, channels);
+    for (std::size_t l = 0; l < channels.layers(); ++l) {
+        const auto F = channels.groups(l), H = static_cast<std::size_t>(cfg.hidden_size);
+        if (channels.count_kept(l) == F) continue;
+        const bool llama = cfg.is_llama();
+        element_mask m(llama ? prune::shape{H, F} : prune::shape{F, H});
+        for (std::size_t j = 0; j < F; ++j) {
+            if (channels.kept(l, j)) continue;
+            for (std::size_t i = 0; i < H; ++i) m.set(llama ? i * F + j : j * H + i, false);
+        }
+        const int layer = static_cast<int>(l);
+        out.emplace(llama ? llama::layer_tensor(layer, "mlp.down_proj.weight")
+                          : gpt2::layer_tensor(cfg.gpt2_prefix, layer, "mlp.c_proj.weight"),
+                    std::move(m));
+    }
+    return out;
+}
+
+/// Keeps, in `masks`, only what both `masks` and `more` keep (a name only in `more` is added).
+/// shape_error when the same name has two shapes.
+inline void intersect_element_masks(io::element_masks& masks, const io::element_masks& more) {
+    for (const auto& [name, m] : more) {
+        const auto [it, added] = masks.emplace(name, m);
+        if (added) continue;
+        if (it->second.extents() != m.extents())
+            throw shape_error("element masks for '" + name + "' have shapes " + it->second.extents().to_string() + " and " +
+                              m.extents().to_string());
+        it->second &= m;
+    }
+}
+
 }  // namespace prune::decoder

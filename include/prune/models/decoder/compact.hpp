@@ -62,14 +62,20 @@ struct unit_masks {
     std::vector<std::vector<float>> channels;   ///< channels[l][j], L x MLP width
     std::vector<float> layers;                  ///< layers[l], L
 
-    /// The heads, K/V groups and MLPs of a structure mask (a mask file of prune-heads or
-    /// prune-importance's selections); shape_error as gates::from_mask when it does not fit `w`.
+    /// The heads, K/V groups, MLPs and MLP channels of a structure mask (a mask file of
+    /// prune-heads or prune-importance's selections); shape_error as gates::from_mask or
+    /// check_channel_mask when it does not fit `w`.
     [[nodiscard]] static unit_masks from_mask(const structure_mask& mask, const weights& w) {
         gates g = gates::from_mask(mask, w);
+        check_channel_mask(w.cfg, mask.mlp_channels);
         unit_masks m;
         m.heads = std::move(g.heads);
         m.kv_groups = std::move(g.kv_groups);
         m.mlps = std::move(g.mlps);
+        for (std::size_t l = 0; l < mask.mlp_channels.layers(); ++l) {
+            auto& row = m.channels.emplace_back();
+            for (std::size_t j = 0; j < mask.mlp_channels.groups(l); ++j) row.push_back(mask.mlp_channels.kept(l, j) ? 1.0f : 0.0f);
+        }
         return m;
     }
 };

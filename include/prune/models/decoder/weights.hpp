@@ -13,6 +13,7 @@
 #include <prune/models/gpt2/gpt2.hpp>
 #include <prune/models/llama/llama.hpp>
 #include <prune/error.hpp>
+#include <prune/mask.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -208,6 +209,23 @@ inline void gpt2_layer_parameters(std::vector<parameter>& out, layer_weights& L,
     L.down.assign(H * F, 0.0f);
     return L;
 }
+
+/// shape_error unless `channels` (a structure mask's mlp_channels; no layers: all kept) has one
+/// row per layer of the model `cfg` describes, as wide as the layer's MLP.
+inline void check_channel_mask(const config& cfg, const group_mask& channels) {
+    if (channels.layers() == 0) return;
+    const auto L = static_cast<std::size_t>(cfg.num_hidden_layers);
+    if (channels.layers() != L)
+        throw shape_error("mlp_channels has " + std::to_string(channels.layers()) + " rows (expected " + std::to_string(L) +
+                          ", one per layer)");
+    for (std::size_t l = 0; l < L; ++l) {
+        const auto F = static_cast<std::size_t>(allocate_layer(cfg, l, false).ffn);
+        if (channels.groups(l) != F)
+            throw shape_error("mlp_channels[" + std::to_string(l) + "] has " + std::to_string(channels.groups(l)) +
+                              " channels (expected " + std::to_string(F) + ", the layer's MLP width)");
+    }
+}
+
 
 /// Allocates (zeroed) weights of the shape `cfg` describes (each layer at its width: uniform,
 /// or cfg's per-layer lists).
