@@ -6,13 +6,15 @@
 # --repeat runs of each and the ratios.
 #
 # Usage: benchmarks/magnitude_process.sh [--work DIR] [--build DIR] [--repeat N] [--threads N]
+#                                       [--mask-format bytes|bits]
 #   --work    scratch directory (default /tmp/prune-magnitude-process); the model is generated
 #             there once (benchmarks/make_llama.py: 8 layers, hidden 512, intermediate 1408,
 #             vocab 32000, bf16: 25.7M candidate weights, 58M parameters, 117 MB)
+#   --mask-format  prune-magnitude's --mask-format (default bytes; bits packs 8 a byte)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-work=/tmp/prune-magnitude-process; build=$repo/build; repeat=5; threads=2
+work=/tmp/prune-magnitude-process; build=$repo/build; repeat=5; threads=2; mask_format=bytes
 die() { echo "magnitude_process.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -20,6 +22,7 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --mask-format) mask_format=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -44,7 +47,7 @@ for _ in $(seq "$repeat"); do
   copy_times+=("$(echo "$t1 - $t0" | bc)")
   t0=$(now)
   "$build/bin/prune-magnitude" --model "$model" --include "$include" --amount 0.5 --steps 1 --threads "$threads" \
-    --out "$work/out" 2>"$work/prune.err"
+    --mask-format "$mask_format" --out "$work/out" 2>"$work/prune.err"
   t1=$(now)
   prune_times+=("$(echo "$t1 - $t0" | bc)")
   OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$here/torch_llama7b.py" --model "$model" --task global_magnitude \
@@ -58,8 +61,8 @@ size=$(du -sb "$model" | cut -f1)
 masks=$(du -b "$work/out/masks.safetensors" | cut -f1)
 printf 'model %s (%d MB), best of %d runs, %d threads\n' "$model" $((size / 1000000)) "$repeat" "$threads"
 printf '  cp -r + fsync (one read, one write of the model):  %8.3f s\n' "$copy"
-printf '  prune-magnitude, whole process (model + %d MB of masks written): %8.3f s   %.2fx the copy\n' \
-  $((masks / 1000000)) "$prune" "$(echo "$prune / $copy" | bc -l)"
+printf '  prune-magnitude, whole process (model + %d bytes of masks, --mask-format %s): %8.3f s   %.2fx the copy\n' \
+  "$masks" "$mask_format" "$prune" "$(echo "$prune / $copy" | bc -l)"
 printf '  PyTorch global_unstructured (load + prune + save):  %8.3f s   %.2fx prune-magnitude\n' \
   "$torch" "$(echo "$torch / $prune" | bc -l)"
 rm -rf "$work/copy" "$work/out" "$work/torch"

@@ -21,7 +21,8 @@
 // data; steps continue while the metric stays >= threshold * baseline, at most --steps; the
 // masks of the last passing step are kept.
 // Output (a directory that appears whole, or not at all): masks.safetensors (U8 per candidate
-// parameter and per parameter of --element-mask, 1 = kept), the weights in the input's layout
+// parameter and per parameter of --element-mask, 1 = kept; --mask-format bits packs 8 a byte),
+// the weights in the input's layout
 // (model.safetensors, or the same shards and model.safetensors.index.json; every file's header
 // kept, pruned weights zeroed, dtypes kept), config.json (+ vocab.txt when present),
 // report.json (settings, history: step, sparsity, metric, passed; per-tensor kept counts).
@@ -317,6 +318,7 @@ int run(int argc, char** argv) {
     double amount = 0.1, threshold = 0.9;
     int steps = 10, threads = 0, batch_size = 32;
     std::uint64_t seed = 0;
+    prune_cli::mask_format mask_format;
     app.add_option("--model", model_dir, "HF model directory (config.json + model.safetensors or shards)")->required();
     app.add_option("--data", data_file, "JSON Lines data: run the search loop with the reference BERT");
     app.add_option("--amount", amount, "fraction of the remaining candidates pruned per step, in [0, 1]");
@@ -332,6 +334,7 @@ int run(int argc, char** argv) {
     app.add_option("--threads", threads, "threads (0 = all cores; at most 256)")->check(prune_cli::threads_flag());
     app.add_option("--batch-size", batch_size, "with --data: examples per forward batch")->check(CLI::Range(1, std::numeric_limits<int>::max()));
     app.add_option("--out", out_dir, "output directory (replaced atomically)")->required();
+    prune_cli::add_mask_format(app, mask_format);
     return prune_cli::run(app, argc, argv, [&] {
         prune_cli::refuse_overlaps({{"--model", model_dir}, {"--data", data_file}, {"--element-mask", element_mask_file}},
                                    {{"--out", out_dir}});
@@ -415,7 +418,7 @@ int run(int argc, char** argv) {
             if (it != final_masks.end()) ordered.emplace_back(it->first, std::move(it->second));
         }
         io::write_element_masks(out / "masks.safetensors",
-                                std::span<const std::pair<std::string, element_mask>>(ordered));
+                                std::span<const std::pair<std::string, element_mask>>(ordered), mask_format.layout());
         for (const char* file : {"config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"}) {
             if (fs::is_regular_file(fs::path(model_dir) / file)) {
                 fs::copy_file(fs::path(model_dir) / file, out / file);

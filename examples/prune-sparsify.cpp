@@ -26,7 +26,7 @@
 // copied, the weights in the input's layout -- model.safetensors, or the same shard files and a
 // model.safetensors.index.json -- every tensor in its own dtype, the pruned weights changed,
 // masks.safetensors (U8 per pruned weight, 1 = kept, named and shaped as the weight in the
-// checkpoint), report.json (settings, per-tensor sparsity, calibration tokens,
+// checkpoint; --mask-format bits packs 8 a byte along the last axis), report.json (settings, per-tensor sparsity, calibration tokens,
 // wall time, peak RSS, perplexity before / after on --eval F). Bad input: one line, exit 2.
 // Memory (docs/sparsify.md): the model is read one decoder layer at a time (decoder::layer_stream)
 // and each layer's weights are written as soon as it is pruned; never the whole model as float.
@@ -83,6 +83,7 @@ struct settings {
     std::optional<int> context;
     int batch_size = 8, threads = 0;
     bool dense_inputs = false, reconstruct = false;
+    prune_cli::mask_format mask_format;
 };
 
 /// "N:M" as the core's pattern (N kept of every M); value_error when malformed.
@@ -315,7 +316,8 @@ void write_outputs(const settings& s, output& out,
         if (fs::is_regular_file(fs::path(s.model) / file)) fs::copy_file(fs::path(s.model) / file, out.dir / file);
     }
     out.weights.finish();
-    io::write_element_masks(out.dir / "masks.safetensors", std::span<const std::pair<std::string, element_mask>>(masks));
+    io::write_element_masks(out.dir / "masks.safetensors", std::span<const std::pair<std::string, element_mask>>(masks),
+                            s.mask_format.layout());
     std::ofstream file(out.dir / "report.json");
     file << report.dump(2) << "\n";
     file.close();
@@ -449,6 +451,7 @@ int run(int argc, char** argv) {
     app.add_flag("--reconstruct", s.reconstruct, "magnitude / wanda: SparseGPT's reconstruction of the kept weights");
     app.add_option("--imatrix", s.imatrix, "wanda without calibration: column norms from a llama.cpp importance matrix (GGUF or .dat)");
     app.add_option("--save-imatrix", s.save_imatrix, "write the calibration statistics as a llama-imatrix GGUF file");
+    prune_cli::add_mask_format(app, s.mask_format);
     return prune_cli::run(app, argc, argv, [&] {
         prune_cli::refuse_overlaps({{"--model", s.model}, {"--calib", s.calib}, {"--eval", s.eval}, {"--imatrix", s.imatrix}},
                                    {{"--out", s.out}, {"--save-imatrix", s.save_imatrix}});

@@ -36,6 +36,11 @@ masks = {"a.weight": (torch.arange(12).reshape(3, 4) % 3 > 0).to(torch.uint8),
 seed("fuzz_element_masks", "masks", ref.serialize(masks))
 seed("fuzz_element_masks", "one", ref.serialize({"w": torch.ones(5, dtype=torch.uint8)}))
 seed("fuzz_element_masks", "empty", ref.serialize({}))
+# packed bits (docs/formats.md): numpy's packbits(axis=-1, bitorder='little') of a 3 x 13 and a 5 mask
+bits = {"a.weight": torch.tensor([[0xff, 0x1f], [0x01, 0x10], [0x55, 0x0a]], dtype=torch.uint8),
+        "b.bias": torch.tensor([0x15], dtype=torch.uint8)}
+seed("fuzz_element_masks", "bits", ref.serialize(bits, {"prune.mask_layout": "bits-lsb",
+                                                        "prune.mask_last_dims": '{"a.weight": 13, "b.bias": 5}'}))
 
 shard = ref.serialize({"w": torch.ones(2, 2), "b": torch.zeros(2, dtype=torch.float16)})
 index = json.dumps({"metadata": {"total_size": len(shard)},

@@ -465,6 +465,16 @@ private:
             io::safetensors_writer unknown;
             unknown.add_u8("model.layers.2.mlp.down_proj.weight", {32, 48}, ones);
             unknown.write(d_ / "emask-lm-unknown.safetensors");
+            // packed bits (docs/formats.md): down_proj [32, 48] stored as 32 rows of 6 bytes
+            std::vector<std::uint8_t> packed(32 * 6, 0xff);
+            packed[5] = 0x3f;  // with 45 bits a row, bits 5..7 of a row's last byte are padding: bit 5 set
+            for (const auto& [file, last] : {std::pair{"emask-lm-bits-pad.safetensors", 45}, std::pair{"emask-lm-bits-len.safetensors", 40}}) {
+                io::safetensors_writer bits;
+                bits.add_u8("model.layers.1.mlp.down_proj.weight", {32, 6}, packed);
+                bits.set_metadata("prune.mask_layout", "bits-lsb");
+                bits.set_metadata("prune.mask_last_dims", R"({"model.layers.1.mlp.down_proj.weight": )" + std::to_string(last) + "}");
+                bits.write(d_ / file);
+            }
         }
         write_file(d_ / "mask-lm-uneven.json", R"({"heads": [[1, 0, 1, 1], [1, 1, 1, 1]]})");  // groups of 1 and 2
         write_file(d_ / "mask-lm-none.json", R"({"heads": [[0, 0, 0, 0], [0, 0, 0, 0]], "mlps": [0, 0], "kv_groups": [[0, 0], [0, 0]]})");

@@ -1,7 +1,7 @@
 // Tests for prune/io/masks.hpp: structure mask JSON (round trips, absent keys, ragged
 // layers, wrong shapes naming the expected one, bad values) and element mask
 // safetensors (round trips, files written by the torch-based reference, bad bytes,
-// shape checks against a model).
+// shape checks against a model), and packed-bit element masks against numpy's packbits.
 #include <prune/io/masks.hpp>
 
 #include "test_support.hpp"
@@ -157,6 +157,125 @@ TEST_CASE("bad element mask files") {
     floats.write(dir / "float.safetensors");
     CHECK_THROWS_SAYS(read_element_masks(dir / "float.safetensors"), format_error, "is F32 (expected U8");
     CHECK_THROWS_AS(read_element_masks(dir / "absent.safetensors"), io_error);
+}
+
+namespace {
+
+/// A mask of the given shape with seeded random 0/1 elements.
+element_mask random_mask(const prune::shape& extents, unsigned seed) {
+    element_mask mask(extents, false);
+    std::uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (std::size_t i = 0; i < mask.size(); ++i) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        mask.set(i, (state >> 33) % 3 != 0);
+    }
+    return mask;
+}
+
+/// A file holding one U8 tensor `w` of `shape` and `bytes`, with the given __metadata__.
+std::filesystem::path bits_file(const temp_dir& dir, const std::string& file, const std::vector<std::size_t>& shape,
+                                const std::vector<std::uint8_t>& bytes, const std::map<std::string, std::string>& metadata) {
+    safetensors_writer writer;
+    writer.add_u8("w", shape, bytes);
+    for (const auto& [key, value] : metadata) writer.set_metadata(key, value);
+    writer.write(dir / file);
+    return dir / file;
+}
+
+}  // namespace
+
+TEST_CASE("packed-bit element masks are numpy's packbits(axis=-1, bitorder='little')") {
+    temp_dir dir;
+    // 1-d and 2-d, last axes a multiple of 8 or not, rows crossing 64-bit words, zero-length axes
+    const std::vector<std::pair<std::string, prune::shape>> shapes = {
+        {"one_d_13", prune::shape{13}},      {"one_d_64", prune::shape{64}},   {"rows_3x8", prune::shape{3, 8}},
+        {"rows_3x13", prune::shape{3, 13}},  {"rows_7x70", prune::shape{7, 70}}, {"cube_2x3x9", prune::shape{2, 3, 9}},
+        {"single", prune::shape{1}},         {"no_columns", prune::shape{4, 0}}, {"no_rows", prune::shape{0, 5}},
+        {"empty", prune::shape{0}},
+    };
+    element_masks masks;
+    for (std::size_t i = 0; i < shapes.size(); ++i) masks.emplace(shapes[i].first, random_mask(shapes[i].second, static_cast<unsigned>(i)));
+    write_element_masks(dir / "bytes.safetensors", masks);
+    write_element_masks(dir / "bits.safetensors", masks, mask_layout::bits);
+    // both layouts read back to the same masks
+    CHECK(read_element_masks(dir / "bits.safetensors") == masks);
+    CHECK(read_element_masks(dir / "bytes.safetensors") == masks);
+
+    prune_test::run_python("io/mask_bits_reference.py " + (dir / "bytes.safetensors").string() + " " +
+                           (dir / "bits.safetensors").string() + " " + (dir / "numpy.json").string());
+    const auto numpy = prune_test::read_json(dir / "numpy.json");
+    CHECK(numpy["layout"] == "bits-lsb");
+    REQUIRE(numpy["tensors"].size() == masks.size());
+    for (const auto& [name, mask] : masks) {
+        INFO(name);
+        const auto& t = numpy.at("tensors").at(name);
+        CHECK(t["file_shape"] == t["numpy_shape"]);
+        CHECK(t["file_bytes"] == t["numpy_bytes"]);  // byte for byte
+        CHECK(t["last"] == mask.extents()[mask.extents().rank() - 1]);
+        CHECK(t["unpacked"] == t["bytes"]);
+        CHECK(t["bytes"].get<std::vector<std::uint8_t>>() == mask.to_bytes());
+    }
+    // 8 elements a byte: the 3 x 13 mask is 3 x 2 bytes
+    CHECK(safetensors_file::open(dir / "bits.safetensors").info("rows_3x13").shape == std::vector<std::size_t>{3, 2});
+
+    SECTION("ordered writing keeps the given order in both layouts") {
+        const std::vector<std::pair<std::string, element_mask>> ordered = {{"z", masks.at("rows_3x13")}, {"a", masks.at("one_d_13")}};
+        write_element_masks(dir / "ordered.safetensors", ordered, mask_layout::bits);
+        const auto f = safetensors_file::open(dir / "ordered.safetensors");
+        CHECK(f.tensors()[0].name == "z");
+        CHECK(element_mask_from(f, "a") == masks.at("one_d_13"));
+    }
+    SECTION("a scalar mask has no axis to pack") {
+        element_masks scalar;
+        scalar.emplace("s", element_mask(prune::shape{}));
+        CHECK_THROWS_SAYS(write_element_masks(dir / "s.safetensors", scalar, mask_layout::bits), value_error,
+                          "element mask 's' is a scalar");
+        CHECK_FALSE(std::filesystem::exists(dir / "s.safetensors"));
+        CHECK_NOTHROW(write_element_masks(dir / "s.safetensors", scalar));
+    }
+}
+
+TEST_CASE("bad packed-bit element mask files") {
+    temp_dir dir;
+    const std::map<std::string, std::string> good = {{"prune.mask_layout", "bits-lsb"}, {"prune.mask_last_dims", R"({"w": 13})"}};
+    // the reference: 2 rows of 13 bits, 2 bytes a row; the last byte of a row has 5 bits
+    const std::vector<std::uint8_t> bytes = {0xff, 0x1f, 0x01, 0x10};
+    const auto mask = read_element_masks(bits_file(dir, "good.safetensors", {2, 2}, bytes, good)).at("w");
+    CHECK(mask.extents() == prune::shape{2, 13});
+    CHECK(mask.count_kept() == 13 + 2);
+    CHECK(mask.kept(13));
+    CHECK(mask.kept(13 + 12));
+    CHECK_FALSE(mask.kept(13 + 11));
+
+    auto with = [&](const std::string& key, const std::string& value) {
+        auto m = good;
+        m[key] = value;
+        return m;
+    };
+    CHECK_THROWS_SAYS(read_element_masks(bits_file(dir, "pad.safetensors", {2, 2}, {0xff, 0x3f, 0x01, 0x10}, good)),
+                      format_error, "element mask 'w'", "pad.safetensors", "padding bits set in byte 1 (the last byte of row 0 holds 5 of its 13 bits; the other bits must be 0)");
+    CHECK_THROWS_SAYS(read_element_masks(bits_file(dir, "len.safetensors", {2, 2}, bytes, with("prune.mask_last_dims", R"({"w": 17})"))),
+                      format_error, "element mask 'w'", "is U8 [2, 2] (expected U8 [..., 3]: 17 bits packed per row");
+    CHECK_THROWS_SAYS(read_element_masks(bits_file(dir, "neg.safetensors", {2, 2}, bytes, with("prune.mask_last_dims", R"({"w": -13})"))),
+                      format_error, "prune.mask_last_dims['w'] is -13 (expected a non-negative integer)");
+    CHECK_THROWS_SAYS(read_element_masks(bits_file(dir, "none.safetensors", {2, 2}, bytes, with("prune.mask_last_dims", R"({"v": 13})"))),
+                      format_error, "prune.mask_last_dims names 'v', which is no tensor of the file");
+    CHECK_THROWS_SAYS(read_element_masks(bits_file(dir, "list.safetensors", {2, 2}, bytes, with("prune.mask_last_dims", "[13]"))),
+                      format_error, "prune.mask_last_dims is [13] (expected {\"name\"");
+    CHECK_THROWS_SAYS(read_element_masks(bits_file(dir, "text.safetensors", {2, 2}, bytes, with("prune.mask_last_dims", "{"))),
+                      format_error, "prune.mask_last_dims", "not valid JSON");
+    CHECK_THROWS_SAYS(read_element_masks(bits_file(dir, "layout.safetensors", {2, 2}, bytes, with("prune.mask_layout", "bits-msb"))),
+                      format_error, "prune.mask_layout = 'bits-msb' (expected 'bits-lsb')");
+    CHECK_THROWS_SAYS(read_element_masks(bits_file(dir, "scalar.safetensors", {}, {1}, good)), format_error,
+                      "is U8 [] (expected U8 [..., 2]");
+    CHECK_THROWS_SAYS(read_element_masks(bits_file(dir, "nodims.safetensors", {2, 2}, bytes, {{"prune.mask_layout", "bits-lsb"}})),
+                      format_error, "prune.mask_last_dims is missing");
+    // a huge length with no rows is an empty mask, never an allocation of that size
+    const auto huge = with("prune.mask_last_dims", R"({"w": 18446744073709551615})");
+    CHECK(read_element_masks(bits_file(dir, "huge.safetensors", {0, 2305843009213693952}, {}, huge)).at("w").size() == 0);
+    // a huge length with rows disagrees with the stored bytes
+    CHECK_THROWS_SAYS(read_element_masks(bits_file(dir, "huge1.safetensors", {1, 2}, {1, 0}, huge)), format_error,
+                      "expected U8 [..., 2305843009213693952]");
 }
 
 TEST_CASE("element masks checked against a model") {
