@@ -131,8 +131,8 @@ TEST_CASE("the evidence prints the numbers behind each verdict: means, n, differ
     const std::string line = "  - random 0.750 vs good 0.800 (n 3, 3): difference good − random 0.050, 90% interval [" +
                              lottery::detail::number(w.low) + ", " + lottery::detail::number(w.high) + "], Welch t " +
                              lottery::detail::number(w.t, 2) + ", df " + lottery::detail::number(w.df, 1) + ", p " +
-                             lottery::detail::p_value(w.p) + "; equivalence (±0.020) p " +
-                             lottery::detail::p_value(w.p_equivalence) + ": **random falls short**\n";
+                             lottery::p_text(w.p) + "; equivalence (±0.020) p " +
+                             lottery::p_text(w.p_equivalence) + ": **random falls short**\n";
     CHECK(findings[1].evidence.find(line) != std::string::npos);
     const std::string md = lottery::markdown(tasks, {}, findings, 1.0);
     CHECK(md.find(line) != std::string::npos);

@@ -113,3 +113,23 @@ TEST_CASE("outcomes: alike, above, below, undecided") {
     // two noisy seeds: neither shown alike nor different
     CHECK(lottery::outcome(lottery::welch({0.80, 0.74}, {0.77, 0.71}, 0.02)) == "undecided");
 }
+
+TEST_CASE("verdicts of yes / no / undecided answers; p-values as text") {
+    auto verdict = [](std::size_t yes, std::size_t no, std::size_t undecided) {
+        return lottery::verdict_of(lottery::tally{yes, no, undecided});
+    };
+    CHECK(verdict(3, 0, 0) == "holds");
+    CHECK(verdict(1, 1, 0) == "partly holds");
+    CHECK(verdict(2, 0, 1) == "partly holds");
+    CHECK(verdict(0, 2, 0) == "does not hold");
+    CHECK(verdict(0, 1, 2) == "does not hold");
+    CHECK(verdict(0, 0, 3) == "undecided");
+    lottery::tally t;
+    CHECK(t.add("yes") == "yes");
+    t.add("no");
+    t.add("not testable");
+    CHECK((t.yes == 1 && t.no == 1 && t.undecided == 1));
+    CHECK(lottery::p_text(0.0412) == "0.041");
+    CHECK(lottery::p_text(0.00012) == "1.2e-04");
+    CHECK(lottery::p_text(std::nan("")) == "n/a");
+}

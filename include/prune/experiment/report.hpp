@@ -48,22 +48,7 @@ struct finding {
 };
 
 namespace detail {
-inline std::string number(double value, int decimals = 3) {
-    if (std::isnan(value)) {
-        return "n/a";
-    }
-    char buffer[64];
-    std::snprintf(buffer, sizeof buffer, "%.*f", decimals, value);
-    return buffer;
-}
-inline std::string p_value(double p) {
-    if (p >= 0.001 || std::isnan(p)) {
-        return number(p);
-    }
-    char buffer[64];
-    std::snprintf(buffer, sizeof buffer, "%.1e", p);
-    return buffer;
-}
+inline std::string number(double value, int decimals = 3) { return fixed_text(value, decimals); }
 inline std::string mean_std(const summary& s) {
     if (s.n == 0) {
         return "n/a";
@@ -94,25 +79,13 @@ inline comparison compare(const task_result& task, const std::string& reference,
 inline std::string evidence_line(const comparison& c) {
     const welch_test& w = c.test;
     return "  - " + c.other + " " + number(w.b.mean) + " vs " + c.reference + " " + number(w.a.mean) + " (n " +
-           std::to_string(w.b.n) + ", " + std::to_string(w.a.n) + "): difference " + c.reference + " − " + c.other + " " + number(w.difference) +
-           ", 90% interval [" + number(w.low) + ", " + number(w.high) + "], Welch t " + number(w.t, 2) + ", df " +
-           number(w.df, 1) + ", p " + p_value(w.p) + "; equivalence (±" + number(w.margin) + ") p " +
-           p_value(w.p_equivalence) + ": **" + c.result + "**\n";
+           std::to_string(w.b.n) + ", " + std::to_string(w.a.n) + "): difference " + c.reference + " − " + c.other +
+           " " + number(w.difference) + ", 90% interval [" + number(w.low) + ", " + number(w.high) + "], " +
+           test_text(w, "±" + number(w.margin)) + ": **" + c.result + "**\n";
 }
 
-/// What the tasks said of a finding: "yes", "no" (shown otherwise) or "undecided" per task.
-struct tally {
-    std::size_t yes = 0, no = 0, undecided = 0;  ///< tasks
-    /// Counts one task's answer and returns it.
-    std::string add(const std::string& answer) {
-        (answer == "yes" ? yes : answer == "no" ? no : undecided) += 1;
-        return answer;
-    }
-};
-
-/// The verdict: "holds" (yes on every task), "does not hold" (no yes, some no), "partly holds"
-/// (some yes, not all), "undecided" (every task undecided), "not testable with n seed(s)" (no
-/// comparison had a test).
+/// The verdict of the tasks' answers (stats.hpp's verdict_of), or "not testable with n seed(s)"
+/// when no comparison had a test.
 inline std::string verdict_of(const tally& t, const std::vector<comparison>& comparisons) {
     const bool any_testable = std::any_of(comparisons.begin(), comparisons.end(),
                                           [](const comparison& c) { return c.test.testable; });
@@ -123,10 +96,7 @@ inline std::string verdict_of(const tally& t, const std::vector<comparison>& com
         }
         return "not testable with " + std::to_string(n) + " seed(s)";
     }
-    if (t.yes > 0) {
-        return t.no == 0 && t.undecided == 0 ? "holds" : "partly holds";
-    }
-    return t.no > 0 ? "does not hold" : "undecided";
+    return prune::experiment::verdict_of(t);
 }
 }  // namespace detail
 
@@ -155,7 +125,7 @@ inline std::vector<finding> evaluate_findings(const std::vector<task_result>& ta
         finding f;
         f.claim = "Pruned \"good\" subnetworks keep at least " + detail::number(rules.keep_ratio * 100, 0) +
                   "% of the full model's dev score without retraining (by construction of the search).";
-        detail::tally answers;
+        tally answers;
         for (const task_result& task : tasks) {
             const summary full = summarise(seed_values(task, "full"));
             for (const std::string& method : methods) {
@@ -174,7 +144,7 @@ inline std::vector<finding> evaluate_findings(const std::vector<task_result>& ta
         finding f;
         f.claim = "Re-fine-tuned m-pruning \"good\" subnetworks reach the full model's score, while the random and "
                   "\"bad\" ones of the same size fall clearly short.";
-        detail::tally answers;
+        tally answers;
         for (const task_result& task : tasks) {
             const comparison full = detail::compare(task, "full", "full", "good", "m.good.refit", rules);
             const comparison random = detail::compare(task, "good", "m.good.refit", "random", "m.random.refit", rules);
@@ -196,7 +166,7 @@ inline std::vector<finding> evaluate_findings(const std::vector<task_result>& ta
         finding f;
         f.claim = "Re-fine-tuned s-pruning subnetworks score alike whether they are \"good\", random or \"bad\" "
                   "(all tickets are winning).";
-        detail::tally answers;
+        tally answers;
         for (const task_result& task : tasks) {
             const comparison pairs[] = {
                 detail::compare(task, "good", "s.good.refit", "random", "s.random.refit", rules),

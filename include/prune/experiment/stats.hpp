@@ -9,6 +9,9 @@
 //                    lies within +-delta), "above" / "below" (Welch p < 0.05 and the
 //                    difference beyond delta), otherwise "undecided"; "not testable" when a
 //                    side has fewer than two values or both have zero variance
+//   tally            yes / no / undecided answers of the tasks (or cases) to a claim, and the
+//                    verdict: holds, partly holds, does not hold, undecided
+//   test_text        a test's t, df, p and equivalence p as report text
 //
 // The Student t distribution comes from the regularized incomplete beta function (Lentz's
 // continued fraction, as Numerical Recipes section 6.4). Everything is deterministic.
@@ -17,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -185,6 +189,51 @@ inline std::string outcome(const welch_test& w) {
         return w.difference > 0.0 ? "above" : "below";
     }
     return "undecided";
+}
+
+/// The answers of the tasks (or cases) to a claim: yes, no (shown otherwise) or undecided.
+struct tally {
+    std::size_t yes = 0, no = 0, undecided = 0;  ///< how many said each
+    /// Counts one answer ("yes", "no", anything else: undecided) and returns it.
+    std::string add(const std::string& answer) {
+        (answer == "yes" ? yes : answer == "no" ? no : undecided) += 1;
+        return answer;
+    }
+};
+
+/// The verdict: "holds" (every answer yes), "partly holds" (some yes), "does not hold" (no yes,
+/// some no), "undecided" (every answer undecided).
+inline std::string verdict_of(const tally& t) {
+    if (t.yes > 0) {
+        return t.no == 0 && t.undecided == 0 ? "holds" : "partly holds";
+    }
+    return t.no > 0 ? "does not hold" : "undecided";
+}
+
+/// value with `decimals` decimals ("%.*f"); "n/a" for NaN.
+inline std::string fixed_text(double value, int decimals = 3) {
+    if (std::isnan(value)) {
+        return "n/a";
+    }
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "%.*f", decimals, value);
+    return buffer;
+}
+
+/// A p-value: 3 decimals, or "1.2e-05" below 0.001; "n/a" for NaN.
+inline std::string p_text(double p) {
+    if (p >= 0.001 || std::isnan(p)) {
+        return fixed_text(p);
+    }
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "%.1e", p);
+    return buffer;
+}
+
+/// "Welch t T, df F, p P; equivalence (margin) p Q" (margin: how the caller names +-delta).
+inline std::string test_text(const welch_test& w, const std::string& margin) {
+    return "Welch t " + fixed_text(w.t, 2) + ", df " + fixed_text(w.df, 1) + ", p " + p_text(w.p) + "; equivalence (" +
+           margin + ") p " + p_text(w.p_equivalence);
 }
 
 }  // namespace prune::experiment
