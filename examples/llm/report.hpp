@@ -318,9 +318,11 @@ inline std::string lottery_markdown(const lottery_outcome& lot, const measuremen
         const auto& w = r.test;
         md += "  - " + r.kind + " " + fmt(retrained_perplexity(lot, r.kind), 2) + " vs good " + fmt(retrained_perplexity(lot, "good"), 2) +
               " (n " + std::to_string(w.a.n) + ", " + std::to_string(w.b.n) + "): ratio of geometric means " +
-              prune::experiment::fixed_text(std::exp(w.difference)) + ", 90% interval [" + prune::experiment::fixed_text(std::exp(w.low)) +
-              ", " + prune::experiment::fixed_text(std::exp(w.high)) + "], " + prune::experiment::test_text(w, "ratio within 1.05") +
-              ": **" + r.result + "**\n";
+              prune::experiment::fixed_text(std::exp(w.difference)) + ", " +
+              (w.testable ? "90% interval [" + prune::experiment::fixed_text(std::exp(w.low)) + ", " +
+                                prune::experiment::fixed_text(std::exp(w.high)) + "], "
+                          : std::string()) +
+              prune::experiment::test_text(w, "ratio within 1.05") + ": **" + r.result + "**\n";
     }
     md += "\nHow this verdict is decided: on log perplexity over seeds, with Welch's t-test and the equivalence test TOST "
           "(two one-sided Welch tests, margin ln 1.05), both at the 5% level. A kind reaches the good one when TOST p < 0.05 "

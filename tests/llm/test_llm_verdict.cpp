@@ -80,4 +80,8 @@ TEST_CASE("decoder lottery: report.md and report.json print the numbers behind t
     CHECK(j["comparisons"][1]["p"].get<double>() == w.p);
     CHECK(j["comparisons"][1]["p_equivalence"].get<double>() == w.p_equivalence);
     CHECK(llm_experiment::lottery_json(tickets(1.01, 1.3, 0.01, 1))["all_tickets_win"]["comparisons"][0]["p"].is_null());
+    const std::string one = llm_experiment::lottery_markdown(tickets(1.01, 1.3, 0.01, 1), llm_experiment::measurement{14.0, {}}, {}, 10);
+    CHECK(one.find("n/a") == std::string::npos);
+    CHECK(one.find("ratio of geometric means 1.300, no test (fewer than two seeds a side, or no variance on both sides): "
+                   "**not testable with 1 seed(s)**") != std::string::npos);
 }

@@ -155,6 +155,12 @@ TEST_CASE("the evidence prints the numbers behind each verdict: means, n, differ
     const nlohmann::json single = lottery::to_json({make_task("s", 0.6, 0.78, 0.0, 1)}, {}, lottery::evaluate_findings({make_task("s", 0.6, 0.78, 0.0, 1)}), 1.0);
     CHECK(single["findings"][1]["comparisons"][0]["p"].is_null());
     CHECK(single["findings"][1]["comparisons"][0]["testable"] == false);
+    // ... and report.md says why instead of printing placeholders
+    const auto one_seed = make_task("s", 0.6, 0.78, 0.0, 1);
+    const std::string one_md = lottery::markdown({one_seed}, {}, lottery::evaluate_findings({one_seed}), 1.0);
+    CHECK(one_md.find("n/a") == std::string::npos);
+    CHECK(one_md.find("  - random 0.600 vs good 0.800 (n 1, 1): difference good − random 0.200, no test (fewer than two "
+                      "seeds a side, or no variance on both sides): **not testable with 1 seed(s)**\n") != std::string::npos);
 }
 
 TEST_CASE("report.md has every row of the paper's table with the run's numbers") {

@@ -42,7 +42,7 @@ struct comparison {
 /// One finding of the paper and whether this run reproduces it.
 struct finding {
     std::string claim;     ///< what the paper found
-    std::string verdict;   ///< "holds", "partly holds", "does not hold", "not testable with n seeds"
+    std::string verdict;   ///< "holds", "partly holds", "does not hold", "undecided", "not testable with n seed(s)"
     std::string evidence;  ///< the numbers behind the verdict, per task
     std::vector<comparison> comparisons;  ///< the tests behind the verdict (findings 2 and 3)
 };
@@ -80,7 +80,8 @@ inline std::string evidence_line(const comparison& c) {
     const welch_test& w = c.test;
     return "  - " + c.other + " " + number(w.b.mean) + " vs " + c.reference + " " + number(w.a.mean) + " (n " +
            std::to_string(w.b.n) + ", " + std::to_string(w.a.n) + "): difference " + c.reference + " − " + c.other +
-           " " + number(w.difference) + ", 90% interval [" + number(w.low) + ", " + number(w.high) + "], " +
+           " " + number(w.difference) + ", " +
+           (w.testable ? "90% interval [" + number(w.low) + ", " + number(w.high) + "], " : std::string()) +
            test_text(w, "±" + number(w.margin)) + ": **" + c.result + "**\n";
 }
 

@@ -230,8 +230,12 @@ inline std::string p_text(double p) {
     return buffer;
 }
 
-/// "Welch t T, df F, p P; equivalence (margin) p Q" (margin: how the caller names +-delta).
+/// "Welch t T, df F, p P; equivalence (margin) p Q" (margin: how the caller names +-delta), or
+/// why there is no test.
 inline std::string test_text(const welch_test& w, const std::string& margin) {
+    if (!w.testable) {
+        return "no test (fewer than two seeds a side, or no variance on both sides)";
+    }
     return "Welch t " + fixed_text(w.t, 2) + ", df " + fixed_text(w.df, 1) + ", p " + p_text(w.p) + "; equivalence (" +
            margin + ") p " + p_text(w.p_equivalence);
 }
