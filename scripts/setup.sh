@@ -9,7 +9,7 @@ packages=(
   libeigen3-dev xtensor-dev catch2 libbenchmark-dev
   nlohmann-json3-dev libcli11-dev
   libopenblas-dev libopenblas0-pthread
-  libtorch-dev python3-torch python3-numpy
+  libtorch-dev python3-torch python3-numpy python3-scipy
   wordnet-base
   clang libclang-rt-14-dev
   librsvg2-bin

@@ -6,6 +6,7 @@
 #include "llm/curves.hpp"
 #include "llm/lottery.hpp"
 
+#include <prune/experiment/stats.hpp>
 #include <prune/io/atomic.hpp>
 #include <prune/io/masks.hpp>
 #include <prune/heatmap.hpp>
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -73,6 +75,51 @@ inline prune::line_chart chart(const std::vector<point>& points, const measureme
     return c;
 }
 
+/// The re-trained log perplexities of the tickets of one kind, one per seed.
+inline std::vector<double> retrained_log_perplexities(const lottery_outcome& lot, const std::string& kind) {
+    std::vector<double> v;
+    for (const auto& t : lot.tickets)
+        if (t.kind == kind) v.push_back(std::log(t.retrained.perplexity));
+    return v;
+}
+
+/// Whether a re-trained kind reaches the good subnetwork's perplexity within 5%, over seeds.
+struct reach {
+    std::string kind;                      ///< "random" or "bad"
+    prune::experiment::welch_test test;    ///< of log perplexity(kind) - log perplexity(good), margin ln 1.05
+    std::string answer;                    ///< "yes", "no", "undecided"
+    std::string result;                    ///< what the test says, as the report prints it
+};
+
+/// The test of one kind against good: Welch's t-test and TOST on log perplexity, margin ln 1.05.
+inline reach reaches_good(const lottery_outcome& lot, const std::string& kind) {
+    reach r{kind, prune::experiment::welch(retrained_log_perplexities(lot, kind), retrained_log_perplexities(lot, "good"), std::log(1.05)), {}, {}};
+    const std::string what = prune::experiment::outcome(r.test);
+    r.answer = what == "alike" || what == "below" ? "yes" : what == "above" ? "no" : "undecided";
+    r.result = what == "alike"   ? "within 5%"
+               : what == "below" ? "lower than good"
+               : what == "above" ? "falls short (more than 5% above good)"
+               : what == "undecided" ? "undecided"
+                                     : "not testable with " + std::to_string(std::min(r.test.a.n, r.test.b.n)) + " seed(s)";
+    return r;
+}
+
+/// The verdict of "random and bad reach good within 5%": holds / partly holds / does not hold /
+/// undecided, or "not testable with n seed(s)" when neither kind has a test.
+inline std::string reach_verdict(const std::vector<reach>& reaches) {
+    prune::experiment::tally answers;
+    bool testable = false;
+    for (const auto& r : reaches) {
+        answers.add(r.answer);
+        testable = testable || r.test.testable;
+    }
+    if (!testable && !reaches.empty()) return reaches.front().result;
+    return prune::experiment::verdict_of(answers);
+}
+
+/// The two kinds' tests.
+inline std::vector<reach> reaches(const lottery_outcome& lot) { return {reaches_good(lot, "random"), reaches_good(lot, "bad")}; }
+
 /// The lottery in report.json.
 inline nlohmann::ordered_json lottery_json(const lottery_outcome& lot) {
     nlohmann::ordered_json j;
@@ -81,6 +128,17 @@ inline nlohmann::ordered_json lottery_json(const lottery_outcome& lot) {
     for (const auto& t : lot.tickets)
         j["tickets"].push_back({{"kind", t.kind}, {"seed", t.seed}, {"heads_kept", t.heads_kept}, {"mlps_kept", t.mlps_kept},
                                 {"pruned", to_json(t.pruned)}, {"retrained", to_json(t.retrained)}});
+    const auto tests = reaches(lot);
+    j["all_tickets_win"]["verdict"] = reach_verdict(tests);
+    for (const auto& r : tests) {
+        const auto& w = r.test;
+        auto number = [](double v) { return std::isnan(v) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(v); };
+        j["all_tickets_win"]["comparisons"].push_back(
+            {{"kind", r.kind}, {"n", w.a.n}, {"n_good", w.b.n}, {"log_perplexity_mean", number(w.a.mean)},
+             {"good_log_perplexity_mean", number(w.b.mean)}, {"ratio", number(std::exp(w.difference))},
+             {"ratio_interval90", {number(std::exp(w.low)), number(std::exp(w.high))}}, {"t", number(w.t)}, {"df", number(w.df)},
+             {"p", number(w.p)}, {"margin", w.margin}, {"p_equivalence", number(w.p_equivalence)}, {"result", r.result}});
+    }
     return j;
 }
 
@@ -198,10 +256,8 @@ inline std::string what_goes_first(const std::vector<point>& points, const measu
 
 /// Mean and sample standard deviation of `values`.
 inline std::pair<double, double> mean_sd(const std::vector<double>& values) {
-    double mean = 0.0, var = 0.0;
-    for (double v : values) mean += v / static_cast<double>(values.size());
-    for (double v : values) var += (v - mean) * (v - mean) / std::max(1.0, static_cast<double>(values.size()) - 1.0);
-    return {mean, std::sqrt(var)};
+    const auto s = prune::experiment::summarise(values);
+    return {s.mean, s.std};
 }
 
 /// Mean and sd over the tickets of one kind of a measure of them.
@@ -249,19 +305,31 @@ inline std::string lottery_markdown(const lottery_outcome& lot, const measuremen
                   over_seeds(lot, kind, [&](const ticket& t) { return t.retrained.probes.at(g).gain; }, 3) + " |";
         md += "\n";
     }
-    const double good = retrained_perplexity(lot, "good");
-    auto alike = [&](const std::string& kind) { return retrained_perplexity(lot, kind) <= 1.05 * good; };
-    const int held = (alike("random") ? 1 : 0) + (alike("bad") ? 1 : 0);
     double good_pruned = 0.0;  // every good ticket has the same mask
     for (const auto& t : lot.tickets)
         if (t.kind == "good") good_pruned = t.pruned.perplexity;
     md += "\nVerdicts:\n\n- The good subnetwork keeps perplexity <= full / 0.9 (" + fmt(full.perplexity / 0.9, 2) +
           ") without re-training: " + fmt(good_pruned, 2) + ", **" + (good_pruned <= full.perplexity / 0.9 ? "holds" : "does not hold") +
           "** (by construction of the search).\n";
-    md += "- Re-trained, the random and bad subnetworks reach the good one's perplexity within 5% (" + fmt(good, 2) + " x 1.05): " +
-          "random " + fmt(retrained_perplexity(lot, "random"), 2) + ", bad " + fmt(retrained_perplexity(lot, "bad"), 2) + ": **" +
-          (held == 2 ? "holds (all tickets win)" : held == 1 ? "partly holds" : "does not hold") + "**. With " +
-          std::to_string(lot.tickets.size() / 4) + " seed(s) this is a tolerance, not a test.\n\n";
+    const auto tests = reaches(lot);
+    md += "- Re-trained, the random and bad subnetworks reach the good one's perplexity within 5%: **" + reach_verdict(tests) +
+          "**.\n";
+    for (const auto& r : tests) {
+        const auto& w = r.test;
+        md += "  - " + r.kind + " " + fmt(retrained_perplexity(lot, r.kind), 2) + " vs good " + fmt(retrained_perplexity(lot, "good"), 2) +
+              " (n " + std::to_string(w.a.n) + ", " + std::to_string(w.b.n) + "): ratio of geometric means " +
+              prune::experiment::fixed_text(std::exp(w.difference)) + ", " +
+              (w.testable ? "90% interval [" + prune::experiment::fixed_text(std::exp(w.low)) + ", " +
+                                prune::experiment::fixed_text(std::exp(w.high)) + "], "
+                          : std::string()) +
+              prune::experiment::test_text(w, "ratio within 1.05") + ": **" + r.result + "**\n";
+    }
+    md += "\nHow this verdict is decided: on log perplexity over seeds, with Welch's t-test and the equivalence test TOST "
+          "(two one-sided Welch tests, margin ln 1.05), both at the 5% level. A kind reaches the good one when TOST p < 0.05 "
+          "(its 90% interval of the ratio lies within 1/1.05 to 1.05) or it is lower; it falls short when above by more than "
+          "5% with Welch p < 0.05; otherwise undecided; with fewer than two seeds a side, or no variance on both, not "
+          "testable. The verdict holds when both reach, partly holds when one does, does not hold when neither does and one "
+          "falls short.\n\n";
     return md;
 }
 

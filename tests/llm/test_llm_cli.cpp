@@ -88,6 +88,9 @@ TEST_CASE("prune-llm --model: reproducible report, perplexities as prune-eval's,
     }
     const std::string md = prune_test::read_file(dir.path() / "o1" / "report.md");
     CHECK(md.find("## The lottery on a decoder") != std::string::npos);
+    // --quick has one seed a kind: the verdict says there is no test (tests/llm/test_llm_verdict.cpp tests the rest)
+    CHECK(lottery["all_tickets_win"]["verdict"] == "not testable with 1 seed(s)");
+    CHECK(md.find("within 5%: **not testable with 1 seed(s)**") != std::string::npos);
     CHECK(md.find("| copy | 8 | 0.25 |") != std::string::npos);
     const std::string check_svg = std::string(PRUNE_TEST_PYTHON) +
                                   " -c \"import sys, xml.etree.ElementTree as E; [E.parse(f) for f in sys.argv[1:]]\" o1/*.svg";

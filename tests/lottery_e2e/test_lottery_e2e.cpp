@@ -127,6 +127,15 @@ TEST_CASE("prune-lottery --quick writes the whole report") {
     CHECK(md.find("## Findings of the paper") != std::string::npos);
     CHECK(json["findings"].size() == 3);
     CHECK(json["configuration"]["seeds"] == 2);
+    // findings 2 and 3: three tests per task over the 2 seeds, the rule stated
+    for (std::size_t f = 1; f < 3; ++f) {
+        REQUIRE(json["findings"][f]["comparisons"].size() == 9);
+        for (const auto& c : json["findings"][f]["comparisons"]) {
+            CHECK(c["n_reference"] == 2);
+            CHECK(c["n_other"] == 2);
+        }
+    }
+    CHECK(md.find("How the verdicts are decided") != std::string::npos);
 }
 
 TEST_CASE("random and bad subnetworks have the good one's size where the definition says so") {

@@ -1,11 +1,13 @@
 // prune/experiment/report.hpp: turns the lottery experiment's results into its outputs:
 // report.md (the paper's table, surviving structure, sparsity, seed stability, and one
-// plain paragraph per finding of the paper saying whether this run reproduces it),
+// plain paragraph per finding of the paper saying whether this run reproduces it, with the
+// Welch and equivalence tests over seeds behind each verdict: prune/experiment/stats.hpp),
 // report.json (every number, the configuration and the seeds) and SVG heatmaps.
 // Everything is written into a directory the caller stages (prune::io::output_directory).
 #pragma once
 
 #include <prune/experiment/results.hpp>
+#include <prune/experiment/stats.hpp>
 
 #include <prune/heatmap.hpp>
 #include <prune/stability.hpp>
@@ -22,49 +24,100 @@
 
 namespace prune::experiment {
 
-/// Tolerances of the findings, stated in the report.
+/// The rules of the findings, stated in the report.
 struct finding_rules {
-    double keep_ratio = 0.9;       ///< pruned good must keep this fraction of the full score
-    double close = 0.02;           ///< "close": within this much (absolute), or one std of the seeds if larger
+    double keep_ratio = 0.9;  ///< pruned good must keep this fraction of the full score
+    double close = 0.02;      ///< the margin delta: "alike" within +-delta, "falls short" by more
+};
+
+/// One comparison of two subnetworks' scores over seeds behind a verdict.
+struct comparison {
+    std::string task;       ///< task name
+    std::string reference;  ///< the first subnetwork ("full", "good", ...)
+    std::string other;      ///< the second
+    welch_test test;        ///< of reference - other
+    std::string result;     ///< "alike", "<other> falls short", "undecided", "not testable with n seeds", ...
 };
 
 /// One finding of the paper and whether this run reproduces it.
 struct finding {
     std::string claim;     ///< what the paper found
-    std::string verdict;   ///< "holds", "partly holds", "does not hold"
+    std::string verdict;   ///< "holds", "partly holds", "does not hold", "undecided", "not testable with n seed(s)"
     std::string evidence;  ///< the numbers behind the verdict, per task
+    std::vector<comparison> comparisons;  ///< the tests behind the verdict (findings 2 and 3)
 };
 
 namespace detail {
-inline std::string number(double value, int decimals = 3) {
-    if (std::isnan(value)) {
-        return "n/a";
-    }
-    char buffer[64];
-    std::snprintf(buffer, sizeof buffer, "%.*f", decimals, value);
-    return buffer;
-}
+inline std::string number(double value, int decimals = 3) { return fixed_text(value, decimals); }
 inline std::string mean_std(const summary& s) {
     if (s.n == 0) {
         return "n/a";
     }
     return number(s.mean) + " ± " + number(s.std);
 }
-inline std::string verdict_of(std::size_t held, std::size_t total) {
-    if (total > 0 && held == total) {
-        return "holds";
-    }
-    return held == 0 ? "does not hold" : "partly holds";
-}
-inline double tolerance(const finding_rules& rules, std::initializer_list<summary> parts) {
-    double tol = rules.close;
-    for (const summary& s : parts) {
-        tol = std::max(tol, s.std);
-    }
-    return tol;
-}
 inline const char* yes_no(bool value) { return value ? "yes" : "no"; }
+
+/// Compares two subnetworks of a task over seeds: Welch's t-test and the equivalence test.
+inline comparison compare(const task_result& task, const std::string& reference, const std::string& reference_key,
+                          const std::string& other, const std::string& other_key, const finding_rules& rules) {
+    comparison c{task.name, reference, other,
+                 welch(seed_values(task, reference_key), seed_values(task, other_key), rules.close), {}};
+    const std::string what = outcome(c.test);
+    if (what == "not testable") {
+        c.result = "not testable with " + std::to_string(std::min(c.test.a.n, c.test.b.n)) + " seed(s)";
+    } else if (what == "above") {
+        c.result = other + " falls short";
+    } else if (what == "below") {
+        c.result = reference + " falls short";
+    } else {
+        c.result = what;
+    }
+    return c;
+}
+
+/// One evidence line: the means, n, difference, interval, t, df, p, TOST p and the result.
+inline std::string evidence_line(const comparison& c) {
+    const welch_test& w = c.test;
+    return "  - " + c.other + " " + number(w.b.mean) + " vs " + c.reference + " " + number(w.a.mean) + " (n " +
+           std::to_string(w.b.n) + ", " + std::to_string(w.a.n) + "): difference " + c.reference + " − " + c.other +
+           " " + number(w.difference) + ", " +
+           (w.testable ? "90% interval [" + number(w.low) + ", " + number(w.high) + "], " : std::string()) +
+           test_text(w, "±" + number(w.margin)) + ": **" + c.result + "**\n";
+}
+
+/// The verdict of the tasks' answers (stats.hpp's verdict_of), or "not testable with n seed(s)"
+/// when no comparison had a test.
+inline std::string verdict_of(const tally& t, const std::vector<comparison>& comparisons) {
+    const bool any_testable = std::any_of(comparisons.begin(), comparisons.end(),
+                                          [](const comparison& c) { return c.test.testable; });
+    if (!comparisons.empty() && !any_testable) {
+        std::size_t n = comparisons.front().test.a.n;
+        for (const comparison& c : comparisons) {
+            n = std::min({n, c.test.a.n, c.test.b.n});
+        }
+        return "not testable with " + std::to_string(n) + " seed(s)";
+    }
+    return prune::experiment::verdict_of(t);
+}
 }  // namespace detail
+
+/// The rule of the verdicts, as report.md states it.
+inline std::string rules_text(const finding_rules& rules) {
+    const std::string delta = detail::number(rules.close);
+    return "How the verdicts are decided: findings 2 and 3 compare subnetworks over seeds, each pair with "
+           "Welch's t-test (unequal variances, Welch-Satterthwaite degrees of freedom, two-sided p) and the "
+           "equivalence test TOST (two one-sided Welch tests against a margin of ±" + delta + " absolute, about "
+           "one seed's sampling noise on a 500-row dev set), both at the 5% level. A pair is **alike** when TOST "
+           "p < 0.05 (the 90% interval of the difference lies within ±" + delta + "); one **falls short** when it "
+           "is below the other by more than " + delta + " with Welch p < 0.05; anything else is **undecided** "
+           "(too few seeds or too much spread to tell); with fewer than two seeds a side, or no variance on both "
+           "sides, there is no test (\"not testable\"). Finding 2 is yes on a task when random and bad both fall "
+           "short of good and good does not fall short of the full model; no when good falls short of full, or "
+           "random or bad is alike with good or above it. Finding 3 is yes when each pair of good, random and bad "
+           "is alike; no when one falls short of another. Otherwise a task is undecided. A finding holds when "
+           "every task says yes, partly holds when some do, does not hold when none do and some say no, and is "
+           "undecided when every task is.\n";
+}
 
 /// Evaluates the paper's three findings on the results.
 inline std::vector<finding> evaluate_findings(const std::vector<task_result>& tasks, const finding_rules& rules = {}) {
@@ -73,67 +126,66 @@ inline std::vector<finding> evaluate_findings(const std::vector<task_result>& ta
         finding f;
         f.claim = "Pruned \"good\" subnetworks keep at least " + detail::number(rules.keep_ratio * 100, 0) +
                   "% of the full model's dev score without retraining (by construction of the search).";
-        std::size_t held = 0, total = 0;
+        tally answers;
         for (const task_result& task : tasks) {
             const summary full = summarise(seed_values(task, "full"));
             for (const std::string& method : methods) {
                 const summary good = summarise(seed_values(task, subnetwork_key(method, "good", "pruned")));
                 const bool ok = good.mean >= rules.keep_ratio * full.mean - 1e-12;
-                held += ok ? 1 : 0;
-                ++total;
+                answers.add(ok ? "yes" : "no");
                 f.evidence += "- " + task.name + ", " + method + "-pruning: pruned good " + detail::number(good.mean) +
                               " vs " + detail::number(rules.keep_ratio) + " x full " + detail::number(full.mean) +
                               " = " + detail::number(rules.keep_ratio * full.mean) + ": " + detail::yes_no(ok) + "\n";
             }
         }
-        f.verdict = detail::verdict_of(held, total);
+        f.verdict = detail::verdict_of(answers, {});
         findings.push_back(f);
     }
     {
         finding f;
         f.claim = "Re-fine-tuned m-pruning \"good\" subnetworks reach the full model's score, while the random and "
                   "\"bad\" ones of the same size fall clearly short.";
-        std::size_t held = 0;
+        tally answers;
         for (const task_result& task : tasks) {
-            const summary full = summarise(seed_values(task, "full"));
-            const summary good = summarise(seed_values(task, "m.good.refit"));
-            const summary random = summarise(seed_values(task, "m.random.refit"));
-            const summary bad = summarise(seed_values(task, "m.bad.refit"));
-            const double tol = detail::tolerance(rules, {full, good, random, bad});
-            const bool good_close = good.mean >= full.mean - tol;
-            const bool random_short = random.mean < good.mean - tol;
-            const bool bad_short = bad.mean < good.mean - tol;
-            const bool ok = good_close && random_short && bad_short;
-            held += ok ? 1 : 0;
-            f.evidence += "- " + task.name + ": full " + detail::number(full.mean) + ", good " +
-                          detail::number(good.mean) + " (close: " + detail::yes_no(good_close) + "), random " +
-                          detail::number(random.mean) + " (short: " + detail::yes_no(random_short) + "), bad " +
-                          detail::number(bad.mean) + " (short: " + detail::yes_no(bad_short) + "); tolerance " +
-                          detail::number(tol) + "\n";
+            const comparison full = detail::compare(task, "full", "full", "good", "m.good.refit", rules);
+            const comparison random = detail::compare(task, "good", "m.good.refit", "random", "m.random.refit", rules);
+            const comparison bad = detail::compare(task, "good", "m.good.refit", "bad", "m.bad.refit", rules);
+            // against: good short of full, or random or bad alike with good or above it
+            auto against = [](const comparison& c) { return c.result == "alike" || c.result == "good falls short"; };
+            const bool shown = full.test.testable && random.result == "random falls short" && bad.result == "bad falls short";
+            const std::string answer = full.result == "good falls short" || against(random) || against(bad) ? "no"
+                                       : shown                                                          ? "yes"
+                                                                                                        : "undecided";
+            f.evidence += "- " + task.name + ": " + answers.add(answer) + "\n" + detail::evidence_line(full) +
+                          detail::evidence_line(random) + detail::evidence_line(bad);
+            f.comparisons.insert(f.comparisons.end(), {full, random, bad});
         }
-        f.verdict = detail::verdict_of(held, tasks.size());
+        f.verdict = detail::verdict_of(answers, f.comparisons);
         findings.push_back(f);
     }
     {
         finding f;
         f.claim = "Re-fine-tuned s-pruning subnetworks score alike whether they are \"good\", random or \"bad\" "
                   "(all tickets are winning).";
-        std::size_t held = 0;
+        tally answers;
         for (const task_result& task : tasks) {
-            const summary good = summarise(seed_values(task, "s.good.refit"));
-            const summary random = summarise(seed_values(task, "s.random.refit"));
-            const summary bad = summarise(seed_values(task, "s.bad.refit"));
-            const double tol = detail::tolerance(rules, {good, random, bad});
-            const double spread = std::max({good.mean, random.mean, bad.mean}) -
-                                  std::min({good.mean, random.mean, bad.mean});
-            const bool ok = spread <= tol;
-            held += ok ? 1 : 0;
-            f.evidence += "- " + task.name + ": good " + detail::number(good.mean) + ", random " +
-                          detail::number(random.mean) + ", bad " + detail::number(bad.mean) + "; spread " +
-                          detail::number(spread) + " vs tolerance " + detail::number(tol) + ": " +
-                          detail::yes_no(ok) + "\n";
+            const comparison pairs[] = {
+                detail::compare(task, "good", "s.good.refit", "random", "s.random.refit", rules),
+                detail::compare(task, "good", "s.good.refit", "bad", "s.bad.refit", rules),
+                detail::compare(task, "random", "s.random.refit", "bad", "s.bad.refit", rules)};
+            const auto alike = std::count_if(std::begin(pairs), std::end(pairs),
+                                             [](const comparison& c) { return c.result == "alike"; });
+            const bool short_of = std::any_of(std::begin(pairs), std::end(pairs), [](const comparison& c) {
+                return outcome(c.test) == "above" || outcome(c.test) == "below";
+            });
+            const std::string answer = alike == 3 ? "yes" : short_of ? "no" : "undecided";
+            f.evidence += "- " + task.name + ": " + answers.add(answer) + "\n";
+            for (const comparison& c : pairs) {
+                f.evidence += detail::evidence_line(c);
+                f.comparisons.push_back(c);
+            }
         }
-        f.verdict = detail::verdict_of(held, tasks.size());
+        f.verdict = detail::verdict_of(answers, f.comparisons);
         findings.push_back(f);
     }
     return findings;
@@ -195,6 +247,21 @@ inline nlohmann::json history_json(const std::vector<history_step>& history) {
         rows.push_back({{"step", h.step}, {"sparsity", h.sparsity}, {"metric", h.metric}, {"passed", h.passed}});
     }
     return rows;
+}
+/// A number, or null when it does not exist (NaN).
+inline nlohmann::json number_or_null(double value) {
+    return std::isnan(value) ? nlohmann::json(nullptr) : nlohmann::json(value);
+}
+inline nlohmann::json comparison_json(const comparison& c) {
+    const welch_test& w = c.test;
+    return {{"task", c.task}, {"reference", c.reference}, {"other", c.other},
+            {"n_reference", w.a.n}, {"n_other", w.b.n},
+            {"mean_reference", number_or_null(w.a.mean)}, {"mean_other", number_or_null(w.b.mean)},
+            {"std_reference", w.a.std}, {"std_other", w.b.std},
+            {"difference", number_or_null(w.difference)}, {"testable", w.testable},
+            {"t", number_or_null(w.t)}, {"df", number_or_null(w.df)}, {"p", number_or_null(w.p)},
+            {"interval90", {number_or_null(w.low), number_or_null(w.high)}},
+            {"margin", w.margin}, {"p_equivalence", number_or_null(w.p_equivalence)}, {"result", c.result}};
 }
 }  // namespace detail
 
@@ -373,9 +440,7 @@ inline std::string markdown(const std::vector<task_result>& tasks, const nlohman
     for (const finding& f : findings) {
         md += "**" + f.claim + "** This run: **" + f.verdict + "**.\n\n" + f.evidence + "\n";
     }
-    md += "Rules: \"close\" means within " + detail::number(finding_rules{}.close) +
-          " absolute, or one seed standard deviation when that is larger; \"falls short\" means below the good "
-          "subnetwork by more than that.\n";
+    md += rules_text(finding_rules{});
     return md;
 }
 
@@ -393,7 +458,7 @@ inline nlohmann::json to_json(const std::vector<task_result>& tasks, const nlohm
         t["majority"] = task.majority;
         t["train_size"] = task.train_size;
         t["dev_size"] = task.dev_size;
-        t["head_alpha"] = std::isnan(head_alpha(task)) ? nlohmann::json(nullptr) : nlohmann::json(head_alpha(task));
+        t["head_alpha"] = detail::number_or_null(head_alpha(task));
         t["seeds"] = nlohmann::json::array();
         for (const seed_result& seed : task.seeds) {
             nlohmann::json s;
@@ -436,7 +501,12 @@ inline nlohmann::json to_json(const std::vector<task_result>& tasks, const nlohm
     }
     root["findings"] = nlohmann::json::array();
     for (const finding& f : findings) {
-        root["findings"].push_back({{"claim", f.claim}, {"verdict", f.verdict}, {"evidence", f.evidence}});
+        nlohmann::json tests = nlohmann::json::array();
+        for (const comparison& c : f.comparisons) {
+            tests.push_back(detail::comparison_json(c));
+        }
+        root["findings"].push_back(
+            {{"claim", f.claim}, {"verdict", f.verdict}, {"evidence", f.evidence}, {"comparisons", tests}});
     }
     return root;
 }

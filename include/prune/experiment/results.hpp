@@ -1,11 +1,12 @@
 // prune/experiment/results.hpp: what one run of the lottery experiment measured, per task
-// and seed, and the summaries the report is made of (mean +- std over seeds).
+// and seed; the report summarises them over seeds (prune/experiment/stats.hpp).
 //
 // Subnetwork keys are "<method>.<variant>.<stage>": method s (structured: heads + MLPs)
 // or m (magnitude), variant good / random / bad, stage pruned (evaluated as pruned, no
 // retraining) or refit (re-fine-tuned from the pre-trained weights under the mask).
 #pragma once
 
+#include <prune/experiment/stats.hpp>
 #include <prune/mask.hpp>
 
 #include <cmath>
@@ -66,35 +67,6 @@ struct task_result {
     std::size_t dev_size = 0;       ///< rows
     std::vector<seed_result> seeds; ///< one per seed
 };
-
-/// Mean and sample standard deviation.
-struct summary {
-    double mean = std::nan("");  ///< NaN for no values
-    double std = 0.0;            ///< 0 for fewer than two values
-    std::size_t n = 0;           ///< number of values
-};
-
-/// Mean and sample standard deviation of values.
-inline summary summarise(const std::vector<double>& values) {
-    summary s;
-    s.n = values.size();
-    if (values.empty()) {
-        return s;
-    }
-    double sum = 0.0;
-    for (double v : values) {
-        sum += v;
-    }
-    s.mean = sum / static_cast<double>(values.size());
-    if (values.size() > 1) {
-        double squares = 0.0;
-        for (double v : values) {
-            squares += (v - s.mean) * (v - s.mean);
-        }
-        s.std = std::sqrt(squares / static_cast<double>(values.size() - 1));
-    }
-    return s;
-}
 
 /// The seeds' values of one subnetwork score ("full" for the full model).
 inline std::vector<double> seed_values(const task_result& task, const std::string& key) {
