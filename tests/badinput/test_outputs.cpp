@@ -142,6 +142,8 @@ const std::vector<refusal> refusals = {
     {"prune-compact --model model --remove-layers 0 --out model/small",
      "prune-compact: --out 'model/small' is inside --model 'model'" + destroy},
     {"prune-llm --quick --cache cache --out cache/llm", "prune-llm: --out 'cache/llm' is inside --cache 'cache'" + destroy},
+    {"prune-convert --model model --out model/model.gguf",
+     "prune-convert: --out 'model/model.gguf' is inside --model 'model'" + destroy},
 };
 
 }  // namespace
