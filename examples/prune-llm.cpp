@@ -21,6 +21,7 @@
 //   6. --out: report.md, report.json and the SVG charts, written whole or not at all
 // Progress with an ETA on stderr. Bad input: one line, exit 2.
 #include "common/cli.hpp"
+#include "common/outputs.hpp"
 #include "decoder/pretrain_llama.hpp"
 #include "llm/report.hpp"
 

@@ -11,6 +11,7 @@
 #include <prune/models/bert/config.hpp>
 #include <prune/models/bert/weights.hpp>
 #include <prune/models/decoder/checkpoint.hpp>
+#include <prune/io/gguf_convert.hpp>
 #include <prune/io/imatrix.hpp>
 #include <prune/io/safetensors.hpp>
 #include <prune/text/bpe_trainer.hpp>
@@ -403,6 +404,21 @@ private:
         io::write_imatrix(d_ / "lm-imatrix-width.gguf", all);
     }
 
+    // `lm` as GGUF (lm.gguf), and lm-q8.gguf: the same with blk.1.ffn_up.weight [48, 32] in
+    // llama.cpp's Q8_0 (48 rows of one 34-byte block, zeros).
+    void make_gguf_models() {
+        io::convert_hf_to_gguf(d_ / "lm", d_ / "lm.gguf");
+        const io::gguf_file file = io::gguf_file::open(d_ / "lm.gguf");
+        io::gguf_model m = io::borrow_gguf_model(file);
+        for (io::tensor_blob& t : m.tensors) {
+            if (t.name == "blk.1.ffn_up.weight") {
+                t.type = io::ggml_type::Q8_0;
+                t.owned.assign(48 * 34, std::byte{0});
+            }
+        }
+        io::write_gguf_model(m, d_ / "lm-q8.gguf");
+    }
+
     // Causal LMs: `lm` is a tiny Llama (vocab 50, hidden 32, 2 layers x 4 heads, 2 K/V heads, FFN 48,
     // 16 positions); lm-* copies with a bad config.json; lm*.jsonl data; mask-lm-*.json masks.
     void make_decoders() {
@@ -440,6 +456,7 @@ private:
         lm_copy("lm-huge-vocab", R"("vocab_size": 50)", R"("vocab_size": 400000000)");
         make_sharded_decoders();
         make_imatrices();
+        make_gguf_models();
         std::string rows;
         for (int i = 0; i < 6; ++i) {
             rows += "{\"input_ids\": [1";

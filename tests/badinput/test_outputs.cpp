@@ -142,6 +142,8 @@ const std::vector<refusal> refusals = {
     {"prune-compact --model model --remove-layers 0 --out model/small",
      "prune-compact: --out 'model/small' is inside --model 'model'" + destroy},
     {"prune-llm --quick --cache cache --out cache/llm", "prune-llm: --out 'cache/llm' is inside --cache 'cache'" + destroy},
+    {"prune-convert --model model --out model/model.gguf",
+     "prune-convert: --out 'model/model.gguf' is inside --model 'model'" + destroy},
 };
 
 }  // namespace
@@ -160,7 +162,7 @@ TEST_CASE("every binary refuses an output that is, contains or lies inside an in
         CHECK(fx.contents() == before);  // nothing replaced, nothing written, no staging debris
         binaries.insert(command.substr(0, command.find(' ')));
     }
-    CHECK(binaries.size() == 11);  // every binary that writes (all but prune-generate) tried
+    CHECK(binaries.size() == 12);  // every binary that writes (all but prune-generate) tried
 }
 
 TEST_CASE("prune-eval --json writes through a symbolic link, to a pipe, behind /dev/stdout and to a FIFO") {

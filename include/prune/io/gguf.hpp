@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <span>
@@ -924,6 +925,9 @@ public:
         const gguf_tensor_info& t = info(name);
         return bytes_.bytes().subspan(parsed_.data_start + static_cast<std::size_t>(t.offset), t.byte_size);
     }
+    /// Drops the whole pages inside `part` (a range of this file's bytes, e.g. a tensor's) from
+    /// the process's resident set once read; a later read maps them in again. No-op unless mapped.
+    void release_pages(std::span<const std::byte> part) const noexcept { bytes_.release_pages(part); }
     /// A zero-copy row-major view; dtype_error unless the tensor is of T's type (quantized
     /// types named), format_error when its data is not aligned to T.
     template <element T>
@@ -1102,8 +1106,11 @@ public:
         return out;
     }
 
-    /// Writes the file: temporary in the same directory, fsync, rename over path.
-    void write(const std::filesystem::path& path) const {
+    /// Writes the file: temporary in the same directory, fsync, rename over path. `written`, when
+    /// given, is called with each borrowed tensor's bytes once they are written (e.g. to drop a
+    /// source file map's pages from the resident set, so that a model larger than memory streams).
+    void write(const std::filesystem::path& path,
+               const std::function<void(std::span<const std::byte>)>& written = {}) const {
         atomic_file file(path);
         file.write(header());
         const std::vector<std::byte> zeros(alignment_);
@@ -1111,6 +1118,9 @@ public:
             const auto data = e.data();
             file.write(data);
             file.write(std::span<const std::byte>(zeros).first(detail::pad_to(data.size(), alignment_) - data.size()));
+            if (written && e.owned.empty()) {
+                written(data);
+            }
         }
         file.commit();
     }

@@ -47,6 +47,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -338,14 +339,19 @@ inline std::size_t plain_element_bytes(const tensor_blob& t) {
     return out;
 }
 
+/// Called with a tensor's bytes once a conversion has read them into a copy of its own (e.g. to
+/// drop a file map's pages from the resident set).
+using bytes_read = std::function<void(std::span<const std::byte>)>;
+
 /// Hugging Face tensors -> GGUF tensors of the family: names, Llama's q/k row permutation
 /// (per-layer head counts from `hp`), GPT-2's transposes and tied output, F32 for 1-d tensors,
 /// norms, biases and position embeddings. Dropped buffers disappear. Borrowed bytes that
-/// need no change stay borrowed.
+/// need no change stay borrowed; `read`, when given, gets the bytes of each tensor copied.
 [[nodiscard]] inline std::vector<tensor_blob> hf_to_gguf_tensors(const decoder_hparams& hp,
-                                                                 std::vector<tensor_blob> hf) {
+                                                                 std::vector<tensor_blob> hf, const bytes_read& read = {}) {
     std::vector<tensor_blob> out;
     for (tensor_blob& t : hf) {
+        const std::span<const std::byte> source = t.data();
         const std::optional<std::string> name = gguf_tensor_name(hp.arch, t.name);
         if (!name) {
             continue;
@@ -375,6 +381,9 @@ inline std::size_t plain_element_bytes(const tensor_blob& t) {
         if (small && t.type != ggml_type::F32) {
             t = convert_blob(t, ggml_type::F32);
         }
+        if (read && t.data().data() != source.data()) {
+            read(source);
+        }
         out.push_back(std::move(t));
     }
     const auto has = [&](std::string_view n) {
@@ -394,11 +403,14 @@ inline std::size_t plain_element_bytes(const tensor_blob& t) {
 /// GGUF tensors of the family -> Hugging Face tensors: names, the inverse q/k permutation,
 /// GPT-2's transposes back; GPT-2's tied `output.weight` is dropped. Types stay as stored
 /// (norms and biases F32: convert_blob() narrows them exactly when they came from F16/BF16).
+/// `read`, when given, gets the bytes of each tensor copied.
 [[nodiscard]] inline std::vector<tensor_blob> gguf_to_hf_tensors(const decoder_hparams& hp,
                                                                  std::vector<tensor_blob> gguf,
-                                                                 std::string_view gpt2_prefix = "transformer.") {
+                                                                 std::string_view gpt2_prefix = "transformer.",
+                                                                 const bytes_read& read = {}) {
     std::vector<tensor_blob> out;
     for (tensor_blob& t : gguf) {
+        const std::span<const std::byte> source = t.data();
         if (hp.arch == decoder_arch::gpt2 && t.name == "output.weight") {
             continue;
         }
@@ -418,6 +430,9 @@ inline std::size_t plain_element_bytes(const tensor_blob& t) {
             std::swap(t.shape[0], t.shape[1]);
         }
         t.name = hf_tensor_name(hp.arch, t.name, gpt2_prefix);
+        if (read && t.data().data() != source.data()) {
+            read(source);
+        }
         out.push_back(std::move(t));
     }
     return out;
@@ -496,6 +511,60 @@ inline const json& member_or(const json& config, const char* key, const json& fa
     return config.contains(key) && !config[key].is_null() ? config[key] : fallback;
 }
 
+/// GPT-2's Hugging Face "pruned_heads" ({"layer": [original head indices removed]}, what
+/// prune-compact writes) subtracted from the per-layer head counts; format_error naming `where`
+/// on a layer that does not exist or a head listed twice or out of range.
+inline void subtract_pruned_heads(const json& config, decoder_hparams& hp, const std::string& where) {
+    if (!config.contains("pruned_heads") || config["pruned_heads"].is_null()) {
+        return;
+    }
+    const json& pruned = config["pruned_heads"];
+    const std::string at = where + ": pruned_heads";
+    if (!pruned.is_object()) {
+        throw format_error("prune::io: " + at + " is not an object (expected {\"layer\": [heads removed]})");
+    }
+    for (const auto& item : pruned.items()) {
+        const std::string key = item.key() + ".";
+        const auto layer = split_block(key, "");
+        if (!layer || !layer->second.empty() || layer->first >= hp.n_layer || !item.value().is_array()) {
+            throw format_error("prune::io: " + at + ": entry '" + item.key() + "' (expected a layer 0.." +
+                               std::to_string(hp.n_layer - 1) + " mapped to a list of heads)");
+        }
+        std::set<std::size_t> heads;
+        for (const json& h : item.value()) {
+            const std::size_t head = as_size(h, at + "[" + item.key() + "]");
+            if (head >= hp.n_head[layer->first] || !heads.insert(head).second) {
+                throw format_error("prune::io: " + at + "[" + item.key() + "]: head " + std::to_string(head) +
+                                   " listed twice or out of range (expected distinct heads below " +
+                                   std::to_string(hp.n_head[layer->first]) + ")");
+            }
+        }
+        hp.n_head[layer->first] -= heads.size();
+        hp.n_head_kv[layer->first] = hp.n_head[layer->first];
+    }
+}
+
+/// GPT-2's config.json head keys: "n_head" (the heads of a whole layer, n_embd / head_dim) and,
+/// when a layer holds fewer, "pruned_heads" naming its last heads removed (Hugging Face's own
+/// key: which heads does not change what the kept ones compute).
+inline void put_gpt2_heads(json& c, const decoder_hparams& hp) {
+    const std::size_t whole = hp.n_embd / hp.head_dim;
+    c["n_head"] = whole;
+    json pruned = json::object();
+    for (std::size_t l = 0; l < hp.n_layer; ++l) {
+        json removed = json::array();
+        for (std::size_t h = hp.n_head[l]; h < whole; ++h) {
+            removed.push_back(h);
+        }
+        if (!removed.empty()) {
+            pruned[std::to_string(l)] = removed;
+        }
+    }
+    if (!pruned.empty()) {
+        c["pruned_heads"] = pruned;
+    }
+}
+
 }  // namespace detail
 
 /// The hyperparameters of a Hugging Face config.json (model_type "llama" or "gpt2").
@@ -539,6 +608,9 @@ inline const json& member_or(const json& config, const char* key, const json& fa
     if (hp.head_dim == 0) {
         throw format_error("prune::io: " + where + ": the attention head width is 0 (expected head_dim > 0, or heads > 0)");
     }
+    if (hp.arch == decoder_arch::gpt2) {
+        detail::subtract_pruned_heads(config, hp, where);
+    }
     return hp;
 }
 
@@ -564,7 +636,7 @@ inline const json& member_or(const json& config, const char* key, const json& fa
         c["model_type"] = "gpt2";
         c["n_embd"] = hp.n_embd;
         c["n_inner"] = detail::per_layer_json(hp.n_ff);
-        c["n_head"] = detail::per_layer_json(hp.n_head);
+        detail::put_gpt2_heads(c, hp);
         c["n_layer"] = hp.n_layer;
         c["n_positions"] = hp.n_ctx;
         c["n_ctx"] = hp.n_ctx;
@@ -593,13 +665,13 @@ inline void put_gguf_metadata(gguf_writer& w, const decoder_hparams& hp, std::ui
         w.set(a + ".attention.layer_norm_rms_epsilon", gguf_value::scalar(static_cast<float>(hp.norm_eps)));
         w.set(a + ".rope.dimension_count", u32(hp.head_dim));
         w.set(a + ".vocab_size", u32(hp.n_vocab));
-        const bool uniform = std::all_of(hp.n_head.begin(), hp.n_head.end(), [&](std::size_t h) { return h == hp.n_head[0]; });
-        if (!uniform || hp.n_head.empty() || hp.n_head[0] == 0 || hp.n_embd / hp.n_head[0] != hp.head_dim) {
-            w.set(a + ".attention.key_length", u32(hp.head_dim));
-            w.set(a + ".attention.value_length", u32(hp.head_dim));
-        }
     } else {
         w.set(a + ".attention.layer_norm_epsilon", gguf_value::scalar(static_cast<float>(hp.norm_eps)));
+    }
+    const bool uniform = std::all_of(hp.n_head.begin(), hp.n_head.end(), [&](std::size_t h) { return h == hp.n_head[0]; });
+    if (!uniform || hp.n_head.empty() || hp.n_head[0] == 0 || hp.n_embd / hp.n_head[0] != hp.head_dim) {
+        w.set(a + ".attention.key_length", u32(hp.head_dim));
+        w.set(a + ".attention.value_length", u32(hp.head_dim));
     }
 }
 
@@ -681,8 +753,10 @@ struct gguf_model {
     return m;
 }
 
-/// Writes a model as GGUF v3, atomically (tensors in the model's order).
-inline void write_gguf_model(const gguf_model& m, const std::filesystem::path& path) {
+/// Writes a model as GGUF v3, atomically (tensors in the model's order). With `source` (the
+/// file `m` was borrowed from), the pages of each tensor that lies in its map are dropped from
+/// the resident set once written: a model larger than memory streams through.
+inline void write_gguf_model(const gguf_model& m, const std::filesystem::path& path, const gguf_file* source = nullptr) {
     gguf_writer w;
     for (const gguf_kv& kv : m.metadata) {
         w.set(kv.key, kv.value);
@@ -690,7 +764,11 @@ inline void write_gguf_model(const gguf_model& m, const std::filesystem::path& p
     for (const tensor_blob& t : m.tensors) {
         w.add_borrowed(t.name, t.type, t.shape, t.data());
     }
-    w.write(path);
+    if (source == nullptr) {
+        w.write(path);
+        return;
+    }
+    w.write(path, [source](std::span<const std::byte> part) { source->release_pages(part); });
 }
 
 /// The block numbers kept when `removed` go, mapped to their new numbers (0.. in order).
@@ -711,6 +789,10 @@ inline void write_gguf_model(const gguf_model& m, const std::filesystem::path& p
         if (!gone.contains(b)) {
             kept.emplace(b, kept.size());
         }
+    }
+    if (kept.empty() && !removed.empty()) {
+        throw value_error("prune::io::remove_blocks: removing all " + std::to_string(n_layer) +
+                          " blocks (expected at least one to stay)");
     }
     return kept;
 }
@@ -737,7 +819,8 @@ inline constexpr const char* per_layer_keys[] = {"feed_forward_length", "attenti
 /// Removes whole blocks from a GGUF model of any architecture: their tensors go, the others
 /// are renumbered 0.. in order, `<arch>.block_count` is updated and the per-layer arrays
 /// (`per_layer_keys`) keep the surviving layers' entries. value_error on a block that does
-/// not exist or is listed twice; format_error when the metadata is inconsistent.
+/// not exist or is listed twice, or when no block would stay; format_error when the metadata
+/// is inconsistent.
 inline void remove_blocks(gguf_model& m, std::span<const std::size_t> removed) {
     const gguf_value* arch_value = m.find("general.architecture");
     if (arch_value == nullptr) {
@@ -777,7 +860,8 @@ inline void remove_blocks(gguf_model& m, std::span<const std::size_t> removed) {
 
 /// Converts a Hugging Face model directory (config.json + model.safetensors or shards; Llama
 /// or GPT-2) to one GGUF file, atomically. Tensors are read through the mapping and written
-/// without a second copy where no reordering is needed.
+/// without a second copy where no reordering is needed, their pages dropped from the resident
+/// set once written.
 inline void convert_hf_to_gguf(const std::filesystem::path& model_dir, const std::filesystem::path& out) {
     const json config = read_json_file(model_dir / "config.json");
     const decoder_hparams hp = hparams_from_hf_config(config, (model_dir / "config.json").string());
@@ -791,7 +875,12 @@ inline void convert_hf_to_gguf(const std::filesystem::path& model_dir, const std
         }
         hf.push_back({t.name, *type, t.shape, {}, weights.bytes(t.name)});
     }
-    std::vector<tensor_blob> tensors = hf_to_gguf_tensors(hp, std::move(hf));
+    const bytes_read release = [&weights](std::span<const std::byte> part) {
+        for (const safetensors_file& f : weights.files()) {
+            f.release_pages(part);  // a no-op outside f's map
+        }
+    };
+    std::vector<tensor_blob> tensors = hf_to_gguf_tensors(hp, std::move(hf), release);
     std::size_t f16 = 0;
     std::size_t bf16 = 0;
     for (const tensor_blob& t : tensors) {
@@ -803,7 +892,7 @@ inline void convert_hf_to_gguf(const std::filesystem::path& model_dir, const std
     for (const tensor_blob& t : tensors) {
         w.add_borrowed(t.name, t.type, t.shape, t.data());
     }
-    w.write(out);
+    w.write(out, release);
 }
 
 /// Converts a GGUF file (Llama or GPT-2, F32/F16/BF16) to a Hugging Face model directory
@@ -815,7 +904,8 @@ inline void convert_gguf_to_hf(const std::filesystem::path& gguf_path, const std
     const std::size_t vocab_rows =
         file.contains("token_embd.weight") ? file.info("token_embd.weight").shape().front() : 0;
     const decoder_hparams hp = hparams_from_gguf(file.metadata(), vocab_rows, "gguf '" + file.name() + "'");
-    std::vector<tensor_blob> hf = gguf_to_hf_tensors(hp, borrow_gguf_model(file).tensors);
+    const bytes_read release = [&file](std::span<const std::byte> part) { file.release_pages(part); };
+    std::vector<tensor_blob> hf = gguf_to_hf_tensors(hp, borrow_gguf_model(file).tensors, "transformer.", release);
     output_directory dir(out_dir);
     safetensors_writer st;
     st.set_metadata("format", "pt");
@@ -835,7 +925,7 @@ inline void convert_gguf_to_hf(const std::filesystem::path& gguf_path, const std
     if (hp.arch == decoder_arch::llama) {
         config["tie_word_embeddings"] = !file.contains("output.weight");
     }
-    st.write(dir / "model.safetensors");
+    st.write(dir / "model.safetensors", release);
     write_file_atomically(dir / "config.json", config.dump(2) + "\n");
     dir.commit();
 }

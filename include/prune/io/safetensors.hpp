@@ -242,9 +242,13 @@ public:
 
     /// Drops the whole pages inside `part` (a range of bytes()) from the process's resident set:
     /// a later read faults them in again from the page cache, same bytes (the map is read-only
-    /// and private). A no-op for an owned buffer.
+    /// and private). A no-op for an owned buffer, and for a `part` that is not inside the map.
     void release_pages(std::span<const std::byte> part) const noexcept {
-        if (mapped_ != nullptr) drop_mapped_pages(part);
+        const auto begin = reinterpret_cast<std::uintptr_t>(mapped_);
+        const auto first = reinterpret_cast<std::uintptr_t>(part.data());
+        if (mapped_ != nullptr && first >= begin && first - begin <= size_ && part.size() <= size_ - (first - begin)) {
+            drop_mapped_pages(part);
+        }
     }
 
 private:
@@ -865,13 +869,20 @@ public:
     }
 
     /// Writes the file: temporary in the same directory, fsync, rename over path.
-    /// io_error when it cannot be written; then nothing is left behind.
-    void write(const std::filesystem::path& path) const {
+    /// io_error when it cannot be written; then nothing is left behind. `written`, when given, is
+    /// called with each borrowed tensor's bytes once they are written (e.g. to drop a source file
+    /// map's pages from the resident set).
+    void write(const std::filesystem::path& path,
+               const std::function<void(std::span<const std::byte>)>& written = {}) const {
         atomic_file file(path);
         file.write(header());
         std::vector<std::byte> buffer;  // a generated tensor's bytes, one at a time
         for (std::size_t i : data_order()) {
-            file.write(entries_[i].data(buffer));
+            const entry& e = entries_[i];
+            file.write(e.data(buffer));
+            if (written && !e.fill && e.owned.empty()) {
+                written(e.borrowed);
+            }
         }
         file.commit();
     }
