@@ -83,38 +83,13 @@ inline std::vector<double> retrained_log_perplexities(const lottery_outcome& lot
     return v;
 }
 
-/// Whether a re-trained kind reaches the good subnetwork's perplexity within 5%, over seeds.
-struct reach {
-    std::string kind;                      ///< "random" or "bad"
-    prune::experiment::welch_test test;    ///< of log perplexity(kind) - log perplexity(good), margin ln 1.05
-    std::string answer;                    ///< "yes", "no", "undecided"
-    std::string result;                    ///< what the test says, as the report prints it
-};
+using prune::experiment::reach;
+using prune::experiment::reach_verdict;
 
 /// The test of one kind against good: Welch's t-test and TOST on log perplexity, margin ln 1.05.
 inline reach reaches_good(const lottery_outcome& lot, const std::string& kind) {
-    reach r{kind, prune::experiment::welch(retrained_log_perplexities(lot, kind), retrained_log_perplexities(lot, "good"), std::log(1.05)), {}, {}};
-    const std::string what = prune::experiment::outcome(r.test);
-    r.answer = what == "alike" || what == "below" ? "yes" : what == "above" ? "no" : "undecided";
-    r.result = what == "alike"   ? "within 5%"
-               : what == "below" ? "lower than good"
-               : what == "above" ? "falls short (more than 5% above good)"
-               : what == "undecided" ? "undecided"
-                                     : "not testable with " + std::to_string(std::min(r.test.a.n, r.test.b.n)) + " seed(s)";
-    return r;
-}
-
-/// The verdict of "random and bad reach good within 5%": holds / partly holds / does not hold /
-/// undecided, or "not testable with n seed(s)" when neither kind has a test.
-inline std::string reach_verdict(const std::vector<reach>& reaches) {
-    prune::experiment::tally answers;
-    bool testable = false;
-    for (const auto& r : reaches) {
-        answers.add(r.answer);
-        testable = testable || r.test.testable;
-    }
-    if (!testable && !reaches.empty()) return reaches.front().result;
-    return prune::experiment::verdict_of(answers);
+    return prune::experiment::reach_of(kind, retrained_log_perplexities(lot, kind), retrained_log_perplexities(lot, "good"),
+                                       std::log(1.05), "5%", "good");
 }
 
 /// The two kinds' tests.

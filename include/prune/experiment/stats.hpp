@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace prune::experiment {
@@ -208,6 +209,46 @@ inline std::string verdict_of(const tally& t) {
         return t.no == 0 && t.undecided == 0 ? "holds" : "partly holds";
     }
     return t.no > 0 ? "does not hold" : "undecided";
+}
+
+/// A sample against a reference where lower is better (e.g. log perplexity over seeds): it
+/// reaches the reference when alike within the margin, or below it.
+struct reach {
+    std::string kind;    ///< the sample's name
+    welch_test test;     ///< of sample - reference
+    std::string answer;  ///< "yes" (alike or below), "no" (above), "undecided"
+    std::string result;  ///< the answer in a report's words
+};
+
+/// Whether `sample` reaches `reference` (welch with `margin`; `margin_text`, e.g. "5%", and
+/// `reference_name` word the result: "within 5%", "lower than good", "falls short (more than 5%
+/// above good)", "undecided" or "not testable with n seed(s)").
+inline reach reach_of(std::string kind, const std::vector<double>& sample, const std::vector<double>& reference, double margin,
+                      const std::string& margin_text, const std::string& reference_name) {
+    reach r{std::move(kind), welch(sample, reference, margin), {}, {}};
+    const std::string what = outcome(r.test);
+    r.answer = what == "alike" || what == "below" ? "yes" : what == "above" ? "no" : "undecided";
+    r.result = what == "alike"       ? "within " + margin_text
+               : what == "below"     ? "lower than " + reference_name
+               : what == "above"     ? "falls short (more than " + margin_text + " above " + reference_name + ")"
+               : what == "undecided" ? std::string("undecided")
+                                     : "not testable with " + std::to_string(std::min(r.test.a.n, r.test.b.n)) + " seed(s)";
+    return r;
+}
+
+/// The verdict of "every sample reaches the reference": verdict_of their answers, or the first
+/// one's "not testable with n seed(s)" when none has a test.
+inline std::string reach_verdict(const std::vector<reach>& reaches) {
+    tally answers;
+    bool testable = false;
+    for (const reach& r : reaches) {
+        answers.add(r.answer);
+        testable = testable || r.test.testable;
+    }
+    if (!testable && !reaches.empty()) {
+        return reaches.front().result;
+    }
+    return verdict_of(answers);
 }
 
 /// value with `decimals` decimals ("%.*f"); "n/a" for NaN.
