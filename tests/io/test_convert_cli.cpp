@@ -64,8 +64,9 @@ std::vector<float> logits_of(const decoder::weights& w) {
     return {ws.logits().begin(), ws.logits().end()};
 }
 
-/// The three fixtures under `dir`: llama (two BF16 shards), llama-compact (per-layer widths,
-/// F32) and gpt2 (heads pruned in layer 1, MLP narrowed in layer 2, F16).
+/// The fixtures under `dir`: llama (two BF16 shards), llama-compact (per-layer widths, F32),
+/// gpt2 (heads pruned in layer 1, MLP narrowed in layer 2, F16) and llama-bias (attention and
+/// MLP biases, tied embeddings, F32).
 void write_fixtures(const temp_dir& dir) {
     const decoder::weights llama = decoder::random_weights(prune_test::small_llama(), 5, 0.2f);
     decoder::save_model(llama, dir / "llama-one", io::dtype::BF16);
@@ -86,6 +87,11 @@ void write_fixtures(const temp_dir& dir) {
     std::fill(g.channels[2].begin() + 100, g.channels[2].end(), 0.0f);
     decoder::save_model(decoder::compact(decoder::random_weights(prune_test::small_gpt2(), 7, 0.2f), g), dir / "gpt2",
                         io::dtype::F16);
+    const decoder::config biased = decoder::config_from_json(io::parse_json(  // q/k/v/o and MLP biases, tied embeddings
+        R"({"model_type": "llama", "hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "num_hidden_layers": 2, "intermediate_size": 48, "vocab_size": 50, "max_position_embeddings": 16,
+            "tie_word_embeddings": true, "attention_bias": true, "mlp_bias": true})", "llama-bias"));
+    decoder::save_model(decoder::random_weights(biased, 9, 0.2f), dir / "llama-bias");
 }
 
 /// Every tensor of `original` is in `back` with the same type, shape and bytes, and nothing else.
@@ -148,7 +154,7 @@ TEST_CASE("prune-convert: Hugging Face -> GGUF -> Hugging Face gives the tensors
     temp_dir dir;
     write_fixtures(dir);
     for (const auto& [model, small] : std::vector<std::pair<std::string, std::string>>{
-             {"llama", "bf16"}, {"llama-compact", "f32"}, {"gpt2", "f16"}}) {
+             {"llama", "bf16"}, {"llama-compact", "f32"}, {"gpt2", "f16"}, {"llama-bias", "f32"}}) {
         INFO("model " << model);
         convert_ok(dir, "--model " + model + " --out " + model + ".gguf");
         convert_ok(dir, "--model " + model + ".gguf --out " + model + "-back --small-dtype " + small + " --json back.json");
@@ -159,6 +165,9 @@ TEST_CASE("prune-convert: Hugging Face -> GGUF -> Hugging Face gives the tensors
         CHECK(back.cfg.layer_heads == original.cfg.layer_heads);
         CHECK(back.cfg.layer_kv_heads == original.cfg.layer_kv_heads);
         CHECK(back.cfg.layer_ffn == original.cfg.layer_ffn);
+        CHECK(back.cfg.attention_bias == original.cfg.attention_bias);
+        CHECK(back.cfg.mlp_bias == original.cfg.mlp_bias);
+        CHECK(back.cfg.tie_word_embeddings == original.cfg.tie_word_embeddings);
         CHECK(logits_of(back) == logits_of(original));
     }
 }

@@ -116,6 +116,8 @@ inline constexpr name_pair llama_block_names[] = {
     {"self_attn.o_proj.bias", "attn_output.bias"},       {"post_attention_layernorm.weight", "ffn_norm.weight"},
     {"mlp.gate_proj.weight", "ffn_gate.weight"},         {"mlp.up_proj.weight", "ffn_up.weight"},
     {"mlp.down_proj.weight", "ffn_down.weight"},
+    {"mlp.gate_proj.bias", "ffn_gate.bias"},             {"mlp.up_proj.bias", "ffn_up.bias"},  // mlp_bias: llama.cpp's optional
+    {"mlp.down_proj.bias", "ffn_down.bias"},                                                     // ffn_{gate,up,down}_b
 };
 inline constexpr name_pair llama_global_names[] = {
     {"model.embed_tokens.weight", "token_embd.weight"},
@@ -924,6 +926,8 @@ inline void convert_gguf_to_hf(const std::filesystem::path& gguf_path, const std
     json config = hf_config(hp);
     if (hp.arch == decoder_arch::llama) {
         config["tie_word_embeddings"] = !file.contains("output.weight");
+        config["attention_bias"] = file.contains("blk.0.attn_q.bias");  // Hugging Face's switch for q/k/v/o biases
+        config["mlp_bias"] = file.contains("blk.0.ffn_up.bias");        // and for gate/up/down biases
     }
     st.write(dir / "model.safetensors", release);
     write_file_atomically(dir / "config.json", config.dump(2) + "\n");
