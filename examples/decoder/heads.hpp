@@ -204,10 +204,8 @@ inline prune::decoder::unit_masks units_of(const prune::structure_mask& mask, co
                 for (int i = 0; i < group; ++i) heads[static_cast<std::size_t>(g * group + i)] = 0;
         }
         u.mlps.push_back(mask.mlps.kept(l, 0) ? 1 : 0);
-        if (mask.mlp_channels.layers() == 0) continue;
-        auto& channels = u.channels.emplace_back();
-        for (std::size_t j = 0; j < mask.mlp_channels.groups(l); ++j) channels.push_back(mask.mlp_channels.kept(l, j) ? 1 : 0);
     }
+    u.channels = prune::decoder::flag_rows(mask.mlp_channels);
     return u;
 }
 

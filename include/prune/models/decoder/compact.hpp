@@ -53,6 +53,14 @@ enum class unit_kind {
     layer,        ///< a whole layer (L)
 };
 
+/// The rows of a group mask as 0/1 floats (kept 1), one row per layer: unit_masks' form.
+[[nodiscard]] inline std::vector<std::vector<float>> flag_rows(const group_mask& mask) {
+    std::vector<std::vector<float>> rows(mask.layers());
+    for (std::size_t l = 0; l < mask.layers(); ++l)
+        for (std::size_t g = 0; g < mask.groups(l); ++g) rows[l].push_back(mask.kept(l, g) ? 1.0f : 0.0f);
+    return rows;
+}
+
 /// Which units to keep: 1 = keep, 0 = remove (no other value). An empty part, or an empty row
 /// of a per-layer part, keeps every unit of it. Rows are indexed by the model's layers.
 struct unit_masks {
@@ -72,10 +80,7 @@ struct unit_masks {
         m.heads = std::move(g.heads);
         m.kv_groups = std::move(g.kv_groups);
         m.mlps = std::move(g.mlps);
-        for (std::size_t l = 0; l < mask.mlp_channels.layers(); ++l) {
-            auto& row = m.channels.emplace_back();
-            for (std::size_t j = 0; j < mask.mlp_channels.groups(l); ++j) row.push_back(mask.mlp_channels.kept(l, j) ? 1.0f : 0.0f);
-        }
+        m.channels = flag_rows(mask.mlp_channels);
         return m;
     }
 };
